@@ -1,0 +1,32 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using QwenBatch.Manifests;
+using QwenBatch.Outputs;
+
+namespace QwenBatch.Batches;
+
+/// <summary>Turns a valid manifest into the batch and jobs to import.</summary>
+public static class BatchPlanner
+{
+    /// <param name="manifest">A valid manifest.</param>
+    /// <param name="provider">The provider every job uses.</param>
+    /// <param name="storageRoot">The output root; the batch folder is <c>&lt;root&gt;/&lt;name&gt;</c>.</param>
+    /// <param name="name">The batch name; by default the manifest's file name without extension.</param>
+    public static (NewBatch Batch, IReadOnlyList<NewJob> Jobs) Plan(Manifest manifest, string provider, string storageRoot, string? name = null)
+    {
+        var batchName = OutputNames.Safe(name ?? Path.GetFileNameWithoutExtension(manifest.Path));
+        var batch = new NewBatch(batchName, manifest.Path, provider, Path.GetFullPath(Path.Combine(storageRoot, batchName)));
+        var jobs = manifest.Jobs
+            .Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec))
+            .ToList();
+        return (batch, jobs);
+    }
+
+    /// <summary>A short hash of what the job asks for, so an edited row is a new job rather than a silent no-op.</summary>
+    private static string ContentHash(ManifestJob job, string provider)
+    {
+        var json = JsonSerializer.Serialize(new { job.Key, provider, job.Spec.Prompt, job.Spec.Images, job.Spec.NegativePrompt, job.Spec.Size, job.Spec.N, job.Spec.Seed });
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)))[..16];
+    }
+}

@@ -1,0 +1,39 @@
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Batches;
+
+/// <summary>A batch: one manifest run, its outputs in <see cref="StorageDir"/>.</summary>
+public sealed record BatchRecord
+{
+    public required long Id { get; init; }
+
+    /// <summary>Unique name; also the folder name under the storage root.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Where the manifest came from (an absolute path), to tell a resume from a name clash.</summary>
+    public required string Source { get; init; }
+
+    public required string Provider { get; init; }
+    public required string StorageDir { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+}
+
+/// <summary>A batch to create, or to resume when one with the same name already exists.</summary>
+public sealed record NewBatch(string Name, string Source, string Provider, string StorageDir);
+
+/// <summary>A job to enqueue; <see cref="Key"/> + <see cref="ContentHash"/> make it idempotent within its batch.</summary>
+public sealed record NewJob(string Key, string ContentHash, string Provider, JobSpec Spec);
+
+/// <summary>What an import did: the batch (new or resumed) and how many jobs were added.</summary>
+public sealed record BatchImport(BatchRecord Batch, bool Resumed, int JobsAdded);
+
+/// <summary>Counts of a batch's jobs by state, and money spent.</summary>
+public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<JobState, int> Counts, decimal SpentUsd)
+{
+    public int Total => Counts.Values.Sum();
+
+    public int Count(JobState state) => Counts.TryGetValue(state, out var n) ? n : 0;
+
+    /// <summary>True when no job of the batch can move without an operator.</summary>
+    public bool IsSettled => Counts.Where(c => !c.Key.IsSettled()).Sum(c => c.Value) == 0;
+}

@@ -1,0 +1,55 @@
+namespace QwenBatch.Jobs;
+
+/// <summary>One job as stored: a manifest row after expansion, plus where it stands.</summary>
+public sealed record JobRecord
+{
+    public required long Id { get; init; }
+    public required long BatchId { get; init; }
+
+    /// <summary>The manifest id of the row (unique within its batch).</summary>
+    public required string Key { get; init; }
+
+    /// <summary>Hash of the row's content; a changed row is a new job.</summary>
+    public required string ContentHash { get; init; }
+
+    public required JobState State { get; init; }
+    public required string Provider { get; init; }
+    public required JobSpec Spec { get; init; }
+
+    /// <summary>The provider's id for the accepted task; persisted before anything else happens after a submit.</summary>
+    public string? RequestId { get; init; }
+
+    /// <summary>Failed attempts of the current step; reset when the job moves on.</summary>
+    public int Attempt { get; init; }
+
+    /// <summary>Submits the provider accepted (each is billable when it completes).</summary>
+    public int AcceptedSubmits { get; init; }
+
+    /// <summary>Submits whose outcome is unknown (a crash or timeout after sending): the provider may have accepted them.</summary>
+    public int UncertainSubmits { get; init; }
+
+    /// <summary>Polls made for the current provider task; drives the polling schedule.</summary>
+    public int Polls { get; init; }
+
+    public required DateTimeOffset DueAt { get; init; }
+    public string? LeaseOwner { get; init; }
+    public DateTimeOffset? LeaseExpiresAt { get; init; }
+
+    /// <summary>Outputs the provider reported, waiting to be downloaded.</summary>
+    public IReadOnlyList<ProviderOutput> Outputs { get; init; } = [];
+
+    /// <summary>Files written into the batch folder, relative to it.</summary>
+    public IReadOnlyList<string> Files { get; init; } = [];
+
+    public decimal CostUsd { get; init; }
+    public string? Error { get; init; }
+    public required DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset? SubmittedAt { get; init; }
+    public DateTimeOffset? FinishedAt { get; init; }
+}
+
+/// <summary>An output the provider produced: a URL to fetch or inline base64 data.</summary>
+public sealed record ProviderOutput(string? Url, string? Base64, string? ContentType);
+
+/// <summary>One entry of a job's state history.</summary>
+public sealed record JobHistoryEntry(long JobId, DateTimeOffset At, JobState? From, JobState To, string? Reason, string? ServerId);

@@ -1,0 +1,50 @@
+using Microsoft.Extensions.Logging;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Jobs;
+
+/// <summary>
+/// The one owner of job state. Every move is checked against the documented transition table and written as a guarded
+/// update ("from one of these states, while I hold the lease, to that state") with a history entry.
+/// </summary>
+public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger)
+{
+    private static readonly Dictionary<JobState, JobState[]> Allowed = new()
+    {
+        [JobState.Pending] = [JobState.Submitting, JobState.Failed, JobState.Cancelled, JobState.Held],
+        [JobState.Submitting] = [JobState.AtProvider, JobState.Pending, JobState.Failed, JobState.Cancelled],
+        [JobState.AtProvider] = [JobState.AtProvider, JobState.Downloading, JobState.Pending, JobState.Failed, JobState.Cancelled],
+        [JobState.Downloading] = [JobState.Downloading, JobState.Succeeded, JobState.AtProvider, JobState.Failed, JobState.Cancelled],
+        [JobState.Held] = [JobState.Pending, JobState.Cancelled],
+        [JobState.Failed] = [JobState.Pending],
+        [JobState.Cancelled] = [JobState.Pending],
+        [JobState.Succeeded] = [],
+    };
+
+    public static bool IsAllowed(JobState from, JobState to) => Allowed[from].Contains(to);
+
+    /// <summary>
+    /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored job, or null when the
+    /// guard missed (the job was moved by someone else, or our lease was taken by the rescuer).
+    /// </summary>
+    public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false)
+    {
+        if (!IsAllowed(current.State, next.State))
+        {
+            throw new InvalidOperationException($"Job {current.Id}: {current.State} → {next.State} is not an allowed transition.");
+        }
+
+        // Recording a finished step must not be lost to a stopping token: the result is already paid for.
+        var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason), CancellationToken.None);
+        if (!moved)
+        {
+            LogGuardMissed(current.Id, current.State, next.State, owner);
+            return null;
+        }
+
+        return keepLease ? next : next with { LeaseOwner = null, LeaseExpiresAt = null };
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else; {From} → {To} by {Owner} not applied")]
+    private partial void LogGuardMissed(long jobId, JobState from, JobState to, string owner);
+}

@@ -1,0 +1,46 @@
+using QwenBatch.Jobs;
+using QwenBatch.Outputs;
+using QwenBatch.Steps;
+
+namespace QwenBatch.Providers;
+
+/// <summary>Turns a stored <see cref="JobSpec"/> into what goes on the wire: local image files become data URIs.</summary>
+public sealed class EditRequestBuilder
+{
+    public const long MaxImageBytes = 10L * 1024 * 1024;
+
+    public async Task<EditRequest> BuildAsync(JobSpec spec, CancellationToken ct)
+    {
+        var images = new List<string>(spec.Images.Count);
+        foreach (var image in spec.Images)
+        {
+            images.Add(IsRemote(image) ? image : await DataUriAsync(image, ct));
+        }
+
+        return new EditRequest(spec.Prompt, images, spec.NegativePrompt, spec.Size, spec.N, spec.Seed);
+    }
+
+    public static bool IsRemote(string image) =>
+        image.StartsWith("http://", StringComparison.OrdinalIgnoreCase)
+        || image.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
+        || image.StartsWith("data:", StringComparison.OrdinalIgnoreCase);
+
+    private static async Task<string> DataUriAsync(string path, CancellationToken ct)
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists)
+        {
+            throw new JobInputException($"Input image '{path}' does not exist.");
+        }
+
+        if (info.Length > MaxImageBytes)
+        {
+            throw new JobInputException($"Input image '{path}' is {info.Length} bytes; the provider accepts at most {MaxImageBytes}.");
+        }
+
+        var bytes = await File.ReadAllBytesAsync(path, ct);
+        var extension = ImageFormat.Sniff(bytes.AsSpan(0, Math.Min(bytes.Length, 16)))
+            ?? throw new JobInputException($"Input image '{path}' is not a JPG, PNG, BMP, TIFF, WEBP or GIF file.");
+        return $"data:{ImageFormat.MimeType(extension)};base64,{Convert.ToBase64String(bytes)}";
+    }
+}

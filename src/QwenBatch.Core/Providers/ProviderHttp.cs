@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text.Json;
+
+namespace QwenBatch.Providers;
+
+/// <summary>What every provider client does the same way with HTTP: auth, sending, and classifying failures.</summary>
+internal static class ProviderHttp
+{
+    public static HttpRequestMessage Request(HttpMethod method, Uri uri, ProviderOptions options, HttpContent? content = null)
+    {
+        var request = new HttpRequestMessage(method, uri) { Content = content };
+        if (!string.IsNullOrEmpty(options.ApiKey))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", options.ApiKey);
+        }
+
+        return request;
+    }
+
+    /// <summary>
+    /// Sends a request. Failures become <see cref="ProviderException"/>s: a failure that may have reached the provider is
+    /// <see cref="ProviderErrorKind.Uncertain"/> when <paramref name="idempotent"/> is false (a submit), so it is never
+    /// repeated silently.
+    /// </summary>
+    public static async Task<(HttpStatusCode Status, JsonDocument? Body, TimeSpan? RetryAfter)> SendAsync(
+        HttpClient http, HttpRequestMessage request, bool idempotent, CancellationToken ct)
+    {
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, ct);
+        }
+        catch (HttpRequestException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused })
+        {
+            throw new ProviderException(ProviderErrorKind.NotAccepted, $"{request.Method} {Describe(request.RequestUri)}: connection refused", inner: ex);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+                $"{request.Method} {Describe(request.RequestUri)}: {ex.HttpRequestError}", inner: ex);
+        }
+        catch (TaskCanceledException ex) when (!ct.IsCancellationRequested)
+        {
+            throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+                $"{request.Method} {Describe(request.RequestUri)}: timed out", inner: ex);
+        }
+
+        using (response)
+        {
+            var retryAfter = response.Headers.RetryAfter?.Delta;
+            JsonDocument? body = null;
+            try
+            {
+                var bytes = await response.Content.ReadAsByteArrayAsync(ct);
+                if (bytes.Length > 0)
+                {
+                    body = JsonDocument.Parse(bytes);
+                }
+            }
+            catch (JsonException) when (!response.IsSuccessStatusCode)
+            {
+                // Error pages are often HTML; the status code says enough.
+            }
+            catch (JsonException ex)
+            {
+                throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+                    $"{request.Method} {Describe(request.RequestUri)}: malformed JSON in a {(int)response.StatusCode} answer", (int)response.StatusCode, inner: ex);
+            }
+
+            return ((HttpStatusCode)(int)response.StatusCode, body, retryAfter);
+        }
+    }
+
+    /// <summary>Turns a non-success status into the right kind of failure.</summary>
+    public static ProviderException Failure(HttpRequestMessage request, HttpStatusCode status, JsonDocument? body, TimeSpan? retryAfter, bool idempotent)
+    {
+        var code = (int)status;
+        var detail = Detail(body);
+        var what = $"{request.Method} {Describe(request.RequestUri)}: HTTP {code}{(detail is null ? "" : $" {detail}")}";
+        var kind = code switch
+        {
+            429 or 503 => ProviderErrorKind.NotAccepted,
+            404 => ProviderErrorKind.NotFound,
+            >= 500 => idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+            _ => ProviderErrorKind.Rejected,
+        };
+        return new ProviderException(kind, what, code, retryAfter);
+    }
+
+    public static string? Str(this JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    public static int? Int(this JsonElement e, string name) =>
+        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : null;
+
+    private static string? Detail(JsonDocument? body)
+    {
+        if (body is null)
+        {
+            return null;
+        }
+
+        var root = body.RootElement;
+        var text = root.Str("detail") ?? root.Str("message") ?? root.Str("error");
+        return text is null ? null : text.Length > 300 ? text[..300] + "…" : text;
+    }
+
+    /// <summary>The path only: query strings may carry tokens, and hosts are in the configuration anyway.</summary>
+    private static string Describe(Uri? uri) => uri is null ? "?" : uri.AbsolutePath;
+}

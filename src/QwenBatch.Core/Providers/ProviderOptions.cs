@@ -1,0 +1,35 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace QwenBatch.Providers;
+
+/// <summary>One provider account, from the <c>Providers:&lt;Name&gt;</c> configuration section.</summary>
+public sealed class ProviderOptions
+{
+    public const double DefaultRequestTimeoutSeconds = 30;
+
+    /// <summary>Base URL of the API, for example https://odirouter.ai/model.</summary>
+    public Uri? BaseUrl { get; set; }
+
+    /// <summary>API key; prefer the ODIROUTER_API_KEY / WAVESPEED_API_KEY environment variables. Never logged.</summary>
+    public string? ApiKey { get; set; }
+
+    /// <summary>What the provider charges per output image, in USD.</summary>
+    [Range(0, 100)]
+    public decimal PricePerImage { get; set; }
+
+    /// <summary>Timeout of one HTTP request to the provider.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);
+}
+
+/// <summary>The provider names QwenBatch knows.</summary>
+public static class ProviderNames
+{
+    public const string Odirouter = "odirouter";
+    public const string WaveSpeed = "wavespeed";
+
+    /// <summary>The in-process simulator, spoken to with the odirouter client.</summary>
+    public const string Simulator = "simulator";
+
+    public static readonly IReadOnlyList<string> All = [Odirouter, WaveSpeed, Simulator];
+}

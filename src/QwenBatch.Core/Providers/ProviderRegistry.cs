@@ -1,0 +1,25 @@
+namespace QwenBatch.Providers;
+
+/// <summary>One configured provider: its client and its account settings.</summary>
+public sealed record ProviderAccount(string Name, IImageEditProvider Client, ProviderOptions Options);
+
+/// <summary>Resolves the provider a job names to its client.</summary>
+public sealed class ProviderRegistry
+{
+    private readonly Dictionary<string, ProviderAccount> _accounts = new(StringComparer.OrdinalIgnoreCase);
+
+    public ProviderRegistry(IEnumerable<ProviderAccount> accounts)
+    {
+        foreach (var account in accounts)
+        {
+            _accounts[account.Name] = account;
+        }
+    }
+
+    public IReadOnlyCollection<string> Names => _accounts.Keys;
+
+    public ProviderAccount Get(string name) =>
+        _accounts.TryGetValue(name, out var account)
+            ? account
+            : throw new InvalidOperationException($"Provider '{name}' is not configured (known: {string.Join(", ", _accounts.Keys)}).");
+}

@@ -1,0 +1,211 @@
+using Microsoft.Extensions.Logging;
+using QwenBatch.Jobs;
+using QwenBatch.Steps;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Server;
+
+/// <summary>What a server works on: every batch (a worker), or one batch until it settles (the <c>run</c> command).</summary>
+public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = false)
+{
+    public static ServerScope Everything { get; } = new();
+}
+
+/// <summary>
+/// A worker process's engine: claims due jobs in small batches, runs their steps concurrently under a lease, renews
+/// the leases with a heartbeat, rescues expired leases of crashed workers, and sleeps until a notification, the next
+/// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
+/// </summary>
+public sealed partial class JobServer(IJobStore store, JobStepRunner runner, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger)
+{
+    public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
+
+    public async Task RunAsync(ServerScope scope, CancellationToken stopping)
+    {
+        var startedAt = time.GetUtcNow();
+        await store.RegisterServerAsync(new ServerInfo(Id, Environment.MachineName, Environment.ProcessId, options.Concurrency, startedAt, startedAt), stopping);
+        LogStarted(Id, options.Concurrency);
+
+        var signal = new WorkSignal();
+        using var background = new CancellationTokenSource();
+        using var steps = new CancellationTokenSource();
+        var loops = new[]
+        {
+            ListenAsync(signal, background.Token),
+            HeartbeatLoopAsync(background.Token),
+            RescueLoopAsync(signal, background.Token),
+        };
+        var inFlight = new HashSet<Task>();
+        try
+        {
+            await DispatchAsync(scope, signal, inFlight, steps.Token, stopping);
+        }
+        finally
+        {
+            await StopAsync(inFlight, steps, background, loops);
+        }
+    }
+
+    private async Task DispatchAsync(ServerScope scope, WorkSignal signal, HashSet<Task> inFlight, CancellationToken stepToken, CancellationToken stopping)
+    {
+        var stopped = Task.Delay(Timeout.Infinite, stopping);
+        while (!stopping.IsCancellationRequested)
+        {
+            // Take the pulse before looking, so work announced while we look still wakes us.
+            var wake = signal.Next;
+            var free = options.Concurrency - inFlight.Count;
+            var claimed = free > 0
+                ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId), stopping)
+                : [];
+            foreach (var job in claimed)
+            {
+                inFlight.Add(runner.RunAsync(job, Id, stepToken));
+            }
+
+            if (free > 0 && claimed.Count == free)
+            {
+                // Every slot is busy and more may be due: wait only for a slot.
+                await Task.WhenAny(Task.WhenAny(inFlight), stopped);
+                inFlight.RemoveWhere(t => t.IsCompleted);
+                continue;
+            }
+
+            if (claimed.Count == 0 && inFlight.Count == 0 && scope is { StopWhenSettled: true, BatchId: { } batchId }
+                && (await store.GetProgressAsync(batchId, stopping)).IsSettled)
+            {
+                LogSettled(batchId);
+                return;
+            }
+
+            var wait = options.FallbackPollInterval;
+            if (free > 0 && await store.NextDueAtAsync(scope.BatchId, stopping) is { } due)
+            {
+                var untilDue = due - time.GetUtcNow();
+                wait = untilDue < TimeSpan.Zero ? TimeSpan.Zero : untilDue < wait ? untilDue : wait;
+            }
+
+            using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            var timer = Task.Delay(wait, time, sleep.Token);
+            var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
+            await Task.WhenAny(slot, wake, timer, stopped);
+            await sleep.CancelAsync();
+            inFlight.RemoveWhere(t => t.IsCompleted);
+        }
+    }
+
+    private async Task StopAsync(HashSet<Task> inFlight, CancellationTokenSource steps, CancellationTokenSource background, Task[] loops)
+    {
+        inFlight.RemoveWhere(t => t.IsCompleted);
+        if (inFlight.Count > 0)
+        {
+            // Stopping is not losing: steps already under way get the grace period to record what they did.
+            LogDraining(inFlight.Count, options.ShutdownGracePeriod);
+            using var grace = new CancellationTokenSource();
+            await Task.WhenAny(Task.WhenAll(inFlight), Task.Delay(options.ShutdownGracePeriod, time, grace.Token));
+            await grace.CancelAsync();
+            await steps.CancelAsync();
+            await Task.WhenAll(inFlight);
+        }
+
+        try
+        {
+            var released = await store.ReleaseLeasesAsync(Id, CancellationToken.None);
+            await store.RemoveServerAsync(Id, CancellationToken.None);
+            LogStopped(Id, released);
+        }
+        catch (Exception ex)
+        {
+            // The leases expire on their own and the rescuer returns the jobs; nothing is lost.
+            LogStopFailed(ex, Id);
+        }
+        finally
+        {
+            await background.CancelAsync();
+            await Task.WhenAll(loops);
+        }
+    }
+
+    private async Task ListenAsync(WorkSignal signal, CancellationToken ct)
+    {
+        try
+        {
+            await store.ListenAsync(signal, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task HeartbeatLoopAsync(CancellationToken ct)
+    {
+        while (await DelayAsync(options.HeartbeatInterval, ct))
+        {
+            try
+            {
+                await store.HeartbeatAsync(Id, options.LeaseDuration, ct);
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                LogHeartbeatFailed(ex);
+            }
+        }
+    }
+
+    private async Task RescueLoopAsync(WorkSignal signal, CancellationToken ct)
+    {
+        do
+        {
+            try
+            {
+                var rescued = await store.RescueExpiredLeasesAsync(1000, ct);
+                if (rescued > 0)
+                {
+                    LogRescued(rescued);
+                    signal.Pulse();
+                }
+            }
+            catch (Exception ex) when (!ct.IsCancellationRequested)
+            {
+                LogRescueFailed(ex);
+            }
+        }
+        while (await DelayAsync(options.RescueInterval, ct));
+    }
+
+    private async Task<bool> DelayAsync(TimeSpan delay, CancellationToken ct)
+    {
+        try
+        {
+            await Task.Delay(delay, time, ct);
+            return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Server {ServerId} started with {Concurrency} step slots")]
+    private partial void LogStarted(string serverId, int concurrency);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Batch {BatchId} has settled")]
+    private partial void LogSettled(long batchId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopping: waiting up to {Grace} for {Count} step(s) in flight")]
+    private partial void LogDraining(int count, TimeSpan grace);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Server {ServerId} stopped and released {Released} lease(s)")]
+    private partial void LogStopped(string serverId, int released);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Server {ServerId} could not release its leases; they will expire and be rescued")]
+    private partial void LogStopFailed(Exception ex, string serverId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Heartbeat failed; leases are renewed at the next one")]
+    private partial void LogHeartbeatFailed(Exception ex);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Rescued {Count} job(s) whose lease expired")]
+    private partial void LogRescued(int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rescuing expired leases failed; trying again at the next interval")]
+    private partial void LogRescueFailed(Exception ex);
+}

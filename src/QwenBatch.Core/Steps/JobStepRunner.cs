@@ -1,0 +1,114 @@
+using Microsoft.Extensions.Logging;
+using QwenBatch.Jobs;
+using QwenBatch.Providers;
+using QwenBatch.Server;
+
+namespace QwenBatch.Steps;
+
+/// <summary>Runs the step for a claimed job and turns a failed step into a retry with backoff, or a failure.</summary>
+public sealed partial class JobStepRunner
+{
+    private readonly Dictionary<JobState, IJobStep> _steps;
+    private readonly JobStateChanger _changer;
+    private readonly WorkerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly Func<double> _random;
+    private readonly ILogger<JobStepRunner> _logger;
+
+    public JobStepRunner(IEnumerable<IJobStep> steps, JobStateChanger changer, WorkerOptions options, TimeProvider time, Func<double> random, ILogger<JobStepRunner> logger)
+    {
+        _steps = steps.ToDictionary(s => s.Handles);
+        _changer = changer;
+        _options = options;
+        _time = time;
+        _random = random;
+        _logger = logger;
+    }
+
+    /// <summary>Runs one step. Never throws for a failed step; an abandoned step (stop) leaves the job to lease release.</summary>
+    public async Task RunAsync(JobRecord job, string owner, CancellationToken ct)
+    {
+        var context = new StepContext(owner, job);
+        try
+        {
+            if (!_steps.TryGetValue(job.State, out var step))
+            {
+                throw new InvalidOperationException($"No step handles jobs in state {job.State}.");
+            }
+
+            await step.RunAsync(context, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            LogAbandoned(job.Id, context.Current.State);
+        }
+        catch (Exception ex)
+        {
+            await RecordFailureAsync(context, ex);
+        }
+    }
+
+    private async Task RecordFailureAsync(StepContext context, Exception error)
+    {
+        var job = context.Current;
+        var message = error is ProviderException ? error.Message : $"{error.GetType().Name}: {error.Message}";
+        var uncertain = job.State == JobState.Submitting && error is ProviderException { Kind: ProviderErrorKind.Uncertain };
+        var attempt = job.Attempt + 1;
+
+        // A submit whose outcome is unknown is counted where the report can show it; it is then retried like any other
+        // failure, openly, rather than silently.
+        var failed = job with
+        {
+            Attempt = attempt,
+            Error = message,
+            UncertainSubmits = job.UncertainSubmits + (uncertain ? 1 : 0),
+        };
+
+        var rejected = error is ProviderException { Kind: ProviderErrorKind.Rejected } || error is JobInputException;
+        if (rejected || attempt >= _options.MaxAttempts)
+        {
+            LogFailed(job.Id, attempt, message);
+            await _changer.MoveAsync(job, failed with { State = JobState.Failed, FinishedAt = _time.GetUtcNow() }, context.Owner,
+                rejected ? $"rejected: {message}" : $"gave up after {attempt} attempts: {message}");
+            return;
+        }
+
+        var delay = Backoff.Delay(attempt, _options.RetryBaseDelay, _options.RetryMaxDelay, _random());
+        if (error is ProviderException { RetryAfter: { } retryAfter } && retryAfter > delay)
+        {
+            delay = retryAfter;
+        }
+
+        var retryState = job.State == JobState.Submitting ? JobState.Pending : job.State;
+        LogRetrying(job.Id, attempt, delay, message);
+        await _changer.MoveAsync(job, failed with { State = retryState, DueAt = _time.GetUtcNow() + delay }, context.Owner,
+            $"attempt {attempt} failed{(uncertain ? " (the provider may have accepted the submit)" : "")}: {message}");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} step abandoned in {State} on shutdown; its lease is released")]
+    private partial void LogAbandoned(long jobId, JobState state);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} attempt {Attempt} failed, retrying in {Delay}: {Error}")]
+    private partial void LogRetrying(long jobId, int attempt, TimeSpan delay, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} failed after {Attempt} attempts: {Error}")]
+    private partial void LogFailed(long jobId, int attempt, string error);
+}
+
+/// <summary>The job's own input is unusable (a missing image file, for example): retrying will not help.</summary>
+public sealed class JobInputException : Exception
+{
+    public JobInputException()
+    {
+    }
+
+    public JobInputException(string message)
+        : base(message)
+    {
+    }
+
+    public JobInputException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}

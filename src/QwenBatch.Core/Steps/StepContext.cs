@@ -1,0 +1,20 @@
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Steps;
+
+/// <summary>One step of one job: who runs it and where the job stands now (steps move it as they go).</summary>
+public sealed class StepContext(string owner, JobRecord job)
+{
+    public string Owner { get; } = owner;
+
+    /// <summary>The job as last written; a failure is recorded against this.</summary>
+    public JobRecord Current { get; set; } = job;
+}
+
+/// <summary>A short unit of work for a job in one claimable state: one submit, one poll or one download.</summary>
+public interface IJobStep
+{
+    JobState Handles { get; }
+
+    Task RunAsync(StepContext context, CancellationToken ct);
+}

@@ -1,0 +1,56 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace QwenBatch.Simulator;
+
+/// <summary>Behaviour of one simulator instance. Validate with <see cref="Validate"/> (done by <see cref="SimulatorHost.StartAsync"/>).</summary>
+internal sealed class SimulatorOptions
+{
+    public const int DefaultLatencyMinMs = 300;
+    public const int DefaultLatencyMaxMs = 800;
+    public const int DefaultMaxConcurrent = 16;
+    public const decimal DefaultPricePerImage = 0.02m;
+    public const double DefaultFailRate = 0;
+    public const string DefaultHost = "127.0.0.1";
+
+    /// <summary>Lower bound of a task's processing time (uniform in [min, max]).</summary>
+    public TimeSpan LatencyMin { get; set; } = TimeSpan.FromMilliseconds(DefaultLatencyMinMs);
+
+    /// <summary>Upper bound of a task's processing time.</summary>
+    public TimeSpan LatencyMax { get; set; } = TimeSpan.FromMilliseconds(DefaultLatencyMaxMs);
+
+    /// <summary>Tasks IN_PROGRESS at once; later tasks wait IN_QUEUE.</summary>
+    [Range(1, 100_000)]
+    public int MaxConcurrent { get; set; } = DefaultMaxConcurrent;
+
+    /// <summary>USD charged per output image of a completed task.</summary>
+    [Range(typeof(decimal), "0", "1000")]
+    public decimal PricePerImage { get; set; } = DefaultPricePerImage;
+
+    /// <summary>Share of tasks (0..1) that end FAILED.</summary>
+    [Range(0.0, 1.0)]
+    public double FailRate { get; set; } = DefaultFailRate;
+
+    /// <summary>Seed for latencies, failures and default output seeds; null = unpredictable.</summary>
+    public int? RandomSeed { get; set; }
+
+    /// <summary>IP address (or "localhost") Kestrel listens on.</summary>
+    [Required]
+    public string Host { get; set; } = DefaultHost;
+
+    /// <summary>Throws <see cref="ArgumentException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (LatencyMin < TimeSpan.Zero)
+            throw new ArgumentException($"Simulator LatencyMin must be zero or more, got {LatencyMin}.");
+        if (LatencyMax < LatencyMin)
+            throw new ArgumentException($"Simulator LatencyMax ({LatencyMax}) must not be less than LatencyMin ({LatencyMin}).");
+        if (MaxConcurrent < 1)
+            throw new ArgumentException($"Simulator MaxConcurrent must be at least 1, got {MaxConcurrent}.");
+        if (PricePerImage < 0)
+            throw new ArgumentException($"Simulator PricePerImage must be zero or more, got {PricePerImage}.");
+        if (double.IsNaN(FailRate) || FailRate < 0 || FailRate > 1)
+            throw new ArgumentException($"Simulator FailRate must be between 0 and 1, got {FailRate}.");
+        if (string.IsNullOrWhiteSpace(Host))
+            throw new ArgumentException("Simulator Host must be an IP address or \"localhost\".");
+    }
+}

@@ -1,0 +1,76 @@
+namespace QwenBatch.Storage.PostgreSql;
+
+/// <summary>Numbered schema migrations; applied in order, each once, under an advisory lock.</summary>
+internal static class PostgresMigrations
+{
+    /// <summary>Any constant works; it names the lock all QwenBatch processes take while migrating.</summary>
+    public const long AdvisoryLockKey = 0x5177_656e_4261_7463;
+
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All =
+    [
+        (1, "jobs, batches, history, servers", """
+            CREATE TABLE batches (
+                id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                name        text NOT NULL UNIQUE,
+                source      text NOT NULL,
+                provider    text NOT NULL,
+                storage_dir text NOT NULL,
+                created_at  timestamptz NOT NULL
+            );
+
+            CREATE TABLE jobs (
+                id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                batch_id          bigint NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+                key               text NOT NULL,
+                content_hash      text NOT NULL,
+                state             text NOT NULL CHECK (state IN ('pending', 'submitting', 'at_provider', 'downloading',
+                                                                 'succeeded', 'failed', 'cancelled', 'held')),
+                provider          text NOT NULL,
+                spec              jsonb NOT NULL,
+                request_id        text,
+                attempt           int NOT NULL DEFAULT 0,
+                accepted_submits  int NOT NULL DEFAULT 0,
+                uncertain_submits int NOT NULL DEFAULT 0,
+                polls             int NOT NULL DEFAULT 0,
+                due_at            timestamptz NOT NULL,
+                lease_owner       text,
+                lease_expires_at  timestamptz,
+                outputs           jsonb NOT NULL DEFAULT '[]',
+                files             jsonb NOT NULL DEFAULT '[]',
+                cost_usd          numeric(14, 6) NOT NULL DEFAULT 0,
+                error             text,
+                created_at        timestamptz NOT NULL,
+                submitted_at      timestamptz,
+                finished_at       timestamptz,
+                updated_at        timestamptz NOT NULL,
+                UNIQUE (batch_id, key, content_hash)
+            );
+
+            -- The claim query's index: only jobs that are waiting, in due order.
+            CREATE INDEX jobs_due ON jobs (due_at, id)
+                WHERE lease_owner IS NULL AND state IN ('pending', 'at_provider', 'downloading');
+            CREATE INDEX jobs_leased ON jobs (lease_owner, lease_expires_at) WHERE lease_owner IS NOT NULL;
+            CREATE INDEX jobs_batch_state ON jobs (batch_id, state);
+
+            CREATE TABLE job_history (
+                id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                job_id     bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                at         timestamptz NOT NULL,
+                from_state text,
+                to_state   text NOT NULL,
+                reason     text,
+                server_id  text
+            );
+            CREATE INDEX job_history_job ON job_history (job_id, id);
+
+            CREATE TABLE servers (
+                id           text PRIMARY KEY,
+                host         text NOT NULL,
+                pid          int NOT NULL,
+                concurrency  int NOT NULL,
+                started_at   timestamptz NOT NULL,
+                heartbeat_at timestamptz NOT NULL
+            );
+            """),
+    ];
+}
