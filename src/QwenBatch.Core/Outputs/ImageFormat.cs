@@ -3,10 +3,12 @@ namespace QwenBatch.Outputs;
 /// <summary>Image formats told apart by their first bytes, never by a name or a header someone sent.</summary>
 public static class ImageFormat
 {
+    private static ReadOnlySpan<byte> PngSignature => [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
+
     /// <summary>The file extension for the format of <paramref name="head"/>, or null when it is not an image we know.</summary>
     public static string? Sniff(ReadOnlySpan<byte> head)
     {
-        if (head.StartsWith("\x89PNG\r\n\x1a\n"u8))
+        if (head.StartsWith(PngSignature))
         {
             return "png";
         }

@@ -51,7 +51,7 @@ public sealed partial class JobStepRunner
     private async Task RecordFailureAsync(StepContext context, Exception error)
     {
         var job = context.Current;
-        var message = error is ProviderException ? error.Message : $"{error.GetType().Name}: {error.Message}";
+        var message = error is ProviderException or JobInputException ? error.Message : $"{error.GetType().Name}: {error.Message}";
         var uncertain = job.State == JobState.Submitting && error is ProviderException { Kind: ProviderErrorKind.Uncertain };
         var attempt = job.Attempt + 1;
 

@@ -1,0 +1,192 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using QwenBatch.Jobs;
+using QwenBatch.Outputs;
+using QwenBatch.Providers;
+using QwenBatch.Providers.Odirouter;
+using QwenBatch.Server;
+using QwenBatch.Simulator;
+using QwenBatch.Steps;
+using QwenBatch.Storage;
+using QwenBatch.Storage.PostgreSql;
+using QwenBatch.Storage.Sqlite;
+using Serilog;
+
+namespace QwenBatch.Cli.Hosting;
+
+/// <summary>
+/// The composition root for commands that touch the store: configuration, logging, the store, provider clients and the
+/// engine, plus the in-process simulator when a command asks for it.
+/// </summary>
+internal sealed class Runtime : IAsyncDisposable
+{
+    public const string SimulatorApiKey = "simulator-local-key";
+    private const string SimulatorPortFile = "simulator.port";
+
+    private readonly ServiceProvider _services;
+
+    private Runtime(ServiceProvider services, SimulatorHost? simulator)
+    {
+        _services = services;
+        Simulator = simulator;
+    }
+
+    public IJobStore Store => _services.GetRequiredService<IJobStore>();
+
+    public JobServer Server => _services.GetRequiredService<JobServer>();
+
+    public ProviderRegistry Providers => _services.GetRequiredService<ProviderRegistry>();
+
+    public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
+
+    public SimulatorHost? Simulator { get; }
+
+    public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
+    {
+        var time = TimeProvider.System;
+        SimulatorHost? simulator = null;
+        if (withSimulator)
+        {
+            simulator = await StartSimulatorAsync(configuration, time, ct);
+        }
+
+        var services = new ServiceCollection();
+        services.AddSingleton(configuration);
+        services.AddSingleton(time);
+        services.AddLogging(logging => logging.ClearProviders().AddSerilog(dispose: false));
+        services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.SectionName)).ValidateDataAnnotations();
+        services.AddSingleton(sp => sp.GetRequiredService<IOptions<WorkerOptions>>().Value);
+        services.AddSingleton<Func<double>>(Random.Shared.NextDouble);
+        services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
+        services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
+        services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
+        foreach (var name in ProviderNames.All)
+        {
+            services.AddHttpClient(ProviderClientName(name));
+        }
+
+        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(configuration, simulator, sp)));
+        services.AddSingleton<EditRequestBuilder>();
+        services.AddSingleton<JobStateChanger>();
+        services.AddSingleton<IJobStep, SubmitStep>();
+        services.AddSingleton<IJobStep, PollStep>();
+        services.AddSingleton<IJobStep, DownloadStep>();
+        services.AddSingleton<JobStepRunner>();
+        services.AddSingleton<JobServer>();
+        var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
+        var runtime = new Runtime(provider, simulator);
+        try
+        {
+            // Options are validated before any work starts, with messages that name the setting.
+            _ = provider.GetRequiredService<WorkerOptions>();
+            await runtime.Store.MigrateAsync(ct);
+            return runtime;
+        }
+        catch (OptionsValidationException ex)
+        {
+            await runtime.DisposeAsync();
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"Invalid configuration: {string.Join("; ", ex.Failures)}");
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or Microsoft.Data.Sqlite.SqliteException or ArgumentException or IOException)
+        {
+            await runtime.DisposeAsync();
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"Cannot open the job store: {ex.Message}");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _services.DisposeAsync();
+        if (Simulator is not null)
+        {
+            await Simulator.DisposeAsync();
+        }
+    }
+
+    private static IJobStore CreateStore(IConfiguration configuration, TimeProvider time, ILoggerFactory loggers)
+    {
+        var connectionString = configuration.GetConnectionString("Postgres");
+        if (!string.IsNullOrWhiteSpace(connectionString))
+        {
+            return new PostgresJobStore(connectionString, time, loggers.CreateLogger<PostgresJobStore>());
+        }
+
+        return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
+    }
+
+    private static IEnumerable<ProviderAccount> CreateAccounts(IConfiguration configuration, SimulatorHost? simulator, IServiceProvider services)
+    {
+        var http = services.GetRequiredService<IHttpClientFactory>();
+        var loggers = services.GetRequiredService<ILoggerFactory>();
+
+        var odirouter = Bind(configuration, "Odirouter");
+        odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY");
+        yield return new ProviderAccount(ProviderNames.Odirouter, Odirouter(http, ProviderNames.Odirouter, odirouter, loggers), odirouter);
+
+        var simulated = Bind(configuration, "Simulator");
+        if (simulator is not null)
+        {
+            simulated.BaseUrl = simulator.BaseUrl;
+        }
+
+        simulated.ApiKey ??= SimulatorApiKey;
+        if (simulated.BaseUrl is not null)
+        {
+            yield return new ProviderAccount(ProviderNames.Simulator, Odirouter(http, ProviderNames.Simulator, simulated, loggers), simulated);
+        }
+    }
+
+    private static OdirouterClient Odirouter(IHttpClientFactory http, string name, ProviderOptions options, ILoggerFactory loggers)
+    {
+        var client = http.CreateClient(ProviderClientName(name));
+        client.Timeout = options.RequestTimeout;
+        return new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
+    }
+
+    private static ProviderOptions Bind(IConfiguration configuration, string section)
+    {
+        var options = new ProviderOptions();
+        configuration.GetSection($"Providers:{section}").Bind(options);
+        if (string.IsNullOrEmpty(options.ApiKey))
+        {
+            options.ApiKey = null;
+        }
+
+        return options;
+    }
+
+    private static string ProviderClientName(string provider) => $"provider:{provider}";
+
+    public static string StateDirectory(IConfiguration configuration) =>
+        Path.GetFullPath(configuration["State:Directory"] is { Length: > 0 } dir ? dir : ".qwenbatch");
+
+    /// <summary>
+    /// Starts the simulator on the port it used last time when it is free, so a resumed run can still fetch outputs of
+    /// tasks the previous run submitted (the simulator's request ids carry their own state).
+    /// </summary>
+    private static async Task<SimulatorHost> StartSimulatorAsync(IConfiguration configuration, TimeProvider time, CancellationToken ct)
+    {
+        var options = new SimulatorOptions();
+        configuration.GetSection("Simulator").Bind(options);
+        var loggers = new Serilog.Extensions.Logging.SerilogLoggerFactory(Log.Logger, dispose: false);
+        var portFile = Path.Combine(StateDirectory(configuration), SimulatorPortFile);
+        if (File.Exists(portFile) && int.TryParse(await File.ReadAllTextAsync(portFile, ct), out var port))
+        {
+            try
+            {
+                return await SimulatorHost.StartAsync(options, port, time, loggers, ct);
+            }
+            catch (IOException)
+            {
+                // Taken by something else now: any free port will do.
+            }
+        }
+
+        var host = await SimulatorHost.StartAsync(options, 0, time, loggers, ct);
+        Directory.CreateDirectory(Path.GetDirectoryName(portFile)!);
+        await File.WriteAllTextAsync(portFile, host.BaseUrl.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), ct);
+        return host;
+    }
+}

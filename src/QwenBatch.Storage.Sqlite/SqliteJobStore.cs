@@ -1,0 +1,386 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+using QwenBatch.Server;
+using static QwenBatch.Storage.JobRows;
+
+namespace QwenBatch.Storage.Sqlite;
+
+/// <summary>
+/// The embedded job store: one SQLite file in WAL mode. Writes are serialized by SQLite's write lock (transactions
+/// begin immediately), so several processes on one file stay correct; workers in this process are woken in-process,
+/// others by their fallback poll. Times are unix milliseconds, money is integer micro-dollars.
+/// </summary>
+public sealed class SqliteJobStore : IJobStore
+{
+    private const decimal MicrosPerUsd = 1_000_000m;
+    private static readonly SqliteDialect Dialect = new();
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+    private readonly object _listenersLock = new();
+    private readonly List<WorkSignal> _listeners = [];
+
+    static SqliteJobStore() => SQLitePCL.Batteries_V2.Init();
+
+    public SqliteJobStore(string path, TimeProvider time)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = 30,
+        }.ToString();
+        _time = time;
+    }
+
+    public async Task MigrateAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await ExecuteAsync(connection, null, "PRAGMA journal_mode = WAL", ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, tx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)", ct);
+        await using var current = Command(connection, tx, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+        var applied = (long)(await current.ExecuteScalarAsync(ct))!;
+        foreach (var (version, name, sql) in SqliteMigrations.All.Where(m => m.Version > applied))
+        {
+            await ExecuteAsync(connection, tx, sql, ct);
+            await using var record = Command(connection, tx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (@v, @n, @at)",
+                ("v", version), ("n", name), ("at", Ms(_time.GetUtcNow())));
+            await record.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    {
+        var now = Ms(_time.GetUtcNow());
+        BatchImport result;
+        await using (var connection = await OpenAsync(ct))
+        await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
+        {
+            await using var insertBatch = Command(connection, tx,
+                "INSERT INTO batches (name, source, provider, storage_dir, created_at) VALUES (@name, @source, @provider, @dir, @now) ON CONFLICT (name) DO NOTHING",
+                ("name", batch.Name), ("source", batch.Source), ("provider", batch.Provider), ("dir", batch.StorageDir), ("now", now));
+            var created = await insertBatch.ExecuteNonQueryAsync(ct) == 1;
+            await using var find = Command(connection, tx, $"SELECT {BatchColumns} FROM batches WHERE name = @name", ("name", batch.Name));
+            var record = (await ListAsync(find, r => ReadBatch(r, Dialect), ct)).Single();
+
+            await using var insertJob = Command(connection, tx,
+                """
+                INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
+                VALUES (@batch, @key, @hash, 'pending', @provider, @spec, @now, @now, @now)
+                ON CONFLICT (batch_id, key, content_hash) DO NOTHING
+                """,
+                ("batch", record.Id), ("key", ""), ("hash", ""), ("provider", ""), ("spec", ""), ("now", now));
+            var added = 0;
+            foreach (var job in jobs)
+            {
+                insertJob.Parameters["@key"].Value = job.Key;
+                insertJob.Parameters["@hash"].Value = job.ContentHash;
+                insertJob.Parameters["@provider"].Value = job.Provider;
+                insertJob.Parameters["@spec"].Value = StoreJson.Write(job.Spec);
+                added += await insertJob.ExecuteNonQueryAsync(ct);
+            }
+
+            await tx.CommitAsync(ct);
+            result = new BatchImport(record, !created, added);
+        }
+
+        if (result.JobsAdded > 0)
+        {
+            PulseListeners();
+        }
+
+        return result;
+    }
+
+    public async Task<BatchRecord?> FindBatchAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {BatchColumns} FROM batches WHERE name = @name", ("name", name));
+        return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
+    }
+
+    public async Task<BatchRecord?> GetBatchAsync(long batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {BatchColumns} FROM batches WHERE id = @id", ("id", batchId));
+        return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
+    }
+
+    public async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        await using var connection = await OpenAsync(ct);
+
+        // One statement under SQLite's write lock: no other writer can claim the same rows in between.
+        await using var command = Command(connection, null,
+            $"""
+            UPDATE jobs SET lease_owner = @owner, lease_expires_at = @until, updated_at = @now
+            WHERE id IN (
+                SELECT id FROM jobs
+                WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND due_at <= @now
+                  AND (@batch IS NULL OR batch_id = @batch)
+                ORDER BY due_at, id
+                LIMIT @limit)
+            RETURNING {SqliteJobColumns}
+            """,
+            ("owner", request.Owner), ("until", Ms(now + request.LeaseDuration)), ("now", Ms(now)), ("batch", request.BatchId), ("limit", request.Limit));
+        var jobs = await ListAsync(command, r => ReadJob(r, Dialect), ct);
+        jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
+        return jobs;
+    }
+
+    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
+    {
+        var job = transition.Job;
+        var now = Ms(_time.GetUtcNow());
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        var from = string.Join(", ", transition.From.Select(s => $"'{s.ToDbName()}'"));
+        await using var guard = Command(connection, tx, $"SELECT state FROM jobs WHERE id = @id AND lease_owner = @owner AND state IN ({from})",
+            ("id", job.Id), ("owner", transition.Owner));
+        if (await guard.ExecuteScalarAsync(ct) is not string previous)
+        {
+            return false;
+        }
+
+        await using var update = Command(connection, tx,
+            """
+            UPDATE jobs SET
+                state = @state, request_id = @request_id, attempt = @attempt, accepted_submits = @accepted,
+                uncertain_submits = @uncertain, polls = @polls, due_at = @due_at, outputs = @outputs, files = @files,
+                cost_micros = @cost, error = @error, submitted_at = @submitted_at, finished_at = @finished_at, updated_at = @now,
+                lease_owner = CASE WHEN @keep THEN lease_owner END,
+                lease_expires_at = CASE WHEN @keep THEN lease_expires_at END
+            WHERE id = @id
+            """,
+            ("id", job.Id), ("state", job.State.ToDbName()), ("request_id", job.RequestId), ("attempt", job.Attempt),
+            ("accepted", job.AcceptedSubmits), ("uncertain", job.UncertainSubmits), ("polls", job.Polls), ("due_at", Ms(job.DueAt)),
+            ("outputs", StoreJson.Write(job.Outputs)), ("files", StoreJson.Write(job.Files)), ("cost", Micros(job.CostUsd)),
+            ("error", job.Error), ("submitted_at", Ms(job.SubmittedAt)), ("finished_at", Ms(job.FinishedAt)), ("now", now),
+            ("keep", transition.KeepLease));
+        await update.ExecuteNonQueryAsync(ct);
+        if (previous != job.State.ToDbName() || transition.Reason is not null)
+        {
+            await InsertHistoryAsync(connection, tx, job.Id, now, previous, job.State.ToDbName(), transition.Reason, transition.Owner, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
+    public async Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await using var beat = Command(connection, tx, "UPDATE servers SET heartbeat_at = @now WHERE id = @id", ("now", Ms(now)), ("id", serverId));
+        await beat.ExecuteNonQueryAsync(ct);
+        await using var renew = Command(connection, tx, "UPDATE jobs SET lease_expires_at = @until WHERE lease_owner = @id", ("until", Ms(now + leaseDuration)), ("id", serverId));
+        await renew.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    public Task<int> RescueExpiredLeasesAsync(int limit, CancellationToken ct) =>
+        ReturnLeasesAsync("lease_owner IS NOT NULL AND lease_expires_at < @now", null, limit, "lease expired", ct);
+
+    public Task<int> ReleaseLeasesAsync(string serverId, CancellationToken ct) =>
+        ReturnLeasesAsync("lease_owner = @owner", serverId, int.MaxValue, "released on shutdown", ct);
+
+    public async Task<DateTimeOffset?> NextDueAtAsync(long? batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            $"SELECT min(due_at) FROM jobs WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND (@batch IS NULL OR batch_id = @batch)",
+            ("batch", batchId));
+        return await command.ExecuteScalarAsync(ct) is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+    }
+
+    public async Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT state, count(*), sum(cost_micros) FROM jobs WHERE batch_id = @batch GROUP BY state", ("batch", batchId));
+        return await ProgressAsync(batchId, command, Dialect, ct);
+    }
+
+    public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {SqliteJobColumns} FROM jobs WHERE id = @id", ("id", jobId));
+        return (await ListAsync(command, r => ReadJob(r, Dialect), ct)).SingleOrDefault();
+    }
+
+    public async Task<IReadOnlyList<JobRecord>> GetJobsAsync(long batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {SqliteJobColumns} FROM jobs WHERE batch_id = @batch ORDER BY key, id", ("batch", batchId));
+        return await ListAsync(command, r => ReadJob(r, Dialect), ct);
+    }
+
+    public async Task<IReadOnlyList<JobHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT job_id, at, from_state, to_state, reason, server_id FROM job_history WHERE job_id = @id ORDER BY id", ("id", jobId));
+        return await ListAsync(command, r => ReadHistory(r, Dialect), ct);
+    }
+
+    public async Task RegisterServerAsync(ServerInfo server, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            """
+            INSERT INTO servers (id, host, pid, concurrency, started_at, heartbeat_at) VALUES (@id, @host, @pid, @concurrency, @started, @beat)
+            ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+            """,
+            ("id", server.Id), ("host", server.Host), ("pid", server.ProcessId), ("concurrency", server.Concurrency),
+            ("started", Ms(server.StartedAt)), ("beat", Ms(server.HeartbeatAt)));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task RemoveServerAsync(string serverId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "DELETE FROM servers WHERE id = @id", ("id", serverId));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM servers ORDER BY started_at, id");
+        return await ListAsync(command, r => new ServerInfo(r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetInt32(3), Dialect.Time(r, 4), Dialect.Time(r, 5)), ct);
+    }
+
+    public async Task ListenAsync(WorkSignal signal, CancellationToken ct)
+    {
+        lock (_listenersLock)
+        {
+            _listeners.Add(signal);
+        }
+
+        try
+        {
+            await Task.Delay(Timeout.Infinite, ct);
+        }
+        finally
+        {
+            lock (_listenersLock)
+            {
+                _listeners.Remove(signal);
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        SqliteConnection.ClearAllPools();
+        return ValueTask.CompletedTask;
+    }
+
+    private const string SqliteJobColumns =
+        "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
+        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_micros, error, created_at, submitted_at, finished_at";
+
+    private async Task<int> ReturnLeasesAsync(string condition, string? owner, int limit, string why, CancellationToken ct)
+    {
+        var now = Ms(_time.GetUtcNow());
+        int count;
+        await using (var connection = await OpenAsync(ct))
+        await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
+        {
+            await using var select = Command(connection, tx, $"SELECT id, state, lease_owner FROM jobs WHERE {condition} ORDER BY id LIMIT @limit",
+                ("now", now), ("owner", owner), ("limit", limit));
+            var held = await ListAsync(select, r => (Id: r.GetInt64(0), State: r.GetString(1), Owner: r.GetString(2)), ct);
+            foreach (var (id, state, leaseOwner) in held)
+            {
+                // A job caught in 'submitting' may have been accepted by the provider: back to pending, counted as uncertain.
+                var submitting = state == JobState.Submitting.ToDbName();
+                var to = submitting ? JobState.Pending.ToDbName() : state;
+                await using var update = Command(connection, tx,
+                    """
+                    UPDATE jobs SET state = @to, uncertain_submits = uncertain_submits + @uncertain, lease_owner = NULL,
+                        lease_expires_at = NULL, due_at = min(due_at, @now), updated_at = @now
+                    WHERE id = @id
+                    """,
+                    ("to", to), ("uncertain", submitting ? 1 : 0), ("now", now), ("id", id));
+                await update.ExecuteNonQueryAsync(ct);
+                var reason = $"{why} (held by {leaseOwner}){(submitting ? "; the submit may have reached the provider" : "")}";
+                await InsertHistoryAsync(connection, tx, id, now, state, to, reason, leaseOwner, ct);
+            }
+
+            await tx.CommitAsync(ct);
+            count = held.Count;
+        }
+
+        if (count > 0)
+        {
+            PulseListeners();
+        }
+
+        return count;
+    }
+
+    private static async Task InsertHistoryAsync(SqliteConnection connection, SqliteTransaction tx, long jobId, long at, string? from, string to, string? reason, string? server, CancellationToken ct)
+    {
+        await using var history = Command(connection, tx,
+            "INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id) VALUES (@job, @at, @from, @to, @reason, @server)",
+            ("job", jobId), ("at", at), ("from", from), ("to", to), ("reason", reason), ("server", server));
+        await history.ExecuteNonQueryAsync(ct);
+    }
+
+    private void PulseListeners()
+    {
+        lock (_listenersLock)
+        {
+            foreach (var listener in _listeners)
+            {
+                listener.Pulse();
+            }
+        }
+    }
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(ct);
+        return connection;
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? tx, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = tx;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue("@" + name, value ?? DBNull.Value);
+        }
+
+        return command;
+    }
+
+    private static async Task ExecuteAsync(SqliteConnection connection, SqliteTransaction? tx, string sql, CancellationToken ct)
+    {
+        await using var command = Command(connection, tx, sql);
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static long Ms(DateTimeOffset time) => time.ToUnixTimeMilliseconds();
+
+    private static long? Ms(DateTimeOffset? time) => time?.ToUnixTimeMilliseconds();
+
+    private static long Micros(decimal usd) => (long)decimal.Round(usd * MicrosPerUsd);
+
+    private sealed class SqliteDialect : RowDialect
+    {
+        public override DateTimeOffset Time(DbDataReader reader, int ordinal) => DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
+
+        public override decimal Money(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? 0m : reader.GetInt64(ordinal) / MicrosPerUsd;
+    }
+}

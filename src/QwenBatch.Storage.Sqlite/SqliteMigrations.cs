@@ -1,0 +1,72 @@
+namespace QwenBatch.Storage.Sqlite;
+
+/// <summary>Numbered schema migrations; applied in order, each once, inside one write transaction (SQLite's lock).</summary>
+internal static class SqliteMigrations
+{
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All =
+    [
+        (1, "jobs, batches, history, servers", """
+            CREATE TABLE batches (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                name        TEXT NOT NULL UNIQUE,
+                source      TEXT NOT NULL,
+                provider    TEXT NOT NULL,
+                storage_dir TEXT NOT NULL,
+                created_at  INTEGER NOT NULL
+            );
+
+            CREATE TABLE jobs (
+                id                INTEGER PRIMARY KEY AUTOINCREMENT,
+                batch_id          INTEGER NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+                key               TEXT NOT NULL,
+                content_hash      TEXT NOT NULL,
+                state             TEXT NOT NULL CHECK (state IN ('pending', 'submitting', 'at_provider', 'downloading',
+                                                                 'succeeded', 'failed', 'cancelled', 'held')),
+                provider          TEXT NOT NULL,
+                spec              TEXT NOT NULL,
+                request_id        TEXT,
+                attempt           INTEGER NOT NULL DEFAULT 0,
+                accepted_submits  INTEGER NOT NULL DEFAULT 0,
+                uncertain_submits INTEGER NOT NULL DEFAULT 0,
+                polls             INTEGER NOT NULL DEFAULT 0,
+                due_at            INTEGER NOT NULL,
+                lease_owner       TEXT,
+                lease_expires_at  INTEGER,
+                outputs           TEXT NOT NULL DEFAULT '[]',
+                files             TEXT NOT NULL DEFAULT '[]',
+                cost_micros       INTEGER NOT NULL DEFAULT 0,
+                error             TEXT,
+                created_at        INTEGER NOT NULL,
+                submitted_at      INTEGER,
+                finished_at       INTEGER,
+                updated_at        INTEGER NOT NULL,
+                UNIQUE (batch_id, key, content_hash)
+            );
+
+            CREATE INDEX jobs_due ON jobs (due_at, id)
+                WHERE lease_owner IS NULL AND state IN ('pending', 'at_provider', 'downloading');
+            CREATE INDEX jobs_leased ON jobs (lease_owner, lease_expires_at) WHERE lease_owner IS NOT NULL;
+            CREATE INDEX jobs_batch_state ON jobs (batch_id, state);
+
+            CREATE TABLE job_history (
+                id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                job_id     INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+                at         INTEGER NOT NULL,
+                from_state TEXT,
+                to_state   TEXT NOT NULL,
+                reason     TEXT,
+                server_id  TEXT
+            );
+            CREATE INDEX job_history_job ON job_history (job_id, id);
+
+            CREATE TABLE servers (
+                id           TEXT PRIMARY KEY,
+                host         TEXT NOT NULL,
+                pid          INTEGER NOT NULL,
+                concurrency  INTEGER NOT NULL,
+                started_at   INTEGER NOT NULL,
+                heartbeat_at INTEGER NOT NULL
+            );
+            """),
+    ];
+}
