@@ -144,7 +144,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Wor
             {
                 await store.HeartbeatAsync(Id, options.LeaseDuration, ct);
             }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
             {
                 LogHeartbeatFailed(ex);
             }
@@ -164,7 +168,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Wor
                     signal.Pulse();
                 }
             }
-            catch (Exception ex) when (!ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
             {
                 LogRescueFailed(ex);
             }

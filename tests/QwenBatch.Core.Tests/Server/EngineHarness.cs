@@ -1,0 +1,132 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+using QwenBatch.Outputs;
+using QwenBatch.Providers;
+using QwenBatch.Server;
+using QwenBatch.Steps;
+using QwenBatch.Storage;
+using QwenBatch.Storage.Sqlite;
+using QwenBatch.Testing.Time;
+
+namespace QwenBatch.Core.Tests.Server;
+
+/// <summary>
+/// The real engine (store, state changer, steps, server) on a SQLite file, a fake clock and a scripted provider.
+/// Jitter is fixed at 0.5 so backoff and poll delays are exact.
+/// </summary>
+internal sealed class EngineHarness : IAsyncDisposable
+{
+    public const string Provider = "scripted";
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "qwenbatch-engine-" + Guid.NewGuid().ToString("N"));
+    private readonly List<IJobStore> _stores = [];
+
+    public EngineHarness(ScriptedProvider? provider = null)
+    {
+        Directory.CreateDirectory(_directory);
+        Provider_ = provider ?? new ScriptedProvider();
+        Store = NewStore();
+    }
+
+    public ManualTimeProvider Time { get; } = new();
+
+    public ScriptedProvider Provider_ { get; }
+
+    public IJobStore Store { get; }
+
+    public string StorageDir => Path.Combine(_directory, "out");
+
+    public WorkerOptions Options { get; } = new()
+    {
+        Concurrency = 4,
+        LeaseDuration = TimeSpan.FromSeconds(30),
+        HeartbeatInterval = TimeSpan.FromSeconds(10),
+        RescueInterval = TimeSpan.FromSeconds(5),
+        FallbackPollInterval = TimeSpan.FromSeconds(2),
+        MaxAttempts = 3,
+        RetryBaseDelay = TimeSpan.FromSeconds(2),
+        RetryMaxDelay = TimeSpan.FromSeconds(60),
+        MaxProviderResubmits = 1,
+        FirstPollDelay = TimeSpan.FromSeconds(1),
+        MaxPollInterval = TimeSpan.FromSeconds(5),
+        ShutdownGracePeriod = TimeSpan.FromSeconds(5),
+    };
+
+    public static double Jitter() => 0.5;
+
+    /// <summary>Another store on the same file, as a second process would have.</summary>
+    public IJobStore NewStore()
+    {
+        var store = new SqliteJobStore(Path.Combine(_directory, "state.db"), Time);
+        _stores.Add(store);
+        return store;
+    }
+
+    public JobStateChanger Changer(IJobStore? store = null) => new(store ?? Store, NullLogger<JobStateChanger>.Instance);
+
+    public JobServer Server(IJobStore? store = null)
+    {
+        store ??= Store;
+        var changer = Changer(store);
+        var providers = new ProviderRegistry([new ProviderAccount(Provider, Provider_, new ProviderOptions { PricePerImage = 0.02m })]);
+        IJobStep[] steps =
+        [
+            new SubmitStep(changer, providers, new EditRequestBuilder(), Options, Time, NullLogger<SubmitStep>.Instance),
+            new PollStep(changer, providers, Options, Time, Jitter, NullLogger<PollStep>.Instance),
+            new DownloadStep(changer, store, new OutputDownloader(new HttpClient()), Time),
+        ];
+        var runner = new JobStepRunner(steps, changer, Options, Time, Jitter, NullLogger<JobStepRunner>.Instance);
+        return new JobServer(store, runner, Options, Time, NullLogger<JobServer>.Instance);
+    }
+
+    public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch")
+    {
+        await Store.MigrateAsync(CancellationToken.None);
+        var spec = Enumerable.Range(1, jobs).Select(i => new NewJob($"job-{i:000}", $"h{i}", Provider, new JobSpec
+        {
+            Prompt = $"prompt {i}",
+            Images = ["https://images.example/in.png"],
+        })).ToList();
+        var import = await Store.ImportBatchAsync(new NewBatch(name, $"/manifests/{name}.csv", Provider, Path.Combine(StorageDir, name)), spec, CancellationToken.None);
+        return import.Batch;
+    }
+
+    /// <summary>
+    /// Moves the fake clock in small steps, giving the engine's tasks real time to react between steps, until the
+    /// condition holds. Fails the test rather than hanging when it never does.
+    /// </summary>
+    public async Task RunClockUntilAsync(Func<Task<bool>> condition, TimeSpan step, int maxSteps = 2000)
+    {
+        for (var i = 0; i < maxSteps; i++)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            Time.Advance(step);
+            await Task.Delay(5);
+        }
+
+        throw new TimeoutException($"The condition did not hold after {maxSteps} clock steps of {step}.");
+    }
+
+    public async Task<bool> SettledAsync(long batchId) => (await Store.GetProgressAsync(batchId, CancellationToken.None)).IsSettled;
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var store in _stores)
+        {
+            await store.DisposeAsync();
+        }
+
+        try
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A pooled SQLite handle may linger a moment; the temp folder is cleaned by the OS.
+        }
+    }
+}

@@ -1,0 +1,248 @@
+using QwenBatch.Jobs;
+using QwenBatch.Providers;
+using QwenBatch.Server;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Core.Tests.Server;
+
+public sealed class JobServerTests
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
+
+    [Fact]
+    public async Task RunAsync_Batch_EveryJobSucceedsWithItsOutput()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 3 });
+        var batch = await engine.ImportAsync(10);
+        using var stop = new CancellationTokenSource();
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
+        jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0])));
+        engine.Provider_.Accepted.ShouldBe(10);
+        (await engine.Store.GetProgressAsync(batch.Id, CancellationToken.None)).SpentUsd.ShouldBe(0.20m);
+    }
+
+    [Fact]
+    public async Task RunAsync_SubmitNotAccepted_RetriesAfterBackoffThenSucceeds()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, "HTTP 503", 503));
+        var batch = await engine.ImportAsync(1);
+        var start = engine.Time.GetUtcNow();
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        JobRecord? retrying = null;
+        await engine.RunClockUntilAsync(async () =>
+        {
+            retrying = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+            return retrying.Attempt == 1;
+        }, TimeSpan.Zero + TimeSpan.FromMilliseconds(1), maxSteps: 500);
+
+        // Equal jitter at 0.5: half the 2 s base fixed plus a quarter = 1.5 s after the failure.
+        retrying!.State.ShouldBe(JobState.Pending);
+        retrying.DueAt.ShouldBe(start + Backoff.Delay(1, engine.Options.RetryBaseDelay, engine.Options.RetryMaxDelay, 0.5), TimeSpan.FromMilliseconds(5));
+        retrying.Error.ShouldBe("HTTP 503");
+
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Succeeded);
+        job.UncertainSubmits.ShouldBe(0);
+        var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
+        history.ShouldContain(h => h.From == JobState.Submitting && h.To == JobState.Pending && h.Reason != null && h.Reason.StartsWith("attempt 1 failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_SubmitUncertain_CountsItBeforeRetrying()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.Uncertain, "POST timed out"));
+        var batch = await engine.ImportAsync(1);
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Succeeded);
+        job.UncertainSubmits.ShouldBe(1);
+        (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))
+            .ShouldContain(h => h.Reason != null && h.Reason.Contains("the provider may have accepted the submit", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_SubmitRejected_FailsAtOnceWithProviderMessage()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.Rejected, "HTTP 400 size: expected W*H", 400));
+        var batch = await engine.ImportAsync(1);
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Failed);
+        job.Attempt.ShouldBe(1);
+        job.Error.ShouldBe("HTTP 400 size: expected W*H");
+        engine.Provider_.Accepted.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task RunAsync_EveryAttemptFails_FailsAfterMaxAttempts()
+    {
+        await using var engine = new EngineHarness();
+        for (var i = 0; i < engine.Options.MaxAttempts; i++)
+        {
+            engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, $"HTTP 429 #{i}", 429));
+        }
+
+        var batch = await engine.ImportAsync(1);
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Failed);
+        job.Attempt.ShouldBe(engine.Options.MaxAttempts);
+        job.Error.ShouldBe($"HTTP 429 #{engine.Options.MaxAttempts - 1}");
+    }
+
+    [Fact]
+    public async Task RunAsync_ProviderTaskFails_ResubmittedUpToLimitThenFails()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.FailTaskFor("prompt 1");
+        engine.Provider_.FailTaskFor("prompt 1");
+        var batch = await engine.ImportAsync(1);
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        // MaxProviderResubmits = 1: the first failure is submitted again, the second ends the job.
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Failed);
+        job.AcceptedSubmits.ShouldBe(2);
+        job.Error.ShouldBe("simulated model failure");
+        job.CostUsd.ShouldBe(0m);
+    }
+
+    [Fact]
+    public async Task RunAsync_StepLongerThanLease_HeartbeatKeepsTheLease()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batch = await engine.ImportAsync(1);
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(async () => (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0].State == JobState.Submitting, Tick);
+
+        // Three lease durations pass while the submit hangs; heartbeats every 10 s keep extending the 30 s lease.
+        var until = engine.Time.GetUtcNow() + (3 * engine.Options.LeaseDuration);
+        await engine.RunClockUntilAsync(() => Task.FromResult(engine.Time.GetUtcNow() >= until), TimeSpan.FromSeconds(1), maxSteps: 200);
+        (await engine.NewStore().RescueExpiredLeasesAsync(100, CancellationToken.None)).ShouldBe(0);
+        var held = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        held.State.ShouldBe(JobState.Submitting);
+        held.LeaseExpiresAt.ShouldNotBeNull().ShouldBeGreaterThan(engine.Time.GetUtcNow());
+
+        engine.Provider_.SubmitGate.SetResult();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        job.State.ShouldBe(JobState.Succeeded);
+        engine.Provider_.Accepted.ShouldBe(1);
+        (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None)).ShouldNotContain(h => h.Reason != null && h.Reason.Contains("expired", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_LeaseOfCrashedWorkerExpires_RescuedAndFinishedByAnotherServer()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(3);
+        var crashed = await engine.Store.ClaimAsync(new ClaimRequest("crashed-worker", 3, engine.Options.LeaseDuration), CancellationToken.None);
+        crashed.Count.ShouldBe(3);
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        foreach (var job in await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))
+        {
+            job.State.ShouldBe(JobState.Succeeded);
+            (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))
+                .ShouldContain(h => h.Reason != null && h.Reason.Contains("lease expired (held by crashed-worker)", StringComparison.Ordinal));
+        }
+
+        // Nobody could touch the jobs before the lease ran out.
+        engine.Time.GetUtcNow().ShouldBeGreaterThan(crashed[0].LeaseExpiresAt!.Value);
+    }
+
+    [Fact]
+    public async Task RunAsync_CrashAfterProviderAcceptedButBeforeRequestIdStored_CountsThePossibleDuplicate()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(1);
+
+        // A worker claims, moves the job to 'submitting', sends the submit (the provider accepts it) and dies before it
+        // can store the request id.
+        var job = (await engine.Store.ClaimAsync(new ClaimRequest("dying-worker", 1, engine.Options.LeaseDuration), CancellationToken.None))[0];
+        (await engine.Changer().MoveAsync(job, job with { State = JobState.Submitting }, "dying-worker", null, keepLease: true)).ShouldNotBeNull();
+        await engine.Provider_.SubmitAsync(new EditRequest(job.Spec.Prompt, job.Spec.Images, null, null, 1, null), CancellationToken.None);
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var done = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        done.State.ShouldBe(JobState.Succeeded);
+        done.UncertainSubmits.ShouldBe(1);
+        done.AcceptedSubmits.ShouldBe(1);
+        engine.Provider_.Accepted.ShouldBe(2);
+        (await engine.Store.GetHistoryAsync(done.Id, CancellationToken.None))
+            .ShouldContain(h => h.From == JobState.Submitting && h.To == JobState.Pending && h.Reason != null && h.Reason.Contains("may have reached the provider", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_TwoServersOnOneStore_NeverRunTheSameJobAtOnce()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 2 });
+        var batch = await engine.ImportAsync(40);
+
+        var first = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        var second = engine.Server(engine.NewStore()).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(first.IsCompleted && second.IsCompleted), Tick);
+        await Task.WhenAll(first, second);
+
+        engine.Provider_.Overlaps.ShouldBeEmpty();
+        engine.Provider_.Accepted.ShouldBe(40);
+        engine.Provider_.SubmittedPrompts.Distinct().Count().ShouldBe(40);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+    }
+
+    [Fact]
+    public async Task RunAsync_Stopped_InFlightStepRecordedAndLeasesReleased()
+    {
+        await using var engine = new EngineHarness();
+        engine.Provider_.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batch = await engine.ImportAsync(2);
+        using var stop = new CancellationTokenSource();
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
+        await engine.RunClockUntilAsync(async () =>
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).All(j => j.State == JobState.Submitting), Tick);
+
+        await stop.CancelAsync();
+        engine.Provider_.SubmitGate.SetResult();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        // The submits under way when the stop came were recorded, and nothing is left leased.
+        var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        jobs.ShouldAllBe(j => j.State == JobState.AtProvider && j.RequestId != null && j.LeaseOwner == null);
+        (await engine.Store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
+}
