@@ -122,7 +122,7 @@ internal sealed class Runtime : IAsyncDisposable
         var loggers = services.GetRequiredService<ILoggerFactory>();
 
         var odirouter = Bind(configuration, "Odirouter");
-        odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY");
+        odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY") is { Length: > 0 } key ? key : null;
         yield return new ProviderAccount(ProviderNames.Odirouter, Odirouter(http, ProviderNames.Odirouter, odirouter, loggers), odirouter);
 
         var simulated = Bind(configuration, "Simulator");
