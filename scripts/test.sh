@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command (README and .ci/run both call it): installs what a fresh machine lacks, builds the whole
+# solution warning-free, and runs every test. The tests start their own PostgreSQL cluster (as user postgres) unless
+# QWENBATCH_TEST_POSTGRES names a server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${QWENBATCH_TEST_POSTGRES:-}" ]; then
+  echo "Installing PostgreSQL server binaries (the tests start their own cluster)…"
+  apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+fi
+
+dotnet build QwenBatch.sln -c Release -warnaserror -nologo -v quiet
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test QwenBatch.sln -c Release --no-build --nologo 2>&1 | tee "$log" || status=$?
+
+# One closing line for the whole run, summed over the test assemblies.
+awk '/^(Passed!|Failed!)/ {
+       for (i = 1; i <= NF; i++) {
+         if ($i == "Failed:") f += $(i + 1); if ($i == "Passed:") p += $(i + 1); if ($i == "Skipped:") s += $(i + 1)
+       }
+     }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
