@@ -337,7 +337,7 @@ public sealed partial class PostgresJobStore : IJobStore
             ), notify AS (
                 SELECT pg_notify('{Channel}', '') FROM returned LIMIT 1
             )
-            SELECT (SELECT count(*)::int FROM returned) + 0 * (SELECT count(*) FROM notify)
+            SELECT (SELECT count(*) FROM returned)::int + 0 * (SELECT count(*) FROM notify)::int
             """);
         command.Parameters.AddWithValue("now", _time.GetUtcNow());
         command.Parameters.AddWithValue("limit", limit);

@@ -268,6 +268,10 @@ public sealed class SqliteJobStore : IJobStore
         {
             await Task.Delay(Timeout.Infinite, ct);
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped listening, as asked.
+        }
         finally
         {
             lock (_listenersLock)

@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using QwenBatch.Storage.PostgreSql;
+
+namespace QwenBatch.Storage.Tests.PostgreSql;
+
+/// <summary>The store contract on a real PostgreSQL (started by the tests unless QWENBATCH_TEST_POSTGRES names one).</summary>
+public sealed class PostgresJobStoreTests(PostgresDatabaseFixture database) : JobStoreContract, IClassFixture<PostgresDatabaseFixture>
+{
+    protected override bool SignalsAcrossInstances => true;
+
+    protected override bool PulsesWhenListening => true;
+
+    protected override async Task<string> CleanDatabaseAsync()
+    {
+        // Migrating is a no-op after the first test of the class; truncating is much cheaper than a database per test.
+        await using (var store = CreateStore(database.ConnectionString, TimeProvider.System))
+        {
+            await store.MigrateAsync(Ct);
+        }
+
+        await database.TruncateAsync();
+        return database.ConnectionString;
+    }
+
+    protected override Task<string> NewDatabaseAsync() => database.CreateDatabaseAsync();
+
+    protected override IJobStore CreateStore(string location, TimeProvider time) =>
+        new PostgresJobStore(location, time, NullLogger<PostgresJobStore>.Instance);
+}

@@ -1,0 +1,32 @@
+using QwenBatch.Storage.Sqlite;
+
+namespace QwenBatch.Storage.Tests.Sqlite;
+
+/// <summary>The store contract on SQLite: a fresh file per test, deleted afterwards.</summary>
+public sealed class SqliteJobStoreTests : JobStoreContract
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("qwenbatch-sqlite-").FullName;
+
+    protected override bool SignalsAcrossInstances => false;
+
+    protected override bool PulsesWhenListening => false;
+
+    protected override async Task<string> CleanDatabaseAsync()
+    {
+        var path = await NewDatabaseAsync();
+        await using var store = CreateStore(path, TimeProvider.System);
+        await store.MigrateAsync(Ct);
+        return path;
+    }
+
+    protected override Task<string> NewDatabaseAsync() => Task.FromResult(Path.Combine(_folder, $"{Guid.NewGuid():N}.db"));
+
+    protected override IJobStore CreateStore(string location, TimeProvider time) => new SqliteJobStore(location, time);
+
+    protected override Task CleanUpAsync()
+    {
+        // The stores are disposed (their pools cleared), so the files are closed.
+        Directory.Delete(_folder, recursive: true);
+        return Task.CompletedTask;
+    }
+}
