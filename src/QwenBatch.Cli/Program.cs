@@ -41,8 +41,9 @@ internal static class Program
         }
         catch (Exception ex)
         {
-            Log.Fatal(ex, "QwenBatch stopped unexpectedly");
-            await Console.Error.WriteLineAsync($"QwenBatch stopped unexpectedly: {ex.Message}");
+            // The details go to the debug log (--verbose); the console gets one line, never a stack trace.
+            Log.Debug(ex, "Unhandled exception");
+            Log.Fatal("QwenBatch stopped unexpectedly: {Error}", ex.Message);
             return ExitCodes.UsageOrConfiguration;
         }
         finally

@@ -40,6 +40,10 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Wor
         {
             await DispatchAsync(scope, signal, inFlight, steps.Token, stopping);
         }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Asked to stop while looking for work: nothing was taken, so there is nothing to record.
+        }
         finally
         {
             await StopAsync(inFlight, steps, background, loops);

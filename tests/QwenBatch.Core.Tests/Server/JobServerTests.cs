@@ -245,4 +245,20 @@ public sealed class JobServerTests
         jobs.ShouldAllBe(j => j.State == JobState.AtProvider && j.RequestId != null && j.LeaseOwner == null);
         (await engine.Store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
     }
+
+    [Fact]
+    public async Task RunAsync_StoppedWhileIdle_ReturnsWithoutError()
+    {
+        await using var engine = new EngineHarness();
+        await engine.ImportAsync(0);
+        using var stop = new CancellationTokenSource();
+        var run = engine.Server().RunAsync(ServerScope.Everything, stop.Token);
+        await engine.RunClockUntilAsync(async () => (await engine.Store.GetServersAsync(CancellationToken.None)).Count == 1, Tick);
+
+        await stop.CancelAsync();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+
+        await run;
+        (await engine.Store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
 }
