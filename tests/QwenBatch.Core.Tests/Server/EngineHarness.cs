@@ -24,13 +24,13 @@ internal sealed class EngineHarness : IAsyncDisposable
     public EngineHarness(ScriptedProvider? provider = null)
     {
         Directory.CreateDirectory(_directory);
-        Provider_ = provider ?? new ScriptedProvider();
+        Scripted = provider ?? new ScriptedProvider();
         Store = NewStore();
     }
 
     public ManualTimeProvider Time { get; } = new();
 
-    public ScriptedProvider Provider_ { get; }
+    public ScriptedProvider Scripted { get; }
 
     public IJobStore Store { get; }
 
@@ -68,7 +68,7 @@ internal sealed class EngineHarness : IAsyncDisposable
     {
         store ??= Store;
         var changer = Changer(store);
-        var providers = new ProviderRegistry([new ProviderAccount(Provider, Provider_, new ProviderOptions { PricePerImage = 0.02m })]);
+        var providers = new ProviderRegistry([new ProviderAccount(Provider, Scripted, new ProviderOptions { PricePerImage = 0.02m })]);
         IJobStep[] steps =
         [
             new SubmitStep(changer, providers, new EditRequestBuilder(), Options, Time, NullLogger<SubmitStep>.Instance),
@@ -109,6 +109,15 @@ internal sealed class EngineHarness : IAsyncDisposable
         }
 
         throw new TimeoutException($"The condition did not hold after {maxSteps} clock steps of {step}.");
+    }
+
+    /// <summary>Runs one server over the batch until it settles, on the fake clock, and returns the batch's jobs.</summary>
+    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch)
+    {
+        var run = Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250));
+        await run;
+        return await Store.GetJobsAsync(batch.Id, CancellationToken.None);
     }
 
     public async Task<bool> SettledAsync(long batchId) => (await Store.GetProgressAsync(batchId, CancellationToken.None)).IsSettled;

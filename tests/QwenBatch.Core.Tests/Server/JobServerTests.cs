@@ -23,7 +23,7 @@ public sealed class JobServerTests
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
         jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
         jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0])));
-        engine.Provider_.Accepted.ShouldBe(10);
+        engine.Scripted.Accepted.ShouldBe(10);
         (await engine.Store.GetProgressAsync(batch.Id, CancellationToken.None)).SpentUsd.ShouldBe(0.20m);
     }
 
@@ -31,7 +31,7 @@ public sealed class JobServerTests
     public async Task RunAsync_SubmitNotAccepted_RetriesAfterBackoffThenSucceeds()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, "HTTP 503", 503));
+        engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, "HTTP 503", 503));
         var batch = await engine.ImportAsync(1);
         var start = engine.Time.GetUtcNow();
 
@@ -61,14 +61,10 @@ public sealed class JobServerTests
     public async Task RunAsync_SubmitUncertain_CountsItBeforeRetrying()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.Uncertain, "POST timed out"));
+        engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.Uncertain, "POST timed out"));
         var batch = await engine.ImportAsync(1);
 
-        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
-        await run;
-
-        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        var job = (await engine.RunBatchAsync(batch))[0];
         job.State.ShouldBe(JobState.Succeeded);
         job.UncertainSubmits.ShouldBe(1);
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))
@@ -79,18 +75,14 @@ public sealed class JobServerTests
     public async Task RunAsync_SubmitRejected_FailsAtOnceWithProviderMessage()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.Rejected, "HTTP 400 size: expected W*H", 400));
+        engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.Rejected, "HTTP 400 size: expected W*H", 400));
         var batch = await engine.ImportAsync(1);
 
-        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
-        await run;
-
-        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        var job = (await engine.RunBatchAsync(batch))[0];
         job.State.ShouldBe(JobState.Failed);
         job.Attempt.ShouldBe(1);
         job.Error.ShouldBe("HTTP 400 size: expected W*H");
-        engine.Provider_.Accepted.ShouldBe(0);
+        engine.Scripted.Accepted.ShouldBe(0);
     }
 
     [Fact]
@@ -99,15 +91,11 @@ public sealed class JobServerTests
         await using var engine = new EngineHarness();
         for (var i = 0; i < engine.Options.MaxAttempts; i++)
         {
-            engine.Provider_.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, $"HTTP 429 #{i}", 429));
+            engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.NotAccepted, $"HTTP 429 #{i}", 429));
         }
 
         var batch = await engine.ImportAsync(1);
-        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
-        await run;
-
-        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        var job = (await engine.RunBatchAsync(batch))[0];
         job.State.ShouldBe(JobState.Failed);
         job.Attempt.ShouldBe(engine.Options.MaxAttempts);
         job.Error.ShouldBe($"HTTP 429 #{engine.Options.MaxAttempts - 1}");
@@ -117,16 +105,12 @@ public sealed class JobServerTests
     public async Task RunAsync_ProviderTaskFails_ResubmittedUpToLimitThenFails()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.FailTaskFor("prompt 1");
-        engine.Provider_.FailTaskFor("prompt 1");
+        engine.Scripted.FailTaskFor("prompt 1");
+        engine.Scripted.FailTaskFor("prompt 1");
         var batch = await engine.ImportAsync(1);
 
-        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
-        await run;
-
         // MaxProviderResubmits = 1: the first failure is submitted again, the second ends the job.
-        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        var job = (await engine.RunBatchAsync(batch))[0];
         job.State.ShouldBe(JobState.Failed);
         job.AcceptedSubmits.ShouldBe(2);
         job.Error.ShouldBe("simulated model failure");
@@ -137,7 +121,7 @@ public sealed class JobServerTests
     public async Task RunAsync_StepLongerThanLease_HeartbeatKeepsTheLease()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        engine.Scripted.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var batch = await engine.ImportAsync(1);
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await engine.RunClockUntilAsync(async () => (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0].State == JobState.Submitting, Tick);
@@ -150,12 +134,12 @@ public sealed class JobServerTests
         held.State.ShouldBe(JobState.Submitting);
         held.LeaseExpiresAt.ShouldNotBeNull().ShouldBeGreaterThan(engine.Time.GetUtcNow());
 
-        engine.Provider_.SubmitGate.SetResult();
+        engine.Scripted.SubmitGate.SetResult();
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
         var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
         job.State.ShouldBe(JobState.Succeeded);
-        engine.Provider_.Accepted.ShouldBe(1);
+        engine.Scripted.Accepted.ShouldBe(1);
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None)).ShouldNotContain(h => h.Reason != null && h.Reason.Contains("expired", StringComparison.Ordinal));
     }
 
@@ -192,7 +176,7 @@ public sealed class JobServerTests
         // can store the request id.
         var job = (await engine.Store.ClaimAsync(new ClaimRequest("dying-worker", 1, engine.Options.LeaseDuration), CancellationToken.None))[0];
         (await engine.Changer().MoveAsync(job, job with { State = JobState.Submitting }, "dying-worker", null, keepLease: true)).ShouldNotBeNull();
-        await engine.Provider_.SubmitAsync(new EditRequest(job.Spec.Prompt, job.Spec.Images, null, null, 1, null), CancellationToken.None);
+        await engine.Scripted.SubmitAsync(new EditRequest(job.Spec.Prompt, job.Spec.Images, null, null, 1, null), CancellationToken.None);
 
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
@@ -202,7 +186,7 @@ public sealed class JobServerTests
         done.State.ShouldBe(JobState.Succeeded);
         done.UncertainSubmits.ShouldBe(1);
         done.AcceptedSubmits.ShouldBe(1);
-        engine.Provider_.Accepted.ShouldBe(2);
+        engine.Scripted.Accepted.ShouldBe(2);
         (await engine.Store.GetHistoryAsync(done.Id, CancellationToken.None))
             .ShouldContain(h => h.From == JobState.Submitting && h.To == JobState.Pending && h.Reason != null && h.Reason.Contains("may have reached the provider", StringComparison.Ordinal));
     }
@@ -218,9 +202,9 @@ public sealed class JobServerTests
         await engine.RunClockUntilAsync(() => Task.FromResult(first.IsCompleted && second.IsCompleted), Tick);
         await Task.WhenAll(first, second);
 
-        engine.Provider_.Overlaps.ShouldBeEmpty();
-        engine.Provider_.Accepted.ShouldBe(40);
-        engine.Provider_.SubmittedPrompts.Distinct().Count().ShouldBe(40);
+        engine.Scripted.Overlaps.ShouldBeEmpty();
+        engine.Scripted.Accepted.ShouldBe(40);
+        engine.Scripted.SubmittedPrompts.Distinct().Count().ShouldBe(40);
         (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
     }
 
@@ -228,7 +212,7 @@ public sealed class JobServerTests
     public async Task RunAsync_Stopped_InFlightStepRecordedAndLeasesReleased()
     {
         await using var engine = new EngineHarness();
-        engine.Provider_.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        engine.Scripted.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var batch = await engine.ImportAsync(2);
         using var stop = new CancellationTokenSource();
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
@@ -236,7 +220,7 @@ public sealed class JobServerTests
             (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).All(j => j.State == JobState.Submitting), Tick);
 
         await stop.CancelAsync();
-        engine.Provider_.SubmitGate.SetResult();
+        engine.Scripted.SubmitGate.SetResult();
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
 
