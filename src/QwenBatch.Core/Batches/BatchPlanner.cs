@@ -26,7 +26,7 @@ public static class BatchPlanner
     /// <summary>A short hash of what the job asks for, so an edited row is a new job rather than a silent no-op.</summary>
     private static string ContentHash(ManifestJob job, string provider)
     {
-        var json = JsonSerializer.Serialize(new { job.Key, provider, job.Spec.Prompt, job.Spec.Images, job.Spec.NegativePrompt, job.Spec.Size, job.Spec.N, job.Spec.Seed });
+        var json = JsonSerializer.Serialize(new { job.Key, provider, job.Spec.Prompt, job.Spec.Images, job.Spec.NegativePrompt, job.Spec.Size, job.Spec.N, job.Spec.Seed, job.Spec.PromptExtend, job.Spec.Watermark, job.Spec.OutputFormat, job.Spec.Output });
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)))[..16];
     }
 }

@@ -13,6 +13,18 @@ public sealed record JobSpec
     public int N { get; init; } = 1;
     public long? Seed { get; init; }
 
+    /// <summary>Let the provider rewrite the prompt (odirouter <c>prompt_extend</c>); null leaves the provider's default.</summary>
+    public bool? PromptExtend { get; init; }
+
+    /// <summary>Ask for the provider's watermark (odirouter <c>watermark</c>); null leaves the provider's default.</summary>
+    public bool? Watermark { get; init; }
+
+    /// <summary>jpeg, png or webp (WaveSpeed <c>output_format</c>); null leaves the provider's default.</summary>
+    public string? OutputFormat { get; init; }
+
+    /// <summary>Output file name template (the manifest's <c>output</c> column); null means <c>&lt;id&gt;.&lt;ext&gt;</c>.</summary>
+    public string? Output { get; init; }
+
     /// <summary>Manifest columns that are not provider fields (sku, locale…), carried into the report.</summary>
     public IReadOnlyDictionary<string, string> Variables { get; init; } = new Dictionary<string, string>();
 }

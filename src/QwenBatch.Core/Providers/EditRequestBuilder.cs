@@ -17,7 +17,7 @@ public sealed class EditRequestBuilder
             images.Add(IsRemote(image) ? image : await DataUriAsync(image, ct));
         }
 
-        return new EditRequest(spec.Prompt, images, spec.NegativePrompt, spec.Size, spec.N, spec.Seed);
+        return new EditRequest(spec.Prompt, images, spec.NegativePrompt, spec.Size, spec.N, spec.Seed, spec.PromptExtend, spec.Watermark, spec.OutputFormat);
     }
 
     public static bool IsRemote(string image) =>

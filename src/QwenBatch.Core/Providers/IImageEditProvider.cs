@@ -23,7 +23,10 @@ public sealed record EditRequest(
     string? NegativePrompt,
     string? Size,
     int N,
-    long? Seed);
+    long? Seed,
+    bool? PromptExtend = null,
+    bool? Watermark = null,
+    string? OutputFormat = null);
 
 public sealed record SubmitAccepted(string RequestId, int? QueuePosition);
 

@@ -41,6 +41,16 @@ public sealed partial class OdirouterClient(HttpClient http, ProviderOptions opt
             body["seed"] = seed;
         }
 
+        if (request.PromptExtend is { } extend)
+        {
+            body["prompt_extend"] = extend;
+        }
+
+        if (request.Watermark is { } watermark)
+        {
+            body["watermark"] = watermark;
+        }
+
         using var message = ProviderHttp.Request(HttpMethod.Post, Url(QueuePath), options, JsonContent.Create(body));
         var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: false, ct);
         using (json)
