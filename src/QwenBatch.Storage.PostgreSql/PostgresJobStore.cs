@@ -62,16 +62,38 @@ public sealed partial class PostgresJobStore : IJobStore
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
         await using var insertBatch = new NpgsqlCommand(
-            $"INSERT INTO batches (name, source, provider, storage_dir, created_at) VALUES (@name, @source, @provider, @dir, @now) "
+            $"INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_usd) VALUES (@name, @source, @provider, @dir, @now, @budget) "
             + $"ON CONFLICT (name) DO NOTHING RETURNING {BatchColumns}", connection);
         insertBatch.Parameters.AddWithValue("name", batch.Name);
         insertBatch.Parameters.AddWithValue("source", batch.Source);
         insertBatch.Parameters.AddWithValue("provider", batch.Provider);
         insertBatch.Parameters.AddWithValue("dir", batch.StorageDir);
         insertBatch.Parameters.AddWithValue("now", now);
+        insertBatch.Parameters.Add(Money("budget", batch.BudgetUsd));
         var created = (await ListAsync(insertBatch, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
         var record = created ?? await FindBatchAsync(connection, batch.Name, ct)
             ?? throw new InvalidOperationException($"Batch '{batch.Name}' vanished during import.");
+        var released = 0;
+        if (created is null && batch.BudgetUsd is { } budget)
+        {
+            // A resume with a budget replaces the old one; held jobs get another look against it.
+            await using var rebudget = new NpgsqlCommand(
+                """
+                WITH b AS (UPDATE batches SET budget_usd = @budget WHERE id = @batch),
+                held AS (
+                    UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL
+                    WHERE batch_id = @batch AND state = 'held' RETURNING id),
+                history AS (
+                    INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+                    SELECT id, @now, 'held', 'pending', 'budget set to ' || @budget::text || ' USD' FROM held)
+                SELECT count(*)::int FROM held
+                """, connection);
+            rebudget.Parameters.AddWithValue("budget", budget);
+            rebudget.Parameters.AddWithValue("batch", record.Id);
+            rebudget.Parameters.AddWithValue("now", now);
+            released = (int)(await rebudget.ExecuteScalarAsync(ct))!;
+            record = record with { BudgetUsd = budget };
+        }
 
         await using var insertJobs = new NpgsqlCommand(
             """
@@ -87,7 +109,7 @@ public sealed partial class PostgresJobStore : IJobStore
         insertJobs.Parameters.AddWithValue("providers", jobs.Select(j => j.Provider).ToArray());
         insertJobs.Parameters.AddWithValue("specs", jobs.Select(j => StoreJson.Write(j.Spec)).ToArray());
         var added = await insertJobs.ExecuteNonQueryAsync(ct);
-        if (added > 0)
+        if (added + released > 0)
         {
             await ExecuteAsync(connection, $"SELECT pg_notify('{Channel}', '')", ct);
         }
@@ -111,6 +133,11 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
+        if (request.MaxInFlight is { Count: > 0 } caps)
+        {
+            return await ClaimWithinCapsAsync(request, caps, ct);
+        }
+
         var now = _time.GetUtcNow();
 
         // One statement: pick due jobs nobody holds, skipping rows another worker is claiming right now, and lease them.
@@ -144,19 +171,27 @@ public sealed partial class PostgresJobStore : IJobStore
         await using var command = _dataSource.CreateCommand(
             """
             WITH prev AS (
-                SELECT id, state FROM jobs
+                SELECT id, batch_id, state, cost_usd, reserved_usd FROM jobs
                 WHERE id = @id AND lease_owner = @owner AND state = ANY(@from)
                 FOR UPDATE
             ), moved AS (
                 UPDATE jobs j SET
                     state = @state, request_id = @request_id, attempt = @attempt, accepted_submits = @accepted,
-                    uncertain_submits = @uncertain, polls = @polls, due_at = @due_at, outputs = @outputs::jsonb,
-                    files = @files::jsonb, cost_usd = @cost, error = @error, submitted_at = @submitted_at,
-                    finished_at = @finished_at, updated_at = @now,
+                    uncertain_submits = @uncertain, polls = @polls,
+                    -- A cancel asked for while this step ran is acted on at once, not at the next poll.
+                    due_at = CASE WHEN j.cancel_requested THEN least(@due_at, @now) ELSE @due_at END,
+                    outputs = @outputs::jsonb, files = @files::jsonb, cost_usd = @cost, reserved_usd = @reserved,
+                    error = @error, submitted_at = @submitted_at, started_at = @started_at, finished_at = @finished_at,
+                    updated_at = @now,
                     lease_owner = CASE WHEN @keep THEN j.lease_owner END,
                     lease_expires_at = CASE WHEN @keep THEN j.lease_expires_at END
                 FROM prev WHERE j.id = prev.id
-                RETURNING j.id, prev.state AS from_state, j.state AS to_state
+                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state,
+                          j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
+            ), money AS (
+                -- The batch's money counters move in the same statement as the job, so they never drift.
+                UPDATE batches b SET spent_usd = b.spent_usd + moved.spent, reserved_usd = b.reserved_usd + moved.reserved
+                FROM moved WHERE b.id = moved.batch_id AND (moved.spent <> 0 OR moved.reserved <> 0)
             ), history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
                 SELECT id, @now, from_state, to_state, @reason, @owner FROM moved
@@ -178,13 +213,157 @@ public sealed partial class PostgresJobStore : IJobStore
         p.AddWithValue("outputs", StoreJson.Write(job.Outputs));
         p.AddWithValue("files", StoreJson.Write(job.Files));
         p.AddWithValue("cost", job.CostUsd);
+        p.AddWithValue("reserved", job.ReservedUsd);
         p.Add(Text("error", job.Error));
         p.Add(Time("submitted_at", job.SubmittedAt));
+        p.Add(Time("started_at", job.StartedAt));
         p.Add(Time("finished_at", job.FinishedAt));
         p.AddWithValue("now", _time.GetUtcNow());
         p.AddWithValue("keep", transition.KeepLease);
         p.Add(Text("reason", transition.Reason));
         return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    public async Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT {BatchColumns} FROM batches ORDER BY id DESC");
+        return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
+    }
+
+    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    {
+        // Job row first, then batch row: the same lock order as every transition, so the two never deadlock.
+        await using var command = _dataSource.CreateCommand(
+            """
+            WITH j AS (
+                SELECT id, batch_id, reserved_usd FROM jobs WHERE id = @id AND lease_owner = @owner FOR UPDATE
+            ), b AS (
+                SELECT b.id, b.budget_usd, b.spent_usd, b.reserved_usd FROM batches b JOIN j ON b.id = j.batch_id FOR UPDATE OF b
+            ), ok AS (
+                SELECT j.id, j.batch_id, @amount - j.reserved_usd AS delta FROM j, b
+                WHERE b.budget_usd IS NULL OR b.spent_usd + b.reserved_usd + (@amount - j.reserved_usd) <= b.budget_usd
+            ), reserved AS (
+                UPDATE jobs SET reserved_usd = @amount FROM ok WHERE jobs.id = ok.id RETURNING jobs.id
+            ), counted AS (
+                UPDATE batches SET reserved_usd = batches.reserved_usd + ok.delta FROM ok WHERE batches.id = ok.batch_id
+            )
+            SELECT count(*)::int FROM reserved
+            """);
+        command.Parameters.AddWithValue("id", jobId);
+        command.Parameters.AddWithValue("owner", owner);
+        command.Parameters.AddWithValue("amount", amount);
+        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+
+        // GCRA with reservations: each request books the next slot (tat advances by one interval, stretched while the
+        // adaptive factor is below 1) and is told how long to wait for it. Slots too far ahead are not booked.
+        await using var command = _dataSource.CreateCommand(
+            """
+            INSERT INTO rate_limits AS r (account, tat, granted_at, factor) VALUES (@account, @now + @interval, @now, 1)
+            ON CONFLICT (account) DO UPDATE SET
+                granted_at = greatest(r.tat, @now, coalesce(r.paused_until, @now)) - @tolerance,
+                tat = greatest(r.tat, @now, coalesce(r.paused_until, @now)) + @interval / r.factor,
+                factor = least(1.0, r.factor * 1.01)
+            WHERE greatest(r.tat, @now, coalesce(r.paused_until, @now)) - @tolerance - @now <= @max_wait
+            RETURNING granted_at
+            """);
+        command.Parameters.AddWithValue("account", reservation.Account);
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("interval", reservation.Interval);
+        command.Parameters.AddWithValue("tolerance", reservation.Interval * (reservation.Burst - 1));
+        command.Parameters.AddWithValue("max_wait", reservation.MaxWait);
+        if (await command.ExecuteScalarAsync(ct) is not DateTime granted)
+        {
+            return null;
+        }
+
+        var wait = new DateTimeOffset(granted, TimeSpan.Zero) - now;
+        return wait > TimeSpan.Zero ? wait : TimeSpan.Zero;
+    }
+
+    public async Task PauseAccountAsync(string account, DateTimeOffset until, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            """
+            INSERT INTO rate_limits AS r (account, tat, granted_at, paused_until, factor) VALUES (@account, @until, @now, @until, 0.7)
+            ON CONFLICT (account) DO UPDATE SET
+                paused_until = greatest(coalesce(r.paused_until, @until), @until),
+                factor = greatest(0.1, r.factor * 0.7)
+            """);
+        command.Parameters.AddWithValue("account", account);
+        command.Parameters.AddWithValue("until", until);
+        command.Parameters.AddWithValue("now", _time.GetUtcNow());
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<RateLimitState?> GetRateLimitAsync(string account, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT account, tat, paused_until, factor FROM rate_limits WHERE account = @account");
+        command.Parameters.AddWithValue("account", account);
+        return (await ListAsync(command, r => new RateLimitState(r.GetString(0), Dialect.Time(r, 1), Dialect.NullableTime(r, 2), r.GetDouble(3)), ct)).SingleOrDefault();
+    }
+
+    public async Task<int> RequestCancelAsync(long batchId, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"""
+            WITH waiting AS (
+                SELECT id, state, reserved_usd FROM jobs WHERE batch_id = @batch AND state IN ('pending', 'held') FOR UPDATE
+            ), cancelled AS (
+                UPDATE jobs j SET state = 'cancelled', reserved_usd = 0, lease_owner = NULL, lease_expires_at = NULL,
+                    error = 'cancelled by an operator', finished_at = @now, updated_at = @now
+                FROM waiting WHERE j.id = waiting.id
+                RETURNING j.id, waiting.state AS from_state, waiting.reserved_usd AS released
+            ), flagged AS (
+                UPDATE jobs SET cancel_requested = true, due_at = least(due_at, @now), updated_at = @now
+                WHERE batch_id = @batch AND state IN ('submitting', 'at_provider') AND NOT cancel_requested
+                RETURNING id
+            ), batch AS (
+                UPDATE batches SET cancel_requested_at = coalesce(cancel_requested_at, @now),
+                    reserved_usd = reserved_usd - (SELECT coalesce(sum(released), 0) FROM cancelled)
+                WHERE id = @batch
+            ), history AS (
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+                SELECT id, @now, from_state, 'cancelled', 'cancelled by an operator' FROM cancelled
+            ), notify AS (
+                SELECT pg_notify('{Channel}', '') FROM flagged LIMIT 1
+            )
+            SELECT (SELECT count(*) FROM cancelled)::int + (SELECT count(*) FROM flagged)::int + 0 * (SELECT count(*) FROM notify)::int
+            """);
+        command.Parameters.AddWithValue("batch", batchId);
+        command.Parameters.AddWithValue("now", _time.GetUtcNow());
+        return (int)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"""
+            WITH again AS (
+                SELECT id, state FROM jobs WHERE batch_id = @batch AND state = ANY(@states) AND lease_owner IS NULL FOR UPDATE
+            ), requeued AS (
+                UPDATE jobs j SET state = 'pending', attempt = 0, polls = 0, request_id = NULL, outputs = '[]', error = NULL,
+                    cancel_requested = false, due_at = @now, finished_at = NULL, updated_at = @now
+                FROM again WHERE j.id = again.id
+                RETURNING j.id, again.state AS from_state
+            ), batch AS (
+                UPDATE batches SET cancel_requested_at = NULL WHERE id = @batch AND EXISTS (SELECT 1 FROM requeued)
+            ), history AS (
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+                SELECT id, @now, from_state, 'pending', 'requeued by an operator' FROM requeued
+            ), notify AS (
+                SELECT pg_notify('{Channel}', '') FROM requeued LIMIT 1
+            )
+            SELECT (SELECT count(*) FROM requeued)::int + 0 * (SELECT count(*) FROM notify)::int
+            """);
+        command.Parameters.AddWithValue("batch", batchId);
+        command.Parameters.AddWithValue("states", states.Select(x => x.ToDbName()).ToArray());
+        command.Parameters.AddWithValue("now", _time.GetUtcNow());
+        return (int)(await command.ExecuteScalarAsync(ct))!;
     }
 
     public async Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct)
@@ -310,6 +489,76 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public ValueTask DisposeAsync() => _dataSource.DisposeAsync();
 
+    /// <summary>
+    /// A claim that keeps each capped provider within its MaxInFlight: the provider's limiter row is locked while its
+    /// in-flight tasks are counted and its pending jobs claimed, so two workers cannot both take the last free place.
+    /// </summary>
+    private async Task<IReadOnlyList<JobRecord>> ClaimWithinCapsAsync(ClaimRequest request, IReadOnlyDictionary<string, int> caps, CancellationToken ct)
+    {
+        var now = _time.GetUtcNow();
+        var capped = caps.Keys.Order(StringComparer.Ordinal).ToArray();
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var allowance = new Dictionary<string, int>();
+        foreach (var provider in capped)
+        {
+            await using var lockRow = new NpgsqlCommand(
+                """
+                INSERT INTO rate_limits (account, tat, granted_at) VALUES (@provider, @now, @now) ON CONFLICT (account) DO NOTHING;
+                SELECT 1 FROM rate_limits WHERE account = @provider FOR UPDATE;
+                """, connection);
+            lockRow.Parameters.AddWithValue("provider", provider);
+            lockRow.Parameters.AddWithValue("now", now);
+            await lockRow.ExecuteNonQueryAsync(ct);
+            await using var count = new NpgsqlCommand(
+                "SELECT count(*)::int FROM jobs WHERE provider = @provider AND (state IN ('submitting', 'at_provider') OR (state = 'pending' AND lease_owner IS NOT NULL))",
+                connection);
+            count.Parameters.AddWithValue("provider", provider);
+            allowance[provider] = Math.Max(0, caps[provider] - (int)(await count.ExecuteScalarAsync(ct))!);
+        }
+
+        var claimed = await ClaimWhereAsync(connection, request, now, "(state <> 'pending' OR NOT (provider = ANY(@capped)))", request.Limit, null, capped, ct);
+        foreach (var provider in capped)
+        {
+            var room = Math.Min(allowance[provider], request.Limit - claimed.Count);
+            if (room > 0)
+            {
+                claimed.AddRange(await ClaimWhereAsync(connection, request, now, "state = 'pending' AND provider = @provider", room, provider, capped, ct));
+            }
+        }
+
+        await tx.CommitAsync(ct);
+        claimed.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
+        return claimed;
+    }
+
+    private static async Task<List<JobRecord>> ClaimWhereAsync(
+        NpgsqlConnection connection, ClaimRequest request, DateTimeOffset now, string filter, int limit, string? provider, string[] capped, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            $"""
+            UPDATE jobs j SET lease_owner = @owner, lease_expires_at = @until, updated_at = @now
+            FROM (
+                SELECT id FROM jobs
+                WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND due_at <= @now
+                  AND (@batch::bigint IS NULL OR batch_id = @batch) AND {filter}
+                ORDER BY due_at, id
+                LIMIT @limit
+                FOR UPDATE SKIP LOCKED
+            ) due
+            WHERE j.id = due.id
+            RETURNING {Prefixed("j.")}
+            """, connection);
+        command.Parameters.AddWithValue("owner", request.Owner);
+        command.Parameters.AddWithValue("until", now + request.LeaseDuration);
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)request.BatchId ?? DBNull.Value });
+        command.Parameters.AddWithValue("limit", limit);
+        command.Parameters.AddWithValue("capped", capped);
+        command.Parameters.Add(Text("provider", provider));
+        return await ListAsync(command, r => ReadJob(r, Dialect), ct);
+    }
+
     private async Task<int> ReturnLeasesAsync(string condition, string? owner, int limit, string why, CancellationToken ct)
     {
         // A job caught in 'submitting' may or may not have been accepted by the provider: it goes back to pending and
@@ -365,6 +614,8 @@ public sealed partial class PostgresJobStore : IJobStore
     private static string Prefixed(string alias) => string.Join(", ", JobColumns.Split(", ").Select(c => alias + c));
 
     private static NpgsqlParameter Text(string name, string? value) => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
+
+    private static NpgsqlParameter Money(string name, decimal? value) => new(name, NpgsqlDbType.Numeric) { Value = (object?)value ?? DBNull.Value };
 
     private static NpgsqlParameter Time(string name, DateTimeOffset? value) => new(name, NpgsqlDbType.TimestampTz) { Value = (object?)value ?? DBNull.Value };
 

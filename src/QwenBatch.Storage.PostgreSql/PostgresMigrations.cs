@@ -72,5 +72,30 @@ internal static class PostgresMigrations
                 heartbeat_at timestamptz NOT NULL
             );
             """),
+        (2, "flow control: budgets, cancel, shared rate limits", """
+            ALTER TABLE batches
+                ADD COLUMN budget_usd numeric(14, 6),
+                ADD COLUMN spent_usd numeric(14, 6) NOT NULL DEFAULT 0,
+                ADD COLUMN reserved_usd numeric(14, 6) NOT NULL DEFAULT 0,
+                ADD COLUMN cancel_requested_at timestamptz;
+
+            ALTER TABLE jobs
+                ADD COLUMN reserved_usd numeric(14, 6) NOT NULL DEFAULT 0,
+                ADD COLUMN cancel_requested boolean NOT NULL DEFAULT false,
+                ADD COLUMN started_at timestamptz;
+
+            -- Tasks at the provider per provider, for MaxInFlight at claim time.
+            CREATE INDEX jobs_in_flight ON jobs (provider)
+                WHERE state IN ('submitting', 'at_provider') OR (state = 'pending' AND lease_owner IS NOT NULL);
+
+            -- One row per provider account: the GCRA "theoretical arrival time" shared by every worker.
+            CREATE TABLE rate_limits (
+                account      text PRIMARY KEY,
+                tat          timestamptz NOT NULL,
+                granted_at   timestamptz NOT NULL,
+                paused_until timestamptz,
+                factor       double precision NOT NULL DEFAULT 1
+            );
+            """),
     ];
 }

@@ -60,14 +60,32 @@ public sealed class SqliteJobStore : IJobStore
     {
         var now = Ms(_time.GetUtcNow());
         BatchImport result;
+        bool wake;
         await using (var connection = await OpenAsync(ct))
         await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
         {
             await using var insertBatch = Command(connection, tx,
-                "INSERT INTO batches (name, source, provider, storage_dir, created_at) VALUES (@name, @source, @provider, @dir, @now) ON CONFLICT (name) DO NOTHING",
-                ("name", batch.Name), ("source", batch.Source), ("provider", batch.Provider), ("dir", batch.StorageDir), ("now", now));
+                "INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_micros) VALUES (@name, @source, @provider, @dir, @now, @budget) ON CONFLICT (name) DO NOTHING",
+                ("name", batch.Name), ("source", batch.Source), ("provider", batch.Provider), ("dir", batch.StorageDir), ("now", now),
+                ("budget", batch.BudgetUsd is { } b ? Micros(b) : null));
             var created = await insertBatch.ExecuteNonQueryAsync(ct) == 1;
-            await using var find = Command(connection, tx, $"SELECT {BatchColumns} FROM batches WHERE name = @name", ("name", batch.Name));
+            var released = 0;
+            if (!created && batch.BudgetUsd is { } budget)
+            {
+                // A resume with a budget replaces the old one; held jobs get another look against it.
+                await using var rebudget = Command(connection, tx, "UPDATE batches SET budget_micros = @budget WHERE name = @name", ("budget", Micros(budget)), ("name", batch.Name));
+                await rebudget.ExecuteNonQueryAsync(ct);
+                await using var held = Command(connection, tx,
+                    "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE b.name = @name AND j.state = 'held'", ("name", batch.Name));
+                foreach (var id in await ListAsync(held, r => r.GetInt64(0), ct))
+                {
+                    await using var release = Command(connection, tx, "UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL WHERE id = @id", ("now", now), ("id", id));
+                    await release.ExecuteNonQueryAsync(ct);
+                    await InsertHistoryAsync(connection, tx, id, now, "held", "pending", $"budget set to {budget.ToString(System.Globalization.CultureInfo.InvariantCulture)} USD", null, ct);
+                    released++;
+                }
+            }
+            await using var find = Command(connection, tx, $"SELECT {SqliteBatchColumns} FROM batches WHERE name = @name", ("name", batch.Name));
             var record = (await ListAsync(find, r => ReadBatch(r, Dialect), ct)).Single();
 
             await using var insertJob = Command(connection, tx,
@@ -89,9 +107,10 @@ public sealed class SqliteJobStore : IJobStore
 
             await tx.CommitAsync(ct);
             result = new BatchImport(record, !created, added);
+            wake = added + released > 0;
         }
 
-        if (result.JobsAdded > 0)
+        if (wake)
         {
             PulseListeners();
         }
@@ -102,14 +121,14 @@ public sealed class SqliteJobStore : IJobStore
     public async Task<BatchRecord?> FindBatchAsync(string name, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, $"SELECT {BatchColumns} FROM batches WHERE name = @name", ("name", name));
+        await using var command = Command(connection, null, $"SELECT {SqliteBatchColumns} FROM batches WHERE name = @name", ("name", name));
         return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
     }
 
     public async Task<BatchRecord?> GetBatchAsync(long batchId, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, $"SELECT {BatchColumns} FROM batches WHERE id = @id", ("id", batchId));
+        await using var command = Command(connection, null, $"SELECT {SqliteBatchColumns} FROM batches WHERE id = @id", ("id", batchId));
         return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
     }
 
@@ -118,22 +137,48 @@ public sealed class SqliteJobStore : IJobStore
         var now = _time.GetUtcNow();
         await using var connection = await OpenAsync(ct);
 
-        // One statement under SQLite's write lock: no other writer can claim the same rows in between.
-        await using var command = Command(connection, null,
+        // Under SQLite's write lock (an immediate transaction) no other writer can claim the same rows in between, nor
+        // count a provider's in-flight tasks while we take its last free places.
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        var caps = request.MaxInFlight ?? new Dictionary<string, int>();
+        var capped = string.Join(", ", caps.Keys.Select((_, i) => $"@cap{i}"));
+        var capParameters = caps.Keys.Select((p, i) => ($"cap{i}", (object?)p)).ToArray();
+        var jobs = await ClaimWhereAsync(connection, tx, request, now,
+            caps.Count == 0 ? "1 = 1" : $"(state <> 'pending' OR provider NOT IN ({capped}))", request.Limit, capParameters, ct);
+        foreach (var (provider, cap) in caps)
+        {
+            await using var count = Command(connection, tx,
+                "SELECT count(*) FROM jobs WHERE provider = @provider AND (state IN ('submitting', 'at_provider') OR (state = 'pending' AND lease_owner IS NOT NULL))",
+                ("provider", provider));
+            var room = Math.Min(cap - (int)(long)(await count.ExecuteScalarAsync(ct))!, request.Limit - jobs.Count);
+            if (room > 0)
+            {
+                jobs.AddRange(await ClaimWhereAsync(connection, tx, request, now, "state = 'pending' AND provider = @provider", room, [("provider", provider)], ct));
+            }
+        }
+
+        await tx.CommitAsync(ct);
+        jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
+        return jobs;
+    }
+
+    private static async Task<List<JobRecord>> ClaimWhereAsync(
+        SqliteConnection connection, SqliteTransaction tx, ClaimRequest request, DateTimeOffset now, string filter, int limit,
+        (string Name, object? Value)[] extra, CancellationToken ct)
+    {
+        await using var command = Command(connection, tx,
             $"""
             UPDATE jobs SET lease_owner = @owner, lease_expires_at = @until, updated_at = @now
             WHERE id IN (
                 SELECT id FROM jobs
                 WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND due_at <= @now
-                  AND (@batch IS NULL OR batch_id = @batch)
+                  AND (@batch IS NULL OR batch_id = @batch) AND {filter}
                 ORDER BY due_at, id
                 LIMIT @limit)
             RETURNING {SqliteJobColumns}
             """,
-            ("owner", request.Owner), ("until", Ms(now + request.LeaseDuration)), ("now", Ms(now)), ("batch", request.BatchId), ("limit", request.Limit));
-        var jobs = await ListAsync(command, r => ReadJob(r, Dialect), ct);
-        jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
-        return jobs;
+            [("owner", request.Owner), ("until", Ms(now + request.LeaseDuration)), ("now", Ms(now)), ("batch", request.BatchId), ("limit", limit), .. extra]);
+        return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
     public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
@@ -143,19 +188,24 @@ public sealed class SqliteJobStore : IJobStore
         await using var connection = await OpenAsync(ct);
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
         var from = string.Join(", ", transition.From.Select(s => $"'{s.ToDbName()}'"));
-        await using var guard = Command(connection, tx, $"SELECT state FROM jobs WHERE id = @id AND lease_owner = @owner AND state IN ({from})",
+        await using var guard = Command(connection, tx, $"SELECT state, batch_id, cost_micros, reserved_micros FROM jobs WHERE id = @id AND lease_owner = @owner AND state IN ({from})",
             ("id", job.Id), ("owner", transition.Owner));
-        if (await guard.ExecuteScalarAsync(ct) is not string previous)
+        var rows = await ListAsync(guard, r => (State: r.GetString(0), Batch: r.GetInt64(1), Cost: r.GetInt64(2), Reserved: r.GetInt64(3)), ct);
+        if (rows.Count == 0)
         {
             return false;
         }
+
+        var (previous, batchId, previousCost, previousReserved) = rows[0];
 
         await using var update = Command(connection, tx,
             """
             UPDATE jobs SET
                 state = @state, request_id = @request_id, attempt = @attempt, accepted_submits = @accepted,
-                uncertain_submits = @uncertain, polls = @polls, due_at = @due_at, outputs = @outputs, files = @files,
-                cost_micros = @cost, error = @error, submitted_at = @submitted_at, finished_at = @finished_at, updated_at = @now,
+                uncertain_submits = @uncertain, polls = @polls,
+                due_at = CASE WHEN cancel_requested THEN min(@due_at, @now) ELSE @due_at END, outputs = @outputs, files = @files,
+                cost_micros = @cost, reserved_micros = @reserved, error = @error, submitted_at = @submitted_at,
+                started_at = @started_at, finished_at = @finished_at, updated_at = @now,
                 lease_owner = CASE WHEN @keep THEN lease_owner END,
                 lease_expires_at = CASE WHEN @keep THEN lease_expires_at END
             WHERE id = @id
@@ -164,8 +214,18 @@ public sealed class SqliteJobStore : IJobStore
             ("accepted", job.AcceptedSubmits), ("uncertain", job.UncertainSubmits), ("polls", job.Polls), ("due_at", Ms(job.DueAt)),
             ("outputs", StoreJson.Write(job.Outputs)), ("files", StoreJson.Write(job.Files)), ("cost", Micros(job.CostUsd)),
             ("error", job.Error), ("submitted_at", Ms(job.SubmittedAt)), ("finished_at", Ms(job.FinishedAt)), ("now", now),
-            ("keep", transition.KeepLease));
+            ("keep", transition.KeepLease), ("reserved", Micros(job.ReservedUsd)), ("started_at", Ms(job.StartedAt)));
         await update.ExecuteNonQueryAsync(ct);
+        var spent = Micros(job.CostUsd) - previousCost;
+        var reserved = Micros(job.ReservedUsd) - previousReserved;
+        if (spent != 0 || reserved != 0)
+        {
+            // The batch's money counters move in the same transaction as the job, so they never drift.
+            await using var money = Command(connection, tx, "UPDATE batches SET spent_micros = spent_micros + @spent, reserved_micros = reserved_micros + @reserved WHERE id = @batch",
+                ("spent", spent), ("reserved", reserved), ("batch", batchId));
+            await money.ExecuteNonQueryAsync(ct);
+        }
+
         if (previous != job.State.ToDbName() || transition.Reason is not null)
         {
             await InsertHistoryAsync(connection, tx, job.Id, now, previous, job.State.ToDbName(), transition.Reason, transition.Owner, ct);
@@ -173,6 +233,168 @@ public sealed class SqliteJobStore : IJobStore
 
         await tx.CommitAsync(ct);
         return true;
+    }
+
+    public async Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {SqliteBatchColumns} FROM batches ORDER BY id DESC");
+        return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
+    }
+
+    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await using var read = Command(connection, tx,
+            """
+            SELECT j.batch_id, j.reserved_micros, b.budget_micros, b.spent_micros, b.reserved_micros
+            FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.id = @id AND j.lease_owner = @owner
+            """, ("id", jobId), ("owner", owner));
+        var rows = await ListAsync(read, r => (Batch: r.GetInt64(0), Held: r.GetInt64(1), Budget: r.IsDBNull(2) ? (long?)null : r.GetInt64(2), Spent: r.GetInt64(3), Reserved: r.GetInt64(4)), ct);
+        if (rows.Count == 0)
+        {
+            return false;
+        }
+
+        var (batch, held, budget, spent, reserved) = rows[0];
+        var delta = Micros(amount) - held;
+        if (budget is { } limit && spent + reserved + delta > limit)
+        {
+            return false;
+        }
+
+        await using var job = Command(connection, tx, "UPDATE jobs SET reserved_micros = @amount WHERE id = @id", ("amount", Micros(amount)), ("id", jobId));
+        await job.ExecuteNonQueryAsync(ct);
+        await using var counted = Command(connection, tx, "UPDATE batches SET reserved_micros = reserved_micros + @delta WHERE id = @batch", ("delta", delta), ("batch", batch));
+        await counted.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return true;
+    }
+
+    public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)
+    {
+        var now = Ms(_time.GetUtcNow());
+        var interval = reservation.Interval.TotalMilliseconds;
+        var tolerance = interval * (reservation.Burst - 1);
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await using var read = Command(connection, tx, "SELECT tat, paused_until, factor FROM rate_limits WHERE account = @account", ("account", reservation.Account));
+        var rows = await ListAsync(read, r => (Tat: r.GetInt64(0), Paused: r.IsDBNull(1) ? (long?)null : r.GetInt64(1), Factor: r.GetDouble(2)), ct);
+        var (tat, paused, factor) = rows.Count == 0 ? (now, (long?)null, 1.0) : rows[0];
+
+        // GCRA with reservations, as in the PostgreSQL store: book the next slot and say how long to wait for it.
+        var start = Math.Max(Math.Max(tat, now), paused ?? now);
+        var granted = start - tolerance;
+        if (granted - now > reservation.MaxWait.TotalMilliseconds)
+        {
+            return null;
+        }
+
+        await using var write = Command(connection, tx,
+            """
+            INSERT INTO rate_limits (account, tat, granted_at, paused_until, factor) VALUES (@account, @tat, @granted, @paused, @factor)
+            ON CONFLICT (account) DO UPDATE SET tat = excluded.tat, granted_at = excluded.granted_at, factor = excluded.factor
+            """,
+            ("account", reservation.Account), ("tat", start + (long)Math.Round(interval / factor)), ("granted", (long)granted), ("paused", paused),
+            ("factor", Math.Min(1.0, factor * 1.01)));
+        await write.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+        return TimeSpan.FromMilliseconds(Math.Max(0, granted - now));
+    }
+
+    public async Task PauseAccountAsync(string account, DateTimeOffset until, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            """
+            INSERT INTO rate_limits (account, tat, granted_at, paused_until, factor) VALUES (@account, @until, @now, @until, 0.7)
+            ON CONFLICT (account) DO UPDATE SET paused_until = max(coalesce(paused_until, @until), @until), factor = max(0.1, factor * 0.7)
+            """,
+            ("account", account), ("until", Ms(until)), ("now", Ms(_time.GetUtcNow())));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<RateLimitState?> GetRateLimitAsync(string account, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT account, tat, paused_until, factor FROM rate_limits WHERE account = @account", ("account", account));
+        return (await ListAsync(command, r => new RateLimitState(r.GetString(0), Dialect.Time(r, 1), Dialect.NullableTime(r, 2), r.GetDouble(3)), ct)).SingleOrDefault();
+    }
+
+    public async Task<int> RequestCancelAsync(long batchId, CancellationToken ct)
+    {
+        var now = Ms(_time.GetUtcNow());
+        int count;
+        await using (var connection = await OpenAsync(ct))
+        await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
+        {
+            await using var waiting = Command(connection, tx, "SELECT id, state, reserved_micros FROM jobs WHERE batch_id = @batch AND state IN ('pending', 'held')", ("batch", batchId));
+            var jobs = await ListAsync(waiting, r => (Id: r.GetInt64(0), State: r.GetString(1), Reserved: r.GetInt64(2)), ct);
+            foreach (var (id, state, _) in jobs)
+            {
+                await using var cancel = Command(connection, tx,
+                    """
+                    UPDATE jobs SET state = 'cancelled', reserved_micros = 0, lease_owner = NULL, lease_expires_at = NULL,
+                        error = 'cancelled by an operator', finished_at = @now, updated_at = @now WHERE id = @id
+                    """, ("now", now), ("id", id));
+                await cancel.ExecuteNonQueryAsync(ct);
+                await InsertHistoryAsync(connection, tx, id, now, state, "cancelled", "cancelled by an operator", null, ct);
+            }
+
+            await using var flag = Command(connection, tx,
+                "UPDATE jobs SET cancel_requested = 1, due_at = min(due_at, @now), updated_at = @now WHERE batch_id = @batch AND state IN ('submitting', 'at_provider') AND cancel_requested = 0",
+                ("now", now), ("batch", batchId));
+            var flagged = await flag.ExecuteNonQueryAsync(ct);
+            await using var batch = Command(connection, tx,
+                "UPDATE batches SET cancel_requested_at = coalesce(cancel_requested_at, @now), reserved_micros = reserved_micros - @released WHERE id = @batch",
+                ("now", now), ("released", jobs.Sum(j => j.Reserved)), ("batch", batchId));
+            await batch.ExecuteNonQueryAsync(ct);
+            await tx.CommitAsync(ct);
+            count = jobs.Count + flagged;
+        }
+
+        PulseListeners();
+        return count;
+    }
+
+    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct)
+    {
+        var now = Ms(_time.GetUtcNow());
+        var names = string.Join(", ", states.Select(s => $"'{s.ToDbName()}'"));
+        int count;
+        await using (var connection = await OpenAsync(ct))
+        await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
+        {
+            await using var again = Command(connection, tx, $"SELECT id, state FROM jobs WHERE batch_id = @batch AND state IN ({names}) AND lease_owner IS NULL", ("batch", batchId));
+            var jobs = await ListAsync(again, r => (Id: r.GetInt64(0), State: r.GetString(1)), ct);
+            foreach (var (id, state) in jobs)
+            {
+                await using var requeue = Command(connection, tx,
+                    """
+                    UPDATE jobs SET state = 'pending', attempt = 0, polls = 0, request_id = NULL, outputs = '[]', error = NULL,
+                        cancel_requested = 0, due_at = @now, finished_at = NULL, updated_at = @now WHERE id = @id
+                    """, ("now", now), ("id", id));
+                await requeue.ExecuteNonQueryAsync(ct);
+                await InsertHistoryAsync(connection, tx, id, now, state, "pending", "requeued by an operator", null, ct);
+            }
+
+            if (jobs.Count > 0)
+            {
+                await using var batch = Command(connection, tx, "UPDATE batches SET cancel_requested_at = NULL WHERE id = @batch", ("batch", batchId));
+                await batch.ExecuteNonQueryAsync(ct);
+            }
+
+            await tx.CommitAsync(ct);
+            count = jobs.Count;
+        }
+
+        if (count > 0)
+        {
+            PulseListeners();
+        }
+
+        return count;
     }
 
     public async Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct)
@@ -289,7 +511,11 @@ public sealed class SqliteJobStore : IJobStore
 
     private const string SqliteJobColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
-        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_micros, error, created_at, submitted_at, finished_at";
+        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_micros, error, created_at, submitted_at, finished_at, "
+        + "reserved_micros, cancel_requested, started_at";
+
+    private const string SqliteBatchColumns =
+        "id, name, source, provider, storage_dir, created_at, budget_micros, spent_micros, reserved_micros, cancel_requested_at";
 
     private async Task<int> ReturnLeasesAsync(string condition, string? owner, int limit, string why, CancellationToken ct)
     {
@@ -386,5 +612,7 @@ public sealed class SqliteJobStore : IJobStore
         public override DateTimeOffset Time(DbDataReader reader, int ordinal) => DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(ordinal));
 
         public override decimal Money(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? 0m : reader.GetInt64(ordinal) / MicrosPerUsd;
+
+        public override bool Bool(DbDataReader reader, int ordinal) => reader.GetInt64(ordinal) != 0;
     }
 }

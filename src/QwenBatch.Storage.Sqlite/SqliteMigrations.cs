@@ -68,5 +68,26 @@ internal static class SqliteMigrations
                 heartbeat_at INTEGER NOT NULL
             );
             """),
+        (2, "flow control: budgets, cancel, shared rate limits", """
+            ALTER TABLE batches ADD COLUMN budget_micros INTEGER;
+            ALTER TABLE batches ADD COLUMN spent_micros INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE batches ADD COLUMN reserved_micros INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE batches ADD COLUMN cancel_requested_at INTEGER;
+
+            ALTER TABLE jobs ADD COLUMN reserved_micros INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE jobs ADD COLUMN started_at INTEGER;
+
+            CREATE INDEX jobs_in_flight ON jobs (provider)
+                WHERE state IN ('submitting', 'at_provider') OR (state = 'pending' AND lease_owner IS NOT NULL);
+
+            CREATE TABLE rate_limits (
+                account      TEXT PRIMARY KEY,
+                tat          INTEGER NOT NULL,
+                granted_at   INTEGER NOT NULL,
+                paused_until INTEGER,
+                factor       REAL NOT NULL DEFAULT 1
+            );
+            """),
     ];
 }

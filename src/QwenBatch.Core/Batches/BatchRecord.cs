@@ -16,10 +16,22 @@ public sealed record BatchRecord
     public required string Provider { get; init; }
     public required string StorageDir { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
+
+    /// <summary>Most the batch may spend, in USD; null for no limit.</summary>
+    public decimal? BudgetUsd { get; init; }
+
+    /// <summary>Settled cost of the batch's jobs (kept in step with the jobs by every transition).</summary>
+    public decimal SpentUsd { get; init; }
+
+    /// <summary>Cost reserved by submitted tasks not yet settled.</summary>
+    public decimal ReservedUsd { get; init; }
+
+    public DateTimeOffset? CancelRequestedAt { get; init; }
 }
 
 /// <summary>A batch to create, or to resume when one with the same name already exists.</summary>
-public sealed record NewBatch(string Name, string Source, string Provider, string StorageDir);
+/// <param name="BudgetUsd">A budget to set; on a resume it replaces the old one and releases held jobs to try again.</param>
+public sealed record NewBatch(string Name, string Source, string Provider, string StorageDir, decimal? BudgetUsd = null);
 
 /// <summary>A job to enqueue; <see cref="Key"/> + <see cref="ContentHash"/> make it idempotent within its batch.</summary>
 public sealed record NewJob(string Key, string ContentHash, string Provider, JobSpec Spec);

@@ -41,10 +41,20 @@ public sealed record JobRecord
     /// <summary>Files written into the batch folder, relative to it.</summary>
     public IReadOnlyList<string> Files { get; init; } = [];
 
+    /// <summary>What the provider charges for this job's completed task(s), settled when the provider reports completion.</summary>
     public decimal CostUsd { get; init; }
+
+    /// <summary>The most this job's submitted task can cost, held against the batch budget until it is settled.</summary>
+    public decimal ReservedUsd { get; init; }
+
+    /// <summary>An operator asked to cancel; the next step sends the cancel to the provider. Set only by the store.</summary>
+    public bool CancelRequested { get; init; }
     public string? Error { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? SubmittedAt { get; init; }
+
+    /// <summary>When a poll first saw the provider running (or finished) the task: the end of its queue wait.</summary>
+    public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
 }
 

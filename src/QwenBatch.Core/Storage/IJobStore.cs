@@ -23,6 +23,35 @@ public interface IJobStore : IAsyncDisposable
 
     Task<BatchRecord?> GetBatchAsync(long batchId, CancellationToken ct);
 
+    /// <summary>Every batch, newest first.</summary>
+    Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct);
+
+    /// <summary>
+    /// Reserves <paramref name="amount"/> (the most the job's next task can cost) against its batch budget, replacing any
+    /// reservation the job already holds. False, and nothing changed, when the budget would be exceeded.
+    /// </summary>
+    Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct);
+
+    /// <summary>
+    /// Books the next request slot of a provider account, shared by every worker on the store (GCRA). Returns how long
+    /// to wait before sending, or null when the slot is further away than <see cref="RequestReservation.MaxWait"/>.
+    /// </summary>
+    Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct);
+
+    /// <summary>Stops every worker sending to the account until <paramref name="until"/> and slows its rate (a 429 came).</summary>
+    Task PauseAccountAsync(string account, DateTimeOffset until, CancellationToken ct);
+
+    Task<RateLimitState?> GetRateLimitAsync(string account, CancellationToken ct);
+
+    /// <summary>
+    /// Cancels a batch: jobs not yet at the provider end cancelled at once; jobs at the provider are flagged and made due,
+    /// so a worker sends the provider's cancel. Returns how many jobs were cancelled or flagged.
+    /// </summary>
+    Task<int> RequestCancelAsync(long batchId, CancellationToken ct);
+
+    /// <summary>Returns the batch's unleased jobs in <paramref name="states"/> to pending, due now, with fresh attempts.</summary>
+    Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct);
+
     /// <summary>Leases up to <see cref="ClaimRequest.Limit"/> due jobs, oldest due first, skipping jobs others hold.</summary>
     Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct);
 
@@ -65,4 +94,11 @@ public interface IJobStore : IAsyncDisposable
 /// <param name="Limit">How many jobs at most.</param>
 /// <param name="LeaseDuration">How long the leases last unless renewed.</param>
 /// <param name="BatchId">Only jobs of this batch (the <c>run</c> command), or any.</param>
-public sealed record ClaimRequest(string Owner, int Limit, TimeSpan LeaseDuration, long? BatchId = null);
+/// <param name="MaxInFlight">Per provider, the most tasks submitted and not finished; pending jobs of that provider are claimed only within it.</param>
+public sealed record ClaimRequest(string Owner, int Limit, TimeSpan LeaseDuration, long? BatchId = null, IReadOnlyDictionary<string, int>? MaxInFlight = null);
+
+/// <summary>One request slot to book: the account's interval between requests and how many may go at once.</summary>
+public sealed record RequestReservation(string Account, TimeSpan Interval, int Burst, TimeSpan MaxWait);
+
+/// <summary>An account's shared limiter row: the next free slot, a pause after a 429, and the adaptive rate factor (≤ 1).</summary>
+public sealed record RateLimitState(string Account, DateTimeOffset NextSlot, DateTimeOffset? PausedUntil, double Factor);

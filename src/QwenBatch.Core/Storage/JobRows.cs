@@ -11,7 +11,11 @@ public abstract class RowDialect
 
     public abstract decimal Money(DbDataReader reader, int ordinal);
 
+    public virtual bool Bool(DbDataReader reader, int ordinal) => reader.GetBoolean(ordinal);
+
     public DateTimeOffset? NullableTime(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : Time(reader, ordinal);
+
+    public decimal? NullableMoney(DbDataReader reader, int ordinal) => reader.IsDBNull(ordinal) ? null : Money(reader, ordinal);
 }
 
 /// <summary>The column lists and row mapping shared by every backend, so both read a job the same way.</summary>
@@ -19,9 +23,10 @@ public static class JobRows
 {
     public const string JobColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
-        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at";
+        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
+        + "reserved_usd, cancel_requested, started_at";
 
-    public const string BatchColumns = "id, name, source, provider, storage_dir, created_at";
+    public const string BatchColumns = "id, name, source, provider, storage_dir, created_at, budget_usd, spent_usd, reserved_usd, cancel_requested_at";
 
     /// <summary>The claimable states as a SQL list; spelled out so partial indexes match the queries.</summary>
     public const string ClaimableSql = "('pending', 'at_provider', 'downloading')";
@@ -50,6 +55,9 @@ public static class JobRows
         CreatedAt = d.Time(r, 19),
         SubmittedAt = d.NullableTime(r, 20),
         FinishedAt = d.NullableTime(r, 21),
+        ReservedUsd = d.Money(r, 22),
+        CancelRequested = d.Bool(r, 23),
+        StartedAt = d.NullableTime(r, 24),
     };
 
     public static BatchRecord ReadBatch(DbDataReader r, RowDialect d) => new()
@@ -60,6 +68,10 @@ public static class JobRows
         Provider = r.GetString(3),
         StorageDir = r.GetString(4),
         CreatedAt = d.Time(r, 5),
+        BudgetUsd = d.NullableMoney(r, 6),
+        SpentUsd = d.Money(r, 7),
+        ReservedUsd = d.Money(r, 8),
+        CancelRequestedAt = d.NullableTime(r, 9),
     };
 
     public static JobHistoryEntry ReadHistory(DbDataReader r, RowDialect d) => new(

@@ -34,7 +34,14 @@ public sealed class PostgresDatabaseFixture : IAsyncLifetime
     {
         await using var connection = new NpgsqlConnection(ConnectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("TRUNCATE batches, jobs, job_history, servers RESTART IDENTITY CASCADE", connection);
+        // Every table the migrations made, except the record of the migrations themselves, so new tables are cleaned too.
+        await using var command = new NpgsqlCommand(
+            """
+            DO $$ BEGIN
+                EXECUTE (SELECT 'TRUNCATE ' || string_agg(quote_ident(tablename), ', ') || ' RESTART IDENTITY CASCADE'
+                         FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations');
+            END $$
+            """, connection);
         await command.ExecuteNonQueryAsync();
     }
 
