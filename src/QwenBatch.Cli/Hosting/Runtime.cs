@@ -1,7 +1,9 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
@@ -62,16 +64,24 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
-        foreach (var name in ProviderNames.All)
+        var accounts = ConfigureAccounts(configuration, simulator);
+        foreach (var (name, options) in accounts)
         {
-            services.AddHttpClient(ProviderClientName(name));
+            // Every API request of the account spends its shared allowance; downloads use their own client and do not.
+            services.AddHttpClient(ProviderClientName(name), http => http.Timeout = options.RequestTimeout)
+                .AddHttpMessageHandler(sp => new RateLimitHandler(
+                    sp.GetRequiredService<IJobStore>(), name, options, time, sp.GetRequiredService<ILogger<RateLimitHandler>>()));
         }
 
-        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(configuration, simulator, sp)));
+        services.AddSingleton(sp => new ProviderRegistry(accounts.Select(a => new ProviderAccount(a.Key, CreateClient(a.Key, a.Value, sp), a.Value))));
         services.AddSingleton<EditRequestBuilder>();
         services.AddSingleton<JobStateChanger>();
+        services.AddSingleton<LatencyModel>();
+        services.AddSingleton<PollSchedule>();
+        services.AddSingleton<PollStep>();
         services.AddSingleton<IJobStep, SubmitStep>();
-        services.AddSingleton<IJobStep, PollStep>();
+        services.AddSingleton<IJobStep>(sp => sp.GetRequiredService<PollStep>());
+        services.AddSingleton<IJobStep, CancelStep>();
         services.AddSingleton<IJobStep, DownloadStep>();
         services.AddSingleton<JobStepRunner>();
         services.AddSingleton<JobServer>();
@@ -116,14 +126,13 @@ internal sealed class Runtime : IAsyncDisposable
         return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
     }
 
-    private static IEnumerable<ProviderAccount> CreateAccounts(IConfiguration configuration, SimulatorHost? simulator, IServiceProvider services)
+    /// <summary>The configured provider accounts, validated, with keys from the environment where configuration has none.</summary>
+    private static Dictionary<string, ProviderOptions> ConfigureAccounts(IConfiguration configuration, SimulatorHost? simulator)
     {
-        var http = services.GetRequiredService<IHttpClientFactory>();
-        var loggers = services.GetRequiredService<ILoggerFactory>();
-
+        var accounts = new Dictionary<string, ProviderOptions>(StringComparer.OrdinalIgnoreCase);
         var odirouter = Bind(configuration, "Odirouter");
         odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY") is { Length: > 0 } key ? key : null;
-        yield return new ProviderAccount(ProviderNames.Odirouter, Odirouter(http, ProviderNames.Odirouter, odirouter, loggers), odirouter);
+        accounts[ProviderNames.Odirouter] = odirouter;
 
         var simulated = Bind(configuration, "Simulator");
         if (simulator is not null)
@@ -134,16 +143,17 @@ internal sealed class Runtime : IAsyncDisposable
         simulated.ApiKey ??= SimulatorApiKey;
         if (simulated.BaseUrl is not null)
         {
-            yield return new ProviderAccount(ProviderNames.Simulator, Odirouter(http, ProviderNames.Simulator, simulated, loggers), simulated);
+            accounts[ProviderNames.Simulator] = simulated;
         }
+
+        return accounts;
     }
 
-    private static OdirouterClient Odirouter(IHttpClientFactory http, string name, ProviderOptions options, ILoggerFactory loggers)
-    {
-        var client = http.CreateClient(ProviderClientName(name));
-        client.Timeout = options.RequestTimeout;
-        return new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
-    }
+    private static OdirouterClient CreateClient(string name, ProviderOptions options, IServiceProvider services) =>
+        new OdirouterClient(
+            services.GetRequiredService<IHttpClientFactory>().CreateClient(ProviderClientName(name)),
+            options,
+            services.GetRequiredService<ILogger<OdirouterClient>>());
 
     private static ProviderOptions Bind(IConfiguration configuration, string section)
     {
@@ -152,6 +162,13 @@ internal sealed class Runtime : IAsyncDisposable
         if (string.IsNullOrEmpty(options.ApiKey))
         {
             options.ApiKey = null;
+        }
+
+        var errors = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(options, new ValidationContext(options), errors, validateAllProperties: true))
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration,
+                "Invalid configuration: " + string.Join("; ", errors.Select(e => $"Providers:{section}:{string.Join(",", e.MemberNames)}: {e.ErrorMessage}")));
         }
 
         return options;

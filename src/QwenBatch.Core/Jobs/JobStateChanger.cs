@@ -34,6 +34,12 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
             throw new InvalidOperationException($"Job {current.Id}: {current.State} → {next.State} is not an allowed transition.");
         }
 
+        // A job that stops (terminal or held) gives back what it had reserved against the budget.
+        if (next.State.IsSettled() && next.ReservedUsd != 0)
+        {
+            next = next with { ReservedUsd = 0 };
+        }
+
         // Recording a finished step must not be lost to a stopping token: the result is already paid for.
         var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason), CancellationToken.None);
         if (!moved)

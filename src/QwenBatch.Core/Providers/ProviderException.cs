@@ -14,6 +14,9 @@ public enum ProviderErrorKind
 
     /// <summary>The provider does not know the task (404 on a request id).</summary>
     NotFound,
+
+    /// <summary>Not sent: the account's shared request allowance is booked too far ahead. Wait; this is no failure of the job.</summary>
+    Throttled,
 }
 
 /// <summary>A failed provider call. The message never contains credentials.</summary>

@@ -17,6 +17,28 @@ public sealed class ProviderOptions
     [Range(0, 100)]
     public decimal PricePerImage { get; set; }
 
+    /// <summary>Requests per second the account may send across every worker (submits and status polls; not downloads).</summary>
+    [Range(0.001, 100000)]
+    public double? RequestsPerSecond { get; set; }
+
+    /// <summary>The same limit per minute, for accounts priced that way (used when <see cref="RequestsPerSecond"/> is not set).</summary>
+    [Range(0.01, 6000000)]
+    public double? RequestsPerMinute { get; set; }
+
+    /// <summary>Requests that may go at once before the rate applies.</summary>
+    [Range(1, 10000)]
+    public int Burst { get; set; } = 1;
+
+    /// <summary>Tasks submitted and not finished at once, across every worker.</summary>
+    [Range(1, 100000)]
+    public int? MaxInFlight { get; set; }
+
+    /// <summary>The spacing between requests the limits ask for, or null when the account has no rate limit.</summary>
+    public TimeSpan? RequestInterval =>
+        RequestsPerSecond is { } perSecond ? TimeSpan.FromSeconds(1 / perSecond)
+        : RequestsPerMinute is { } perMinute ? TimeSpan.FromMinutes(1 / perMinute)
+        : null;
+
     /// <summary>Timeout of one HTTP request to the provider.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);

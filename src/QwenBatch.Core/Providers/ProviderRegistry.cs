@@ -18,6 +18,10 @@ public sealed class ProviderRegistry
 
     public IReadOnlyCollection<string> Names => _accounts.Keys;
 
+    /// <summary>The accounts with a MaxInFlight, for claiming within it.</summary>
+    public IReadOnlyDictionary<string, int> MaxInFlight =>
+        _accounts.Values.Where(a => a.Options.MaxInFlight is not null).ToDictionary(a => a.Name, a => a.Options.MaxInFlight!.Value);
+
     public ProviderAccount Get(string name) =>
         _accounts.TryGetValue(name, out var account)
             ? account

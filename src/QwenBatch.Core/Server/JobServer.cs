@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using QwenBatch.Jobs;
+using QwenBatch.Providers;
 using QwenBatch.Steps;
 using QwenBatch.Storage;
 
@@ -16,7 +17,7 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// the leases with a heartbeat, rescues expired leases of crashed workers, and sleeps until a notification, the next
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
-public sealed partial class JobServer(IJobStore store, JobStepRunner runner, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger)
+public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger)
 {
     public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 
@@ -59,7 +60,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Wor
             var wake = signal.Next;
             var free = options.Concurrency - inFlight.Count;
             var claimed = free > 0
-                ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId), stopping)
+                ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, providers.MaxInFlight), stopping)
                 : [];
             foreach (var job in claimed)
             {

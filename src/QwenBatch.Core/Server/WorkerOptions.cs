@@ -53,6 +53,10 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>A task still at the provider after this long is cancelled there and the job fails with the reason.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan JobTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
     /// <summary>On stop, how long in-flight steps get to record their results before they are cut off.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(10);

@@ -11,7 +11,7 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
 {
     private readonly ConcurrentDictionary<long, BatchRecord> _batches = new();
 
-    public JobState Handles => JobState.Downloading;
+    public bool CanRun(JobRecord job) => job.State == JobState.Downloading;
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {

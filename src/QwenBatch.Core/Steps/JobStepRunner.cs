@@ -8,7 +8,7 @@ namespace QwenBatch.Steps;
 /// <summary>Runs the step for a claimed job and turns a failed step into a retry with backoff, or a failure.</summary>
 public sealed partial class JobStepRunner
 {
-    private readonly Dictionary<JobState, IJobStep> _steps;
+    private readonly IReadOnlyList<IJobStep> _steps;
     private readonly JobStateChanger _changer;
     private readonly WorkerOptions _options;
     private readonly TimeProvider _time;
@@ -17,7 +17,7 @@ public sealed partial class JobStepRunner
 
     public JobStepRunner(IEnumerable<IJobStep> steps, JobStateChanger changer, WorkerOptions options, TimeProvider time, Func<double> random, ILogger<JobStepRunner> logger)
     {
-        _steps = steps.ToDictionary(s => s.Handles);
+        _steps = steps.ToList();
         _changer = changer;
         _options = options;
         _time = time;
@@ -31,10 +31,8 @@ public sealed partial class JobStepRunner
         var context = new StepContext(owner, job);
         try
         {
-            if (!_steps.TryGetValue(job.State, out var step))
-            {
-                throw new InvalidOperationException($"No step handles jobs in state {job.State}.");
-            }
+            var step = _steps.SingleOrDefault(s => s.CanRun(job))
+                ?? throw new InvalidOperationException($"No step handles jobs in state {job.State}.");
 
             await step.RunAsync(context, ct);
         }
@@ -51,6 +49,15 @@ public sealed partial class JobStepRunner
     private async Task RecordFailureAsync(StepContext context, Exception error)
     {
         var job = context.Current;
+        if (error is ProviderException { Kind: ProviderErrorKind.Throttled } throttled)
+        {
+            // Nothing was sent: the job waits for the shared allowance without spending an attempt.
+            var wait = throttled.RetryAfter ?? _options.FirstPollDelay;
+            await _changer.MoveAsync(job, job with { State = job.State == JobState.Submitting ? JobState.Pending : job.State, DueAt = _time.GetUtcNow() + wait },
+                context.Owner, reason: null);
+            return;
+        }
+
         var message = error is ProviderException or JobInputException ? error.Message : $"{error.GetType().Name}: {error.Message}";
         var uncertain = job.State == JobState.Submitting && error is ProviderException { Kind: ProviderErrorKind.Uncertain };
         var attempt = job.Attempt + 1;

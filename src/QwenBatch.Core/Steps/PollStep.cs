@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
@@ -10,16 +11,25 @@ public sealed partial class PollStep(
     JobStateChanger changer,
     ProviderRegistry providers,
     WorkerOptions options,
+    PollSchedule schedule,
+    LatencyModel latency,
     TimeProvider time,
-    Func<double> random,
     ILogger<PollStep> logger) : IJobStep
 {
-    public JobState Handles => JobState.AtProvider;
+    public bool CanRun(JobRecord job) => job is { State: JobState.AtProvider, CancelRequested: false };
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {
         var job = context.Current;
         var account = providers.Get(job.Provider);
+        var now = time.GetUtcNow();
+        var elapsed = now - (job.SubmittedAt ?? now);
+        if (elapsed > options.JobTimeout)
+        {
+            await TimeOutAsync(context, account, elapsed, ct);
+            return;
+        }
+
         PollResult result;
         try
         {
@@ -30,16 +40,23 @@ public sealed partial class PollStep(
             result = new PollResult(PollStatus.Failed, Error: "the provider no longer knows this request");
         }
 
-        var now = time.GetUtcNow();
+        now = time.GetUtcNow();
+        var key = LatencyModel.Key(job.Provider, job.Spec.N, job.Spec.Size);
         switch (result.Status)
         {
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
+                var observed = now - job.SubmittedAt!.Value;
+                latency.ObserveCompletion(key, observed, job.Polls, schedule.LateGap(observed));
+
+                // Settle: the reservation becomes the actual charge for the images the provider made.
                 await changer.MoveAsync(job, job with
                 {
                     State = JobState.Downloading,
                     Outputs = outputs,
                     CostUsd = job.CostUsd + (outputs.Count * account.Options.PricePerImage),
+                    ReservedUsd = 0,
+                    StartedAt = job.StartedAt ?? now,
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
@@ -52,6 +69,7 @@ public sealed partial class PollStep(
                 {
                     State = JobState.Pending,
                     RequestId = null,
+                    ReservedUsd = 0,
                     Attempt = 0,
                     Polls = 0,
                     Error = result.Error,
@@ -71,19 +89,30 @@ public sealed partial class PollStep(
 
             default:
                 var polls = job.Polls + 1;
-                await changer.MoveAsync(job, job with { Polls = polls, Attempt = 0, DueAt = now + NextPollDelay(polls) }, context.Owner, reason: null);
+                var started = result.Status == PollStatus.Running ? job.StartedAt ?? now : job.StartedAt;
+                await changer.MoveAsync(job, job with
+                {
+                    Polls = polls,
+                    Attempt = 0,
+                    StartedAt = started,
+                    DueAt = now + schedule.Next(now - job.SubmittedAt!.Value, polls, latency.Expected(key)),
+                }, context.Owner, reason: null);
                 break;
         }
     }
 
-    /// <summary>Grows by half each poll from the first delay, capped, with ±20% jitter so polls of a batch spread out.</summary>
-    internal TimeSpan NextPollDelay(int polls)
+    private async Task TimeOutAsync(StepContext context, ProviderAccount account, TimeSpan elapsed, CancellationToken ct)
     {
-        var grown = options.FirstPollDelay.TotalMilliseconds * Math.Pow(1.5, Math.Min(polls, 40));
-        var capped = Math.Min(grown, options.MaxPollInterval.TotalMilliseconds);
-        return TimeSpan.FromMilliseconds(capped * (0.8 + (0.4 * random())));
+        var job = context.Current;
+        var outcome = await account.Client.CancelAsync(job.RequestId!, ct);
+        var why = $"timed out: still at the provider after the {options.JobTimeout} Worker:JobTimeout; cancel sent: {CancelStep.Describe(outcome)}";
+        LogTimedOut(job.Id, why);
+        await changer.MoveAsync(job, job with { State = JobState.Failed, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: provider task {RequestId} failed ({Error}); submitting again")]
     private partial void LogResubmitting(long jobId, string requestId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} {Reason}")]
+    private partial void LogTimedOut(long jobId, string reason);
 }

@@ -14,7 +14,8 @@ public sealed class StepContext(string owner, JobRecord job)
 /// <summary>A short unit of work for a job in one claimable state: one submit, one poll or one download.</summary>
 public interface IJobStep
 {
-    JobState Handles { get; }
+    /// <summary>True for the jobs this step is for; exactly one step answers true for any claimed job.</summary>
+    bool CanRun(JobRecord job);
 
     Task RunAsync(StepContext context, CancellationToken ct);
 }

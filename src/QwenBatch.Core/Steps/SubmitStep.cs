@@ -1,26 +1,41 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Providers;
-using QwenBatch.Server;
+using QwenBatch.Storage;
 
 namespace QwenBatch.Steps;
 
 /// <summary>pending → submitting → at_provider: sends the job to its provider and records the request id at once.</summary>
 public sealed partial class SubmitStep(
     JobStateChanger changer,
+    IJobStore store,
     ProviderRegistry providers,
     EditRequestBuilder requests,
-    WorkerOptions options,
+    PollSchedule schedule,
+    LatencyModel latency,
     TimeProvider time,
     ILogger<SubmitStep> logger) : IJobStep
 {
-    public JobState Handles => JobState.Pending;
+    public bool CanRun(JobRecord job) => job.State == JobState.Pending;
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {
         var job = context.Current;
-        var provider = providers.Get(job.Provider).Client;
+        var account = providers.Get(job.Provider);
+        var provider = account.Client;
         var request = await requests.BuildAsync(job.Spec, ct);
+
+        // Reserve the most this task can cost before sending it, so the batch budget is never exceeded.
+        var maxCost = job.Spec.N * account.Options.PricePerImage;
+        if (!await store.TryReserveBudgetAsync(job.Id, context.Owner, maxCost, ct))
+        {
+            await HoldAsync(context, maxCost, ct);
+            return;
+        }
+
+        job = job with { ReservedUsd = maxCost };
 
         // Checkpoint: from here until the request id is stored the provider may accept a task we cannot see. A crash in
         // this window leaves the job in 'submitting'; the rescuer counts it as an uncertain submit before trying again.
@@ -44,7 +59,8 @@ public sealed partial class SubmitStep(
             Polls = 0,
             Error = null,
             SubmittedAt = now,
-            DueAt = now + options.FirstPollDelay,
+            StartedAt = null,
+            DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(job.Provider, job.Spec.N, job.Spec.Size))),
         };
         var stored = await changer.MoveAsync(submitting, atProvider, context.Owner, $"accepted as {accepted.RequestId}");
         if (stored is null)
@@ -52,6 +68,19 @@ public sealed partial class SubmitStep(
             LogAcceptedButNotRecorded(job.Id, accepted.RequestId);
         }
     }
+
+    private async Task HoldAsync(StepContext context, decimal maxCost, CancellationToken ct)
+    {
+        var job = context.Current;
+        var batch = await store.GetBatchAsync(job.BatchId, ct);
+        var why = string.Create(CultureInfo.InvariantCulture,
+            $"held: the batch budget of ${batch?.BudgetUsd:0.00##} would be exceeded (spent ${batch?.SpentUsd:0.00##}, reserved ${batch?.ReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); raise it with --budget");
+        LogHeld(job.Id, why);
+        await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} {Reason}")]
+    private partial void LogHeld(long jobId, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} was accepted as {RequestId} but another worker took it over first; the provider may run it twice")]
     private partial void LogAcceptedButNotRecorded(long jobId, string requestId);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Batches;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
@@ -21,14 +22,15 @@ internal sealed class EngineHarness : IAsyncDisposable
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "qwenbatch-engine-" + Guid.NewGuid().ToString("N"));
     private readonly List<IJobStore> _stores = [];
 
-    public EngineHarness(ScriptedProvider? provider = null)
+    public EngineHarness(ScriptedProvider? provider = null, ManualTimeProvider? time = null)
     {
+        Time = time ?? new ManualTimeProvider();
         Directory.CreateDirectory(_directory);
         Scripted = provider ?? new ScriptedProvider();
         Store = NewStore();
     }
 
-    public ManualTimeProvider Time { get; } = new();
+    public ManualTimeProvider Time { get; }
 
     public ScriptedProvider Scripted { get; }
 
@@ -52,6 +54,12 @@ internal sealed class EngineHarness : IAsyncDisposable
         ShutdownGracePeriod = TimeSpan.FromSeconds(5),
     };
 
+    /// <summary>The scripted provider's account settings (price, limits).</summary>
+    public ProviderOptions Account { get; } = new() { PricePerImage = 0.02m };
+
+    /// <summary>Latencies learned by every server of this harness.</summary>
+    public LatencyModel Latency { get; } = new();
+
     public static double Jitter() => 0.5;
 
     /// <summary>Another store on the same file, as a second process would have.</summary>
@@ -68,18 +76,21 @@ internal sealed class EngineHarness : IAsyncDisposable
     {
         store ??= Store;
         var changer = Changer(store);
-        var providers = new ProviderRegistry([new ProviderAccount(Provider, Scripted, new ProviderOptions { PricePerImage = 0.02m })]);
+        var providers = new ProviderRegistry([new ProviderAccount(Provider, Scripted, Account)]);
+        var schedule = new PollSchedule(Options, Jitter);
+        var poll = new PollStep(changer, providers, Options, schedule, Latency, Time, NullLogger<PollStep>.Instance);
         IJobStep[] steps =
         [
-            new SubmitStep(changer, providers, new EditRequestBuilder(), Options, Time, NullLogger<SubmitStep>.Instance),
-            new PollStep(changer, providers, Options, Time, Jitter, NullLogger<PollStep>.Instance),
+            new SubmitStep(changer, store, providers, new EditRequestBuilder(), schedule, Latency, Time, NullLogger<SubmitStep>.Instance),
+            poll,
+            new CancelStep(changer, providers, poll, Time, NullLogger<CancelStep>.Instance),
             new DownloadStep(changer, store, new OutputDownloader(new HttpClient()), Time),
         ];
         var runner = new JobStepRunner(steps, changer, Options, Time, Jitter, NullLogger<JobStepRunner>.Instance);
-        return new JobServer(store, runner, Options, Time, NullLogger<JobServer>.Instance);
+        return new JobServer(store, runner, providers, Options, Time, NullLogger<JobServer>.Instance);
     }
 
-    public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch")
+    public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch", decimal? budget = null)
     {
         await Store.MigrateAsync(CancellationToken.None);
         var spec = Enumerable.Range(1, jobs).Select(i => new NewJob($"job-{i:000}", $"h{i}", Provider, new JobSpec
@@ -87,7 +98,7 @@ internal sealed class EngineHarness : IAsyncDisposable
             Prompt = $"prompt {i}",
             Images = ["https://images.example/in.png"],
         })).ToList();
-        var import = await Store.ImportBatchAsync(new NewBatch(name, $"/manifests/{name}.csv", Provider, Path.Combine(StorageDir, name)), spec, CancellationToken.None);
+        var import = await Store.ImportBatchAsync(new NewBatch(name, $"/manifests/{name}.csv", Provider, Path.Combine(StorageDir, name), budget), spec, CancellationToken.None);
         return import.Batch;
     }
 

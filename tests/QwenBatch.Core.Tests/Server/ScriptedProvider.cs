@@ -18,7 +18,12 @@ internal sealed class ScriptedProvider : IImageEditProvider
     private readonly ConcurrentDictionary<string, string> _promptByRequest = new();
     private readonly ConcurrentDictionary<string, int> _running = new();
     private readonly ConcurrentQueue<string> _failTasks = new();
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _acceptedAt = new();
+    private readonly ConcurrentDictionary<string, bool> _finished = new();
     private int _accepted;
+    private int _inFlight;
+    private int _maxInFlight;
+    private int _pollCalls;
 
     public int PollsBeforeDone { get; init; } = 1;
 
@@ -26,6 +31,23 @@ internal sealed class ScriptedProvider : IImageEditProvider
     public TaskCompletionSource? SubmitGate { get; set; }
 
     public int Accepted => _accepted;
+
+    /// <summary>With a clock and a latency, a task completes that long after it was accepted (polls do not matter).</summary>
+    public TimeProvider? Clock { get; init; }
+
+    public TimeSpan? TaskLatency { get; init; }
+
+    public int PollCalls => _pollCalls;
+
+    /// <summary>Most tasks accepted and not yet reported finished at the same time.</summary>
+    public int MaxInFlight => _maxInFlight;
+
+    /// <summary>How late each completion was noticed (time-based tasks only).</summary>
+    public ConcurrentBag<TimeSpan> CompletionLags { get; } = [];
+
+    public ConcurrentBag<string> CancelledRequests { get; } = [];
+
+    public ConcurrentBag<DateTimeOffset> SubmitTimes { get; } = [];
 
     public ConcurrentBag<string> SubmittedPrompts { get; } = [];
 
@@ -55,6 +77,18 @@ internal sealed class ScriptedProvider : IImageEditProvider
             SubmittedPrompts.Add(request.Prompt);
             var id = $"req-{Interlocked.Increment(ref _accepted)}";
             _promptByRequest[id] = request.Prompt;
+            if (Clock is not null)
+            {
+                _acceptedAt[id] = Clock.GetUtcNow();
+                SubmitTimes.Add(Clock.GetUtcNow());
+            }
+
+            var inFlight = Interlocked.Increment(ref _inFlight);
+            int seen;
+            while (inFlight > (seen = _maxInFlight) && Interlocked.CompareExchange(ref _maxInFlight, inFlight, seen) != seen)
+            {
+            }
+
             return new SubmitAccepted(id, 0);
         }
         finally
@@ -69,11 +103,24 @@ internal sealed class ScriptedProvider : IImageEditProvider
         Enter(prompt);
         try
         {
+            Interlocked.Increment(ref _pollCalls);
             var polls = _polls.AddOrUpdate(requestId, 1, (_, n) => n + 1);
-            if (polls < PollsBeforeDone)
+            if (Clock is not null && TaskLatency is { } taskLatency)
+            {
+                var due = _acceptedAt[requestId] + taskLatency;
+                if (Clock.GetUtcNow() < due)
+                {
+                    return Task.FromResult(PollResult.Running);
+                }
+
+                CompletionLags.Add(Clock.GetUtcNow() - due);
+            }
+            else if (polls < PollsBeforeDone)
             {
                 return Task.FromResult(PollResult.Running);
             }
+
+            Finish(requestId);
 
             if (_failTasks.TryPeek(out var failing) && failing == prompt && _failTasks.TryDequeue(out _))
             {
@@ -88,7 +135,20 @@ internal sealed class ScriptedProvider : IImageEditProvider
         }
     }
 
-    public Task<CancelOutcome> CancelAsync(string requestId, CancellationToken ct) => Task.FromResult(CancelOutcome.Requested);
+    public Task<CancelOutcome> CancelAsync(string requestId, CancellationToken ct)
+    {
+        CancelledRequests.Add(requestId);
+        Finish(requestId);
+        return Task.FromResult(CancelOutcome.Requested);
+    }
+
+    private void Finish(string requestId)
+    {
+        if (_finished.TryAdd(requestId, true))
+        {
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
 
     private void Enter(string prompt)
     {

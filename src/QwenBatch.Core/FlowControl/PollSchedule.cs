@@ -1,0 +1,43 @@
+using QwenBatch.Server;
+
+namespace QwenBatch.FlowControl;
+
+/// <summary>
+/// When to look at a task again. Before its expected completion: at the expected completion. After it: every tenth of
+/// the time it has taken so far (so completion is noticed at most ~10% late), never more often than the first poll
+/// delay nor less often than the max interval. Without an estimate: grow by half from the first poll delay. ±10% jitter
+/// spreads the polls of a batch.
+/// </summary>
+public sealed class PollSchedule(WorkerOptions options, Func<double> random)
+{
+    public const double LateFraction = 0.1;
+
+    /// <summary>The first poll after a submit.</summary>
+    public TimeSpan First(TimeSpan? expected) => Jitter(Clamp(expected ?? options.FirstPollDelay));
+
+    /// <param name="elapsed">Time since the submit was accepted.</param>
+    /// <param name="polls">Polls made so far.</param>
+    /// <param name="expected">Learned latency of similar tasks, if any.</param>
+    public TimeSpan Next(TimeSpan elapsed, int polls, TimeSpan? expected)
+    {
+        if (expected is { } e && elapsed < e)
+        {
+            return Jitter(Clamp(e - elapsed));
+        }
+
+        if (expected is not null)
+        {
+            return Jitter(LateGap(elapsed));
+        }
+
+        return Jitter(Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40))));
+    }
+
+    /// <summary>The gap between polls once a task is late: a tenth of its age, within the bounds.</summary>
+    public TimeSpan LateGap(TimeSpan elapsed) => Clamp(elapsed * LateFraction);
+
+    private TimeSpan Clamp(TimeSpan delay) =>
+        delay < options.FirstPollDelay ? options.FirstPollDelay : delay > options.MaxPollInterval ? options.MaxPollInterval : delay;
+
+    private TimeSpan Jitter(TimeSpan delay) => delay * (0.9 + (0.2 * random()));
+}

@@ -1,0 +1,127 @@
+using QwenBatch.Jobs;
+using QwenBatch.Providers;
+using QwenBatch.Server;
+
+namespace QwenBatch.Core.Tests.Server;
+
+/// <summary>Budgets, cancel, timeouts, MaxInFlight and adaptive polling through the real engine on a fake clock.</summary>
+public sealed class FlowControlTests
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(250);
+
+    [Fact]
+    public async Task RunAsync_BudgetForHalfTheJobs_NeverExceedsItAndHoldsTheRest()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(10, budget: 0.10m);
+
+        var jobs = await engine.RunBatchAsync(batch);
+
+        jobs.Count(j => j.State == JobState.Succeeded).ShouldBe(5);
+        jobs.Where(j => j.State == JobState.Held).ShouldAllBe(j => j.Error!.StartsWith("held: the batch budget of $0.10 would be exceeded", StringComparison.Ordinal));
+        jobs.Count(j => j.State == JobState.Held).ShouldBe(5);
+        engine.Scripted.Accepted.ShouldBe(5);
+        var stored = (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!;
+        (stored.SpentUsd, stored.ReservedUsd).ShouldBe((0.10m, 0m));
+    }
+
+    [Fact]
+    public async Task RunAsync_BudgetRaisedOnResume_HeldJobsFinish()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(4, budget: 0.04m);
+        await engine.RunBatchAsync(batch);
+
+        var resumed = await engine.ImportAsync(4, budget: 1m);
+        var jobs = await engine.RunBatchAsync(resumed);
+
+        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.SpentUsd.ShouldBe(0.08m);
+    }
+
+    [Fact]
+    public async Task RunAsync_CancelFromAnotherProcess_ReachesTheProviderAndNothingIsSubmittedAfter()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 1000 });
+        engine.Options.Concurrency = 2;
+        var batch = await engine.ImportAsync(6);
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(async () =>
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == JobState.AtProvider) >= 2, Tick);
+        var acceptedBeforeCancel = engine.Scripted.Accepted;
+
+        await engine.NewStore().RequestCancelAsync(batch.Id, CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        jobs.ShouldAllBe(j => j.State == JobState.Cancelled);
+        engine.Scripted.Accepted.ShouldBe(acceptedBeforeCancel);
+        engine.Scripted.CancelledRequests.Count.ShouldBe(acceptedBeforeCancel);
+        jobs.Where(j => j.RequestId != null).ShouldAllBe(j => j.Error == "cancelled by an operator; the provider accepted the cancel");
+    }
+
+    [Fact]
+    public async Task RunAsync_TaskLongerThanJobTimeout_CancelledAtProviderAndFailedWithReason()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 1000 });
+        engine.Options.JobTimeout = TimeSpan.FromSeconds(20);
+        var batch = await engine.ImportAsync(1);
+
+        var job = (await engine.RunBatchAsync(batch))[0];
+
+        job.State.ShouldBe(JobState.Failed);
+        job.Error.ShouldBe("timed out: still at the provider after the 00:00:20 Worker:JobTimeout; cancel sent: the provider accepted the cancel");
+        engine.Scripted.CancelledRequests.ShouldBe([job.RequestId!]);
+    }
+
+    [Fact]
+    public async Task RunAsync_MaxInFlight_NeverMoreTasksAtTheProviderAtOnce()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 3 });
+        engine.Account.MaxInFlight = 2;
+        var batch = await engine.ImportAsync(12);
+
+        var first = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        var second = engine.Server(engine.NewStore()).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(first.IsCompleted && second.IsCompleted), Tick);
+        await Task.WhenAll(first, second);
+
+        engine.Scripted.MaxInFlight.ShouldBe(2);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+    }
+
+    [Fact]
+    public async Task RunAsync_Throttled_WaitsWithoutSpendingAnAttempt()
+    {
+        await using var engine = new EngineHarness();
+        engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.Throttled, "allowance booked ahead", retryAfter: TimeSpan.FromSeconds(3)));
+        var batch = await engine.ImportAsync(1);
+
+        var job = (await engine.RunBatchAsync(batch))[0];
+
+        job.State.ShouldBe(JobState.Succeeded);
+        (job.UncertainSubmits, job.AcceptedSubmits).ShouldBe((0, 1));
+        (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None)).ShouldNotContain(h => h.Reason != null && h.Reason.Contains("failed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RunAsync_SixSecondTasksOnceLearned_AtMostThreePollsPerJobAndLittleLag()
+    {
+        var time = new Testing.Time.ManualTimeProvider();
+        var provider = new ScriptedProvider { Clock = time, TaskLatency = TimeSpan.FromSeconds(6) };
+        await using var engine = new EngineHarness(provider, time);
+        engine.Options.Concurrency = 8;
+        engine.Options.FirstPollDelay = TimeSpan.FromMilliseconds(500);
+
+        // A first small batch teaches the engine how long such tasks take (it probes: ~5 polls each).
+        await engine.RunBatchAsync(await engine.ImportAsync(4, "warm-up"));
+        var pollsBefore = provider.PollCalls;
+        provider.CompletionLags.Clear();
+
+        await engine.RunBatchAsync(await engine.ImportAsync(40, "nightly"));
+
+        ((provider.PollCalls - pollsBefore) / 40.0).ShouldBeLessThanOrEqualTo(3.0);
+        provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1));
+    }
+}
