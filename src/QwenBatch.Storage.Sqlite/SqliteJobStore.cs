@@ -505,7 +505,9 @@ public sealed class SqliteJobStore : IJobStore
 
     public ValueTask DisposeAsync()
     {
-        SqliteConnection.ClearAllPools();
+        // Only this file's pool: clearing every pool would pull connections from under other stores in the process.
+        using var connection = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(connection);
         return ValueTask.CompletedTask;
     }
 

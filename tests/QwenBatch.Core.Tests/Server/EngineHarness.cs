@@ -106,7 +106,8 @@ internal sealed class EngineHarness : IAsyncDisposable
     /// Moves the fake clock in small steps, giving the engine's tasks real time to react between steps, until the
     /// condition holds. Fails the test rather than hanging when it never does.
     /// </summary>
-    public async Task RunClockUntilAsync(Func<Task<bool>> condition, TimeSpan step, int maxSteps = 2000)
+    /// <param name="quiesce">Wait for the engine to catch up before each move of the clock (for tests that measure lag).</param>
+    public async Task RunClockUntilAsync(Func<Task<bool>> condition, TimeSpan step, int maxSteps = 2000, bool quiesce = false)
     {
         for (var i = 0; i < maxSteps; i++)
         {
@@ -116,17 +117,49 @@ internal sealed class EngineHarness : IAsyncDisposable
             }
 
             Time.Advance(step);
-            await Task.Delay(5);
+            if (quiesce)
+            {
+                await QuiesceAsync();
+            }
+            else
+            {
+                await Task.Delay(5);
+            }
         }
 
         throw new TimeoutException($"The condition did not hold after {maxSteps} clock steps of {step}.");
     }
 
+    /// <summary>
+    /// Waits (in real time, a little at most) until the engine has caught up with the clock: no job is leased and none
+    /// is due. Moving the clock before that would make a slow machine look like a slow engine. The bound keeps tests
+    /// whose steps are held open on purpose moving.
+    /// </summary>
+    private async Task QuiesceAsync()
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            await Task.Delay(2);
+            var busy = false;
+            foreach (var batch in await Store.GetBatchesAsync(CancellationToken.None))
+            {
+                var now = Time.GetUtcNow();
+                busy |= (await Store.GetJobsAsync(batch.Id, CancellationToken.None))
+                    .Any(j => j.LeaseOwner is not null || (JobStates.Claimable.Contains(j.State) && j.DueAt <= now));
+            }
+
+            if (!busy)
+            {
+                return;
+            }
+        }
+    }
+
     /// <summary>Runs one server over the batch until it settles, on the fake clock, and returns the batch's jobs.</summary>
-    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch)
+    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false)
     {
         var run = Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250));
+        await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250), quiesce: quiesce);
         await run;
         return await Store.GetJobsAsync(batch.Id, CancellationToken.None);
     }

@@ -119,7 +119,7 @@ public sealed class FlowControlTests
         var pollsBefore = provider.PollCalls;
         provider.CompletionLags.Clear();
 
-        await engine.RunBatchAsync(await engine.ImportAsync(40, "nightly"));
+        await engine.RunBatchAsync(await engine.ImportAsync(40, "nightly"), quiesce: true);
 
         ((provider.PollCalls - pollsBefore) / 40.0).ShouldBeLessThanOrEqualTo(3.0);
         provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1));
