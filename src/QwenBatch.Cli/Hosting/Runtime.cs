@@ -6,6 +6,8 @@ using QwenBatch.Jobs;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;
+using QwenBatch.Providers.Resilience;
+using QwenBatch.Providers.WaveSpeed;
 using QwenBatch.Server;
 using QwenBatch.Simulator;
 using QwenBatch.Steps;
@@ -62,12 +64,18 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
-        foreach (var name in ProviderNames.All)
+        var accounts = AccountOptions(configuration, simulator);
+        var pipelines = new System.Collections.Concurrent.ConcurrentDictionary<string, Polly.ResiliencePipeline<HttpResponseMessage>>();
+        foreach (var (name, options) in accounts)
         {
-            services.AddHttpClient(ProviderClientName(name));
+            // One pipeline per provider, shared by every handler the factory builds, so the circuit is per provider. The
+            // pipeline times each attempt; the HttpClient itself must not cut a call that is between retries.
+            services.AddHttpClient(ProviderClientName(name), http => http.Timeout = Timeout.InfiniteTimeSpan)
+                .AddHttpMessageHandler(sp => new ResilienceHandler(pipelines.GetOrAdd(name, n => ProviderResilience.Build(
+                    n, options.Resilience, options.RequestTimeout, time, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProviderResilience).FullName!)))));
         }
 
-        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(configuration, simulator, sp)));
+        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(accounts, sp)));
         services.AddSingleton<EditRequestBuilder>();
         services.AddSingleton<JobStateChanger>();
         services.AddSingleton<IJobStep, SubmitStep>();
@@ -116,14 +124,17 @@ internal sealed class Runtime : IAsyncDisposable
         return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
     }
 
-    private static IEnumerable<ProviderAccount> CreateAccounts(IConfiguration configuration, SimulatorHost? simulator, IServiceProvider services)
+    /// <summary>Every configured account's options: keys from configuration or the provider's environment variable.</summary>
+    private static Dictionary<string, ProviderOptions> AccountOptions(IConfiguration configuration, SimulatorHost? simulator)
     {
-        var http = services.GetRequiredService<IHttpClientFactory>();
-        var loggers = services.GetRequiredService<ILoggerFactory>();
-
+        var accounts = new Dictionary<string, ProviderOptions>(StringComparer.OrdinalIgnoreCase);
         var odirouter = Bind(configuration, "Odirouter");
         odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY") is { Length: > 0 } key ? key : null;
-        yield return new ProviderAccount(ProviderNames.Odirouter, Odirouter(http, ProviderNames.Odirouter, odirouter, loggers), odirouter);
+        accounts[ProviderNames.Odirouter] = odirouter;
+
+        var waveSpeed = Bind(configuration, "WaveSpeed");
+        waveSpeed.ApiKey ??= Environment.GetEnvironmentVariable("WAVESPEED_API_KEY") is { Length: > 0 } wsKey ? wsKey : null;
+        accounts[ProviderNames.WaveSpeed] = waveSpeed;
 
         var simulated = Bind(configuration, "Simulator");
         if (simulator is not null)
@@ -134,15 +145,24 @@ internal sealed class Runtime : IAsyncDisposable
         simulated.ApiKey ??= SimulatorApiKey;
         if (simulated.BaseUrl is not null)
         {
-            yield return new ProviderAccount(ProviderNames.Simulator, Odirouter(http, ProviderNames.Simulator, simulated, loggers), simulated);
+            accounts[ProviderNames.Simulator] = simulated;
         }
+
+        return accounts;
     }
 
-    private static OdirouterClient Odirouter(IHttpClientFactory http, string name, ProviderOptions options, ILoggerFactory loggers)
+    private static IEnumerable<ProviderAccount> CreateAccounts(Dictionary<string, ProviderOptions> accounts, IServiceProvider services)
     {
-        var client = http.CreateClient(ProviderClientName(name));
-        client.Timeout = options.RequestTimeout;
-        return new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
+        var http = services.GetRequiredService<IHttpClientFactory>();
+        var loggers = services.GetRequiredService<ILoggerFactory>();
+        foreach (var (name, options) in accounts)
+        {
+            var client = http.CreateClient(ProviderClientName(name));
+            IImageEditProvider provider = name == ProviderNames.WaveSpeed
+                ? new WaveSpeedClient(client, options, loggers.CreateLogger<WaveSpeedClient>())
+                : new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
+            yield return new ProviderAccount(name, provider, options);
+        }
     }
 
     private static ProviderOptions Bind(IConfiguration configuration, string section)

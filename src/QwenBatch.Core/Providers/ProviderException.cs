@@ -14,6 +14,12 @@ public enum ProviderErrorKind
 
     /// <summary>The provider does not know the task (404 on a request id).</summary>
     NotFound,
+
+    /// <summary>
+    /// The call was not sent because the provider is known to be down (its circuit is open): certainly not accepted. The
+    /// job waits for <see cref="ProviderException.RetryAfter"/> without spending one of its attempts.
+    /// </summary>
+    Unavailable,
 }
 
 /// <summary>A failed provider call. The message never contains credentials.</summary>
