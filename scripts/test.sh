@@ -12,6 +12,13 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "${QWENBATCH_TE
   apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The WaveSpeed fidelity tests run the official JS SDK (npm package "wavespeed", pinned by tests/sdk/package-lock.json).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "Installing Node.js and npm (the SDK fidelity tests run the official WaveSpeed JS SDK)…"
+  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+
 dotnet build QwenBatch.sln -c Release -warnaserror -nologo -v quiet
 
 log=$(mktemp)

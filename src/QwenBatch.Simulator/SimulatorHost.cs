@@ -6,17 +6,20 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using QwenBatch.Simulator.Faults;
 using QwenBatch.Simulator.Hosting;
 using QwenBatch.Simulator.Images;
 using QwenBatch.Simulator.Odirouter;
 using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
+using QwenBatch.Simulator.WaveSpeed;
 
 namespace QwenBatch.Simulator;
 
 /// <summary>
 /// A running provider simulator: Kestrel on a loopback (or configured) address serving the
-/// odirouter queue API at the root and under /model, the output files and <c>/_sim/stats</c>.
+/// odirouter queue API at the root and under /model, the WaveSpeed API at its /api/v3 paths, the output files and
+/// <c>/_sim/stats</c>.
 /// </summary>
 internal sealed class SimulatorHost : IAsyncDisposable
 {
@@ -74,8 +77,11 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var board = new TaskBoard(options, time);
         var counters = new CallCounters();
         var stats = new StatsReader(counters, board, options);
-        app.MapOdirouter(new OdirouterApi(board, counters, loggerFactory.CreateLogger<OdirouterApi>()));
-        app.MapSimulatorFiles(board);
+        var dice = new FaultDice(options.RandomSeed);
+        var gate = new ApiGate(options, time, counters, dice);
+        app.MapOdirouter(new OdirouterApi(board, counters, gate, options, loggerFactory.CreateLogger<OdirouterApi>()));
+        app.MapWaveSpeed(new WaveSpeedApi(board, counters, gate, options, time, loggerFactory.CreateLogger<WaveSpeedApi>()));
+        app.MapSimulatorFiles(board, counters, dice, options);
         app.MapSimulatorStats(stats);
 
         await app.StartAsync(ct);

@@ -30,6 +30,35 @@ internal sealed class SimulatorOptions
     [Range(0.0, 1.0)]
     public double FailRate { get; set; } = DefaultFailRate;
 
+    /// <summary>API requests per second per key (file downloads do not count); beyond it 429 with Retry-After. 0 = no limit.</summary>
+    [Range(0, 1_000_000)]
+    public int RateLimit { get; set; }
+
+    /// <summary>Share of API requests (0..1) answered 503 before the handler runs: a submit answered so is not accepted.</summary>
+    [Range(0.0, 1.0)]
+    public double ErrorRate { get; set; }
+
+    /// <summary>Answer a submit with 429 when <see cref="MaxConcurrent"/> tasks are already queued or running, instead of queueing it.</summary>
+    public bool RejectOverConcurrency { get; set; }
+
+    /// <summary>Share of API requests answered only after <see cref="SlowDelay"/>.</summary>
+    [Range(0.0, 1.0)]
+    public double SlowRate { get; set; }
+
+    public TimeSpan SlowDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Share of API requests whose connection is dropped without an answer (a dropped submit is not accepted).</summary>
+    [Range(0.0, 1.0)]
+    public double DropRate { get; set; }
+
+    /// <summary>Share of file downloads cut off half-way (the full Content-Length is announced).</summary>
+    [Range(0.0, 1.0)]
+    public double TruncateRate { get; set; }
+
+    /// <summary>Share of API requests answered 200 with JSON cut off half-way (the request is not processed).</summary>
+    [Range(0.0, 1.0)]
+    public double MalformedRate { get; set; }
+
     /// <summary>Seed for latencies, failures and default output seeds; null = unpredictable.</summary>
     public int? RandomSeed { get; set; }
 
@@ -50,6 +79,15 @@ internal sealed class SimulatorOptions
             throw new ArgumentException($"Simulator PricePerImage must be zero or more, got {PricePerImage}.");
         if (double.IsNaN(FailRate) || FailRate < 0 || FailRate > 1)
             throw new ArgumentException($"Simulator FailRate must be between 0 and 1, got {FailRate}.");
+        foreach (var (name, rate) in (ReadOnlySpan<(string, double)>)[("ErrorRate", ErrorRate), ("SlowRate", SlowRate), ("DropRate", DropRate), ("TruncateRate", TruncateRate), ("MalformedRate", MalformedRate)])
+        {
+            if (double.IsNaN(rate) || rate < 0 || rate > 1)
+                throw new ArgumentException($"Simulator {name} must be between 0 and 1, got {rate}.");
+        }
+        if (RateLimit < 0)
+            throw new ArgumentException($"Simulator RateLimit must be zero (no limit) or more, got {RateLimit}.");
+        if (SlowDelay < TimeSpan.Zero)
+            throw new ArgumentException($"Simulator SlowDelay must be zero or more, got {SlowDelay}.");
         if (string.IsNullOrWhiteSpace(Host))
             throw new ArgumentException("Simulator Host must be an IP address or \"localhost\".");
     }

@@ -5,10 +5,12 @@ namespace QwenBatch.Simulator;
 /// <param name="StatusCalls">Authorized status calls.</param>
 /// <param name="ResultCalls">Authorized response (result) calls.</param>
 /// <param name="Cancels">Authorized cancel calls.</param>
-/// <param name="RateLimited">429 answers sent (the simulator has no rate limit yet, so 0).</param>
+/// <param name="RateLimited">429 answers sent (rate limit and rejected over-concurrency submits).</param>
 /// <param name="MaxConcurrent">Highest number of tasks IN_PROGRESS at the same time so far.</param>
 /// <param name="ChargedImages">Images of completed tasks (failed and cancelled tasks are free).</param>
 /// <param name="ChargedUsd">ChargedImages × price per image.</param>
+/// <param name="Faults">Injected faults by kind (slow, dropped, server_error, malformed_json, truncated).</param>
+/// <param name="Keys">Per API key fingerprint (never the key): requests, accepted submits, 429s.</param>
 internal sealed record SimulatorStats(
     long Submits,
     long StatusCalls,
@@ -17,4 +19,6 @@ internal sealed record SimulatorStats(
     long RateLimited,
     int MaxConcurrent,
     long ChargedImages,
-    decimal ChargedUsd);
+    decimal ChargedUsd,
+    IReadOnlyDictionary<string, long>? Faults = null,
+    IReadOnlyDictionary<string, Stats.KeyStats>? Keys = null);

@@ -8,8 +8,8 @@ internal static class CommonOptions
 {
     public static Option<string?> Provider() => new Option<string?>("--provider")
     {
-        Description = "Provider for the batch: odirouter or simulator (the in-process simulator; no key, no charges). Default: simulator.",
-    }.AcceptOnlyFromAmong(ProviderNames.Odirouter, ProviderNames.Simulator);
+        Description = "Provider for the batch: odirouter, wavespeed or simulator (the in-process simulator; no key, no charges). Default: simulator.",
+    }.AcceptOnlyFromAmong(ProviderNames.Odirouter, ProviderNames.WaveSpeed, ProviderNames.Simulator);
 
     public static Option<string?> Storage() => new("--storage")
     {

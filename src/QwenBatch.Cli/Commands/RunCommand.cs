@@ -49,10 +49,11 @@ internal static class RunCommand
 
         using var shutdown = new ShutdownSignal();
         await using var runtime = await Runtime.StartAsync(configuration, provider == ProviderNames.Simulator, shutdown.Token);
-        if (provider == ProviderNames.Odirouter && runtime.Providers.Get(provider).Options is { BaseUrl: null } or { ApiKey: null })
+        if (provider != ProviderNames.Simulator && runtime.Providers.Get(provider).Options is { BaseUrl: null } or { ApiKey: null })
         {
+            var section = provider == ProviderNames.WaveSpeed ? "WaveSpeed" : "Odirouter";
             throw new CliException(ExitCodes.UsageOrConfiguration,
-                "The odirouter provider needs Providers:Odirouter:BaseUrl and an API key (set ODIROUTER_API_KEY).");
+                $"The {provider} provider needs Providers:{section}:BaseUrl and an API key (set {provider.ToUpperInvariant()}_API_KEY).");
         }
 
         var storageRoot = configuration["Storage:Root"] is { Length: > 0 } root ? root : "output";

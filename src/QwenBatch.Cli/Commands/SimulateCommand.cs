@@ -17,21 +17,39 @@ internal static class SimulateCommand
         var maxConcurrent = new Option<int?>("--max-concurrent") { Description = "Tasks in progress at once; more wait IN_QUEUE." };
         var failRate = new Option<double?>("--fail-rate") { Description = "Share of tasks that end FAILED (0-1)." };
         var price = new Option<decimal?>("--price") { Description = "USD charged per output image (default 0.02)." };
+        var rateLimit = new Option<int?>("--rate-limit") { Description = "API requests per second per key; beyond it 429 with Retry-After (downloads do not count)." };
+        var errorRate = new Option<double?>("--error-rate") { Description = "Share of API requests answered 503 (0-1); a submit answered so is not accepted." };
+        var overConcurrency = new Option<string?>("--over-concurrency") { Description = "queue (default: wait IN_QUEUE) or reject (429 on submit beyond --max-concurrent)." }
+            .AcceptOnlyFromAmong("queue", "reject");
+        var slowRate = new Option<double?>("--slow-rate") { Description = "Share of API requests answered only after Simulator:SlowDelay (default 2 s)." };
+        var dropRate = new Option<double?>("--drop-rate") { Description = "Share of API requests whose connection is dropped without an answer." };
+        var truncateRate = new Option<double?>("--truncate-rate") { Description = "Share of output downloads cut off half-way." };
+        var malformedRate = new Option<double?>("--malformed-rate") { Description = "Share of API requests answered 200 with truncated JSON." };
         var verbose = CommonOptions.Verbose();
-        var command = new Command("simulate", "Serve a faithful fake of the provider API on loopback (paths as the real API; GET /_sim/stats).")
+        var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).")
         {
-            port, latency, maxConcurrent, failRate, price, verbose,
+            port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, verbose,
         };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(null, null, parse.GetValue(verbose)),
-            configuration => ExecuteAsync(configuration, parse.GetValue(port), parse.GetValue(latency), parse.GetValue(maxConcurrent), parse.GetValue(failRate), parse.GetValue(price))));
+            configuration =>
+            {
+                var options = new SimulatorOptions();
+                configuration.GetSection("Simulator").Bind(options);
+                options.RateLimit = parse.GetValue(rateLimit) ?? options.RateLimit;
+                options.ErrorRate = parse.GetValue(errorRate) ?? options.ErrorRate;
+                options.RejectOverConcurrency = parse.GetValue(overConcurrency) is { } mode ? mode == "reject" : options.RejectOverConcurrency;
+                options.SlowRate = parse.GetValue(slowRate) ?? options.SlowRate;
+                options.DropRate = parse.GetValue(dropRate) ?? options.DropRate;
+                options.TruncateRate = parse.GetValue(truncateRate) ?? options.TruncateRate;
+                options.MalformedRate = parse.GetValue(malformedRate) ?? options.MalformedRate;
+                return ExecuteAsync(options, parse.GetValue(port), parse.GetValue(latency), parse.GetValue(maxConcurrent), parse.GetValue(failRate), parse.GetValue(price));
+            }));
         return command;
     }
 
-    private static async Task<int> ExecuteAsync(IConfiguration configuration, int port, string? latency, int? maxConcurrent, double? failRate, decimal? price)
+    private static async Task<int> ExecuteAsync(SimulatorOptions options, int port, string? latency, int? maxConcurrent, double? failRate, decimal? price)
     {
-        var options = new SimulatorOptions();
-        configuration.GetSection("Simulator").Bind(options);
         if (latency is not null)
         {
             (options.LatencyMin, options.LatencyMax) = ParseLatency(latency);
@@ -59,7 +77,7 @@ internal static class SimulateCommand
 
         await using (host)
         {
-            Console.WriteLine($"Simulator listening on {host.BaseUrl} (odirouter API at /v1/queue/qwen_image_edit_plus, stats at /_sim/stats). Ctrl-C to stop.");
+            Console.WriteLine($"Simulator listening on {host.BaseUrl} (odirouter API at /v1/queue/qwen_image_edit_plus, WaveSpeed API at /api/v3, stats at /_sim/stats). Ctrl-C to stop.");
             await host.WaitForShutdownAsync(shutdown.Token);
         }
 

@@ -8,6 +8,8 @@ using QwenBatch.Jobs;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;
+using QwenBatch.Providers.Resilience;
+using QwenBatch.Providers.WaveSpeed;
 using QwenBatch.Server;
 using QwenBatch.Simulator;
 using QwenBatch.Steps;
@@ -64,16 +66,21 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
-        var accounts = ConfigureAccounts(configuration, simulator);
+        var accounts = AccountOptions(configuration, simulator);
+        var pipelines = new System.Collections.Concurrent.ConcurrentDictionary<string, Polly.ResiliencePipeline<HttpResponseMessage>>();
         foreach (var (name, options) in accounts)
         {
-            // Every API request of the account spends its shared allowance; downloads use their own client and do not.
-            services.AddHttpClient(ProviderClientName(name), http => http.Timeout = options.RequestTimeout)
+            // One pipeline per provider, shared by every handler the factory builds, so the circuit is per provider. The
+            // pipeline times each attempt; the HttpClient itself must not cut a call that is between retries. Inside it,
+            // every attempt (retries too) spends the account's shared request allowance; downloads use their own client.
+            services.AddHttpClient(ProviderClientName(name), http => http.Timeout = Timeout.InfiniteTimeSpan)
+                .AddHttpMessageHandler(sp => new ResilienceHandler(pipelines.GetOrAdd(name, n => ProviderResilience.Build(
+                    n, options.Resilience, options.RequestTimeout, time, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProviderResilience).FullName!)))))
                 .AddHttpMessageHandler(sp => new RateLimitHandler(
                     sp.GetRequiredService<IJobStore>(), name, options, time, sp.GetRequiredService<ILogger<RateLimitHandler>>()));
         }
 
-        services.AddSingleton(sp => new ProviderRegistry(accounts.Select(a => new ProviderAccount(a.Key, CreateClient(a.Key, a.Value, sp), a.Value))));
+        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(accounts, sp)));
         services.AddSingleton<EditRequestBuilder>();
         services.AddSingleton<JobStateChanger>();
         services.AddSingleton<LatencyModel>();
@@ -126,13 +133,17 @@ internal sealed class Runtime : IAsyncDisposable
         return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
     }
 
-    /// <summary>The configured provider accounts, validated, with keys from the environment where configuration has none.</summary>
-    private static Dictionary<string, ProviderOptions> ConfigureAccounts(IConfiguration configuration, SimulatorHost? simulator)
+    /// <summary>Every configured account's options: keys from configuration or the provider's environment variable.</summary>
+    private static Dictionary<string, ProviderOptions> AccountOptions(IConfiguration configuration, SimulatorHost? simulator)
     {
         var accounts = new Dictionary<string, ProviderOptions>(StringComparer.OrdinalIgnoreCase);
         var odirouter = Bind(configuration, "Odirouter");
         odirouter.ApiKey ??= Environment.GetEnvironmentVariable("ODIROUTER_API_KEY") is { Length: > 0 } key ? key : null;
         accounts[ProviderNames.Odirouter] = odirouter;
+
+        var waveSpeed = Bind(configuration, "WaveSpeed");
+        waveSpeed.ApiKey ??= Environment.GetEnvironmentVariable("WAVESPEED_API_KEY") is { Length: > 0 } wsKey ? wsKey : null;
+        accounts[ProviderNames.WaveSpeed] = waveSpeed;
 
         var simulated = Bind(configuration, "Simulator");
         if (simulator is not null)
@@ -149,11 +160,19 @@ internal sealed class Runtime : IAsyncDisposable
         return accounts;
     }
 
-    private static OdirouterClient CreateClient(string name, ProviderOptions options, IServiceProvider services) =>
-        new OdirouterClient(
-            services.GetRequiredService<IHttpClientFactory>().CreateClient(ProviderClientName(name)),
-            options,
-            services.GetRequiredService<ILogger<OdirouterClient>>());
+    private static IEnumerable<ProviderAccount> CreateAccounts(Dictionary<string, ProviderOptions> accounts, IServiceProvider services)
+    {
+        var http = services.GetRequiredService<IHttpClientFactory>();
+        var loggers = services.GetRequiredService<ILoggerFactory>();
+        foreach (var (name, options) in accounts)
+        {
+            var client = http.CreateClient(ProviderClientName(name));
+            IImageEditProvider provider = name == ProviderNames.WaveSpeed
+                ? new WaveSpeedClient(client, options, loggers.CreateLogger<WaveSpeedClient>())
+                : new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
+            yield return new ProviderAccount(name, provider, options);
+        }
+    }
 
     private static ProviderOptions Bind(IConfiguration configuration, string section)
     {

@@ -18,9 +18,25 @@ public static class BatchPlanner
         var batchName = OutputNames.Safe(name ?? Path.GetFileNameWithoutExtension(manifest.Path));
         var batch = new NewBatch(batchName, manifest.Path, provider, Path.GetFullPath(Path.Combine(storageRoot, batchName)));
         var jobs = manifest.Jobs
+            .SelectMany(j => Split(j, provider))
             .Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec))
             .ToList();
         return (batch, jobs);
+    }
+
+    /// <summary>
+    /// A provider that makes one image per task (WaveSpeed) gets one job per wanted output, keyed &lt;id&gt;-&lt;k&gt;, so
+    /// the files are named as a multi-output job's would be and each job is still exactly one paid request.
+    /// </summary>
+    private static IEnumerable<ManifestJob> Split(ManifestJob job, string provider)
+    {
+        var max = Providers.ProviderLimits.For(provider).MaxOutputs;
+        if (job.Spec.N <= max)
+        {
+            return [job];
+        }
+
+        return Enumerable.Range(1, job.Spec.N).Select(k => job with { Key = $"{job.Key}-{k}", Spec = job.Spec with { N = 1 } });
     }
 
     /// <summary>A short hash of what the job asks for, so an edited row is a new job rather than a silent no-op.</summary>

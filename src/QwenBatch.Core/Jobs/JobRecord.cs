@@ -58,8 +58,8 @@ public sealed record JobRecord
     public DateTimeOffset? FinishedAt { get; init; }
 }
 
-/// <summary>An output the provider produced: a URL to fetch or inline base64 data.</summary>
-public sealed record ProviderOutput(string? Url, string? Base64, string? ContentType);
+/// <summary>An output the provider produced: a URL to fetch or inline base64 data, and whether the provider flagged it NSFW.</summary>
+public sealed record ProviderOutput(string? Url, string? Base64, string? ContentType, bool? HasNsfw = null);
 
 /// <summary>One entry of a job's state history.</summary>
 public sealed record JobHistoryEntry(long JobId, DateTimeOffset At, JobState? From, JobState To, string? Reason, string? ServerId);

@@ -42,8 +42,17 @@ public enum PollStatus
     Unknown,
 }
 
-/// <summary>The answer to one poll. <see cref="Outputs"/> is set when completed, <see cref="Error"/> when failed.</summary>
-public sealed record PollResult(PollStatus Status, int? QueuePosition = null, IReadOnlyList<Jobs.ProviderOutput>? Outputs = null, string? Error = null, string? RawStatus = null)
+/// <summary>
+/// The answer to one poll. <see cref="Outputs"/> is set when completed, <see cref="Error"/> when failed;
+/// <see cref="Inference"/> is the provider's own inference time when it reports one.
+/// </summary>
+public sealed record PollResult(
+    PollStatus Status,
+    int? QueuePosition = null,
+    IReadOnlyList<Jobs.ProviderOutput>? Outputs = null,
+    string? Error = null,
+    string? RawStatus = null,
+    TimeSpan? Inference = null)
 {
     public static PollResult Queued(int? position) => new(PollStatus.Queued, position);
 
@@ -55,5 +64,7 @@ public enum CancelOutcome
     Requested,
     AlreadyCompleted,
     NotFound,
+
+    /// <summary>The provider has no cancel endpoint: we stop tracking, and the provider may still run and charge the task.</summary>
     Unsupported,
 }

@@ -17,6 +17,12 @@ public enum ProviderErrorKind
 
     /// <summary>Not sent: the account's shared request allowance is booked too far ahead. Wait; this is no failure of the job.</summary>
     Throttled,
+
+    /// <summary>
+    /// The call was not sent because the provider is known to be down (its circuit is open): certainly not accepted. The
+    /// job waits for <see cref="ProviderException.RetryAfter"/> without spending one of its attempts.
+    /// </summary>
+    Unavailable,
 }
 
 /// <summary>A failed provider call. The message never contains credentials.</summary>

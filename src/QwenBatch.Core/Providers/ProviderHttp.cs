@@ -41,6 +41,17 @@ internal static class ProviderHttp
             throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
                 $"{request.Method} {Describe(request.RequestUri)}: {ex.HttpRequestError}", inner: ex);
         }
+        catch (Polly.CircuitBreaker.BrokenCircuitException ex)
+        {
+            // Refused before sending: the provider has been failing. The job waits; it does not spend an attempt.
+            throw new ProviderException(ProviderErrorKind.Unavailable,
+                $"{request.Method} {Describe(request.RequestUri)}: not sent, the provider is failing (circuit open)", retryAfter: ex.RetryAfter, inner: ex);
+        }
+        catch (Polly.Timeout.TimeoutRejectedException ex)
+        {
+            throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+                $"{request.Method} {Describe(request.RequestUri)}: timed out after {ex.Timeout}", inner: ex);
+        }
         catch (TaskCanceledException ex) when (!ct.IsCancellationRequested)
         {
             throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,

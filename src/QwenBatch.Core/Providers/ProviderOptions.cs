@@ -42,6 +42,12 @@ public sealed class ProviderOptions
     /// <summary>Timeout of one HTTP request to the provider.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);
+
+    /// <summary>WaveSpeed <c>enable_base64_output</c>: outputs come back inline instead of as URLs.</summary>
+    public bool Base64Output { get; set; }
+
+    /// <summary>Retries, circuit breaker and per-attempt timeout of this account's HTTP calls.</summary>
+    public Resilience.ResilienceOptions Resilience { get; set; } = new();
 }
 
 /// <summary>The provider names QwenBatch knows.</summary>

@@ -59,6 +59,12 @@ public sealed partial class JobStepRunner
         }
 
         var message = error is ProviderException or JobInputException ? error.Message : $"{error.GetType().Name}: {error.Message}";
+        if (error is ProviderException { Kind: ProviderErrorKind.Unavailable } unavailable)
+        {
+            await WaitForProviderAsync(context, unavailable);
+            return;
+        }
+
         var uncertain = job.State == JobState.Submitting && error is ProviderException { Kind: ProviderErrorKind.Uncertain };
         var attempt = job.Attempt + 1;
 
@@ -91,6 +97,24 @@ public sealed partial class JobStepRunner
         await _changer.MoveAsync(job, failed with { State = retryState, DueAt = _time.GetUtcNow() + delay }, context.Owner,
             $"attempt {attempt} failed{(uncertain ? " (the provider may have accepted the submit)" : "")}: {message}");
     }
+
+    /// <summary>
+    /// The provider's circuit is open, so nothing was sent: the job waits out the break (plus jitter, so a batch does not
+    /// rush back at once) without spending an attempt. An outage of any length delays a batch; it does not fail it.
+    /// </summary>
+    private async Task WaitForProviderAsync(StepContext context, ProviderException error)
+    {
+        var job = context.Current;
+        var wait = (error.RetryAfter is { } after && after > TimeSpan.Zero ? after : _options.RetryBaseDelay)
+            + (_options.RetryBaseDelay * _random());
+        var state = job.State == JobState.Submitting ? JobState.Pending : job.State;
+        LogWaiting(job.Id, wait, error.Message);
+        await _changer.MoveAsync(job, job with { State = state, Error = error.Message, DueAt = _time.GetUtcNow() + wait }, context.Owner,
+            $"provider unavailable, waiting {wait.TotalSeconds:0.#} s: {error.Message}");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits {Delay} for its provider: {Error}")]
+    private partial void LogWaiting(long jobId, TimeSpan delay, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} step abandoned in {State} on shutdown; its lease is released")]
     private partial void LogAbandoned(long jobId, JobState state);

@@ -60,7 +60,7 @@ public sealed partial class PollStep(
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
-                }, context.Owner, $"completed with {outputs.Count} output(s)");
+                }, context.Owner, CompletedReason(result));
                 break;
 
             case PollStatus.Failed when job.AcceptedSubmits <= options.MaxProviderResubmits:
@@ -99,6 +99,20 @@ public sealed partial class PollStep(
                 }, context.Owner, reason: null);
                 break;
         }
+    }
+
+    /// <summary>What the history keeps of a completion: outputs, NSFW flags and the provider's inference time when reported.</summary>
+    internal static string CompletedReason(PollResult result)
+    {
+        var outputs = result.Outputs!;
+        var reason = $"completed with {outputs.Count} output(s)";
+        var flagged = outputs.Count(o => o.HasNsfw == true);
+        if (flagged > 0)
+        {
+            reason += $", {flagged} flagged NSFW by the provider";
+        }
+
+        return result.Inference is { } inference ? $"{reason}, inference {inference.TotalMilliseconds:0} ms" : reason;
     }
 
     private async Task TimeOutAsync(StepContext context, ProviderAccount account, TimeSpan elapsed, CancellationToken ct)

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using QwenBatch.Simulator.Faults;
+using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
 
 namespace QwenBatch.Simulator.Images;
@@ -10,24 +12,37 @@ internal static class FileEndpoints
 {
     public const string FilesPath = "/_sim/files";
 
-    public static string FileUrl(HttpRequest request, string requestId, int index) =>
-        $"{request.Scheme}://{request.Host}{request.PathBase}{FilesPath}/{requestId}/{index}.png";
+    public static string FileUrl(HttpRequest request, string requestId, int index, OutputFormat format = OutputFormat.Png) =>
+        $"{request.Scheme}://{request.Host}{request.PathBase}{FilesPath}/{requestId}/{index}.{format.Extension()}";
 
-    public static IEndpointRouteBuilder MapSimulatorFiles(this IEndpointRouteBuilder endpoints, TaskBoard board)
+    public static IEndpointRouteBuilder MapSimulatorFiles(this IEndpointRouteBuilder endpoints, TaskBoard board, CallCounters counters, FaultDice dice, SimulatorOptions options)
     {
-        endpoints.MapGet(FilesPath + "/{requestId}/{index:int}.png", async (HttpContext context, string requestId, int index) =>
+        endpoints.MapGet(FilesPath + "/{requestId}/{index:int}.{extension}", async (HttpContext context, string requestId, int index, string extension) =>
         {
             if (!RequestIdCodec.TryDecode(requestId, out var ticket)
                 || index < 0 || index >= ticket.Count
+                || extension != ticket.Format.Extension()
                 || board.Observe(ticket).State != SimTaskState.Completed)
             {
                 context.Response.StatusCode = StatusCodes.Status404NotFound;
                 return;
             }
 
-            context.Response.ContentType = "image/png";
-            var pattern = new TestPattern(ticket.Seed, index, ticket.Width, ticket.Height);
-            await PngEncoder.WriteRgbAsync(context.Response.Body, ticket.Width, ticket.Height, pattern.FillRow, context.RequestAborted);
+            context.Response.ContentType = ticket.Format.ContentType();
+            if (dice.Roll(options.TruncateRate))
+            {
+                // Announce the whole file, send half, cut the connection: a client must not keep the partial file.
+                counters.CountFault("truncated");
+                using var whole = new MemoryStream();
+                await ticket.Format.WriteAsync(whole, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted);
+                context.Response.ContentLength = whole.Length;
+                await context.Response.Body.WriteAsync(whole.GetBuffer().AsMemory(0, (int)(whole.Length / 2)), context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                context.Abort();
+                return;
+            }
+
+            await ticket.Format.WriteAsync(context.Response.Body, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted);
         });
         return endpoints;
     }

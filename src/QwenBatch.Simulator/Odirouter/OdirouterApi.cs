@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Logging;
+using QwenBatch.Simulator.Faults;
 using QwenBatch.Simulator.Images;
 using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
@@ -9,7 +10,7 @@ using QwenBatch.Simulator.Tasks;
 namespace QwenBatch.Simulator.Odirouter;
 
 /// <summary>Handlers of the odirouter queue API (qwen_image_edit_plus), shaped like the real one.</summary>
-internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogger<OdirouterApi> logger)
+internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ApiGate gate, SimulatorOptions options, ILogger<OdirouterApi> logger)
 {
     public const string QueuePath = "/v1/queue/qwen_image_edit_plus";
     public const string FailureReason = "Simulated inference failure";
@@ -17,7 +18,7 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
 
     public async Task<IResult> SubmitAsync(HttpContext context, string prefix)
     {
-        if (Unauthorized(context) is { } refused)
+        if (await EnterAsync(context) is { } refused)
             return refused;
 
         JsonDocument document;
@@ -37,8 +38,16 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
             if (!SubmitValidator.TryValidate(document.RootElement, out var spec, out var error))
                 return BadRequest(error);
 
+            if (options.RejectOverConcurrency && board.Active() >= options.MaxConcurrent)
+            {
+                counters.CountRateLimited(BearerKey.Fingerprint(context));
+                context.Response.Headers.RetryAfter = "1";
+                return TypedResults.Json(new DetailResponse($"Too many concurrent requests: at most {options.MaxConcurrent} at once"),
+                    SimulatorJsonContext.Default.DetailResponse, statusCode: StatusCodes.Status429TooManyRequests);
+            }
+
             var ticket = board.Submit(spec);
-            counters.CountSubmit();
+            counters.CountSubmit(BearerKey.Fingerprint(context));
             var requestId = RequestIdCodec.Encode(ticket);
             var view = board.Observe(ticket);
             logger.TaskAccepted(requestId, spec.Count, spec.Width, spec.Height, view.QueuePosition);
@@ -50,9 +59,9 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
         }
     }
 
-    public IResult Status(HttpContext context, string requestId)
+    public async Task<IResult> StatusAsync(HttpContext context, string requestId)
     {
-        if (Unauthorized(context) is { } refused)
+        if (await EnterAsync(context) is { } refused)
             return refused;
         counters.CountStatusCall();
         if (!RequestIdCodec.TryDecode(requestId, out var ticket))
@@ -67,9 +76,9 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
         return TypedResults.Json(body, SimulatorJsonContext.Default.StatusResponse);
     }
 
-    public IResult Response(HttpContext context, string requestId)
+    public async Task<IResult> ResponseAsync(HttpContext context, string requestId)
     {
-        if (Unauthorized(context) is { } refused)
+        if (await EnterAsync(context) is { } refused)
             return refused;
         counters.CountResultCall();
         if (!RequestIdCodec.TryDecode(requestId, out var ticket))
@@ -99,9 +108,9 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
         return TypedResults.Json(body, SimulatorJsonContext.Default.ResultResponse);
     }
 
-    public IResult Cancel(HttpContext context, string requestId)
+    public async Task<IResult> CancelAsync(HttpContext context, string requestId)
     {
-        if (Unauthorized(context) is { } refused)
+        if (await EnterAsync(context) is { } refused)
             return refused;
         counters.CountCancel();
         if (!RequestIdCodec.TryDecode(requestId, out var ticket))
@@ -119,11 +128,24 @@ internal sealed class OdirouterApi(TaskBoard board, CallCounters counters, ILogg
         return $"{request.Scheme}://{request.Host}{request.PathBase}{prefix}{QueuePath}/requests/{requestId}";
     }
 
+    /// <summary>Auth first, then the rate limit and injected faults; null lets the handler run.</summary>
+    private async Task<IResult?> EnterAsync(HttpContext context)
+    {
+        if (Unauthorized(context) is { } refused)
+            return refused;
+        return await gate.EnterAsync(context, BearerKey.Fingerprint(context)!) switch
+        {
+            GateVerdict.RateLimited => TypedResults.Json(new DetailResponse("Rate limit exceeded"), SimulatorJsonContext.Default.DetailResponse, statusCode: StatusCodes.Status429TooManyRequests),
+            GateVerdict.ServerError => TypedResults.Json(new DetailResponse("Service temporarily unavailable"), SimulatorJsonContext.Default.DetailResponse, statusCode: StatusCodes.Status503ServiceUnavailable),
+            GateVerdict.Malformed => ApiGate.Malformed(),
+            GateVerdict.Dropped => ApiGate.Nothing(),
+            _ => null,
+        };
+    }
+
     private JsonHttpResult<DetailResponse>? Unauthorized(HttpContext context)
     {
-        var header = context.Request.Headers.Authorization.ToString();
-        const string scheme = "Bearer ";
-        if (header.StartsWith(scheme, StringComparison.OrdinalIgnoreCase) && !string.IsNullOrWhiteSpace(header[scheme.Length..]))
+        if (BearerKey.Fingerprint(context) is not null)
             return null;
 
         logger.Unauthorized(context.Request.Method, context.Request.Path.Value ?? "");

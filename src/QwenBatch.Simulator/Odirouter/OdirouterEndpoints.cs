@@ -16,9 +16,9 @@ internal static class OdirouterEndpoints
             var queue = prefix + OdirouterApi.QueuePath;
             var request = queue + "/requests/{requestId}";
             endpoints.MapPost(queue, (Func<HttpContext, Task<IResult>>)(context => api.SubmitAsync(context, prefix)));
-            endpoints.MapGet(request + "/status", (HttpContext context, string requestId) => api.Status(context, requestId));
-            endpoints.MapGet(request + "/response", (HttpContext context, string requestId) => api.Response(context, requestId));
-            endpoints.MapPut(request + "/cancel", (HttpContext context, string requestId) => api.Cancel(context, requestId));
+            endpoints.MapGet(request + "/status", (HttpContext context, string requestId) => api.StatusAsync(context, requestId));
+            endpoints.MapGet(request + "/response", (HttpContext context, string requestId) => api.ResponseAsync(context, requestId));
+            endpoints.MapPut(request + "/cancel", (HttpContext context, string requestId) => api.CancelAsync(context, requestId));
         }
         return endpoints;
     }

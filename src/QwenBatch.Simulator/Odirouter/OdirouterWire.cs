@@ -35,4 +35,5 @@ internal sealed record CancelResponse(string Status);
 [JsonSerializable(typeof(StatusDetailResponse))]
 [JsonSerializable(typeof(CancelResponse))]
 [JsonSerializable(typeof(SimulatorStats))]
+[JsonSerializable(typeof(WaveSpeed.WaveSpeedEnvelope))]
 internal sealed partial class SimulatorJsonContext : JsonSerializerContext;

@@ -89,7 +89,7 @@ internal static class SubmitValidator
     private static int RoundToStep(int side) =>
         (int)Math.Round(side / (double)SizeStep, MidpointRounding.AwayFromZero) * SizeStep;
 
-    private static bool IsImageReference(string? value)
+    public static bool IsImageReference(string? value)
     {
         if (string.IsNullOrWhiteSpace(value))
             return false;

@@ -16,6 +16,8 @@ internal sealed class StatsReader(CallCounters counters, TaskBoard board, Simula
             RateLimited: counters.RateLimited,
             MaxConcurrent: maxConcurrent,
             ChargedImages: chargedImages,
-            ChargedUsd: chargedImages * options.PricePerImage);
+            ChargedUsd: chargedImages * options.PricePerImage,
+            Faults: counters.Faults(),
+            Keys: counters.Keys());
     }
 }

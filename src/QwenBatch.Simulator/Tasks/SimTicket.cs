@@ -12,6 +12,8 @@ namespace QwenBatch.Simulator.Tasks;
 /// <param name="Seed">Seed echoed in the response and used for the image pattern.</param>
 /// <param name="Failed">Whether the task ends FAILED instead of COMPLETED.</param>
 /// <param name="Nonce">Makes ids unique and orders tasks of one instance.</param>
+/// <param name="Format">Output file format (the odirouter API always gets PNG).</param>
+/// <param name="Base64">Outputs inline as base64 data URIs instead of URLs (WaveSpeed enable_base64_output).</param>
 internal readonly record struct SimTicket(
     long StartMs,
     long DoneMs,
@@ -20,4 +22,6 @@ internal readonly record struct SimTicket(
     int Height,
     int Seed,
     bool Failed,
-    uint Nonce);
+    uint Nonce,
+    Images.OutputFormat Format = Images.OutputFormat.Png,
+    bool Base64 = false);

@@ -51,9 +51,19 @@ internal sealed class TaskBoard
             var failed = _options.FailRate > 0 && _random.NextDouble() < _options.FailRate;
             var seed = spec.Seed ?? _random.Next(0, int.MaxValue);
             var nonce = _instanceTag | (++_sequence & 0xFFFFF);
-            var ticket = new SimTicket(start, done, spec.Count, spec.Width, spec.Height, seed, failed, nonce);
+            var ticket = new SimTicket(start, done, spec.Count, spec.Width, spec.Height, seed, failed, nonce, spec.Format, spec.Base64);
             _tasks.Add(new LocalTask(ticket, slot));
             return ticket;
+        }
+    }
+
+    /// <summary>Tasks accepted and not yet finished or cancelled (queued or running), as of now.</summary>
+    public int Active()
+    {
+        lock (_gate)
+        {
+            var now = NowMs;
+            return _tasks.Count(t => t.Ticket.DoneMs > now && !_canceledAtMs.ContainsKey(t.Ticket));
         }
     }
 

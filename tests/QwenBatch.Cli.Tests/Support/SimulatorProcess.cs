@@ -18,10 +18,10 @@ internal sealed class SimulatorProcess : IAsyncDisposable
 
     public Uri BaseUrl { get; }
 
-    public static async Task<SimulatorProcess> StartAsync(string workingDirectory, string latency)
+    public static async Task<SimulatorProcess> StartAsync(string workingDirectory, string latency, params string[] options)
     {
         var port = FreePort();
-        var process = CliProcess.Start(workingDirectory, null, "simulate", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--latency", latency);
+        var process = CliProcess.Start(workingDirectory, null, ["simulate", "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--latency", latency, .. options]);
         var simulator = new SimulatorProcess(process, new Uri($"http://127.0.0.1:{port}/"));
         for (var i = 0; i < 200; i++)
         {

@@ -176,7 +176,10 @@ public sealed class LifecycleTests
         json.GetProperty("max_concurrent").GetInt32().ShouldBe(2);
         json.GetProperty("charged_images").GetInt64().ShouldBe(5);
         json.GetProperty("charged_usd").GetDecimal().ShouldBe(0.10m);
-        sim.Host.GetStats().ShouldBe(new SimulatorStats(2, 2, 3, 0, 0, 2, 5, 0.10m));
+        var stats = sim.Host.GetStats();
+        (stats with { Faults = null, Keys = null }).ShouldBe(new SimulatorStats(2, 2, 3, 0, 0, 2, 5, 0.10m));
+        stats.Keys!.Values.Single().ShouldBe(new Stats.KeyStats(Requests: 7, Submits: 2, RateLimited: 0));
+        json.GetProperty("keys").ToString().ShouldNotContain("test-key");
     }
 
     [Fact]

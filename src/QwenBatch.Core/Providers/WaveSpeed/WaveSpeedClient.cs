@@ -1,0 +1,109 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Providers.WaveSpeed;
+
+/// <summary>
+/// The WaveSpeed API: POST /api/v3/wavespeed-ai/qwen-image/edit-plus, then GET /api/v3/predictions/{id}/result, every
+/// answer wrapped as <c>{code, message, data}</c>. Bearer auth. There is no documented cancel endpoint.
+/// </summary>
+public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions options, ILogger<WaveSpeedClient> logger) : IImageEditProvider
+{
+    public const string ModelPath = "api/v3/wavespeed-ai/qwen-image/edit-plus";
+    public const string PredictionsPath = "api/v3/predictions";
+
+    public async Task<SubmitAccepted> SubmitAsync(EditRequest request, CancellationToken ct)
+    {
+        var limits = ProviderLimits.WaveSpeed;
+        var problems = limits.Check(request);
+        if (problems.Count > 0)
+        {
+            throw new ProviderException(ProviderErrorKind.Rejected, string.Join("; ", problems));
+        }
+
+        using var message = ProviderHttp.Request(HttpMethod.Post, Url(ModelPath), options, JsonContent.Create(WaveSpeedWire.SubmitBody(request, options.Base64Output)));
+        var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: false, ct);
+        using (json)
+        {
+            var data = Unwrap(message, status, json, retryAfter, idempotent: false);
+            var id = data.Str("id");
+            if (string.IsNullOrEmpty(id))
+            {
+                // Accepted by status code but no id to follow: the task may exist and we cannot track it.
+                throw new ProviderException(ProviderErrorKind.Uncertain, "submit answered without data.id", (int)status);
+            }
+
+            return new SubmitAccepted(id, null);
+        }
+    }
+
+    public async Task<PollResult> PollAsync(string requestId, CancellationToken ct)
+    {
+        using var message = ProviderHttp.Request(HttpMethod.Get, Url($"{PredictionsPath}/{Uri.EscapeDataString(requestId)}/result"), options);
+        var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: true, ct);
+        using (json)
+        {
+            var data = Unwrap(message, status, json, retryAfter, idempotent: true);
+            var state = data.Str("status");
+            switch (state)
+            {
+                case "created":
+                    return PollResult.Queued(null);
+                case "processing":
+                    return PollResult.Running;
+                case "completed":
+                    var outputs = WaveSpeedWire.Outputs(data);
+                    return outputs.Count == 0
+                        ? new PollResult(PollStatus.Failed, Error: "the provider reported completion without any output image")
+                        : new PollResult(PollStatus.Completed, Outputs: outputs, Inference: WaveSpeedWire.Inference(data));
+                case "failed":
+                    return new PollResult(PollStatus.Failed, Error: data.Str("error") is { Length: > 0 } error ? error : "the provider reported the task failed");
+                default:
+                    LogUnknownStatus(requestId, state ?? "(none)");
+                    return new PollResult(PollStatus.Unknown, RawStatus: state);
+            }
+        }
+    }
+
+    /// <summary>WaveSpeed documents no cancel endpoint: the engine stops tracking and reports that the provider may still charge.</summary>
+    public Task<CancelOutcome> CancelAsync(string requestId, CancellationToken ct) => Task.FromResult(CancelOutcome.Unsupported);
+
+    /// <summary>
+    /// The <c>data</c> object of a successful answer. The wrapper's <c>code</c> can disagree with the HTTP status (an
+    /// error wrapped in a 200), so a non-200 code counts as that HTTP status.
+    /// </summary>
+    private static JsonElement Unwrap(HttpRequestMessage message, HttpStatusCode status, JsonDocument? json, TimeSpan? retryAfter, bool idempotent)
+    {
+        var root = json?.RootElement ?? default;
+        var code = root.Int("code") is { } c and >= 100 and <= 599 ? (HttpStatusCode)c : status;
+        if (status != HttpStatusCode.OK)
+        {
+            throw ProviderHttp.Failure(message, status, json, retryAfter, idempotent);
+        }
+
+        if (code != HttpStatusCode.OK)
+        {
+            throw ProviderHttp.Failure(message, code, json, retryAfter, idempotent);
+        }
+
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("data", out var data) || data.ValueKind != JsonValueKind.Object)
+        {
+            throw new ProviderException(idempotent ? ProviderErrorKind.NotAccepted : ProviderErrorKind.Uncertain,
+                $"{message.Method} {message.RequestUri?.AbsolutePath}: answer without a data object", (int)status);
+        }
+
+        return data.Clone();
+    }
+
+    private Uri Url(string relative)
+    {
+        var baseUrl = options.BaseUrl ?? throw new InvalidOperationException("Providers:WaveSpeed:BaseUrl is not configured.");
+        return new Uri(baseUrl.AbsoluteUri.TrimEnd('/') + "/" + relative);
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "WaveSpeed prediction {RequestId} answered an unknown status {Status}; polling again later")]
+    private partial void LogUnknownStatus(string requestId, string status);
+}
