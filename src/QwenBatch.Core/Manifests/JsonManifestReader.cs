@@ -15,6 +15,12 @@ internal static class JsonManifestReader
     public static IEnumerable<ManifestRow> Rows(string fullPath, ManifestDiagnostics diagnostics, Action<string> setName)
     {
         var bytes = File.ReadAllBytes(fullPath);
+        if (InvalidUtf8At(bytes) is { } bad)
+        {
+            diagnostics.Error(1 + bytes.AsSpan(0, bad).Count((byte)'\n'), null, "the file is not UTF-8 text here; save the manifest as UTF-8");
+            yield break;
+        }
+
         var parsed = Parse(bytes, diagnostics);
         if (parsed.Name is { } name)
         {
@@ -43,6 +49,28 @@ internal static class JsonManifestReader
         {
             yield return JsonRowMapper.ToRow(element, line, defaults);
         }
+    }
+
+    /// <summary>The offset of the first byte that is not UTF-8, or null; System.Text.Json would throw on it later.</summary>
+    private static int? InvalidUtf8At(byte[] bytes)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            return null;
+        }
+
+        var offset = 0;
+        while (offset < bytes.Length)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(bytes.AsSpan(offset), out _, out var consumed) != System.Buffers.OperationStatus.Done)
+            {
+                return offset;
+            }
+
+            offset += consumed;
+        }
+
+        return offset;
     }
 
     private sealed record Parsed(string? Name, (JsonElement Element, int Line)? Defaults, List<(JsonElement Element, int Line)> Jobs);
