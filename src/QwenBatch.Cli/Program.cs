@@ -13,6 +13,7 @@ internal static class Program
         var root = new RootCommand("QwenBatch: durable bulk image edits with Qwen Image Edit Plus.\n" + ExitCodes.Help)
         {
             RunCommand.Create(),
+            ValidateCommand.Create(),
             WorkerCommand.Create(),
             SimulateCommand.Create(),
         };

@@ -56,7 +56,7 @@ public sealed partial class PostgresJobStore : IJobStore
         await tx.CommitAsync(ct);
     }
 
-    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
@@ -95,19 +95,33 @@ public sealed partial class PostgresJobStore : IJobStore
             record = record with { BudgetUsd = budget };
         }
 
+        // The jobs are streamed with binary COPY into a temporary table of this transaction, then moved in one statement
+        // that skips rows already imported: COPY itself cannot say ON CONFLICT, and a resumed batch has them.
+        await ExecuteAsync(connection, "CREATE TEMP TABLE import_jobs (key text NOT NULL, content_hash text NOT NULL, provider text NOT NULL, spec jsonb NOT NULL) ON COMMIT DROP", ct);
+        await using (var copy = await connection.BeginBinaryImportAsync("COPY import_jobs (key, content_hash, provider, spec) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            await foreach (var job in jobs.WithCancellation(ct))
+            {
+                await copy.StartRowAsync(ct);
+                await copy.WriteAsync(job.Key, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(job.ContentHash, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(job.Provider, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(StoreJson.Write(job.Spec), NpgsqlDbType.Jsonb, ct);
+            }
+
+            await copy.CompleteAsync(ct);
+        }
+
+        // A temporary table is scanned in the order it was written, so ids follow the manifest's order.
         await using var insertJobs = new NpgsqlCommand(
             """
             INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
-            SELECT @batch, k, h, 'pending', p, s::jsonb, @now, @now, @now
-            FROM unnest(@keys, @hashes, @providers, @specs) AS t (k, h, p, s)
+            SELECT @batch, key, content_hash, 'pending', provider, spec, @now, @now, @now
+            FROM import_jobs
             ON CONFLICT (batch_id, key, content_hash) DO NOTHING
             """, connection);
         insertJobs.Parameters.AddWithValue("batch", record.Id);
         insertJobs.Parameters.AddWithValue("now", now);
-        insertJobs.Parameters.AddWithValue("keys", jobs.Select(j => j.Key).ToArray());
-        insertJobs.Parameters.AddWithValue("hashes", jobs.Select(j => j.ContentHash).ToArray());
-        insertJobs.Parameters.AddWithValue("providers", jobs.Select(j => j.Provider).ToArray());
-        insertJobs.Parameters.AddWithValue("specs", jobs.Select(j => StoreJson.Write(j.Spec)).ToArray());
         var added = await insertJobs.ExecuteNonQueryAsync(ct);
         if (added + released > 0)
         {

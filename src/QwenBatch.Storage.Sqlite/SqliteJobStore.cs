@@ -56,7 +56,7 @@ public sealed class SqliteJobStore : IJobStore
         await tx.CommitAsync(ct);
     }
 
-    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IReadOnlyList<NewJob> jobs, CancellationToken ct)
+    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
         var now = Ms(_time.GetUtcNow());
         BatchImport result;
@@ -95,8 +95,10 @@ public sealed class SqliteJobStore : IJobStore
                 ON CONFLICT (batch_id, key, content_hash) DO NOTHING
                 """,
                 ("batch", record.Id), ("key", ""), ("hash", ""), ("provider", ""), ("spec", ""), ("now", now));
+            // One prepared statement for every row, all in the one transaction: a 100k-row import is a single commit.
+            insertJob.Prepare();
             var added = 0;
-            foreach (var job in jobs)
+            await foreach (var job in jobs.WithCancellation(ct))
             {
                 insertJob.Parameters["@key"].Value = job.Key;
                 insertJob.Parameters["@hash"].Value = job.ContentHash;

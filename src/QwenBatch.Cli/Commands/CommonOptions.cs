@@ -1,4 +1,6 @@
 using System.CommandLine;
+using QwenBatch.Cli.Hosting;
+using QwenBatch.Manifests;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Cli.Commands;
@@ -10,6 +12,34 @@ internal static class CommonOptions
     {
         Description = "Provider for the batch: odirouter, wavespeed or simulator (the in-process simulator; no key, no charges). Default: simulator.",
     }.AcceptOnlyFromAmong(ProviderNames.Odirouter, ProviderNames.WaveSpeed, ProviderNames.Simulator);
+
+    /// <summary>A provider option for commands that only read manifests, so every provider's limits can be checked.</summary>
+    public static Option<string?> AnyProvider() => new Option<string?>("--provider")
+    {
+        Description = "Check the manifest against this provider's field limits: odirouter, wavespeed or simulator (odirouter's limits). Default: simulator.",
+    }.AcceptOnlyFromAmong([.. ProviderNames.All]);
+
+    public static Option<string?> PromptTemplate() => new("--prompt")
+    {
+        Description = "A prompt template for every job, with {column} filled from the row, e.g. \"White background, keep the {Title} unchanged\".",
+    };
+
+    public static Option<string?> Map() => new("--map")
+    {
+        Description = "Map manifest fields to foreign column names, e.g. \"id=Handle,images=Image Src\" for a shop's product export.",
+    };
+
+    /// <summary>The manifest reading options from the command line; a malformed --map is a usage error.</summary>
+    public static ManifestOptions ManifestOptions(string provider, string? prompt, string? map)
+    {
+        var (fieldMap, error) = QwenBatch.Manifests.ManifestOptions.ParseMap(map);
+        if (error is not null)
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, error);
+        }
+
+        return new ManifestOptions { Provider = provider, PromptTemplate = string.IsNullOrWhiteSpace(prompt) ? null : prompt, FieldMap = fieldMap };
+    }
 
     public static Option<string?> Storage() => new("--storage")
     {

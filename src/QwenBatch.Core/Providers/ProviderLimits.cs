@@ -18,12 +18,13 @@ public sealed record ProviderLimits(
     IReadOnlyList<string> OutputFormats,
     bool TakesNegativePrompt,
     bool TakesPromptExtend,
-    bool TakesWatermark)
+    bool TakesWatermark,
+    int SizeMultiple = 1)
 {
     public const int MaxNegativePromptLength = 500;
 
-    /// <summary>odirouter: sides 512–2048 (rounded to 16 by the provider), 1–6 outputs, seed 0–2147483647, no output_format.</summary>
-    public static ProviderLimits Odirouter { get; } = new(ProviderNames.Odirouter, 512, 2048, 3, 6, 0, int.MaxValue, [], true, true, true);
+    /// <summary>odirouter: sides 512–2048 (rounded to a multiple of 16 by the provider), 1–6 outputs, seed 0–2147483647, no output_format.</summary>
+    public static ProviderLimits Odirouter { get; } = new(ProviderNames.Odirouter, 512, 2048, 3, 6, 0, int.MaxValue, [], true, true, true, SizeMultiple: 16);
 
     /// <summary>WaveSpeed: sides 256–1536, one output per task, seed -1 (random) … 2147483647, jpeg/png/webp.</summary>
     public static ProviderLimits WaveSpeed { get; } = new(ProviderNames.WaveSpeed, 256, 1536, 3, 1, -1, int.MaxValue, ["jpeg", "png", "webp"], false, false, false);

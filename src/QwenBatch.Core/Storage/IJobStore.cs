@@ -15,9 +15,10 @@ public interface IJobStore : IAsyncDisposable
 
     /// <summary>
     /// Creates the batch with its jobs in one transaction, or resumes the batch of that name, adding only jobs whose
-    /// key and content are new. Wakes waiting workers.
+    /// key and content are new. Wakes waiting workers. The jobs are streamed into the transaction, so a 100k-row manifest
+    /// is never held in memory; if the enumeration throws, nothing is imported.
     /// </summary>
-    Task<BatchImport> ImportBatchAsync(NewBatch batch, IReadOnlyList<NewJob> jobs, CancellationToken ct);
+    Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct);
 
     Task<BatchRecord?> FindBatchAsync(string name, CancellationToken ct);
 
@@ -102,3 +103,21 @@ public sealed record RequestReservation(string Account, TimeSpan Interval, int B
 
 /// <summary>An account's shared limiter row: the next free slot, a pause after a 429, and the adaptive rate factor (≤ 1).</summary>
 public sealed record RateLimitState(string Account, DateTimeOffset NextSlot, DateTimeOffset? PausedUntil, double Factor);
+
+/// <summary>Conveniences over <see cref="IJobStore"/>.</summary>
+public static class JobStoreExtensions
+{
+    /// <summary>Imports jobs already in memory (tests, small batches).</summary>
+    public static Task<BatchImport> ImportBatchAsync(this IJobStore store, NewBatch batch, IEnumerable<NewJob> jobs, CancellationToken ct) =>
+        store.ImportBatchAsync(batch, Stream(jobs), ct);
+
+    private static async IAsyncEnumerable<NewJob> Stream(IEnumerable<NewJob> jobs)
+    {
+        foreach (var job in jobs)
+        {
+            yield return job;
+        }
+
+        await Task.CompletedTask;
+    }
+}

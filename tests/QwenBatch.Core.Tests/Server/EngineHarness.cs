@@ -132,12 +132,12 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     /// <summary>
     /// Waits (in real time, a little at most) until the engine has caught up with the clock: no job is leased and none
-    /// is due. Moving the clock before that would make a slow machine look like a slow engine. The bound keeps tests
-    /// whose steps are held open on purpose moving.
+    /// is due. Moving the clock before that would make a slow machine look like a slow engine. Only for tests whose
+    /// steps all finish on their own; the bound only keeps a broken test from hanging.
     /// </summary>
     private async Task QuiesceAsync()
     {
-        for (var i = 0; i < 100; i++)
+        for (var i = 0; i < 2000; i++)
         {
             await Task.Delay(2);
             var busy = false;

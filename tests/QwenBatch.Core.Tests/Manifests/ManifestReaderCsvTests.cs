@@ -2,11 +2,11 @@ using QwenBatch.Manifests;
 
 namespace QwenBatch.Core.Tests.Manifests;
 
-public sealed class CsvManifestReaderTests : IDisposable
+public sealed class ManifestReaderCsvTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("qwenbatch-manifest-").FullName;
 
-    public CsvManifestReaderTests()
+    public ManifestReaderCsvTests()
     {
         File.WriteAllBytes(Path.Combine(_dir, "a.png"), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]);
     }
@@ -42,7 +42,8 @@ public sealed class CsvManifestReaderTests : IDisposable
         var manifest = Read("id,prompt,images,n,seed\nok,p,a.png,1,\nbad-n,p,a.png,7,\nmissing,p,nope.png,1,\nbad-seed,p,a.png,1,-5\nok,p,a.png,1,\n");
 
         manifest.IsValid.ShouldBeFalse();
-        manifest.Jobs.ShouldBeEmpty();
+        manifest.Jobs.Select(j => j.Line).ShouldBe([2]);
+        manifest.Skipped.Select(j => j.Line).ShouldBe([3, 4, 5, 6]);
         manifest.Errors.Select(e => (e.Line, e.Field)).ShouldBe([(3, "n"), (4, "images"), (5, "seed"), (6, "id")]);
         manifest.Errors[0].ToString().ShouldBe("m.csv:3: n: '7' is not allowed; expected a whole number from 1 to 6");
         manifest.Errors[3].Message.ShouldBe("'ok' is already used on line 2; ids must be unique");
@@ -67,7 +68,7 @@ public sealed class CsvManifestReaderTests : IDisposable
     [Fact]
     public void Read_MissingFile_IsAClearError()
     {
-        var manifest = CsvManifestReader.Read(Path.Combine(_dir, "absent.csv"));
+        var manifest = ManifestReader.Read(Path.Combine(_dir, "absent.csv"));
 
         manifest.Errors.ShouldHaveSingleItem().Message.ShouldStartWith("the manifest file");
     }
@@ -85,6 +86,6 @@ public sealed class CsvManifestReaderTests : IDisposable
     {
         var path = Path.Combine(_dir, "m.csv");
         File.WriteAllText(path, text);
-        return CsvManifestReader.Read(path);
+        return ManifestReader.Read(path);
     }
 }

@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+using QwenBatch.Manifests;
+using QwenBatch.Storage;
+using QwenBatch.Storage.PostgreSql;
+using QwenBatch.Testing.Postgres;
+
+// Manifest import benchmark: a generated N-row CSV validated and imported into PostgreSQL by QwenBatch (two streamed
+// passes: validate, then binary COPY inside the import transaction), against a raw text COPY of the same file into a
+// plain table. Runs alternate so both see the same machine state.
+// Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
+var rows = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100_000;
+var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
+var connectionString = args.Length > 2 ? args[2] : await (await PostgresServer.GetAsync()).CreateDatabaseAsync("bench");
+
+var dir = Directory.CreateTempSubdirectory("qwenbatch-bench-").FullName;
+var manifest = Path.Combine(dir, "products.csv");
+await GenerateAsync(manifest, rows);
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Manifest: {rows} rows, {new FileInfo(manifest).Length / 1024.0 / 1024.0:0.0} MB"));
+
+await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+await store.MigrateAsync(CancellationToken.None);
+await using var dataSource = NpgsqlDataSource.Create(connectionString);
+await ExecuteAsync(dataSource, "CREATE TABLE IF NOT EXISTS raw_rows (id text, prompt text, images text, n int, sku text)");
+
+var raw = new List<double>();
+var ours = new List<double>();
+for (var round = 1; round <= rounds; round++)
+{
+    await ExecuteAsync(dataSource, "TRUNCATE raw_rows; TRUNCATE batches, jobs CASCADE");
+    raw.Add(await RawCopyAsync(dataSource, manifest));
+    var (seconds, added) = await ImportAsync(store, manifest, dir);
+    if (added != rows)
+    {
+        throw new InvalidOperationException($"Imported {added} jobs, expected {rows}.");
+    }
+
+    ours.Add(seconds);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {round}: raw COPY {raw[^1]:0.000} s, QwenBatch import {ours[^1]:0.000} s"));
+}
+
+var rawRate = rows / Median(raw);
+var ourRate = rows / Median(ours);
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw COPY:         {rawRate,10:N0} rows/s (median of {rounds})"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch import: {ourRate,10:N0} rows/s (validate + import, median of {rounds})"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio:            {ourRate / rawRate:P0} of raw COPY"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"peak RSS:         {Process.GetCurrentProcess().PeakWorkingSet64 / 1024.0 / 1024.0:0} MB"));
+Directory.Delete(dir, recursive: true);
+return 0;
+
+static async Task GenerateAsync(string path, int rows)
+{
+    await using var writer = new StreamWriter(path);
+    await writer.WriteLineAsync("id,prompt,images,n,sku");
+    for (var i = 1; i <= rows; i++)
+    {
+        await writer.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+            $"product-{i:D6},\"White studio background, keep the product unchanged, item {i}\",https://cdn.example.com/products/{i:D6}.jpg,{i % 3 + 1},SKU-{i:D6}"));
+    }
+}
+
+static async Task<double> RawCopyAsync(NpgsqlDataSource dataSource, string path)
+{
+    var start = Stopwatch.GetTimestamp();
+    await using var connection = await dataSource.OpenConnectionAsync();
+    await using (var copy = await connection.BeginTextImportAsync("COPY raw_rows (id, prompt, images, n, sku) FROM STDIN (FORMAT csv, HEADER true)"))
+    {
+        using var reader = new StreamReader(path);
+        var buffer = new char[64 * 1024];
+        int read;
+        while ((read = await reader.ReadAsync(buffer)) > 0)
+        {
+            await copy.WriteAsync(buffer.AsMemory(0, read));
+        }
+    }
+
+    return Stopwatch.GetElapsedTime(start).TotalSeconds;
+}
+
+static async Task<(double Seconds, int Added)> ImportAsync(IJobStore store, string path, string storage)
+{
+    var start = Stopwatch.GetTimestamp();
+    var options = new ManifestOptions { Provider = "odirouter" };
+    var check = ManifestReader.Open(path, options);
+    foreach (var _ in check.Jobs())
+    {
+    }
+
+    if (check.Diagnostics.ErrorCount > 0)
+    {
+        throw new InvalidOperationException(string.Join("\n", check.Diagnostics.Errors.Take(5)));
+    }
+
+    var validated = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    var batch = BatchPlanner.Batch(check.Path, check.Name, "odirouter", storage);
+    var import = await store.ImportBatchAsync(batch, Jobs(path, options), CancellationToken.None);
+    var total = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  validate pass {validated:0.000} s, import pass {total - validated:0.000} s"));
+    return (total, import.JobsAdded);
+}
+
+static async IAsyncEnumerable<NewJob> Jobs(string path, ManifestOptions options)
+{
+    foreach (var job in ManifestReader.Open(path, options).Jobs())
+    {
+        foreach (var newJob in BatchPlanner.Jobs(job, "odirouter"))
+        {
+            yield return newJob;
+        }
+    }
+
+    await Task.CompletedTask;
+}
+
+static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
+
+static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql)
+{
+    await using var command = dataSource.CreateCommand(sql);
+    await command.ExecuteNonQueryAsync();
+}

@@ -1,0 +1,398 @@
+using System.Globalization;
+using QwenBatch.Jobs;
+using QwenBatch.Providers;
+
+namespace QwenBatch.Manifests;
+
+/// <summary>
+/// The one validator and expander behind every format: turns a <see cref="ManifestRow"/> into jobs (one per matrix entry),
+/// checking each field against the provider's limits, and reports every problem with the row's line.
+/// </summary>
+internal sealed class JobBuilder(ManifestOptions options, string baseDir, ManifestDiagnostics diagnostics)
+{
+    /// <summary>Far beyond what a provider reads (800 tokens); longer is a broken cell, not a prompt.</summary>
+    private const int MaxPromptChars = 20_000;
+
+    private const int MaxIdChars = 200;
+
+    private readonly ManifestOptions _options = options;
+    private readonly ManifestDiagnostics _diagnostics = diagnostics;
+    private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
+    private readonly InputImages _images = new(baseDir);
+
+    public IEnumerable<(ManifestJob? Job, SkippedJob? Skipped)> Build(ManifestRow row)
+    {
+        if (row.ShapeErrors.Count > 0)
+        {
+            var start = _diagnostics.Errors.Count;
+            foreach (var (field, message) in row.ShapeErrors)
+            {
+                _diagnostics.Error(row.Line, field, message);
+            }
+
+            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+            yield break;
+        }
+
+        var entries = row.Matrix ?? [null!];
+        for (var index = 0; index < entries.Count; index++)
+        {
+            var entry = entries[index];
+            var cells = entry is null ? row.Cells : Merge(row.Cells, entry);
+            var start = _diagnostics.Errors.Count;
+            var before = _diagnostics.ErrorCount;
+            var job = new RowJob(this, row, cells, entry is null || entries.Count == 1 ? null : index + 1).Build();
+            if (_diagnostics.ErrorCount > before || job is null)
+            {
+                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+                continue;
+            }
+
+            if (_seen.TryGetValue(job.Key, out var firstLine))
+            {
+                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
+                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)));
+                continue;
+            }
+
+            _seen[job.Key] = row.Line;
+            yield return (job, null);
+        }
+    }
+
+    private List<ManifestError> Since(int start) => _diagnostics.Errors.Skip(start).ToList();
+
+    private static Dictionary<string, string> Merge(Dictionary<string, string> cells, Dictionary<string, string> entry)
+    {
+        var merged = new Dictionary<string, string>(cells, StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in entry)
+        {
+            merged[name] = value;
+        }
+
+        return merged;
+    }
+
+    private static string? Raw(ManifestRow row, string field) => row.Cells.TryGetValue(field, out var v) && v.Length > 0 ? v : null;
+
+    /// <summary>One job being read: its merged cells and where to report.</summary>
+    private sealed class RowJob(JobBuilder owner, ManifestRow row, Dictionary<string, string> cells, int? matrixIndex)
+    {
+        private readonly ManifestOptions _options = owner._options;
+        private readonly ManifestDiagnostics _diagnostics = owner._diagnostics;
+        private List<string>? _unknown;
+
+        public ManifestJob? Build()
+        {
+            var provider = Provider();
+            var limits = ProviderLimits.For(provider ?? _options.Provider);
+
+            // An id column left empty is an error; no id column at all means ids from line numbers.
+            var rawId = cells.TryGetValue(Column(ManifestFields.Id), out var cell) ? cell : null;
+            var id = rawId is null ? $"row-{row.Line}" : Template.Apply(rawId, cells, ref _unknown);
+            if (matrixIndex is { } i && !(rawId ?? "").Contains('{', StringComparison.Ordinal))
+            {
+                // A fanned-out job without {variables} in its id still needs a unique one.
+                id = string.Create(CultureInfo.InvariantCulture, $"{id}-{i}");
+            }
+
+            if (id.Length == 0 || id.Length > MaxIdChars)
+            {
+                Error(ManifestFields.Id, id.Length == 0 ? "is empty; expected a unique job id" : $"is {id.Length} characters; expected at most {MaxIdChars}");
+            }
+
+            var prompt = Prompt();
+            var negative = Fill(ManifestFields.NegativePrompt, Get(ManifestFields.NegativePrompt));
+            if (negative is { Length: > ManifestFields.MaxNegativePromptChars })
+            {
+                Error(ManifestFields.NegativePrompt, $"is {negative.Length} characters; expected at most {ManifestFields.MaxNegativePromptChars}");
+            }
+
+            var images = Images();
+            var size = Size(limits);
+            var n = Int(ManifestFields.N, 1, ManifestFields.MaxN) ?? 1;
+            var seed = Seed(limits);
+            var promptExtend = Bool(ManifestFields.PromptExtend);
+            var watermark = Bool(ManifestFields.Watermark);
+            var format = OutputFormat();
+            var output = Fill(ManifestFields.Output, Get(ManifestFields.Output));
+            if (output is { Length: > MaxIdChars })
+            {
+                Error(ManifestFields.Output, $"is {output.Length} characters; expected a file name template of at most {MaxIdChars}");
+            }
+
+            foreach (var name in _unknown ?? [])
+            {
+                Warning(null, $"'{{{name}}}' is not a column or matrix variable; it is left as written");
+            }
+
+            if (prompt is null)
+            {
+                return null;
+            }
+
+            return new ManifestJob(row.Line, id, new JobSpec
+            {
+                Prompt = prompt,
+                Images = images,
+                NegativePrompt = negative,
+                Size = size,
+                N = n,
+                Seed = seed,
+                PromptExtend = promptExtend,
+                Watermark = watermark,
+                OutputFormat = format,
+                Output = output,
+                Variables = Variables(),
+            }, provider);
+        }
+
+        private string? Prompt()
+        {
+            var prompt = _options.PromptTemplate is { } template
+                ? Template.Apply(template, cells, ref _unknown)
+                : Fill(ManifestFields.Prompt, Get(ManifestFields.Prompt));
+            if (string.IsNullOrWhiteSpace(prompt))
+            {
+                Error(ManifestFields.Prompt, "is empty; expected the edit instruction");
+                return null;
+            }
+
+            if (prompt.Length > MaxPromptChars)
+            {
+                Error(ManifestFields.Prompt, $"is {prompt.Length} characters; expected at most {MaxPromptChars} (the provider reads {ManifestFields.MaxPromptTokens} tokens)");
+                return null;
+            }
+
+            if (EstimateTokens(prompt) is var tokens and > ManifestFields.MaxPromptTokens)
+            {
+                Warning(ManifestFields.Prompt, $"is about {tokens} tokens; the provider truncates prompts beyond {ManifestFields.MaxPromptTokens} tokens");
+            }
+
+            return prompt;
+        }
+
+        /// <summary>A rough count: about four characters per token for Latin text, one per character for CJK and others.</summary>
+        private static int EstimateTokens(string text)
+        {
+            var ascii = 0;
+            var other = 0;
+            foreach (var c in text)
+            {
+                if (char.IsAscii(c))
+                {
+                    ascii++;
+                }
+                else
+                {
+                    other++;
+                }
+            }
+
+            return (ascii + 3) / 4 + other;
+        }
+
+        private List<string> Images()
+        {
+            var raw = new List<string>();
+            if (row.ImageList is { } list && !_options.FieldMap.ContainsKey(ManifestFields.Images))
+            {
+                raw.AddRange(list.Where(i => i.Length > 0));
+            }
+            else if (Get(ManifestFields.Images) is { } joined)
+            {
+                raw.AddRange(joined.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+            }
+
+            foreach (var column in ManifestFields.SingleImages)
+            {
+                if (Get(column) is { } single)
+                {
+                    raw.Add(single);
+                }
+            }
+
+            if (raw.Count is 0 or > ManifestFields.MaxImages)
+            {
+                Error(ManifestFields.Images, $"has {raw.Count} image(s); expected 1 to {ManifestFields.MaxImages}, separated by '|'");
+                return raw;
+            }
+
+            var resolved = new List<string>(raw.Count);
+            foreach (var image in raw)
+            {
+                var check = owner._images.Inspect(image);
+                if (check.Error is { } error)
+                {
+                    Error(ManifestFields.Images, error);
+                }
+
+                if (check.Warning is { } warning)
+                {
+                    Warning(ManifestFields.Images, warning);
+                }
+
+                resolved.Add(check.Value);
+            }
+
+            return resolved;
+        }
+
+        private string? Size(ProviderLimits limits)
+        {
+            if (Get(ManifestFields.Size) is not { } size)
+            {
+                return null;
+            }
+
+            var parts = size.Split('*', 'x', 'X', '×');
+            if (parts.Length != 2
+                || !int.TryParse(parts[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var w)
+                || !int.TryParse(parts[1].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var h))
+            {
+                Error(ManifestFields.Size, $"'{Short(size)}' is not a size; expected WIDTH*HEIGHT such as 1024*1024");
+                return null;
+            }
+
+            if (w < limits.MinSide || w > limits.MaxSide || h < limits.MinSide || h > limits.MaxSide)
+            {
+                Error(ManifestFields.Size, string.Create(CultureInfo.InvariantCulture,
+                    $"'{size}' is outside {limits.Provider}'s range; expected each side from {limits.MinSide} to {limits.MaxSide} pixels"));
+                return null;
+            }
+
+            var (aw, ah) = (Round(w, limits.SizeMultiple), Round(h, limits.SizeMultiple));
+            if ((aw, ah) != (w, h))
+            {
+                Warning(ManifestFields.Size, string.Create(CultureInfo.InvariantCulture,
+                    $"'{size}' is adjusted to {aw}*{ah}; {limits.Provider} uses multiples of {limits.SizeMultiple}"));
+            }
+
+            return string.Create(CultureInfo.InvariantCulture, $"{aw}*{ah}");
+        }
+
+        private static int Round(int side, int multiple) => multiple <= 1 ? side : (int)Math.Round(side / (double)multiple, MidpointRounding.AwayFromZero) * multiple;
+
+        private int? Int(string field, int min, int max)
+        {
+            if (Get(field) is not { } raw)
+            {
+                return null;
+            }
+
+            if (int.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max)
+            {
+                return value;
+            }
+
+            Error(field, string.Create(CultureInfo.InvariantCulture, $"'{Short(raw)}' is not allowed; expected a whole number from {min} to {max}"));
+            return null;
+        }
+
+        private long? Seed(ProviderLimits limits)
+        {
+            if (Get(ManifestFields.Seed) is not { } raw)
+            {
+                return null;
+            }
+
+            if (long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var seed) && seed >= limits.MinSeed && seed <= ManifestFields.MaxSeed)
+            {
+                return seed;
+            }
+
+            Error(ManifestFields.Seed, string.Create(CultureInfo.InvariantCulture,
+                $"'{Short(raw)}' is not allowed; expected a whole number from {limits.MinSeed} to {ManifestFields.MaxSeed}"));
+            return null;
+        }
+
+        private bool? Bool(string field)
+        {
+            if (Get(field) is not { } raw)
+            {
+                return null;
+            }
+
+            switch (raw.ToLowerInvariant())
+            {
+                case "true" or "1" or "yes":
+                    return true;
+                case "false" or "0" or "no":
+                    return false;
+                default:
+                    Error(field, $"'{Short(raw)}' is not a boolean; expected true/false, 1/0 or yes/no");
+                    return null;
+            }
+        }
+
+        private string? OutputFormat()
+        {
+            if (Get(ManifestFields.OutputFormat) is not { } raw)
+            {
+                return null;
+            }
+
+            var format = raw.ToLowerInvariant();
+            if (ManifestFields.OutputFormats.Contains(format))
+            {
+                return format;
+            }
+
+            Error(ManifestFields.OutputFormat, $"'{Short(raw)}' is not an output format; expected {string.Join(", ", ManifestFields.OutputFormats)}");
+            return null;
+        }
+
+        private string? Provider()
+        {
+            if (Get(ManifestFields.Provider) is not { } raw)
+            {
+                return null;
+            }
+
+            var provider = raw.ToLowerInvariant();
+            if (ProviderNames.All.Contains(provider))
+            {
+                return provider;
+            }
+
+            Error(ManifestFields.Provider, $"'{Short(raw)}' is not a provider; expected {string.Join(", ", ProviderNames.All)}");
+            return null;
+        }
+
+        private Dictionary<string, string> Variables()
+        {
+            var mapped = new HashSet<string>(_options.FieldMap.Values, StringComparer.OrdinalIgnoreCase);
+            var variables = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (name, value) in cells)
+            {
+                if (!ManifestFields.Known.Contains(name) && !mapped.Contains(name))
+                {
+                    variables[name] = value;
+                }
+            }
+
+            return variables;
+        }
+
+        private string? Fill(string field, string? text)
+        {
+            if (text is null)
+            {
+                return null;
+            }
+
+            var filled = Template.Apply(text, cells, ref _unknown);
+            return filled.Length == 0 && field != ManifestFields.Id ? null : filled;
+        }
+
+        private string? Get(string field) => cells.TryGetValue(Column(field), out var value) && value.Length > 0 ? value : null;
+
+        private string Column(string field) => _options.FieldMap.TryGetValue(field, out var mapped) ? mapped : field;
+
+        private static string Short(string text) => text.Length <= 40 ? text : text[..37] + "...";
+
+        private void Error(string field, string message) => _diagnostics.Error(row.Line, field, message);
+
+        private void Warning(string? field, string message) => _diagnostics.Warning(row.Line, field, message);
+    }
+}

@@ -1,0 +1,21 @@
+namespace QwenBatch.Manifests;
+
+/// <summary>
+/// One job as a format reader found it, before validation: its line, its cells by name (case-insensitive, trimmed), and
+/// for JSON the image list, the fan-out entries and any shape errors (a number where a list was expected…).
+/// </summary>
+internal sealed class ManifestRow(int line)
+{
+    public int Line { get; } = line;
+
+    public Dictionary<string, string> Cells { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>JSON <c>"images": [ … ]</c>; CSV uses the <c>images</c> cell.</summary>
+    public List<string>? ImageList { get; set; }
+
+    /// <summary>JSON <c>"matrix": [ { … }, … ]</c>: one job per entry.</summary>
+    public List<Dictionary<string, string>>? Matrix { get; set; }
+
+    /// <summary>Problems with the row's shape, found by the reader; the row yields no job when there are any.</summary>
+    public List<(string? Field, string Message)> ShapeErrors { get; } = [];
+}
