@@ -20,6 +20,7 @@ fi
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 
 dotnet build QwenBatch.sln -c Release -warnaserror -nologo -v quiet
+bash scripts/check-deploy.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

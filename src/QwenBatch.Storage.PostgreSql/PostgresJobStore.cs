@@ -23,13 +23,17 @@ public sealed partial class PostgresJobStore : IJobStore
     private readonly TimeProvider _time;
     private readonly ILogger<PostgresJobStore> _logger;
 
-    public PostgresJobStore(string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger)
+    /// <param name="listenConnectionString">
+    /// Where to LISTEN when <paramref name="connectionString"/> goes through PgBouncer in transaction mode, which cannot
+    /// carry LISTEN: a direct connection to PostgreSQL. Without it, the main connection string is used.
+    /// </param>
+    public PostgresJobStore(string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger, string? listenConnectionString = null)
     {
         _dataSource = NpgsqlDataSource.Create(connectionString);
 
         // The listener gets a connection of its own, outside the pool: a pooled connection is reset when returned and
         // would silently stop listening.
-        _listenConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, KeepAlive = 30 }.ConnectionString;
+        _listenConnectionString = new NpgsqlConnectionStringBuilder(listenConnectionString ?? connectionString) { Pooling = false, KeepAlive = 30 }.ConnectionString;
         _time = time;
         _logger = logger;
     }

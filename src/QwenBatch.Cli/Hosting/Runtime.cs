@@ -127,7 +127,8 @@ internal sealed class Runtime : IAsyncDisposable
         var connectionString = configuration.GetConnectionString("Postgres");
         if (!string.IsNullOrWhiteSpace(connectionString))
         {
-            return new PostgresJobStore(connectionString, time, loggers.CreateLogger<PostgresJobStore>());
+            var listen = configuration.GetConnectionString("PostgresListen");
+            return new PostgresJobStore(connectionString, time, loggers.CreateLogger<PostgresJobStore>(), string.IsNullOrWhiteSpace(listen) ? null : listen);
         }
 
         return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);

@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using QwenBatch.Cli.Tests.Support;
+using QwenBatch.Jobs;
+using QwenBatch.Storage.PostgreSql;
+using QwenBatch.Testing.Postgres;
+
+namespace QwenBatch.Cli.Tests.Commands;
+
+/// <summary>SIGTERM mid-batch, as Docker, systemd and Kubernetes stop a worker: nothing lost, nothing submitted twice.</summary>
+public sealed class GracefulShutdownTests : IDisposable
+{
+    private const string ApiKey = "odr-shutdown-key-7c21";
+    private readonly Workspace _workspace = new();
+
+    public void Dispose() => _workspace.Dispose();
+
+    [Fact]
+    public async Task SigtermMidBatch_StateKeptAndAnotherWorkerFinishesWithoutResubmitting()
+    {
+        await using var simulator = await SimulatorProcess.StartAsync(_workspace.Root, "2-3");
+        var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("shutdown");
+        var environment = new Dictionary<string, string>
+        {
+            ["Providers__Odirouter__BaseUrl"] = simulator.BaseUrl.ToString(),
+            ["ODIROUTER_API_KEY"] = ApiKey,
+            ["ConnectionStrings__Postgres"] = database,
+            ["Worker__FirstPollDelay"] = "00:00:00.200",
+            ["Worker__MaxPollInterval"] = "00:00:01",
+            ["Worker__FallbackPollInterval"] = "00:00:00.500",
+        };
+
+        await using (var run = CliProcess.Start(_workspace.Root, environment, "run", "samples/products.csv", "--provider", "odirouter"))
+        {
+            for (var i = 0; i < 300 && await simulator.SubmitsAsync() < 2; i++)
+            {
+                await Task.Delay(50);
+            }
+
+            run.Terminate();
+            var stopped = await run.WaitAsync();
+            stopped.ExitCode.ShouldBe(130, stopped.Output);
+        }
+
+        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        var batch = (await store.FindBatchAsync("products", CancellationToken.None)).ShouldNotBeNull();
+        (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
+        (await store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.LeaseOwner == null);
+
+        await using (var worker = CliProcess.Start(_workspace.Root, environment, "worker"))
+        {
+            for (var i = 0; i < 600 && !(await store.GetProgressAsync(batch.Id, CancellationToken.None)).IsSettled; i++)
+            {
+                await Task.Delay(100);
+            }
+
+            worker.Terminate();
+            var result = await worker.WaitAsync();
+            result.ExitCode.ShouldBe(0, result.Output);
+        }
+
+        var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
+        jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
+        (await simulator.SubmitsAsync()).ShouldBe(jobs.Count);
+        Directory.GetFiles(batch.StorageDir, "*.png").Length.ShouldBe(5);
+        (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
+}
