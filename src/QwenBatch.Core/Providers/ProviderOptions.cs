@@ -33,10 +33,17 @@ public sealed class ProviderOptions
     [Range(1, 100000)]
     public int? MaxInFlight { get; set; }
 
+    /// <summary>
+    /// Share of the configured rate left unused (default 5%): a request booked for its slot can still reach the provider
+    /// a little late, next to the following one, and a provider counting in fixed windows would see them together.
+    /// </summary>
+    [Range(0, 0.5)]
+    public double RateHeadroom { get; set; } = 0.05;
+
     /// <summary>The spacing between requests the limits ask for, or null when the account has no rate limit.</summary>
     public TimeSpan? RequestInterval =>
-        RequestsPerSecond is { } perSecond ? TimeSpan.FromSeconds(1 / perSecond)
-        : RequestsPerMinute is { } perMinute ? TimeSpan.FromMinutes(1 / perMinute)
+        RequestsPerSecond is { } perSecond ? TimeSpan.FromSeconds(1 / (perSecond * (1 - RateHeadroom)))
+        : RequestsPerMinute is { } perMinute ? TimeSpan.FromMinutes(1 / (perMinute * (1 - RateHeadroom)))
         : null;
 
     /// <summary>Timeout of one HTTP request to the provider.</summary>
