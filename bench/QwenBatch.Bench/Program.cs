@@ -13,6 +13,12 @@ using QwenBatch.Testing.Postgres;
 // passes: validate, then binary COPY inside the import transaction), against a raw text COPY of the same file into a
 // plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
+// The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
+if (args.FirstOrDefault() == "fleet")
+{
+    return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
+}
+
 var rows = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100_000;
 var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 3;
 var connectionString = args.Length > 2 ? args[2] : await (await PostgresServer.GetAsync()).CreateDatabaseAsync("bench");
