@@ -14,9 +14,15 @@ using QwenBatch.Testing.Postgres;
 // plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
+// The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "engine")
+{
+    return await QwenBatch.Bench.EngineBenchmark.RunAsync(args[1..]);
 }
 
 var rows = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 100_000;
