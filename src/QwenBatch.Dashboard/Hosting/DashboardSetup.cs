@@ -19,6 +19,7 @@ public static class DashboardSetup
             o.StorageRoot = configuration["Storage:Root"] is { Length: > 0 } root ? root : o.StorageRoot;
             configuration.GetSection(DashboardOptions.SectionName).Bind(o);
         });
+        services.AddRouting();
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "qwenbatch.antiforgery";
@@ -29,7 +30,7 @@ public static class DashboardSetup
     }
 
     /// <summary>The gate first (nothing answers a refused request), security headers, then the routes.</summary>
-    public static WebApplication UseQwenBatchDashboard(this WebApplication app)
+    public static IApplicationBuilder UseQwenBatchDashboard(this IApplicationBuilder app)
     {
         app.UseMiddleware<RequestGate>();
         app.Use(async (context, next) =>
@@ -40,9 +41,13 @@ public static class DashboardSetup
             headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
             await next(context);
         });
-        app.MapGet("/", () => Results.Redirect("/dashboard"));
-        PageEndpoints.Map(app);
-        ApiEndpoints.Map(app);
+        app.UseRouting();
+        app.UseEndpoints(endpoints =>
+        {
+            endpoints.MapGet("/", () => Results.Redirect("/dashboard"));
+            PageEndpoints.Map(endpoints);
+            ApiEndpoints.Map(endpoints);
+        });
         return app;
     }
 }
