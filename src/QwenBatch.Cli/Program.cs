@@ -15,6 +15,7 @@ internal static class Program
             RunCommand.Create(),
             ValidateCommand.Create(),
             WorkerCommand.Create(),
+            ServeCommand.Create(),
             SimulateCommand.Create(),
             HealthCheckCommand.Create(),
         };

@@ -414,12 +414,7 @@ public sealed partial class PostgresJobStore : IJobStore
         return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
     }
 
-    public async Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct)
-    {
-        await using var command = _dataSource.CreateCommand("SELECT state, count(*)::int, sum(cost_usd) FROM jobs WHERE batch_id = @batch GROUP BY state");
-        command.Parameters.AddWithValue("batch", batchId);
-        return await ProgressAsync(batchId, command, Dialect, ct);
-    }
+    public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);
 
     public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {

@@ -97,5 +97,65 @@ internal static class PostgresMigrations
                 factor       double precision NOT NULL DEFAULT 1
             );
             """),
+        (3, "dashboard: counters by batch and state, spend by day, jobs by state", """
+            -- Counts kept in step by triggers, so the dashboard never counts jobs per request. Statement-level triggers
+            -- with transition tables fold a whole statement (a 100k-row import, a batch cancel) into one upsert; the
+            -- rows are upserted in (batch_id, state) order so concurrent statements lock counters in the same order.
+            CREATE TABLE batch_state_counts (
+                batch_id bigint NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+                state    text NOT NULL,
+                count    bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (batch_id, state)
+            );
+            INSERT INTO batch_state_counts (batch_id, state, count) SELECT batch_id, state, count(*) FROM jobs GROUP BY batch_id, state;
+
+            -- Settled cost per UTC day (of the job's updated_at, set from the application clock) and provider.
+            CREATE TABLE spend_by_day (
+                day       date NOT NULL,
+                provider  text NOT NULL,
+                spent_usd numeric(14, 6) NOT NULL DEFAULT 0,
+                PRIMARY KEY (day, provider)
+            );
+            INSERT INTO spend_by_day (day, provider, spent_usd)
+            SELECT (updated_at AT TIME ZONE 'UTC')::date, provider, sum(cost_usd) FROM jobs WHERE cost_usd <> 0 GROUP BY 1, 2;
+
+            CREATE FUNCTION qwenbatch_job_counters() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO batch_state_counts AS c (batch_id, state, count)
+                    SELECT batch_id, state, count(*) FROM new_jobs GROUP BY batch_id, state ORDER BY batch_id, state
+                    ON CONFLICT (batch_id, state) DO UPDATE SET count = c.count + excluded.count;
+                ELSIF TG_OP = 'DELETE' THEN
+                    UPDATE batch_state_counts c SET count = c.count - d.n
+                    FROM (SELECT batch_id, state, count(*) AS n FROM old_jobs GROUP BY batch_id, state) d
+                    WHERE c.batch_id = d.batch_id AND c.state = d.state;
+                ELSE
+                    INSERT INTO batch_state_counts AS c (batch_id, state, count)
+                    SELECT batch_id, state, sum(delta) FROM (
+                        SELECT o.batch_id, o.state, -1 AS delta FROM old_jobs o JOIN new_jobs n ON n.id = o.id WHERE n.state <> o.state
+                        UNION ALL
+                        SELECT n.batch_id, n.state, 1 FROM old_jobs o JOIN new_jobs n ON n.id = o.id WHERE n.state <> o.state
+                    ) moves GROUP BY batch_id, state ORDER BY batch_id, state
+                    ON CONFLICT (batch_id, state) DO UPDATE SET count = c.count + excluded.count;
+
+                    INSERT INTO spend_by_day AS s (day, provider, spent_usd)
+                    SELECT (n.updated_at AT TIME ZONE 'UTC')::date, n.provider, sum(n.cost_usd - o.cost_usd)
+                    FROM old_jobs o JOIN new_jobs n ON n.id = o.id WHERE n.cost_usd <> o.cost_usd
+                    GROUP BY 1, 2 ORDER BY 1, 2
+                    ON CONFLICT (day, provider) DO UPDATE SET spent_usd = s.spent_usd + excluded.spent_usd;
+                END IF;
+                RETURN NULL;
+            END $$;
+
+            CREATE TRIGGER jobs_counters_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION qwenbatch_job_counters();
+            CREATE TRIGGER jobs_counters_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION qwenbatch_job_counters();
+            CREATE TRIGGER jobs_counters_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION qwenbatch_job_counters();
+
+            -- The dashboard's state pages: newest first within a state, paged by id.
+            CREATE INDEX jobs_state_id ON jobs (state, id);
+            """),
     ];
 }

@@ -12,7 +12,7 @@ namespace QwenBatch.Storage.Sqlite;
 /// begin immediately), so several processes on one file stay correct; workers in this process are woken in-process,
 /// others by their fallback poll. Times are unix milliseconds, money is integer micro-dollars.
 /// </summary>
-public sealed class SqliteJobStore : IJobStore
+public sealed partial class SqliteJobStore : IJobStore
 {
     private const decimal MicrosPerUsd = 1_000_000m;
     private static readonly SqliteDialect Dialect = new();
@@ -426,12 +426,7 @@ public sealed class SqliteJobStore : IJobStore
         return await command.ExecuteScalarAsync(ct) is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
     }
 
-    public async Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct)
-    {
-        await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, "SELECT state, count(*), sum(cost_micros) FROM jobs WHERE batch_id = @batch GROUP BY state", ("batch", batchId));
-        return await ProgressAsync(batchId, command, Dialect, ct);
-    }
+    public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);
 
     public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {

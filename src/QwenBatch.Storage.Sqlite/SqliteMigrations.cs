@@ -89,5 +89,45 @@ internal static class SqliteMigrations
                 factor       REAL NOT NULL DEFAULT 1
             );
             """),
+        (3, "dashboard: counters by batch and state, spend by day, jobs by state", """
+            -- Counts kept in step by triggers inside each writing transaction, so the dashboard never counts jobs.
+            CREATE TABLE batch_state_counts (
+                batch_id INTEGER NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+                state    TEXT NOT NULL,
+                count    INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (batch_id, state)
+            );
+            INSERT INTO batch_state_counts (batch_id, state, count) SELECT batch_id, state, count(*) FROM jobs GROUP BY batch_id, state;
+
+            -- Settled cost per UTC day (days since the epoch of the job's updated_at) and provider.
+            CREATE TABLE spend_by_day (
+                day          INTEGER NOT NULL,
+                provider     TEXT NOT NULL,
+                spent_micros INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (day, provider)
+            );
+            INSERT INTO spend_by_day (day, provider, spent_micros)
+            SELECT updated_at / 86400000, provider, sum(cost_micros) FROM jobs WHERE cost_micros <> 0 GROUP BY 1, 2;
+
+            CREATE TRIGGER jobs_counters_insert AFTER INSERT ON jobs BEGIN
+                INSERT OR IGNORE INTO batch_state_counts (batch_id, state, count) VALUES (new.batch_id, new.state, 0);
+                UPDATE batch_state_counts SET count = count + 1 WHERE batch_id = new.batch_id AND state = new.state;
+            END;
+            CREATE TRIGGER jobs_counters_update AFTER UPDATE OF state ON jobs WHEN new.state <> old.state BEGIN
+                UPDATE batch_state_counts SET count = count - 1 WHERE batch_id = old.batch_id AND state = old.state;
+                INSERT OR IGNORE INTO batch_state_counts (batch_id, state, count) VALUES (new.batch_id, new.state, 0);
+                UPDATE batch_state_counts SET count = count + 1 WHERE batch_id = new.batch_id AND state = new.state;
+            END;
+            CREATE TRIGGER jobs_counters_delete AFTER DELETE ON jobs BEGIN
+                UPDATE batch_state_counts SET count = count - 1 WHERE batch_id = old.batch_id AND state = old.state;
+            END;
+            CREATE TRIGGER jobs_spend_update AFTER UPDATE OF cost_micros ON jobs WHEN new.cost_micros <> old.cost_micros BEGIN
+                INSERT OR IGNORE INTO spend_by_day (day, provider, spent_micros) VALUES (new.updated_at / 86400000, new.provider, 0);
+                UPDATE spend_by_day SET spent_micros = spent_micros + new.cost_micros - old.cost_micros
+                WHERE day = new.updated_at / 86400000 AND provider = new.provider;
+            END;
+
+            CREATE INDEX jobs_state_id ON jobs (state, id);
+            """),
     ];
 }

@@ -160,37 +160,15 @@ internal static class RunCommand
                 $"Batch '{existing.Name}' was started with provider '{existing.Provider}'; rerun with --provider {existing.Provider}, or pass --name to start a new batch.");
         }
 
-        // Second pass, streamed into the store's one transaction.
-        return await store.ImportBatchAsync(batch, ValidJobs(request, provider, ct), ct);
-    }
-
-    /// <summary>
-    /// The manifest's valid jobs, read again. If the file changed since it was validated and now has errors, the
-    /// enumeration throws inside the import's transaction, so nothing is enqueued.
-    /// </summary>
-    private static async IAsyncEnumerable<NewJob> ValidJobs(RunRequest request, string provider, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
-    {
-        var stream = ManifestReader.Open(request.ManifestPath, request.Options);
-        foreach (var job in stream.Jobs())
+        // Second pass, streamed into the store's one transaction (the same path as the dashboard's upload).
+        try
         {
-            ct.ThrowIfCancellationRequested();
-            if (!request.SkipInvalid && stream.Diagnostics.ErrorCount > 0)
-            {
-                break;
-            }
-
-            foreach (var newJob in BatchPlanner.Jobs(job, provider))
-            {
-                yield return newJob;
-            }
+            return await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(request.ManifestPath, request.Options, provider, request.SkipInvalid, ct), ct);
         }
-
-        if (!request.SkipInvalid && stream.Diagnostics.ErrorCount > 0)
+        catch (ManifestChangedException ex)
         {
-            throw new CliException(ExitCodes.InvalidManifest, "The manifest changed while it was imported and is now invalid; nothing was enqueued.");
+            throw new CliException(ExitCodes.InvalidManifest, ex.Message);
         }
-
-        await Task.CompletedTask;
     }
 
     private static async Task ReportProgressAsync(IJobStore store, long batchId, CancellationToken ct)

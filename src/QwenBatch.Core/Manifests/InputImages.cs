@@ -8,7 +8,7 @@ namespace QwenBatch.Manifests;
 /// Checks a manifest's input images before anything is enqueued: local files exist, are an image by their bytes and at
 /// most 10 MB; data URIs likewise. Each local file is read once per manifest, however many rows use it.
 /// </summary>
-internal sealed class InputImages(string baseDir)
+internal sealed class InputImages(string baseDir, string? inputRoot = null)
 {
     private const int MaxReferenceChars = 8192;
 
@@ -36,7 +36,12 @@ internal sealed class InputImages(string baseDir)
             return new Check(image, $"'{Shorten(image)}' is not a usable file path; expected a path relative to the manifest, or an http(s) URL", null);
         }
 
-        var full = Path.GetFullPath(Path.Combine(baseDir, image));
+        if (inputRoot is not null && Confined(image) is { } refused)
+        {
+            return refused;
+        }
+
+        var full = Path.GetFullPath(Path.Combine(inputRoot ?? baseDir, image));
         if (!_checked.TryGetValue(full, out var check))
         {
             check = LocalFile(image, full);
@@ -44,6 +49,27 @@ internal sealed class InputImages(string baseDir)
         }
 
         return check;
+    }
+
+    /// <summary>An error when a local path leaves the input root (or any local path when there is none); null when inside.</summary>
+    private Check? Confined(string image)
+    {
+        if (inputRoot!.Length == 0)
+        {
+            return new Check(image, $"'{Shorten(image)}' is a local path, and no input root is configured (Dashboard:InputRoot); expected an http(s) URL or a data URI", null);
+        }
+
+        var root = Path.GetFullPath(inputRoot);
+        var full = Path.GetFullPath(Path.Combine(root, image));
+        var inside = full.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+
+        // A link inside the root could point anywhere: its final target must be inside too.
+        if (inside && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target)
+        {
+            inside = target.FullName.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        }
+
+        return inside ? null : new Check(image, $"'{Shorten(image)}' is outside the input root; expected a path inside Dashboard:InputRoot, an http(s) URL or a data URI", null);
     }
 
     private static Check LocalFile(string image, string full)

@@ -18,7 +18,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
     private readonly ManifestOptions _options = options;
     private readonly ManifestDiagnostics _diagnostics = diagnostics;
     private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
-    private readonly InputImages _images = new(baseDir);
+    private readonly InputImages _images = new(baseDir, options.InputRoot);
 
     public IEnumerable<(ManifestJob? Job, SkippedJob? Skipped)> Build(ManifestRow row)
     {

@@ -12,6 +12,13 @@ public sealed record ManifestOptions
     /// <summary>Field name to the manifest's own column name (<c>--map "id=Handle,images=Image Src"</c>).</summary>
     public IReadOnlyDictionary<string, string> FieldMap { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>
+    /// Where local image paths may point. Null (the CLI): relative to the manifest, anywhere. Set (uploads to the dashboard):
+    /// local paths resolve against this folder and must stay inside it; an empty string refuses every local path, so an
+    /// uploaded manifest can only name URLs and data URIs. Outside paths are refused without being touched.
+    /// </summary>
+    public string? InputRoot { get; init; }
+
     /// <summary>At most this many errors are kept (the count goes on); a broken file cannot fill the memory with them.</summary>
     public int MaxErrors { get; init; } = 10_000;
 

@@ -8,7 +8,7 @@ namespace QwenBatch.Storage;
 /// Everything QwenBatch keeps durably. All SQL lives behind this interface; each backend (PostgreSQL, SQLite) is proven by
 /// the same contract suite. "Now" comes from the store's injected <see cref="TimeProvider"/>.
 /// </summary>
-public interface IJobStore : IAsyncDisposable
+public partial interface IJobStore : IAsyncDisposable
 {
     /// <summary>Applies numbered migrations under a lock, so processes starting together do not race.</summary>
     Task MigrateAsync(CancellationToken ct);

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using Microsoft.Extensions.Configuration;
+using QwenBatch.Cli.Hosting;
+
+namespace QwenBatch.Cli.Commands;
+
+/// <summary><c>qwenbatch serve</c>: a worker, the dashboard at /dashboard, the REST API at /api and /healthz in one process.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var database = CommonOptions.Database();
+        var storage = CommonOptions.Storage();
+        var verbose = CommonOptions.Verbose();
+        var urls = new Option<string>("--urls") { Description = "Where to listen (semicolon-separated).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        var noWorker = new Option<bool>("--no-worker") { Description = "Serve the dashboard and API only (a replica); run no jobs." };
+        var command = new Command("serve", "Run a worker, the dashboard (/dashboard), the REST API (/api) and /healthz until stopped.\n"
+            + "Only local requests are answered unless Dashboard:ApiToken or Dashboard:User/Password are configured.")
+        {
+            database, storage, urls, noWorker, verbose,
+        };
+        command.SetAction((parse, ct) => Program.RunGuardedAsync(
+            CommonOptions.Overrides(parse.GetValue(storage), parse.GetValue(database), parse.GetValue(verbose)),
+            configuration => ExecuteAsync(configuration, parse.GetValue(urls)!, !parse.GetValue(noWorker))));
+        return command;
+    }
+
+    private static async Task<int> ExecuteAsync(IConfiguration configuration, string urls, bool withWorker)
+    {
+        using var shutdown = new ShutdownSignal();
+        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
+        await using var app = await ServeHost.StartAsync(configuration, runtime, urls, withWorker, shutdown.Token);
+        await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/dashboard"))}{(withWorker ? "" : " (no worker)")}");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, shutdown.Token);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await app.StopAsync(CancellationToken.None);
+        return ExitCodes.Success;
+    }
+}

@@ -1,0 +1,85 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+using QwenBatch.Jobs;
+using QwenBatch.Reports;
+using QwenBatch.Storage;
+using QwenBatch.Dashboard.Security;
+
+namespace QwenBatch.Dashboard.Api;
+
+/// <summary>The REST API under <c>/api</c>, and <c>/healthz</c>.</summary>
+internal static class ApiEndpoints
+{
+    /// <summary>The schema version this build expects; a lower one means migrations are not applied.</summary>
+    public const int SchemaVersion = 3;
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.MapGet("/healthz", HealthAsync);
+
+        var api = app.MapGroup("/api");
+        api.MapGet("/batches", ListAsync);
+        api.MapGet("/batches/{id:long}", GetAsync);
+        api.MapGet("/batches/{id:long}/report.{format}", ReportAsync);
+
+        var writes = api.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireTokenOrSameOrigin).DisableAntiforgery();
+        writes.MapPost("/batches", (HttpRequest request, IJobStore store, IOptions<DashboardOptions> options, CancellationToken ct) =>
+            ManifestUpload.HandleAsync(request, store, options.Value, ct));
+        writes.MapPost("/batches/{id:long}/cancel", async (long id, IJobStore store, CancellationToken ct) =>
+            await store.GetBatchAsync(id, ct) is null ? Results.NotFound() : Results.Ok(new { batch = id, cancelled = await store.RequestCancelAsync(id, ct) }));
+        writes.MapPost("/batches/{id:long}/retry", async (long id, IJobStore store, CancellationToken ct) =>
+            await store.GetBatchAsync(id, ct) is null
+                ? Results.NotFound()
+                : Results.Ok(new { batch = id, requeued = await store.RequeueAsync(id, [JobState.Failed, JobState.Cancelled, JobState.Held], ct) }));
+    }
+
+    private static async Task<IResult> HealthAsync(IJobStore store, CancellationToken ct)
+    {
+        try
+        {
+            var version = await store.GetSchemaVersionAsync(ct);
+            return version >= SchemaVersion
+                ? Results.Ok(new { status = "healthy", database = "reachable", schema = version })
+                : Results.Json(new { status = "unhealthy", database = "reachable", schema = version, error = "migrations are not applied" }, statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or TimeoutException or IOException or InvalidOperationException)
+        {
+            // The exception text can carry a host name; the password never is in it, but keep the answer generic anyway.
+            return Results.Json(new { status = "unhealthy", database = "unreachable" }, statusCode: StatusCodes.Status503ServiceUnavailable);
+        }
+    }
+
+    private static async Task<IResult> ListAsync(IJobStore store, CancellationToken ct)
+    {
+        var counts = (await store.GetStateCountsAsync(ct)).ToLookup(c => c.BatchId);
+        var batches = await store.GetBatchesAsync(ct);
+        return Results.Ok(batches.Select(b => BatchStatus.Of(b, new Batches.BatchProgress(b.Id, counts[b.Id].ToDictionary(c => c.State, c => (int)c.Count), b.SpentUsd))));
+    }
+
+    private static async Task<IResult> GetAsync(long id, IJobStore store, CancellationToken ct) =>
+        await store.GetBatchAsync(id, ct) is { } batch ? Results.Ok(BatchStatus.Of(batch, await store.GetProgressAsync(id, ct))) : Results.NotFound();
+
+    /// <summary>
+    /// The batch's report. report.csv is (re)written into the batch folder from the store; json and html come with the
+    /// report builders of the reports issue.
+    /// </summary>
+    private static async Task<IResult> ReportAsync(long id, string format, IJobStore store, CancellationToken ct)
+    {
+        if (await store.GetBatchAsync(id, ct) is not { } batch)
+        {
+            return Results.NotFound();
+        }
+
+        if (format != "csv")
+        {
+            return format is "json" or "html"
+                ? Results.Problem($"report.{format} is not available in this build; report.csv is.", statusCode: StatusCodes.Status501NotImplemented)
+                : Results.NotFound();
+        }
+
+        await CsvReportWriter.WriteAsync(batch.StorageDir, await store.GetJobsAsync(id, ct), ct);
+        return Results.File(Path.Combine(batch.StorageDir, CsvReportWriter.FileName), "text/csv", $"{batch.Name}-report.csv");
+    }
+}

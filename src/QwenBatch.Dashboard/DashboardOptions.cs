@@ -1,0 +1,31 @@
+namespace QwenBatch.Dashboard;
+
+/// <summary>
+/// The <c>Dashboard</c> section. Like Hangfire, pages and API answer loopback requests only, unless credentials are set:
+/// <see cref="ApiToken"/> lets remote clients call <c>/api</c> with <c>Authorization: Bearer …</c>; <see cref="User"/> and
+/// <see cref="Password"/> let remote browsers open the pages with basic auth (use HTTPS in front of it).
+/// </summary>
+public sealed class DashboardOptions
+{
+    public const string SectionName = "Dashboard";
+
+    /// <summary>Bearer token for remote API calls; null refuses remote API calls.</summary>
+    public string? ApiToken { get; set; }
+
+    /// <summary>Basic-auth user for remote page views; with <see cref="Password"/>, or remote page views are refused.</summary>
+    public string? User { get; set; }
+
+    public string? Password { get; set; }
+
+    /// <summary>The only folder an uploaded manifest may name local images in; null allows URLs and data URIs only.</summary>
+    public string? InputRoot { get; set; }
+
+    /// <summary>The output root uploaded batches write to (<c>Storage:Root</c> by default).</summary>
+    public string StorageRoot { get; set; } = "output";
+
+    /// <summary>The provider of an uploaded batch when the request names none.</summary>
+    public string DefaultProvider { get; set; } = Providers.ProviderNames.Simulator;
+
+    /// <summary>A server whose heartbeat is older than this is marked stale.</summary>
+    public TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromMinutes(1);
+}
