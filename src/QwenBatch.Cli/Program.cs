@@ -13,8 +13,12 @@ internal static class Program
         var root = new RootCommand("QwenBatch: durable bulk image edits with Qwen Image Edit Plus.\n" + ExitCodes.Help)
         {
             RunCommand.Create(),
+            SubmitCommand.Create(),
             ValidateCommand.Create(),
             WorkerCommand.Create(),
+            StatusCommand.Create(),
+            CancelCommand.Create(),
+            RetryCommand.Create(),
             SimulateCommand.Create(),
         };
 

@@ -45,6 +45,8 @@ internal sealed class Runtime : IAsyncDisposable
 
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
 
+    public TimeProvider Time => _services.GetRequiredService<TimeProvider>();
+
     public SimulatorHost? Simulator { get; }
 
     public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
