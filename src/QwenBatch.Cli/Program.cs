@@ -24,7 +24,13 @@ internal static class Program
 
         // Ctrl-C is ours to handle (stop taking work, record what is in flight), not the parser's.
         var invocation = new InvocationConfiguration { ProcessTerminationTimeout = null };
-        return await root.Parse(args).InvokeAsync(invocation);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            return await UsageError.PrintAsync(parse);
+        }
+
+        return await parse.InvokeAsync(invocation);
     }
 
     /// <summary>
