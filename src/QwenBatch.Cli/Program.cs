@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Commands;
 using QwenBatch.Cli.Hosting;
+using QwenBatch.Cli.Logging;
 using Serilog;
 
 namespace QwenBatch.Cli;
@@ -40,14 +41,15 @@ internal static class Program
     public static async Task<int> RunGuardedAsync(IReadOnlyDictionary<string, string?> overrides, Func<IConfiguration, Task<int>> body)
     {
         var configuration = AppConfiguration.Build(overrides);
-        Log.Logger = new LoggerConfiguration().ReadFrom.Configuration(configuration).CreateLogger();
+        var redactor = ConfiguredSecrets.From(configuration);
+        Log.Logger = LoggingSetup.Create(configuration, redactor);
         try
         {
             return await body(configuration);
         }
         catch (CliException ex)
         {
-            await Console.Error.WriteLineAsync(ex.Message);
+            await Console.Error.WriteLineAsync(redactor.Redact(ex.Message));
             return ex.ExitCode;
         }
         catch (Exception ex)

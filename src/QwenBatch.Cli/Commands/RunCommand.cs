@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
@@ -63,6 +64,8 @@ internal static class RunCommand
 
         var import = await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), shutdown.Token);
         var batch = import.Batch;
+        using var batchScope = runtime.LoggerFactory.CreateLogger("QwenBatch.Cli.Commands.RunCommand")
+            .BeginScope(new Dictionary<string, object> { ["BatchId"] = batch.Id, ["BatchName"] = batch.Name });
         Console.Error.WriteLine(import.Resumed
             ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s)); outputs in {batch.StorageDir}"
             : $"Batch '{batch.Name}': {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
