@@ -6,6 +6,7 @@ using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Cli.Manifests;
+using QwenBatch.Cli.Progress;
 using QwenBatch.Jobs;
 using QwenBatch.Manifests;
 using QwenBatch.Providers;
@@ -70,7 +71,7 @@ internal static class RunCommand
             ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s)); outputs in {batch.StorageDir}"
             : $"Batch '{batch.Name}': {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
         using var progress = new CancellationTokenSource();
-        var reporter = ReportProgressAsync(runtime.Store, batch.Id, progress.Token);
+        var reporter = new RunProgress(runtime.Store, batch.Id, runtime.Time).RunAsync(progress.Token);
         try
         {
             await runtime.Server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), shutdown.Token);
@@ -93,36 +94,6 @@ internal static class RunCommand
         }
 
         return final.Count(JobState.Succeeded) == final.Total ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
-    }
-
-    private static async Task ReportProgressAsync(IJobStore store, long batchId, CancellationToken ct)
-    {
-        var last = "";
-        try
-        {
-            while (true)
-            {
-                await Task.Delay(TimeSpan.FromSeconds(2), ct);
-                var progress = await store.GetProgressAsync(batchId, ct);
-                var line = Line(progress);
-                if (line != last)
-                {
-                    await Console.Error.WriteLineAsync(line);
-                    last = line;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    private static string Line(BatchProgress p)
-    {
-        var done = p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-        var inFlight = p.Count(JobState.Submitting) + p.Count(JobState.AtProvider) + p.Count(JobState.Downloading);
-        return string.Create(CultureInfo.InvariantCulture,
-            $"{done}/{p.Total} done, {inFlight} in flight, {p.Count(JobState.Failed)} failed, spent ${p.SpentUsd:0.00}");
     }
 
     private static string Summary(BatchRecord batch, BatchProgress p) => string.Create(CultureInfo.InvariantCulture,
