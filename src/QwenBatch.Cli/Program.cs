@@ -2,6 +2,7 @@ using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Commands;
 using QwenBatch.Cli.Hosting;
+using QwenBatch.Cli.Logging;
 using Serilog;
 
 namespace QwenBatch.Cli;
@@ -13,8 +14,12 @@ internal static class Program
         var root = new RootCommand("QwenBatch: durable bulk image edits with Qwen Image Edit Plus.\n" + ExitCodes.Help)
         {
             RunCommand.Create(),
+            SubmitCommand.Create(),
             ValidateCommand.Create(),
             WorkerCommand.Create(),
+            StatusCommand.Create(),
+            CancelCommand.Create(),
+            RetryCommand.Create(),
             ServeCommand.Create(),
             SimulateCommand.Create(),
             HealthCheckCommand.Create(),
@@ -22,7 +27,13 @@ internal static class Program
 
         // Ctrl-C is ours to handle (stop taking work, record what is in flight), not the parser's.
         var invocation = new InvocationConfiguration { ProcessTerminationTimeout = null };
-        return await root.Parse(args).InvokeAsync(invocation);
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            return await UsageError.PrintAsync(parse);
+        }
+
+        return await parse.InvokeAsync(invocation);
     }
 
     /// <summary>
@@ -32,14 +43,15 @@ internal static class Program
     public static async Task<int> RunGuardedAsync(IReadOnlyDictionary<string, string?> overrides, Func<IConfiguration, Task<int>> body)
     {
         var configuration = AppConfiguration.Build(overrides);
-        Log.Logger = new LoggerConfiguration().ReadFrom.Configuration(configuration).CreateLogger();
+        var redactor = ConfiguredSecrets.From(configuration);
+        Log.Logger = LoggingSetup.Create(configuration, redactor);
         try
         {
             return await body(configuration);
         }
         catch (CliException ex)
         {
-            await Console.Error.WriteLineAsync(ex.Message);
+            await Console.Error.WriteLineAsync(redactor.Redact(ex.Message));
             return ex.ExitCode;
         }
         catch (Exception ex)

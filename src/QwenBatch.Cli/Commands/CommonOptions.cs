@@ -51,6 +51,31 @@ internal static class CommonOptions
         Description = "PostgreSQL connection string. Without it, the embedded SQLite file under the state folder (.qwenbatch).",
     };
 
+    /// <summary>A batch budget in USD: more than zero, invariant culture (<c>0.10</c>), a leading <c>$</c> allowed.</summary>
+    public static Option<decimal?> Budget() => new("--budget")
+    {
+        Description = "Most the batch may spend, in USD (e.g. 0.10). Jobs that would exceed it are held (exit 3); a larger --budget releases them.",
+        HelpName = "USD",
+        CustomParser = result =>
+        {
+            var text = result.Tokens.Count == 1 ? result.Tokens[0].Value.TrimStart('$') : "";
+            if (decimal.TryParse(text, System.Globalization.NumberStyles.Number, System.Globalization.CultureInfo.InvariantCulture, out var usd) && usd > 0)
+            {
+                return usd;
+            }
+
+            result.AddError($"--budget must be an amount in USD greater than 0, like 0.10; got '{(result.Tokens.Count == 1 ? result.Tokens[0].Value : "")}'.");
+            return null;
+        },
+    };
+
+    /// <summary>The batch a command acts on, by id or name.</summary>
+    public static Argument<string> Batch() => new("batch") { Description = "The batch, by id or name." };
+
+    /// <summary>The output root from configuration (Storage:Root, set by --storage).</summary>
+    public static string StorageRoot(Microsoft.Extensions.Configuration.IConfiguration configuration) =>
+        configuration["Storage:Root"] is { Length: > 0 } root ? root : "output";
+
     public static Option<bool> Verbose() => new("--verbose")
     {
         Description = "Log debug detail.",

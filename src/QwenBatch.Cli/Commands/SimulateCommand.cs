@@ -26,7 +26,8 @@ internal static class SimulateCommand
         var truncateRate = new Option<double?>("--truncate-rate") { Description = "Share of output downloads cut off half-way." };
         var malformedRate = new Option<double?>("--malformed-rate") { Description = "Share of API requests answered 200 with truncated JSON." };
         var verbose = CommonOptions.Verbose();
-        var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).")
+        var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).\n"
+            + "Exit codes: 0 stopped (Ctrl-C or SIGTERM); 1 usage error (or the port is taken).")
         {
             port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, verbose,
         };

@@ -1,4 +1,3 @@
-using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -45,11 +44,17 @@ internal sealed class Runtime : IAsyncDisposable
 
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
 
+    public TimeProvider Time => _services.GetRequiredService<TimeProvider>();
+
     public SimulatorHost? Simulator { get; }
 
     public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
     {
         var time = TimeProvider.System;
+
+        // Options are validated before any work starts, with messages that name the setting and its range.
+        var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
+        var accounts = AccountOptions(configuration);
         SimulatorHost? simulator = null;
         if (withSimulator)
         {
@@ -60,13 +65,17 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(configuration);
         services.AddSingleton(time);
         services.AddLogging(logging => logging.ClearProviders().AddSerilog(dispose: false));
-        services.AddOptions<WorkerOptions>().Bind(configuration.GetSection(WorkerOptions.SectionName)).ValidateDataAnnotations();
-        services.AddSingleton(sp => sp.GetRequiredService<IOptions<WorkerOptions>>().Value);
+        services.AddSingleton(worker);
         services.AddSingleton<Func<double>>(Random.Shared.NextDouble);
         services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
         services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
         services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
-        var accounts = AccountOptions(configuration, simulator);
+        if (simulator is not null)
+        {
+            accounts[ProviderNames.Simulator].BaseUrl = simulator.BaseUrl;
+        }
+
+        accounts = accounts.Where(a => a.Value.BaseUrl is not null || a.Key != ProviderNames.Simulator).ToDictionary(StringComparer.OrdinalIgnoreCase);
         var pipelines = new System.Collections.Concurrent.ConcurrentDictionary<string, Polly.ResiliencePipeline<HttpResponseMessage>>();
         foreach (var (name, options) in accounts)
         {
@@ -96,15 +105,8 @@ internal sealed class Runtime : IAsyncDisposable
         var runtime = new Runtime(provider, simulator);
         try
         {
-            // Options are validated before any work starts, with messages that name the setting.
-            _ = provider.GetRequiredService<WorkerOptions>();
             await runtime.Store.MigrateAsync(ct);
             return runtime;
-        }
-        catch (OptionsValidationException ex)
-        {
-            await runtime.DisposeAsync();
-            throw new CliException(ExitCodes.UsageOrConfiguration, $"Invalid configuration: {string.Join("; ", ex.Failures)}");
         }
         catch (Exception ex) when (ex is Npgsql.NpgsqlException or Microsoft.Data.Sqlite.SqliteException or ArgumentException or IOException)
         {
@@ -135,7 +137,7 @@ internal sealed class Runtime : IAsyncDisposable
     }
 
     /// <summary>Every configured account's options: keys from configuration or the provider's environment variable.</summary>
-    private static Dictionary<string, ProviderOptions> AccountOptions(IConfiguration configuration, SimulatorHost? simulator)
+    private static Dictionary<string, ProviderOptions> AccountOptions(IConfiguration configuration)
     {
         var accounts = new Dictionary<string, ProviderOptions>(StringComparer.OrdinalIgnoreCase);
         var odirouter = Bind(configuration, "Odirouter");
@@ -147,17 +149,8 @@ internal sealed class Runtime : IAsyncDisposable
         accounts[ProviderNames.WaveSpeed] = waveSpeed;
 
         var simulated = Bind(configuration, "Simulator");
-        if (simulator is not null)
-        {
-            simulated.BaseUrl = simulator.BaseUrl;
-        }
-
         simulated.ApiKey ??= SimulatorApiKey;
-        if (simulated.BaseUrl is not null)
-        {
-            accounts[ProviderNames.Simulator] = simulated;
-        }
-
+        accounts[ProviderNames.Simulator] = simulated;
         return accounts;
     }
 
@@ -177,18 +170,10 @@ internal sealed class Runtime : IAsyncDisposable
 
     private static ProviderOptions Bind(IConfiguration configuration, string section)
     {
-        var options = new ProviderOptions();
-        configuration.GetSection($"Providers:{section}").Bind(options);
+        var options = SettingsCheck.Bind<ProviderOptions>(configuration, $"Providers:{section}");
         if (string.IsNullOrEmpty(options.ApiKey))
         {
             options.ApiKey = null;
-        }
-
-        var errors = new List<ValidationResult>();
-        if (!Validator.TryValidateObject(options, new ValidationContext(options), errors, validateAllProperties: true))
-        {
-            throw new CliException(ExitCodes.UsageOrConfiguration,
-                "Invalid configuration: " + string.Join("; ", errors.Select(e => $"Providers:{section}:{string.Join(",", e.MemberNames)}: {e.ErrorMessage}")));
         }
 
         return options;

@@ -28,6 +28,8 @@ public sealed partial class JobStepRunner
     /// <summary>Runs one step. Never throws for a failed step; an abandoned step (stop) leaves the job to lease release.</summary>
     public async Task RunAsync(JobRecord job, string owner, CancellationToken ct)
     {
+        // Every event of the step (steps, provider clients, resilience, limiter) carries the job and its batch.
+        using var scope = _logger.BeginScope(new Dictionary<string, object> { ["BatchId"] = job.BatchId, ["JobId"] = job.Id });
         var context = new StepContext(owner, job);
         try
         {

@@ -1,0 +1,57 @@
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Cli.Batches;
+
+/// <summary>A batch with its progress, as <c>status</c> shows it (table or JSON).</summary>
+internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, TimeSpan? Eta)
+{
+    /// <summary>Jobs that will not move without an operator (succeeded, failed, cancelled, held).</summary>
+    public int Settled => Progress.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
+
+    /// <summary>Jobs being submitted, at the provider, or downloading.</summary>
+    public int InFlight => Progress.Count(JobState.Submitting) + Progress.Count(JobState.AtProvider) + Progress.Count(JobState.Downloading);
+
+    /// <summary>True when the batch has ended: every job is settled.</summary>
+    public bool Done => Progress.IsSettled;
+
+    public string StateText =>
+        !Done ? (Batch.CancelRequestedAt is null ? "running" : "cancelling")
+        : Progress.Count(JobState.Succeeded) == Progress.Total ? "succeeded"
+        : Progress.Count(JobState.Held) > 0 ? "held"
+        : "finished with failures";
+}
+
+/// <summary>
+/// Estimates when a batch ends from its own pace so far: settled jobs per second since its first submit, applied to the
+/// jobs still to go. Null until there is a pace to go by, or when nothing is left.
+/// </summary>
+internal static class BatchEta
+{
+    public static TimeSpan? Estimate(IReadOnlyList<JobRecord> jobs, DateTimeOffset now)
+    {
+        var started = jobs.Where(j => j.SubmittedAt is not null).Select(j => j.SubmittedAt!.Value).DefaultIfEmpty().Min();
+        var finished = jobs.Count(j => j.State.IsTerminal());
+        var remaining = jobs.Count(j => !j.State.IsSettled());
+        return Estimate(finished, remaining, started == default ? null : now - started);
+    }
+
+    public static TimeSpan? Estimate(int finished, int remaining, TimeSpan? elapsed)
+    {
+        if (remaining == 0 || finished == 0 || elapsed is not { } took || took <= TimeSpan.Zero)
+        {
+            return remaining == 0 ? TimeSpan.Zero : null;
+        }
+
+        return TimeSpan.FromSeconds(Math.Ceiling(took.TotalSeconds / finished * remaining));
+    }
+
+    public static string Format(TimeSpan? eta) => eta switch
+    {
+        null => "–",
+        { TotalSeconds: < 1 } => "0s",
+        { TotalHours: >= 1 } e => $"{(int)e.TotalHours}h{e.Minutes:00}m",
+        { TotalMinutes: >= 1 } e => $"{e.Minutes}m{e.Seconds:00}s",
+        var e => $"{e.Value.Seconds}s",
+    };
+}

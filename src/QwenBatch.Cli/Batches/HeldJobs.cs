@@ -1,0 +1,32 @@
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Cli.Batches;
+
+/// <summary>Lists the jobs a budget held, with the reason and the way to release them, at the end of a run.</summary>
+internal static class HeldJobs
+{
+    private const int MaxListed = 50;
+
+    public static async Task PrintAsync(BatchRecord batch, IReadOnlyList<JobRecord> jobs)
+    {
+        var held = jobs.Where(j => j.State == JobState.Held).ToList();
+        if (held.Count == 0)
+        {
+            return;
+        }
+
+        await Console.Out.WriteLineAsync($"{held.Count} job(s) held, not submitted:");
+        foreach (var job in held.Take(MaxListed))
+        {
+            await Console.Out.WriteLineAsync($"  held {job.Key}: {job.Error}");
+        }
+
+        if (held.Count > MaxListed)
+        {
+            await Console.Out.WriteLineAsync($"  … and {held.Count - MaxListed} more ('qwenbatch status {batch.Name}').");
+        }
+
+        await Console.Out.WriteLineAsync($"Release them with 'qwenbatch retry {batch.Name} --budget USD' or a rerun with a larger --budget.");
+    }
+}
