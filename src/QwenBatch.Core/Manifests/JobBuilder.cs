@@ -115,7 +115,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var promptExtend = Bool(ManifestFields.PromptExtend);
             var watermark = Bool(ManifestFields.Watermark);
             var format = OutputFormat();
-            var output = Fill(ManifestFields.Output, Get(ManifestFields.Output));
+            var output = Get(ManifestFields.Output) is { } rawOutput ? Template.Apply(rawOutput, OutputValues(), ref _unknown) : null;
             if (output is { Length: > MaxIdChars })
             {
                 Error(ManifestFields.Output, $"is {output.Length} characters; expected a file name template of at most {MaxIdChars}");
@@ -372,6 +372,18 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             }
 
             return variables;
+        }
+
+        /// <summary>The row's cells, with {id}, {k} and {ext} kept as written: they are filled when each file is written.</summary>
+        private Dictionary<string, string> OutputValues()
+        {
+            var values = new Dictionary<string, string>(cells, StringComparer.OrdinalIgnoreCase);
+            foreach (var name in Outputs.OutputNames.Reserved)
+            {
+                values[name] = "{" + name + "}";
+            }
+
+            return values;
         }
 
         private string? Fill(string field, string? text)
