@@ -16,6 +16,7 @@ internal static class Program
             ValidateCommand.Create(),
             WorkerCommand.Create(),
             SimulateCommand.Create(),
+            ReportCommand.Create(),
         };
 
         // Ctrl-C is ours to handle (stop taking work, record what is in flight), not the parser's.

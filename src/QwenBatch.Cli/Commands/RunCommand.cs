@@ -91,8 +91,7 @@ internal static class RunCommand
             await reporter;
         }
 
-        var jobs = await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        await CsvReportWriter.WriteAsync(batch.StorageDir, jobs, CancellationToken.None);
+        await BatchReports.WriteAsync(runtime.Store, batch, ReportFormats.All, TimeProvider.System, CancellationToken.None);
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
         Console.WriteLine(Summary(batch, final));
         if (shutdown.Requested && !final.IsSettled)

@@ -30,7 +30,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 _diagnostics.Error(row.Line, field, message);
             }
 
-            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = row.Cells });
             yield break;
         }
 
@@ -44,14 +44,14 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var job = new RowJob(this, row, cells, entry is null || entries.Count == 1 ? null : index + 1).Build();
             if (_diagnostics.ErrorCount > before || job is null)
             {
-                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = cells });
                 continue;
             }
 
             if (_seen.TryGetValue(job.Key, out var firstLine))
             {
                 _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
-                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)));
+                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = cells });
                 continue;
             }
 
