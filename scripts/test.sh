@@ -19,6 +19,12 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 
+# report.html is checked in a real browser: Playwright drives Debian's Chromium (never "playwright install").
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Installing Chromium (the report.html test opens it headless)…"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 dotnet build QwenBatch.sln -c Release -warnaserror -nologo -v quiet
 
 log=$(mktemp)
