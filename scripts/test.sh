@@ -19,9 +19,9 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
 
-# The dashboard's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+# Browser tests (the dashboard, report.html) drive Debian's Chromium through Playwright (never `playwright install`).
 if [ ! -x /usr/bin/chromium ]; then
-  echo "Installing Chromium (the dashboard's browser tests drive it)…"
+  echo "Installing Chromium (the browser tests drive it headless)…"
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 

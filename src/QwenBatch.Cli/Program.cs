@@ -22,6 +22,7 @@ internal static class Program
             RetryCommand.Create(),
             ServeCommand.Create(),
             SimulateCommand.Create(),
+            ReportCommand.Create(),
             HealthCheckCommand.Create(),
         };
 

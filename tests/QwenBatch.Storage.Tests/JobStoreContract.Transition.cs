@@ -1,4 +1,5 @@
 using QwenBatch.Jobs;
+using QwenBatch.Outputs;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -18,7 +19,7 @@ public abstract partial class JobStoreContract
             Polls = 4,
             DueAt = Now.AddSeconds(90),
             Outputs = [new ProviderOutput("https://cdn.example/out/1.png", null, "image/png"), new ProviderOutput(null, "aGVsbG8=", "image/webp")],
-            Files = ["row-0001/1.png", "row-0001/2.webp"],
+            Files = [new OutputFile("row-0001/1.png", new string('a', 64), 1234), new OutputFile("row-0001/2.webp", new string('b', 64), 5678)],
             CostUsd = 0.04m,
             Error = "provider said 503 once",
             SubmittedAt = Now.AddSeconds(1.5),
@@ -54,7 +55,7 @@ public abstract partial class JobStoreContract
             State = JobState.AtProvider,
             RequestId = "req-1",
             Outputs = [new ProviderOutput("https://cdn.example/1.png", null, null)],
-            Files = ["a.png"],
+            Files = [new OutputFile("a.png", new string('c', 64), 1)],
             Error = "boom",
             SubmittedAt = Now,
             FinishedAt = Now,

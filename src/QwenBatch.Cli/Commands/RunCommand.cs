@@ -82,11 +82,10 @@ internal static class RunCommand
             await reporter;
         }
 
-        var jobs = await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        await CsvReportWriter.WriteAsync(batch.StorageDir, jobs, CancellationToken.None);
+        await BatchReports.WriteAsync(runtime.Store, batch, ReportFormats.All, TimeProvider.System, CancellationToken.None);
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
         Console.WriteLine(Summary(batch, final));
-        await HeldJobs.PrintAsync(batch, jobs);
+        await HeldJobs.PrintAsync(batch, await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None));
         if (shutdown.Requested && !final.IsSettled)
         {
             await Console.Error.WriteLineAsync("Interrupted; state is kept. Run the same command again to finish the batch.");

@@ -5,7 +5,7 @@ namespace QwenBatch.Cli.Manifests;
 
 /// <summary>
 /// Writes <c>skipped.csv</c> in the batch folder: the jobs <c>--skip-invalid</c> left out, with their line and errors, so
-/// the batch's report can list them.
+/// the batch's report (errors.csv) can list them.
 /// </summary>
 internal static class SkippedJobs
 {
@@ -18,7 +18,7 @@ internal static class SkippedJobs
         var temp = path + ".part";
         await using (var csv = CsvWriter.ToFile(temp, new CsvWriterOptions { Injection = CsvInjection.Escape, NewLine = "\n" }, FileOptions.None))
         {
-            foreach (var column in new[] { "line", "id", "field", "error" })
+            foreach (var column in new[] { "line", "id", "field", "error", "row" })
             {
                 csv.WriteField(column);
             }
@@ -32,6 +32,9 @@ internal static class SkippedJobs
                     csv.WriteField(job.Key);
                     csv.WriteField(error.Field ?? "");
                     csv.WriteField(error.Message);
+
+                    // The row as read (JSON), so errors.csv can list the job in a shape that can be fed back.
+                    csv.WriteField(System.Text.Json.JsonSerializer.Serialize(job.Cells));
                     await csv.EndRecordAsync(ct);
                 }
             }

@@ -30,8 +30,22 @@ public static class BatchPlanner
         var provider = job.Provider ?? batchProvider;
         var parts = job.Spec.N <= Providers.ProviderLimits.For(provider).MaxOutputs
             ? [job]
-            : Enumerable.Range(1, job.Spec.N).Select(k => job with { Key = $"{job.Key}-{k}", Spec = job.Spec with { N = 1 } });
+            : Enumerable.Range(1, job.Spec.N).Select(k => job with { Key = $"{job.Key}-{k}", Spec = job.Spec with { N = 1, Output = SplitOutput(job.Spec.Output, job.Key, k) } });
         return parts.Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec));
+    }
+
+    /// <summary>
+    /// A split job's template names its part: {id} is the manifest's id and {k} the part, as they would be for one job with
+    /// n outputs; without {k}, the part's own key (id-k) keeps the names apart.
+    /// </summary>
+    private static string? SplitOutput(string? template, string id, int k)
+    {
+        if (string.IsNullOrWhiteSpace(template) || !template.Contains("{k}", StringComparison.OrdinalIgnoreCase))
+        {
+            return template;
+        }
+
+        return template.Replace("{id}", id.Replace('/', '_').Replace('\\', '_'), StringComparison.OrdinalIgnoreCase).Replace("{k}", k.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>The whole plan of a materialized manifest (small manifests and tests).</summary>

@@ -1,3 +1,5 @@
+using QwenBatch.Outputs;
+
 namespace QwenBatch.Jobs;
 
 /// <summary>One job as stored: a manifest row after expansion, plus where it stands.</summary>
@@ -38,8 +40,8 @@ public sealed record JobRecord
     /// <summary>Outputs the provider reported, waiting to be downloaded.</summary>
     public IReadOnlyList<ProviderOutput> Outputs { get; init; } = [];
 
-    /// <summary>Files written into the batch folder, relative to it.</summary>
-    public IReadOnlyList<string> Files { get; init; } = [];
+    /// <summary>Files written into the batch folder (relative to it), with their SHA-256 and length.</summary>
+    public IReadOnlyList<OutputFile> Files { get; init; } = [];
 
     /// <summary>What the provider charges for this job's completed task(s), settled when the provider reports completion.</summary>
     public decimal CostUsd { get; init; }

@@ -30,7 +30,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 _diagnostics.Error(row.Line, field, message);
             }
 
-            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = row.Cells });
             yield break;
         }
 
@@ -44,14 +44,14 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var job = new RowJob(this, row, cells, entry is null || entries.Count == 1 ? null : index + 1).Build();
             if (_diagnostics.ErrorCount > before || job is null)
             {
-                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)));
+                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = cells });
                 continue;
             }
 
             if (_seen.TryGetValue(job.Key, out var firstLine))
             {
                 _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
-                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)));
+                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = cells });
                 continue;
             }
 
@@ -115,7 +115,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var promptExtend = Bool(ManifestFields.PromptExtend);
             var watermark = Bool(ManifestFields.Watermark);
             var format = OutputFormat();
-            var output = Fill(ManifestFields.Output, Get(ManifestFields.Output));
+            var output = Get(ManifestFields.Output) is { } rawOutput ? Template.Apply(rawOutput, OutputValues(), ref _unknown) : null;
             if (output is { Length: > MaxIdChars })
             {
                 Error(ManifestFields.Output, $"is {output.Length} characters; expected a file name template of at most {MaxIdChars}");
@@ -372,6 +372,18 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             }
 
             return variables;
+        }
+
+        /// <summary>The row's cells, with {id}, {k} and {ext} kept as written: they are filled when each file is written.</summary>
+        private Dictionary<string, string> OutputValues()
+        {
+            var values = new Dictionary<string, string>(cells, StringComparer.OrdinalIgnoreCase);
+            foreach (var name in Outputs.OutputNames.Reserved)
+            {
+                values[name] = "{" + name + "}";
+            }
+
+            return values;
         }
 
         private string? Fill(string field, string? text)

@@ -14,7 +14,11 @@ public sealed record ManifestError(string File, int Line, string? Field, string 
 public sealed record ManifestJob(int Line, string Key, Jobs.JobSpec Spec, string? Provider = null);
 
 /// <summary>A job that was refused, kept so that <c>--skip-invalid</c> can list it.</summary>
-public sealed record SkippedJob(int Line, string Key, IReadOnlyList<ManifestError> Errors);
+public sealed record SkippedJob(int Line, string Key, IReadOnlyList<ManifestError> Errors)
+{
+    /// <summary>The row's cells as read, so the refused job can be listed in errors.csv in a shape that can be fed back.</summary>
+    public IReadOnlyDictionary<string, string> Cells { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>Everything a manifest yielded; valid only when <see cref="Errors"/> is empty.</summary>
 /// <param name="Path">The manifest's absolute path.</param>

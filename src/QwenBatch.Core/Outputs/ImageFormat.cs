@@ -41,6 +41,24 @@ public static class ImageFormat
         return null;
     }
 
+    /// <summary>
+    /// True when the file ends the way its format ends (PNG's IEND chunk, JPEG's EOI marker, GIF's trailer, WEBP's RIFF
+    /// length): a download cut short fails this even when no length was announced. Formats without a marker pass.
+    /// </summary>
+    public static bool IsComplete(string extension, ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, long length) => extension switch
+    {
+        "png" => tail.EndsWith(PngEnd),
+        "jpg" => tail.IndexOf(JpegEnd) >= 0,
+        "gif" => tail.Length > 0 && tail[^1] == 0x3B,
+        "webp" => head.Length >= 8 && System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[4..]) + 8L is var riff && (riff == length || riff + 1 == length),
+        _ => true,
+    };
+
+    /// <summary>The IEND chunk: zero length, type, CRC.</summary>
+    private static ReadOnlySpan<byte> PngEnd => [0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82];
+
+    private static ReadOnlySpan<byte> JpegEnd => [0xFF, 0xD9];
+
     public static string MimeType(string extension) => extension switch
     {
         "png" => "image/png",

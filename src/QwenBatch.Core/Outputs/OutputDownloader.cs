@@ -1,32 +1,47 @@
+using System.Security.Cryptography;
+using System.Text;
 using QwenBatch.Jobs;
 
 namespace QwenBatch.Outputs;
 
 /// <summary>
-/// Fetches one provider output into a folder: streamed to a hidden temporary file, checked, then renamed, so a crash or
-/// a cut connection never leaves a partial image under a real name.
+/// Fetches one provider output into a folder: streamed (a URL's body, or inline base64 decoded in chunks) to a hidden
+/// temporary file while its SHA-256 is computed, checked, then renamed, so a crash or a cut connection never leaves a
+/// partial image under a real name.
 /// </summary>
 public sealed class OutputDownloader(HttpClient http)
 {
     public const long MaxOutputBytes = 100L * 1024 * 1024;
 
-    /// <summary>Writes the output and returns the final file name (its extension comes from the bytes).</summary>
-    public async Task<string> DownloadAsync(ProviderOutput output, string directory, string stem, CancellationToken ct)
+    /// <summary>Temporary files of downloads start with this, so a sweep can find what a crash left behind.</summary>
+    public const string TempPrefix = ".dl-";
+
+    private const int BufferBytes = 81920;
+
+    /// <summary>
+    /// Writes the output and returns it as recorded. <paramref name="name"/> maps the extension read from the bytes to the
+    /// file's path relative to <paramref name="directory"/>; the temporary file's name starts with
+    /// <c>.dl-&lt;<paramref name="tempTag"/>&gt;-</c> so the job's own leftovers can be found again.
+    /// </summary>
+    public async Task<OutputFile> DownloadAsync(ProviderOutput output, string directory, string tempTag, Func<string, string> name, CancellationToken ct)
     {
         Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, $".{stem}.{Guid.NewGuid():N}.part");
+        var temp = Path.Combine(directory, $"{TempPrefix}{tempTag}-{Guid.NewGuid():N}.part");
         try
         {
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            long length;
+            string sha;
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferBytes, useAsync: true))
             {
-                if (output.Url is { } url)
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                var sink = new HashingSink(file, hash);
+                if (output.Url is { } url && !url.StartsWith("data:", StringComparison.Ordinal))
                 {
-                    await CopyUrlAsync(url, file, ct);
+                    await CopyUrlAsync(url, sink, ct);
                 }
-                else if (output.Base64 is { } base64)
+                else if ((output.Base64 ?? output.Url) is { } base64)
                 {
-                    var comma = base64.StartsWith("data:", StringComparison.Ordinal) ? base64.IndexOf(',', StringComparison.Ordinal) : -1;
-                    await file.WriteAsync(Convert.FromBase64String(comma >= 0 ? base64[(comma + 1)..] : base64), ct);
+                    await Base64Decoder.CopyAsync(base64, sink, MaxOutputBytes, ct);
                 }
                 else
                 {
@@ -34,20 +49,16 @@ public sealed class OutputDownloader(HttpClient http)
                 }
 
                 await file.FlushAsync(ct);
+                length = sink.Written;
+                sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             }
 
-            var head = new byte[16];
-            int read;
-            await using (var check = File.OpenRead(temp))
-            {
-                read = await check.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct);
-            }
-
-            var extension = ImageFormat.Sniff(head.AsSpan(0, read))
-                ?? throw new InvalidDataException("The downloaded output is not an image in a known format.");
-            var name = $"{stem}.{extension}";
-            File.Move(temp, Path.Combine(directory, name), overwrite: true);
-            return name;
+            var extension = await CheckAsync(temp, length, ct);
+            var relative = name(extension);
+            var target = OutputNames.Resolve(directory, relative);
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Move(temp, target, overwrite: true);
+            return new OutputFile(relative, sha, length);
         }
         finally
         {
@@ -56,6 +67,50 @@ public sealed class OutputDownloader(HttpClient http)
                 File.Delete(temp);
             }
         }
+    }
+
+    /// <summary>True when <paramref name="recorded"/> is in the folder with the length and SHA-256 that were recorded.</summary>
+    public static async Task<bool> IsIntactAsync(string directory, OutputFile recorded, CancellationToken ct)
+    {
+        if (recorded.Sha256.Length == 0)
+        {
+            return false;
+        }
+
+        var path = OutputNames.Resolve(directory, recorded.Path);
+        var info = new FileInfo(path);
+        if (!info.Exists || info.Length != recorded.Bytes)
+        {
+            return false;
+        }
+
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferBytes, useAsync: true);
+        var sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, ct));
+        return sha == recorded.Sha256;
+    }
+
+    /// <summary>The format from the first bytes, and the format's own end marker, so a cut file is caught even without a length.</summary>
+    private static async Task<string> CheckAsync(string path, long length, CancellationToken ct)
+    {
+        var head = new byte[64];
+        var tail = new byte[16];
+        int headRead;
+        int tailRead;
+        await using (var check = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096, useAsync: true))
+        {
+            headRead = await check.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct);
+            check.Seek(Math.Max(0, length - tail.Length), SeekOrigin.Begin);
+            tailRead = await check.ReadAtLeastAsync(tail, tail.Length, throwOnEndOfStream: false, ct);
+        }
+
+        var extension = ImageFormat.Sniff(head.AsSpan(0, headRead))
+            ?? throw new InvalidDataException("The downloaded output is not an image in a known format.");
+        if (!ImageFormat.IsComplete(extension, head.AsSpan(0, headRead), tail.AsSpan(0, tailRead), length))
+        {
+            throw new IOException($"The downloaded {extension} output is incomplete ({length} bytes, no end marker); it is fetched again.");
+        }
+
+        return extension;
     }
 
     private async Task CopyUrlAsync(string url, Stream destination, CancellationToken ct)
@@ -78,24 +133,127 @@ public sealed class OutputDownloader(HttpClient http)
             throw new InvalidDataException($"The output is {expected} bytes, over the {MaxOutputBytes} byte limit.");
         }
 
-        await using var body = await response.Content.ReadAsStreamAsync(ct);
-        var buffer = new byte[81920];
         long total = 0;
-        int n;
-        while ((n = await body.ReadAsync(buffer, ct)) > 0)
+        try
         {
-            total += n;
-            if (total > MaxOutputBytes)
+            await using var body = await response.Content.ReadAsStreamAsync(ct);
+            var buffer = new byte[BufferBytes];
+            int n;
+            while ((n = await body.ReadAsync(buffer, ct)) > 0)
             {
-                throw new InvalidDataException($"The output exceeds the {MaxOutputBytes} byte limit.");
-            }
+                total += n;
+                if (total > MaxOutputBytes)
+                {
+                    throw new InvalidDataException($"The output exceeds the {MaxOutputBytes} byte limit.");
+                }
 
-            await destination.WriteAsync(buffer.AsMemory(0, n), ct);
+                await destination.WriteAsync(buffer.AsMemory(0, n), ct);
+            }
+        }
+        catch (HttpIOException ex)
+        {
+            // The server cut the connection mid-body: the same failure as a short body, retried the same way.
+            throw new IOException($"The download of {uri.AbsolutePath} was truncated after {total} bytes: {ex.Message}", ex);
         }
 
         if (expected is { } length && total != length)
         {
             throw new IOException($"The download of {uri.AbsolutePath} was truncated: {total} of {length} bytes.");
+        }
+    }
+
+    /// <summary>A write-only stream that hashes and counts what passes through to the file.</summary>
+    private sealed class HashingSink(Stream inner, IncrementalHash hash) : Stream
+    {
+        public long Written { get; private set; }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => Written;
+
+        public override long Position { get => Written; set => throw new NotSupportedException(); }
+
+        public override void Flush() => inner.Flush();
+
+        public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count)
+        {
+            hash.AppendData(buffer, offset, count);
+            Written += count;
+            inner.Write(buffer, offset, count);
+        }
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            hash.AppendData(buffer.Span);
+            Written += buffer.Length;
+            await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+    }
+}
+
+/// <summary>Decodes base64 (optionally a data URI) into a stream a chunk at a time, never as one big byte array.</summary>
+internal static class Base64Decoder
+{
+    /// <summary>Characters per chunk: a multiple of 4, so every chunk but the last decodes on its own.</summary>
+    private const int ChunkChars = 64 * 1024;
+
+    public static async Task CopyAsync(string text, Stream destination, long maxBytes, CancellationToken ct)
+    {
+        var start = 0;
+        if (text.StartsWith("data:", StringComparison.Ordinal))
+        {
+            var comma = text.IndexOf(',', StringComparison.Ordinal);
+            if (comma < 0 || !text.AsSpan(0, comma).EndsWith(";base64", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new InvalidDataException("The provider's data URI is not base64.");
+            }
+
+            start = comma + 1;
+        }
+
+        var chars = new char[ChunkChars];
+        var bytes = new byte[ChunkChars / 4 * 3];
+        var filled = 0;
+        long total = 0;
+        for (var i = start; i <= text.Length; i++)
+        {
+            // Whitespace (line-wrapped base64) is skipped; the decoder sees only whole quads until the last chunk.
+            if (i < text.Length && !char.IsWhiteSpace(text[i]))
+            {
+                chars[filled++] = text[i];
+            }
+
+            if (filled == ChunkChars || (i == text.Length && filled > 0))
+            {
+                if (!Convert.TryFromBase64Chars(chars.AsSpan(0, filled), bytes, out var written))
+                {
+                    throw new InvalidDataException("The provider's base64 output is malformed.");
+                }
+
+                total += written;
+                if (total > maxBytes)
+                {
+                    throw new InvalidDataException($"The output exceeds the {maxBytes} byte limit.");
+                }
+
+                await destination.WriteAsync(bytes.AsMemory(0, written), ct);
+                filled = 0;
+            }
         }
     }
 }

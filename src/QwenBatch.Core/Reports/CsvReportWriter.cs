@@ -1,65 +1,62 @@
 using System.Globalization;
 using CsvHelper;
-using QwenBatch.Jobs;
 
 namespace QwenBatch.Reports;
 
-/// <summary>Writes <c>report.csv</c>: one row per job, written to a temporary file and renamed when whole.</summary>
+/// <summary>
+/// Writes <c>report.csv</c>: one row per job. cost_usd is what the provider charges for the job, so the column sums to the
+/// provider's bill; cells from the manifest are neutralized against spreadsheet formulas.
+/// </summary>
 public static class CsvReportWriter
 {
     public const string FileName = "report.csv";
 
-    private static readonly string[] Columns = ["id", "status", "provider", "request_id", "images", "output_files", "cost_usd", "error"];
+    private static readonly string[] Columns =
+        ["id", "status", "provider", "request_id", "attempts", "images", "output_files", "cost_usd", "latency_s", "queue_wait_s", "error"];
 
-    public static async Task WriteAsync(string directory, IReadOnlyList<JobRecord> jobs, CancellationToken ct)
+    internal static CsvWriterOptions Options => new()
     {
-        Directory.CreateDirectory(directory);
-        var variables = jobs.SelectMany(j => j.Spec.Variables.Keys).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
-        var temp = Path.Combine(directory, $".{FileName}.{Guid.NewGuid():N}.part");
-        var options = new CsvWriterOptions
+        // A cell like =cmd|' /C calc'!A0 from a manifest must not become a formula in a spreadsheet.
+        Injection = CsvInjection.Escape,
+        NewLine = "\n",
+    };
+
+    public static Task WriteAsync(string directory, BatchReport report, CancellationToken ct) =>
+        AtomicFile.WriteAsync(directory, FileName, async temp =>
         {
-            // A cell like =cmd|' /C calc'!A0 from a manifest must not become a formula in a spreadsheet.
-            Injection = CsvInjection.Escape,
-            NewLine = "\n",
-        };
-        try
-        {
-            await using (var csv = CsvWriter.ToFile(temp, options, FileOptions.None))
+            await using var csv = CsvWriter.ToFile(temp, Options, FileOptions.None);
+            foreach (var column in Columns.Concat(report.VariableColumns))
             {
-                foreach (var column in Columns.Concat(variables))
+                csv.WriteField(column);
+            }
+
+            await csv.EndRecordAsync(ct);
+            foreach (var row in report.Rows)
+            {
+                ct.ThrowIfCancellationRequested();
+                csv.WriteField(row.Id);
+                csv.WriteField(row.Status);
+                csv.WriteField(row.Provider);
+                csv.WriteField(row.RequestId ?? "");
+                csv.WriteField(Number(row.Attempts));
+                csv.WriteField(Number(row.Images));
+                csv.WriteField(string.Join('|', row.Files));
+                csv.WriteField(Money(row.CostUsd));
+                csv.WriteField(Seconds(row.LatencyS));
+                csv.WriteField(Seconds(row.QueueWaitS));
+                csv.WriteField(row.Error ?? "");
+                foreach (var variable in report.VariableColumns)
                 {
-                    csv.WriteField(column);
+                    csv.WriteField(row.Variables.TryGetValue(variable, out var value) ? value : "");
                 }
 
                 await csv.EndRecordAsync(ct);
-                foreach (var job in jobs)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    csv.WriteField(job.Key);
-                    csv.WriteField(job.State.ToDbName());
-                    csv.WriteField(job.Provider);
-                    csv.WriteField(job.RequestId ?? "");
-                    csv.WriteField(job.Files.Count.ToString(CultureInfo.InvariantCulture));
-                    csv.WriteField(string.Join('|', job.Files));
-                    csv.WriteField(job.CostUsd.ToString("0.######", CultureInfo.InvariantCulture));
-                    csv.WriteField(job.State == JobState.Succeeded ? "" : job.Error ?? "");
-                    foreach (var variable in variables)
-                    {
-                        csv.WriteField(job.Spec.Variables.TryGetValue(variable, out var value) ? value : "");
-                    }
-
-                    await csv.EndRecordAsync(ct);
-                }
             }
+        });
 
-            File.Move(temp, Path.Combine(directory, FileName), overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
-    }
+    internal static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    internal static string Money(decimal value) => value.ToString("0.######", CultureInfo.InvariantCulture);
+
+    private static string Seconds(double? value) => value?.ToString("0.###", CultureInfo.InvariantCulture) ?? "";
 }

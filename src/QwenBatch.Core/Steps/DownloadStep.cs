@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using QwenBatch.Batches;
 using QwenBatch.Jobs;
 using QwenBatch.Outputs;
@@ -6,7 +7,10 @@ using QwenBatch.Storage;
 
 namespace QwenBatch.Steps;
 
-/// <summary>downloading → succeeded: fetches every output into the batch folder.</summary>
+/// <summary>
+/// downloading → succeeded: fetches every output into the batch folder. Each file is recorded (path, SHA-256, length) as
+/// soon as it is whole, so a retried step keeps the files already verified and fetches only the rest.
+/// </summary>
 public sealed class DownloadStep(JobStateChanger changer, IJobStore store, OutputDownloader downloader, TimeProvider time) : IJobStep
 {
     private readonly ConcurrentDictionary<long, BatchRecord> _batches = new();
@@ -17,11 +21,32 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
     {
         var job = context.Current;
         var batch = await BatchAsync(job.BatchId, ct);
-        var files = new List<string>(job.Outputs.Count);
+        var tag = job.Id.ToString(CultureInfo.InvariantCulture);
+        RemoveLeftovers(batch.StorageDir, tag);
+
+        var files = new List<OutputFile>(job.Outputs.Count);
         for (var k = 0; k < job.Outputs.Count; k++)
         {
-            var stem = Path.GetFileNameWithoutExtension(OutputNames.For(job.Key, k, job.Outputs.Count, "x"));
-            files.Add(await downloader.DownloadAsync(job.Outputs[k], batch.StorageDir, stem, ct));
+            if (k < job.Files.Count && await OutputDownloader.IsIntactAsync(batch.StorageDir, job.Files[k], ct))
+            {
+                files.Add(job.Files[k]);
+                continue;
+            }
+
+            var index = k;
+            files.Add(await downloader.DownloadAsync(job.Outputs[k], batch.StorageDir, $"{tag}-{k + 1}",
+                ext => OutputNames.For(job.Spec.Output, job.Key, index, job.Outputs.Count, ext, job.Spec.Variables), ct));
+            if (k < job.Outputs.Count - 1)
+            {
+                // Checkpoint: the whole file is on record before the next is fetched, so a retry does not fetch it again.
+                var moved = await changer.MoveAsync(job, job with { Files = [.. files] }, context.Owner, reason: null, keepLease: true);
+                if (moved is null)
+                {
+                    return;
+                }
+
+                context.Current = job = moved;
+            }
         }
 
         await changer.MoveAsync(job, job with
@@ -32,6 +57,23 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
             Error = null,
             FinishedAt = time.GetUtcNow(),
         }, context.Owner, reason: null);
+    }
+
+    /// <summary>
+    /// Temporary files of this job that a crash or a kill left behind. Only this job's: another worker may be writing its
+    /// own into the same folder right now, and only the lease holder of a job writes that job's files.
+    /// </summary>
+    private static void RemoveLeftovers(string directory, string tag)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return;
+        }
+
+        foreach (var stale in Directory.EnumerateFiles(directory, $"{OutputDownloader.TempPrefix}{tag}-*.part"))
+        {
+            File.Delete(stale);
+        }
     }
 
     private async Task<BatchRecord> BatchAsync(long batchId, CancellationToken ct)

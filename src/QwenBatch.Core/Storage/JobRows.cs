@@ -1,6 +1,7 @@
 using System.Data.Common;
 using QwenBatch.Batches;
 using QwenBatch.Jobs;
+using QwenBatch.Outputs;
 
 namespace QwenBatch.Storage;
 
@@ -49,7 +50,7 @@ public static class JobRows
         LeaseOwner = r.IsDBNull(13) ? null : r.GetString(13),
         LeaseExpiresAt = d.NullableTime(r, 14),
         Outputs = StoreJson.Read<List<ProviderOutput>>(r.GetString(15)),
-        Files = StoreJson.Read<List<string>>(r.GetString(16)),
+        Files = StoreJson.Read<List<OutputFile>>(r.GetString(16)),
         CostUsd = d.Money(r, 17),
         Error = r.IsDBNull(18) ? null : r.GetString(18),
         CreatedAt = d.Time(r, 19),

@@ -61,25 +61,27 @@ internal static class ApiEndpoints
     private static async Task<IResult> GetAsync(long id, IJobStore store, CancellationToken ct) =>
         await store.GetBatchAsync(id, ct) is { } batch ? Results.Ok(BatchStatus.Of(batch, await store.GetProgressAsync(id, ct))) : Results.NotFound();
 
-    /// <summary>
-    /// The batch's report. report.csv is (re)written into the batch folder from the store; json and html come with the
-    /// report builders of the reports issue.
-    /// </summary>
-    private static async Task<IResult> ReportAsync(long id, string format, IJobStore store, CancellationToken ct)
+    /// <summary>The batch's report, (re)written into the batch folder from the store by the same builders as the CLI.</summary>
+    private static async Task<IResult> ReportAsync(long id, string format, IJobStore store, TimeProvider time, CancellationToken ct)
     {
         if (await store.GetBatchAsync(id, ct) is not { } batch)
         {
             return Results.NotFound();
         }
 
-        if (format != "csv")
+        var (which, contentType) = format switch
         {
-            return format is "json" or "html"
-                ? Results.Problem($"report.{format} is not available in this build; report.csv is.", statusCode: StatusCodes.Status501NotImplemented)
-                : Results.NotFound();
+            "csv" => (ReportFormats.Csv, "text/csv"),
+            "json" => (ReportFormats.Json, "application/json"),
+            "html" => (ReportFormats.Html, "text/html"),
+            _ => (ReportFormats.None, ""),
+        };
+        if (which == ReportFormats.None)
+        {
+            return Results.NotFound();
         }
 
-        await CsvReportWriter.WriteAsync(batch.StorageDir, await store.GetJobsAsync(id, ct), ct);
-        return Results.File(Path.Combine(batch.StorageDir, CsvReportWriter.FileName), "text/csv", $"{batch.Name}-report.csv");
+        await BatchReports.WriteAsync(store, batch, which, time, ct);
+        return Results.File(Path.Combine(batch.StorageDir, $"report.{format}"), contentType, $"{batch.Name}-report.{format}");
     }
 }

@@ -22,7 +22,7 @@ internal static class JobFiles
             return Results.NotFound();
         }
 
-        return Serve(batch.StorageDir, Path.Combine(batch.StorageDir, job.Files[index]));
+        return Serve(batch.StorageDir, Path.Combine(batch.StorageDir, job.Files[index].Path));
     }
 
     public static async Task<IResult> InputAsync(long id, int index, IJobStore store, DashboardOptions options, CancellationToken ct)

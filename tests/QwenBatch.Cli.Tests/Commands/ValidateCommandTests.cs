@@ -54,7 +54,12 @@ public sealed class ValidateCommandTests : IDisposable
         result.ExitCode.ShouldBe(0, result.Output);
         result.Stderr.ShouldContain("mixed.csv:3: prompt: is empty; expected the edit instruction");
         result.Stderr.ShouldContain("Skipped 1 invalid job(s)");
-        File.ReadAllText(Path.Combine(_workspace.BatchDir("mixed"), "skipped.csv")).ShouldBe("line,id,field,error\n3,bad,prompt,is empty; expected the edit instruction\n");
+        File.ReadAllText(Path.Combine(_workspace.BatchDir("mixed"), "skipped.csv")).ShouldBe(
+            "line,id,field,error,row\n3,bad,prompt,is empty; expected the edit instruction,\"{\"\"id\"\":\"\"bad\"\",\"\"prompt\"\":\"\"\"\",\"\"images\"\":\"\"samples/images/mug.png\"\"}\"\n");
+        var errors = File.ReadAllLines(Path.Combine(_workspace.BatchDir("mixed"), "errors.csv"));
+        errors.Length.ShouldBe(2);
+        errors[1].ShouldStartWith("bad,,samples/images/mug.png,");
+        errors[1].ShouldEndWith("line 3: prompt: is empty; expected the edit instruction");
         File.Exists(Path.Combine(_workspace.BatchDir("mixed"), "ok.png")).ShouldBeTrue();
     }
 }

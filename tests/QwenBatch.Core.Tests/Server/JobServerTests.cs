@@ -22,7 +22,7 @@ public sealed class JobServerTests
 
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
         jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
-        jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0])));
+        jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0].Path)));
         engine.Scripted.Accepted.ShouldBe(10);
         (await engine.Store.GetProgressAsync(batch.Id, CancellationToken.None)).SpentUsd.ShouldBe(0.20m);
     }

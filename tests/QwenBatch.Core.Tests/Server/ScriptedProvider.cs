@@ -11,7 +11,7 @@ namespace QwenBatch.Core.Tests.Server;
 internal sealed class ScriptedProvider : IImageEditProvider
 {
     /// <summary>A PNG signature and a little more: enough for the downloader's format check.</summary>
-    public static readonly string PngBase64 = Convert.ToBase64String([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]);
+    public static readonly string PngBase64 = Convert.ToBase64String([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82]);
 
     private readonly ConcurrentQueue<Exception> _submitFailures = new();
     private readonly ConcurrentDictionary<string, int> _polls = new();
