@@ -121,7 +121,9 @@ public sealed class FlowControlTests
 
         await engine.RunBatchAsync(await engine.ImportAsync(40, "nightly"), quiesce: true);
 
+        // The goal is "noticed no later than 10% + 1 s after completion"; the fake clock moves in ticks, so a completion
+        // can only be seen at the next tick: one tick is the measurement's resolution, not slack for the engine.
         ((provider.PollCalls - pollsBefore) / 40.0).ShouldBeLessThanOrEqualTo(3.0);
-        provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1));
+        provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1) + Tick);
     }
 }
