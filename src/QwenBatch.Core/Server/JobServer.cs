@@ -148,6 +148,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             try
             {
                 await store.HeartbeatAsync(Id, options.LeaseDuration, ct);
+                if (options.HeartbeatFile is { Length: > 0 } file)
+                {
+                    // For container healthchecks: a fresh file means the loop runs and the store answered.
+                    await File.WriteAllTextAsync(file, time.GetUtcNow().ToString("O", System.Globalization.CultureInfo.InvariantCulture), ct);
+                }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {

@@ -53,6 +53,9 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>A file touched after every successful heartbeat (for container healthchecks); none when empty.</summary>
+    public string? HeartbeatFile { get; set; }
+
     /// <summary>A task still at the provider after this long is cancelled there and the job fails with the reason.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan JobTimeout { get; set; } = TimeSpan.FromMinutes(30);

@@ -46,17 +46,35 @@ public sealed class GracefulShutdownTests : IDisposable
         (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
         (await store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.LeaseOwner == null);
 
-        await using (var worker = CliProcess.Start(_workspace.Root, environment, "worker"))
+        var heartbeat = Path.Combine(_workspace.Root, "worker.heartbeat");
+        var workerEnvironment = new Dictionary<string, string>(environment)
+        {
+            ["Worker__HeartbeatFile"] = heartbeat,
+            ["Worker__HeartbeatInterval"] = "00:00:01",
+        };
+        await using (var worker = CliProcess.Start(_workspace.Root, workerEnvironment, "worker"))
         {
             for (var i = 0; i < 600 && !(await store.GetProgressAsync(batch.Id, CancellationToken.None)).IsSettled; i++)
             {
                 await Task.Delay(100);
             }
 
+            for (var i = 0; i < 50 && !File.Exists(heartbeat); i++)
+            {
+                await Task.Delay(100);
+            }
+
+            var healthy = await CliProcess.RunAsync(_workspace.Root, null, "healthcheck", "--file", heartbeat, "--max-age", "30");
+            healthy.ExitCode.ShouldBe(0, healthy.Output);
+
             worker.Terminate();
             var result = await worker.WaitAsync();
             result.ExitCode.ShouldBe(0, result.Output);
         }
+
+        var stale = await CliProcess.RunAsync(_workspace.Root, null, "healthcheck", "--file", Path.Combine(_workspace.Root, "absent.heartbeat"));
+        stale.ExitCode.ShouldBe(1);
+        stale.Stdout.ShouldContain("unhealthy");
 
         var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
         jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
