@@ -156,29 +156,8 @@ public sealed partial class PostgresJobStore : IJobStore
             return await ClaimWithinCapsAsync(request, caps, ct);
         }
 
-        var now = _time.GetUtcNow();
-
-        // One statement: pick due jobs nobody holds, skipping rows another worker is claiming right now, and lease them.
-        await using var command = _dataSource.CreateCommand(
-            $"""
-            UPDATE jobs j SET lease_owner = @owner, lease_expires_at = @until, updated_at = @now
-            FROM (
-                SELECT id FROM jobs
-                WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND due_at <= @now
-                  AND (@batch::bigint IS NULL OR batch_id = @batch)
-                ORDER BY due_at, id
-                LIMIT @limit
-                FOR UPDATE SKIP LOCKED
-            ) due
-            WHERE j.id = due.id
-            RETURNING {Prefixed("j.")}
-            """);
-        command.Parameters.AddWithValue("owner", request.Owner);
-        command.Parameters.AddWithValue("until", now + request.LeaseDuration);
-        command.Parameters.AddWithValue("now", now);
-        command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)request.BatchId ?? DBNull.Value });
-        command.Parameters.AddWithValue("limit", request.Limit);
-        var jobs = await ListAsync(command, r => ReadJob(r, Dialect), ct);
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        var jobs = await ClaimWhereAsync(connection, request, _time.GetUtcNow(), "TRUE", request.Limit, null, [], ct);
         jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
         return jobs;
     }
@@ -545,6 +524,10 @@ public sealed partial class PostgresJobStore : IJobStore
         return claimed;
     }
 
+    /// <summary>
+    /// One statement: picks due jobs nobody holds (and that pass <paramref name="filter"/>), skipping rows another worker
+    /// is claiming right now, and leases them.
+    /// </summary>
     private static async Task<List<JobRecord>> ClaimWhereAsync(
         NpgsqlConnection connection, ClaimRequest request, DateTimeOffset now, string filter, int limit, string? provider, string[] capped, CancellationToken ct)
     {
