@@ -157,5 +157,37 @@ internal static class PostgresMigrations
             -- The dashboard's state pages: newest first within a state, paged by id.
             CREATE INDEX jobs_state_id ON jobs (state, id);
             """),
+        (4, "schedules, their claimed occurrences, and the retention index", """
+            CREATE TABLE schedules (
+                name         text PRIMARY KEY,
+                cron         text NOT NULL,
+                time_zone    text NOT NULL,
+                manifest     text NOT NULL,
+                provider     text NOT NULL,
+                storage_root text NOT NULL,
+                budget_usd   numeric(14, 6),
+                catch_up     text NOT NULL CHECK (catch_up IN ('once', 'skip')),
+                paused       boolean NOT NULL DEFAULT false,
+                next_at      timestamptz NOT NULL,
+                created_at   timestamptz NOT NULL,
+                last_run_at  timestamptz,
+                last_batch   text,
+                last_error   text
+            );
+
+            -- The exactly-once key: whichever worker inserts (schedule, occurrence) first makes the batch.
+            CREATE TABLE schedule_runs (
+                schedule   text NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                occurrence timestamptz NOT NULL,
+                owner      text NOT NULL,
+                claimed_at timestamptz NOT NULL,
+                batch_name text,
+                error      text,
+                PRIMARY KEY (schedule, occurrence)
+            );
+
+            -- Retention looks for old batches oldest first.
+            CREATE INDEX batches_created ON batches (created_at, id);
+            """),
     ];
 }

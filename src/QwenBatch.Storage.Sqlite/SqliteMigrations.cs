@@ -129,5 +129,37 @@ internal static class SqliteMigrations
 
             CREATE INDEX jobs_state_id ON jobs (state, id);
             """),
+        (4, "schedules, their claimed occurrences, and the retention index", """
+            CREATE TABLE schedules (
+                name         TEXT PRIMARY KEY,
+                cron         TEXT NOT NULL,
+                time_zone    TEXT NOT NULL,
+                manifest     TEXT NOT NULL,
+                provider     TEXT NOT NULL,
+                storage_root TEXT NOT NULL,
+                budget_micros INTEGER,
+                catch_up     TEXT NOT NULL CHECK (catch_up IN ('once', 'skip')),
+                paused       INTEGER NOT NULL DEFAULT 0,
+                next_at      INTEGER NOT NULL,
+                created_at   INTEGER NOT NULL,
+                last_run_at  INTEGER,
+                last_batch   TEXT,
+                last_error   TEXT
+            );
+
+            -- The exactly-once key: whichever worker inserts (schedule, occurrence) first makes the batch.
+            CREATE TABLE schedule_runs (
+                schedule   TEXT NOT NULL REFERENCES schedules (name) ON DELETE CASCADE,
+                occurrence INTEGER NOT NULL,
+                owner      TEXT NOT NULL,
+                claimed_at INTEGER NOT NULL,
+                batch_name TEXT,
+                error      TEXT,
+                PRIMARY KEY (schedule, occurrence)
+            );
+
+            -- Retention looks for old batches oldest first.
+            CREATE INDEX batches_created ON batches (created_at, id);
+            """),
     ];
 }

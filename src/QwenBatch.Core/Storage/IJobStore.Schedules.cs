@@ -1,0 +1,45 @@
+using QwenBatch.Retention;
+using QwenBatch.Schedules;
+
+namespace QwenBatch.Storage;
+
+/// <summary>
+/// Recurring schedules and retention (migration 4). Each occurrence of a schedule is claimed once, by a unique key on
+/// (schedule, occurrence), so every worker can run the scheduler and still make one batch per occurrence.
+/// </summary>
+public partial interface IJobStore
+{
+    /// <summary>Adds a schedule due first at <paramref name="nextAt"/>; false when one of that name exists.</summary>
+    Task<bool> AddScheduleAsync(ScheduleDefinition schedule, DateTimeOffset nextAt, CancellationToken ct);
+
+    /// <summary>Every schedule, by name.</summary>
+    Task<IReadOnlyList<ScheduleRecord>> GetSchedulesAsync(CancellationToken ct);
+
+    /// <summary>Removes the schedule and its run records; false when there was none.</summary>
+    Task<bool> RemoveScheduleAsync(string name, CancellationToken ct);
+
+    /// <summary>Pauses or resumes; a resume sets the next occurrence (so the paused time is not caught up). False when missing.</summary>
+    Task<bool> SetSchedulePausedAsync(string name, bool paused, DateTimeOffset nextAt, CancellationToken ct);
+
+    /// <summary>
+    /// Claims one occurrence for <paramref name="owner"/> and moves the schedule's next occurrence to <paramref name="nextAt"/>
+    /// in one transaction. True only for the one caller whose insert of (schedule, occurrence) went in.
+    /// </summary>
+    Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct);
+
+    /// <summary>Moves the next occurrence from <paramref name="expected"/> to <paramref name="nextAt"/> without a run (catch-up skip).</summary>
+    Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct);
+
+    /// <summary>Records what a claimed occurrence made: its batch, or the error that stopped it.</summary>
+    Task RecordOccurrenceAsync(ScheduleOutcome outcome, CancellationToken ct);
+
+    /// <summary>The claimed occurrences of a schedule, newest first.</summary>
+    Task<IReadOnlyList<ScheduleOutcome>> GetOccurrencesAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// One short step of retention: deletes up to <paramref name="chunk"/> jobs (their history goes with them) of the oldest
+    /// finished batch whose every job settled before <paramref name="cutoff"/>, or that batch itself once it has no jobs.
+    /// Called until it reports nothing done, so no statement holds locks on many rows.
+    /// </summary>
+    Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct);
+}

@@ -1,0 +1,158 @@
+using Npgsql;
+using QwenBatch.Retention;
+using QwenBatch.Schedules;
+using static QwenBatch.Storage.JobRows;
+
+namespace QwenBatch.Storage.PostgreSql;
+
+/// <summary>Schedules, their once-only occurrences, and chunked retention (migration 4).</summary>
+public sealed partial class PostgresJobStore
+{
+    private const string ScheduleColumns =
+        "name, cron, time_zone, manifest, provider, storage_root, budget_usd, catch_up, paused, next_at, last_run_at, last_batch, last_error";
+
+    public async Task<bool> AddScheduleAsync(ScheduleDefinition schedule, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            """
+            INSERT INTO schedules (name, cron, time_zone, manifest, provider, storage_root, budget_usd, catch_up, next_at, created_at)
+            VALUES (@name, @cron, @tz, @manifest, @provider, @root, @budget, @catch_up, @next, @now)
+            ON CONFLICT (name) DO NOTHING
+            """);
+        var p = command.Parameters;
+        p.AddWithValue("name", schedule.Name);
+        p.AddWithValue("cron", schedule.Cron);
+        p.AddWithValue("tz", schedule.TimeZone);
+        p.AddWithValue("manifest", schedule.Manifest);
+        p.AddWithValue("provider", schedule.Provider);
+        p.AddWithValue("root", schedule.StorageRoot);
+        p.Add(Money("budget", schedule.BudgetUsd));
+        p.AddWithValue("catch_up", schedule.CatchUp.ToDbName());
+        p.AddWithValue("next", nextAt);
+        p.AddWithValue("now", _time.GetUtcNow());
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<IReadOnlyList<ScheduleRecord>> GetSchedulesAsync(CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand($"SELECT {ScheduleColumns} FROM schedules ORDER BY name");
+        return await ListAsync(command, r => new ScheduleRecord(
+            new ScheduleDefinition(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
+                Dialect.NullableMoney(r, 6), CatchUpPolicies.Parse(r.GetString(7))),
+            Dialect.Time(r, 9), r.GetBoolean(8), Dialect.NullableTime(r, 10), r.IsDBNull(11) ? null : r.GetString(11), r.IsDBNull(12) ? null : r.GetString(12)), ct);
+    }
+
+    public async Task<bool> RemoveScheduleAsync(string name, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("DELETE FROM schedules WHERE name = @name");
+        command.Parameters.AddWithValue("name", name);
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<bool> SetSchedulePausedAsync(string name, bool paused, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            "UPDATE schedules SET paused = @paused, next_at = CASE WHEN @paused THEN next_at ELSE @next END WHERE name = @name");
+        command.Parameters.AddWithValue("name", name);
+        command.Parameters.AddWithValue("paused", paused);
+        command.Parameters.AddWithValue("next", nextAt);
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct)
+    {
+        // One statement: the insert of (schedule, occurrence) is the claim; only the winner also moves next_at, and never
+        // backwards (a slow worker's stale view must not rewind a schedule another worker already advanced).
+        await using var command = _dataSource.CreateCommand(
+            """
+            WITH claimed AS (
+                INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at)
+                SELECT name, @occurrence, @owner, @now FROM schedules WHERE name = @name
+                ON CONFLICT (schedule, occurrence) DO NOTHING
+                RETURNING schedule),
+            advanced AS (
+                UPDATE schedules SET next_at = greatest(next_at, @next), last_run_at = @now
+                WHERE name IN (SELECT schedule FROM claimed))
+            SELECT count(*)::int FROM claimed
+            """);
+        var p = command.Parameters;
+        p.AddWithValue("name", name);
+        p.AddWithValue("occurrence", occurrence);
+        p.AddWithValue("owner", owner);
+        p.AddWithValue("next", nextAt);
+        p.AddWithValue("now", _time.GetUtcNow());
+        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    public async Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("UPDATE schedules SET next_at = @next WHERE name = @name AND next_at = @expected");
+        command.Parameters.AddWithValue("name", name);
+        command.Parameters.AddWithValue("expected", expected);
+        command.Parameters.AddWithValue("next", nextAt);
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task RecordOccurrenceAsync(ScheduleOutcome outcome, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            """
+            WITH run AS (
+                UPDATE schedule_runs SET batch_name = @batch, error = @error WHERE schedule = @name AND occurrence = @occurrence)
+            UPDATE schedules SET last_run_at = @at, last_batch = coalesce(@batch, last_batch), last_error = @error WHERE name = @name
+            """);
+        var p = command.Parameters;
+        p.AddWithValue("name", outcome.Schedule);
+        p.AddWithValue("occurrence", outcome.Occurrence);
+        p.AddWithValue("at", outcome.At);
+        p.Add(Text("batch", outcome.BatchName));
+        p.Add(Text("error", outcome.Error));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<ScheduleOutcome>> GetOccurrencesAsync(string name, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            "SELECT schedule, occurrence, claimed_at, batch_name, error FROM schedule_runs WHERE schedule = @name ORDER BY occurrence DESC");
+        command.Parameters.AddWithValue("name", name);
+        return await ListAsync(command, r => new ScheduleOutcome(r.GetString(0), Dialect.Time(r, 1), Dialect.Time(r, 2),
+            r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4)), ct);
+    }
+
+    public async Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    {
+        // Finished means every job settled for good (held jobs may still be released by a budget) and untouched since the
+        // cutoff. The batch is looked up afresh each step, so a batch resumed meanwhile stops being purged.
+        await using var find = _dataSource.CreateCommand(
+            """
+            SELECT b.id FROM batches b
+            WHERE b.created_at < @cutoff
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                              AND (j.state NOT IN ('succeeded', 'failed', 'cancelled') OR j.updated_at >= @cutoff))
+            ORDER BY b.created_at, b.id
+            LIMIT 1
+            """);
+        find.Parameters.AddWithValue("cutoff", cutoff);
+        if (await find.ExecuteScalarAsync(ct) is not long batchId)
+        {
+            return new RetentionStep(0, null, null);
+        }
+
+        // History goes with its jobs (ON DELETE CASCADE); the counters follow through the delete trigger.
+        await using var jobs = _dataSource.CreateCommand(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE batch_id = @batch ORDER BY id LIMIT @chunk)");
+        jobs.Parameters.AddWithValue("batch", batchId);
+        jobs.Parameters.AddWithValue("chunk", chunk);
+        var deleted = await jobs.ExecuteNonQueryAsync(ct);
+        if (deleted > 0)
+        {
+            return new RetentionStep(deleted, null, null);
+        }
+
+        await using var batch = _dataSource.CreateCommand(
+            "DELETE FROM batches b WHERE id = @batch AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = b.id) RETURNING name, storage_dir");
+        batch.Parameters.AddWithValue("batch", batchId);
+        var gone = (await ListAsync(batch, r => (Name: r.GetString(0), Dir: r.GetString(1)), ct)).SingleOrDefault();
+        return new RetentionStep(0, gone.Name, gone.Dir);
+    }
+}

@@ -1,0 +1,144 @@
+using Microsoft.Data.Sqlite;
+using QwenBatch.Retention;
+using QwenBatch.Schedules;
+using static QwenBatch.Storage.JobRows;
+
+namespace QwenBatch.Storage.Sqlite;
+
+/// <summary>Schedules, their once-only occurrences, and chunked retention (migration 4).</summary>
+public sealed partial class SqliteJobStore
+{
+    private const string ScheduleColumns =
+        "name, cron, time_zone, manifest, provider, storage_root, budget_micros, catch_up, paused, next_at, last_run_at, last_batch, last_error";
+
+    public async Task<bool> AddScheduleAsync(ScheduleDefinition schedule, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            """
+            INSERT INTO schedules (name, cron, time_zone, manifest, provider, storage_root, budget_micros, catch_up, next_at, created_at)
+            VALUES (@name, @cron, @tz, @manifest, @provider, @root, @budget, @catch_up, @next, @now)
+            ON CONFLICT (name) DO NOTHING
+            """,
+            ("name", schedule.Name), ("cron", schedule.Cron), ("tz", schedule.TimeZone), ("manifest", schedule.Manifest),
+            ("provider", schedule.Provider), ("root", schedule.StorageRoot), ("budget", schedule.BudgetUsd is { } b ? Micros(b) : null),
+            ("catch_up", schedule.CatchUp.ToDbName()), ("next", Ms(nextAt)), ("now", Ms(_time.GetUtcNow())));
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<IReadOnlyList<ScheduleRecord>> GetSchedulesAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, $"SELECT {ScheduleColumns} FROM schedules ORDER BY name");
+        return await ListAsync(command, r => new ScheduleRecord(
+            new ScheduleDefinition(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5),
+                Dialect.NullableMoney(r, 6), CatchUpPolicies.Parse(r.GetString(7))),
+            Dialect.Time(r, 9), Dialect.Bool(r, 8), Dialect.NullableTime(r, 10), r.IsDBNull(11) ? null : r.GetString(11), r.IsDBNull(12) ? null : r.GetString(12)), ct);
+    }
+
+    public async Task<bool> RemoveScheduleAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "DELETE FROM schedules WHERE name = @name", ("name", name));
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<bool> SetSchedulePausedAsync(string name, bool paused, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            "UPDATE schedules SET paused = @paused, next_at = CASE WHEN @paused THEN next_at ELSE @next END WHERE name = @name",
+            ("name", name), ("paused", paused ? 1 : 0), ("next", Ms(nextAt)));
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct)
+    {
+        // The insert of (schedule, occurrence) is the claim; the transaction holds SQLite's write lock, so the loser's
+        // insert is ignored and it moves nothing. next_at never goes backwards.
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        var now = Ms(_time.GetUtcNow());
+        await using var claim = Command(connection, tx,
+            """
+            INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at)
+            SELECT name, @occurrence, @owner, @now FROM schedules WHERE name = @name
+            ON CONFLICT (schedule, occurrence) DO NOTHING
+            """,
+            ("name", name), ("occurrence", Ms(occurrence)), ("owner", owner), ("now", now));
+        var won = await claim.ExecuteNonQueryAsync(ct) == 1;
+        if (won)
+        {
+            await using var advance = Command(connection, tx, "UPDATE schedules SET next_at = max(next_at, @next), last_run_at = @now WHERE name = @name",
+                ("name", name), ("next", Ms(nextAt)), ("now", now));
+            await advance.ExecuteNonQueryAsync(ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return won;
+    }
+
+    public async Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "UPDATE schedules SET next_at = @next WHERE name = @name AND next_at = @expected",
+            ("name", name), ("expected", Ms(expected)), ("next", Ms(nextAt)));
+        return await command.ExecuteNonQueryAsync(ct) == 1;
+    }
+
+    public async Task RecordOccurrenceAsync(ScheduleOutcome outcome, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        await using var run = Command(connection, tx, "UPDATE schedule_runs SET batch_name = @batch, error = @error WHERE schedule = @name AND occurrence = @occurrence",
+            ("name", outcome.Schedule), ("occurrence", Ms(outcome.Occurrence)), ("batch", outcome.BatchName), ("error", outcome.Error));
+        await run.ExecuteNonQueryAsync(ct);
+        await using var schedule = Command(connection, tx,
+            "UPDATE schedules SET last_run_at = @at, last_batch = coalesce(@batch, last_batch), last_error = @error WHERE name = @name",
+            ("name", outcome.Schedule), ("at", Ms(outcome.At)), ("batch", outcome.BatchName), ("error", outcome.Error));
+        await schedule.ExecuteNonQueryAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<ScheduleOutcome>> GetOccurrencesAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            "SELECT schedule, occurrence, claimed_at, batch_name, error FROM schedule_runs WHERE schedule = @name ORDER BY occurrence DESC", ("name", name));
+        return await ListAsync(command, r => new ScheduleOutcome(r.GetString(0), Dialect.Time(r, 1), Dialect.Time(r, 2),
+            r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4)), ct);
+    }
+
+    public async Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    {
+        // As on PostgreSQL: a finished batch (every job terminal, untouched since the cutoff) is found afresh each step,
+        // and each step is one short write transaction, so other writers wait at most one chunk.
+        await using var connection = await OpenAsync(ct);
+        await using var find = Command(connection, null,
+            """
+            SELECT b.id FROM batches b
+            WHERE b.created_at < @cutoff
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
+                              AND (j.state NOT IN ('succeeded', 'failed', 'cancelled') OR j.updated_at >= @cutoff))
+            ORDER BY b.created_at, b.id
+            LIMIT 1
+            """, ("cutoff", Ms(cutoff)));
+        if (await find.ExecuteScalarAsync(ct) is not long batchId)
+        {
+            return new RetentionStep(0, null, null);
+        }
+
+        await using var jobs = Command(connection, null,
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE batch_id = @batch ORDER BY id LIMIT @chunk)", ("batch", batchId), ("chunk", chunk));
+        var deleted = await jobs.ExecuteNonQueryAsync(ct);
+        if (deleted > 0)
+        {
+            return new RetentionStep(deleted, null, null);
+        }
+
+        await using var batch = Command(connection, null,
+            "DELETE FROM batches WHERE id = @batch AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = @batch) RETURNING name, storage_dir", ("batch", batchId));
+        var gone = (await ListAsync(batch, r => (Name: r.GetString(0), Dir: r.GetString(1)), ct)).SingleOrDefault();
+        return new RetentionStep(0, gone.Name, gone.Dir);
+    }
+}
