@@ -17,7 +17,8 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// the leases with a heartbeat, rescues expired leases of crashed workers, and sleeps until a notification, the next
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
-public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger)
+public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
+    IEnumerable<IServerLoop>? maintenance = null)
 {
     public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 
@@ -30,12 +31,15 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         var signal = new WorkSignal();
         using var background = new CancellationTokenSource();
         using var steps = new CancellationTokenSource();
-        var loops = new[]
-        {
+        Task[] loops =
+        [
             ListenAsync(signal, background.Token),
             HeartbeatLoopAsync(background.Token),
             RescueLoopAsync(signal, background.Token),
-        };
+
+            // Schedules and retention belong to workers serving every batch, not to a 'run' of one batch.
+            .. scope.BatchId is null ? (maintenance ?? []).Select(loop => loop.RunAsync(Id, background.Token)) : [],
+        ];
         var inFlight = new HashSet<Task>();
         try
         {
