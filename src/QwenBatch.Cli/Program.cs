@@ -24,6 +24,7 @@ internal static class Program
             SimulateCommand.Create(),
             ReportCommand.Create(),
             HealthCheckCommand.Create(),
+            ScheduleCommand.Create(),
         };
 
         // Ctrl-C is ours to handle (stop taking work, record what is in flight), not the parser's.

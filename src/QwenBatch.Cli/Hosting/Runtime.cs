@@ -9,6 +9,7 @@ using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;
 using QwenBatch.Providers.Resilience;
 using QwenBatch.Providers.WaveSpeed;
+using QwenBatch.Schedules;
 using QwenBatch.Server;
 using QwenBatch.Simulator;
 using QwenBatch.Steps;
@@ -40,6 +41,8 @@ internal sealed class Runtime : IAsyncDisposable
 
     public JobServer Server => _services.GetRequiredService<JobServer>();
 
+    public ScheduleRunner Schedules => _services.GetRequiredService<ScheduleRunner>();
+
     public ProviderRegistry Providers => _services.GetRequiredService<ProviderRegistry>();
 
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
@@ -54,6 +57,7 @@ internal sealed class Runtime : IAsyncDisposable
 
         // Options are validated before any work starts, with messages that name the setting and its range.
         var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
+        var schedules = SettingsCheck.Bind<ScheduleOptions>(configuration, ScheduleOptions.SectionName);
         var accounts = AccountOptions(configuration);
         SimulatorHost? simulator = null;
         if (withSimulator)
@@ -100,6 +104,9 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton<IJobStep, CancelStep>();
         services.AddSingleton<IJobStep, DownloadStep>();
         services.AddSingleton<JobStepRunner>();
+        services.AddSingleton(schedules);
+        services.AddSingleton<ScheduleRunner>();
+        services.AddSingleton<IServerLoop, ScheduleLoop>();
         services.AddSingleton<JobServer>();
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator);

@@ -1,0 +1,181 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using QwenBatch.Cli.Hosting;
+using QwenBatch.Schedules;
+
+namespace QwenBatch.Cli.Commands;
+
+/// <summary>
+/// <c>qwenbatch schedule add|list|remove|pause|resume|trigger</c>: recurring batches. The commands only write to the store;
+/// every worker runs the scheduler, and the store makes each occurrence one batch.
+/// </summary>
+internal static class ScheduleCommand
+{
+    public static Command Create() => new("schedule", "Recurring batches: a manifest read afresh at each occurrence of a 5-field cron expression "
+        + "in a time zone, run by the workers ('qwenbatch worker' or 'serve').\nExit codes: 0 done; 1 usage or configuration error (or no such schedule).")
+    {
+        Add(), List(), Simple("remove", "Remove a schedule and its run records (its batches stay).", RemoveAsync),
+        Simple("pause", "Pause a schedule; occurrences while paused are not caught up.", (r, n, ct) => PauseAsync(r, n, true, ct)),
+        Simple("resume", "Resume a paused schedule from its next occurrence.", (r, n, ct) => PauseAsync(r, n, false, ct)),
+        Simple("trigger", "Run a schedule's manifest now, as an occurrence at the current minute.", TriggerAsync),
+    };
+
+    private static Command Add()
+    {
+        var name = new Argument<string>("name") { Description = "The schedule's name; occurrences make batches <name>-<yyyyMMdd-HHmm>." };
+        var cron = new Option<string>("--cron") { Description = "5-field cron: minute hour day-of-month month day-of-week, e.g. \"0 2 * * *\".", Required = true };
+        var tz = new Option<string>("--tz") { Description = "IANA time zone the cron is read in, e.g. Europe/Berlin.", DefaultValueFactory = _ => "UTC" };
+        var manifest = new Option<string>("--manifest") { Description = "The manifest, read when each occurrence fires.", Required = true };
+        var catchUp = new Option<string>("--catch-up") { Description = "After downtime: once (run the latest missed occurrence once) or skip.", DefaultValueFactory = _ => "once" }
+            .AcceptOnlyFromAmong("once", "skip");
+        var provider = CommonOptions.Provider();
+        var budget = CommonOptions.Budget();
+        var storage = CommonOptions.Storage();
+        var database = CommonOptions.Database();
+        var verbose = CommonOptions.Verbose();
+        var command = new Command("add", "Add a schedule.") { name, cron, tz, manifest, catchUp, provider, budget, storage, database, verbose };
+        command.SetAction((parse, ct) => Program.RunGuardedAsync(
+            CommonOptions.Overrides(parse.GetValue(storage), parse.GetValue(database), parse.GetValue(verbose)),
+            async configuration =>
+            {
+                var definition = new ScheduleDefinition(parse.GetValue(name)!, parse.GetValue(cron)!, parse.GetValue(tz)!,
+                    Path.GetFullPath(parse.GetValue(manifest)!), parse.GetValue(provider) ?? Providers.ProviderNames.Simulator,
+                    Path.GetFullPath(CommonOptions.StorageRoot(configuration)), parse.GetValue(budget), CatchUpPolicies.Parse(parse.GetValue(catchUp)!));
+                return await AddAsync(configuration, definition, ct);
+            }));
+        return command;
+    }
+
+    private static async Task<int> AddAsync(IConfiguration configuration, ScheduleDefinition definition, CancellationToken ct)
+    {
+        CronSchedule schedule;
+        try
+        {
+            schedule = CronSchedule.Parse(definition.Cron, definition.TimeZone);
+        }
+        catch (FormatException ex)
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, ex.Message);
+        }
+
+        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
+        var next = schedule.NextAfter(runtime.Time.GetUtcNow())
+            ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"Cron expression '{definition.Cron}' never matches a date.");
+        if (!await runtime.Store.AddScheduleAsync(definition with { Cron = schedule.Expression }, next, ct))
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"A schedule named '{definition.Name}' exists; remove it first or pick another name.");
+        }
+
+        if (!File.Exists(definition.Manifest))
+        {
+            await Console.Error.WriteLineAsync($"warning: {definition.Manifest} does not exist yet; an occurrence fails unless it exists when it fires.");
+        }
+
+        await Console.Out.WriteLineAsync($"Schedule '{definition.Name}' added; next run {Iso(next)} ({schedule.Local(next):yyyy-MM-dd HH:mm} {definition.TimeZone}).");
+        return ExitCodes.Success;
+    }
+
+    private static Command List()
+    {
+        var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
+        var database = CommonOptions.Database();
+        var verbose = CommonOptions.Verbose();
+        var command = new Command("list", "List schedules: next run (UTC), last run, last error, paused.") { json, database, verbose };
+        command.SetAction((parse, ct) => Program.RunGuardedAsync(
+            CommonOptions.Overrides(null, parse.GetValue(database), parse.GetValue(verbose)),
+            configuration => ListAsync(configuration, parse.GetValue(json), ct)));
+        return command;
+    }
+
+    private static async Task<int> ListAsync(IConfiguration configuration, bool json, CancellationToken ct)
+    {
+        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
+        var schedules = await runtime.Store.GetSchedulesAsync(ct);
+        if (json)
+        {
+            var rows = schedules.Select(s => new ScheduleRow(s.Name, s.Definition.Cron, s.Definition.TimeZone, Iso(s.NextAt),
+                s.LastRunAt is { } last ? Iso(last) : null, s.LastBatch, s.LastError, s.Paused, s.Definition.Manifest, s.Definition.CatchUp.ToDbName()));
+            await Console.Out.WriteLineAsync(JsonSerializer.Serialize(rows, CliJson.Options));
+            return ExitCodes.Success;
+        }
+
+        if (schedules.Count == 0)
+        {
+            await Console.Out.WriteLineAsync("No schedules. Add one with 'qwenbatch schedule add <name> --cron \"0 2 * * *\" --tz Europe/Berlin --manifest <path>'.");
+        }
+
+        foreach (var s in schedules)
+        {
+            await Console.Out.WriteLineAsync(
+                $"{s.Name,-20} {s.Definition.Cron,-15} {s.Definition.TimeZone,-18} next {Iso(s.NextAt)}  last {(s.LastRunAt is { } l ? Iso(l) : "-")}"
+                + (s.Paused ? "  PAUSED" : "") + (s.LastError is { } e ? $"  last error: {e}" : ""));
+        }
+
+        return ExitCodes.Success;
+    }
+
+    private static Command Simple(string verb, string description, Func<Runtime, string, CancellationToken, Task<int>> body)
+    {
+        var name = new Argument<string>("name") { Description = "The schedule's name." };
+        var database = CommonOptions.Database();
+        var verbose = CommonOptions.Verbose();
+        var command = new Command(verb, description) { name, database, verbose };
+        command.SetAction((parse, ct) => Program.RunGuardedAsync(
+            CommonOptions.Overrides(null, parse.GetValue(database), parse.GetValue(verbose)),
+            async configuration =>
+            {
+                await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
+                return await body(runtime, parse.GetValue(name)!, ct);
+            }));
+        return command;
+    }
+
+    private static async Task<int> RemoveAsync(Runtime runtime, string name, CancellationToken ct)
+    {
+        Found(await runtime.Store.RemoveScheduleAsync(name, ct), name);
+        await Console.Out.WriteLineAsync($"Schedule '{name}' removed.");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> PauseAsync(Runtime runtime, string name, bool paused, CancellationToken ct)
+    {
+        var schedule = await FindAsync(runtime, name, ct);
+        var next = CronSchedule.Parse(schedule.Definition.Cron, schedule.Definition.TimeZone).NextAfter(runtime.Time.GetUtcNow()) ?? schedule.NextAt;
+        Found(await runtime.Store.SetSchedulePausedAsync(name, paused, next, ct), name);
+        await Console.Out.WriteLineAsync(paused ? $"Schedule '{name}' paused." : $"Schedule '{name}' resumed; next run {Iso(next)}.");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<int> TriggerAsync(Runtime runtime, string name, CancellationToken ct)
+    {
+        var schedule = await FindAsync(runtime, name, ct);
+        var outcome = await runtime.Schedules.TriggerAsync(schedule, $"cli:{Environment.ProcessId}", ct)
+            ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"Schedule '{name}' already ran this minute.");
+        if (outcome.Error is { } error)
+        {
+            throw new CliException(ExitCodes.InvalidManifest, $"Schedule '{name}' failed: {error}");
+        }
+
+        await Console.Out.WriteLineAsync($"Schedule '{name}' triggered: batch '{outcome.BatchName}' enqueued; a worker runs it.");
+        return ExitCodes.Success;
+    }
+
+    private static async Task<ScheduleRecord> FindAsync(Runtime runtime, string name, CancellationToken ct) =>
+        (await runtime.Store.GetSchedulesAsync(ct)).SingleOrDefault(s => s.Name == name)
+        ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"No schedule named '{name}'; 'qwenbatch schedule list' shows them.");
+
+    private static void Found(bool found, string name)
+    {
+        if (!found)
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"No schedule named '{name}'; 'qwenbatch schedule list' shows them.");
+        }
+    }
+
+    private static string Iso(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    private sealed record ScheduleRow(
+        string Name, string Cron, string Tz, string Next, string? LastRun, string? LastBatch, string? LastError, bool Paused, string Manifest, string CatchUp);
+}
