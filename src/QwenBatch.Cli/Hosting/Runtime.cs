@@ -9,6 +9,7 @@ using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;
 using QwenBatch.Providers.Resilience;
 using QwenBatch.Providers.WaveSpeed;
+using QwenBatch.Retention;
 using QwenBatch.Schedules;
 using QwenBatch.Server;
 using QwenBatch.Simulator;
@@ -58,6 +59,7 @@ internal sealed class Runtime : IAsyncDisposable
         // Options are validated before any work starts, with messages that name the setting and its range.
         var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
         var schedules = SettingsCheck.Bind<ScheduleOptions>(configuration, ScheduleOptions.SectionName);
+        var retention = SettingsCheck.Bind<RetentionOptions>(configuration, RetentionOptions.SectionName);
         var accounts = AccountOptions(configuration);
         SimulatorHost? simulator = null;
         if (withSimulator)
@@ -107,6 +109,8 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(schedules);
         services.AddSingleton<ScheduleRunner>();
         services.AddSingleton<IServerLoop, ScheduleLoop>();
+        services.AddSingleton(retention);
+        services.AddSingleton<IServerLoop, RetentionLoop>();
         services.AddSingleton<JobServer>();
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator);
