@@ -119,29 +119,35 @@ public sealed partial class PostgresJobStore
             r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4)), ct);
     }
 
-    public async Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    public async Task<long?> FindExpiredBatchAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
-        // Finished means every job settled for good (held jobs may still be released by a budget) and untouched since the
-        // cutoff. The batch is looked up afresh each step, so a batch resumed meanwhile stops being purged.
+        // Finished means every job terminal (held jobs may still be released by a budget), read from the counters rather
+        // than the jobs; the recency check reads the batch's jobs once per batch, not once per chunk.
         await using var find = _dataSource.CreateCommand(
             """
             SELECT b.id FROM batches b
             WHERE b.created_at < @cutoff
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
-                              AND (j.state NOT IN ('succeeded', 'failed', 'cancelled') OR j.updated_at >= @cutoff))
+              AND NOT EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = b.id AND c.count <> 0
+                              AND c.state NOT IN ('succeeded', 'failed', 'cancelled'))
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.updated_at >= @cutoff)
             ORDER BY b.created_at, b.id
             LIMIT 1
             """);
         find.Parameters.AddWithValue("cutoff", cutoff);
-        if (await find.ExecuteScalarAsync(ct) is not long batchId)
-        {
-            return new RetentionStep(0, null, null);
-        }
+        return await find.ExecuteScalarAsync(ct) is long id ? id : null;
+    }
 
+    public async Task<RetentionStep> PurgeBatchChunkAsync(long batchId, DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    {
         // History goes with its jobs (ON DELETE CASCADE); the counters follow through the delete trigger.
         await using var jobs = _dataSource.CreateCommand(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE batch_id = @batch ORDER BY id LIMIT @chunk)");
+            """
+            DELETE FROM jobs WHERE id IN (
+                SELECT id FROM jobs WHERE batch_id = @batch AND state IN ('succeeded', 'failed', 'cancelled') AND updated_at < @cutoff
+                LIMIT @chunk)
+            """);
         jobs.Parameters.AddWithValue("batch", batchId);
+        jobs.Parameters.AddWithValue("cutoff", cutoff);
         jobs.Parameters.AddWithValue("chunk", chunk);
         var deleted = await jobs.ExecuteNonQueryAsync(ct);
         if (deleted > 0)

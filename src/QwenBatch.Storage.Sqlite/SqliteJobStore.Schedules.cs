@@ -109,27 +109,33 @@ public sealed partial class SqliteJobStore
             r.IsDBNull(3) ? null : r.GetString(3), r.IsDBNull(4) ? null : r.GetString(4)), ct);
     }
 
-    public async Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    public async Task<long?> FindExpiredBatchAsync(DateTimeOffset cutoff, CancellationToken ct)
     {
-        // As on PostgreSQL: a finished batch (every job terminal, untouched since the cutoff) is found afresh each step,
-        // and each step is one short write transaction, so other writers wait at most one chunk.
+        // As on PostgreSQL: terminal states from the counters, recency from the batch's jobs once per batch.
         await using var connection = await OpenAsync(ct);
         await using var find = Command(connection, null,
             """
             SELECT b.id FROM batches b
             WHERE b.created_at < @cutoff
-              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id
-                              AND (j.state NOT IN ('succeeded', 'failed', 'cancelled') OR j.updated_at >= @cutoff))
+              AND NOT EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = b.id AND c.count <> 0
+                              AND c.state NOT IN ('succeeded', 'failed', 'cancelled'))
+              AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.batch_id = b.id AND j.updated_at >= @cutoff)
             ORDER BY b.created_at, b.id
             LIMIT 1
             """, ("cutoff", Ms(cutoff)));
-        if (await find.ExecuteScalarAsync(ct) is not long batchId)
-        {
-            return new RetentionStep(0, null, null);
-        }
+        return await find.ExecuteScalarAsync(ct) is long id ? id : null;
+    }
 
+    public async Task<RetentionStep> PurgeBatchChunkAsync(long batchId, DateTimeOffset cutoff, int chunk, CancellationToken ct)
+    {
+        // Each step is one short write transaction, so other writers wait at most one chunk.
+        await using var connection = await OpenAsync(ct);
         await using var jobs = Command(connection, null,
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE batch_id = @batch ORDER BY id LIMIT @chunk)", ("batch", batchId), ("chunk", chunk));
+            """
+            DELETE FROM jobs WHERE id IN (
+                SELECT id FROM jobs WHERE batch_id = @batch AND state IN ('succeeded', 'failed', 'cancelled') AND updated_at < @cutoff
+                LIMIT @chunk)
+            """, ("batch", batchId), ("cutoff", Ms(cutoff)), ("chunk", chunk));
         var deleted = await jobs.ExecuteNonQueryAsync(ct);
         if (deleted > 0)
         {

@@ -114,7 +114,7 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
-    public async Task PurgeExpiredAsync_OldAndRecentBatches_DeletesOnlyOldFinishedInChunks()
+    public async Task PurgeBatchChunkAsync_OldAndRecentBatches_DeletesOnlyOldFinishedInChunks()
     {
         var old = await ImportAsync(5, "old-finished");
         await Store.RequestCancelAsync(old.Batch.Id, Ct);
@@ -124,12 +124,15 @@ public abstract partial class JobStoreContract
         var recent = await ImportAsync(2, "recent-finished");
         await Store.RequestCancelAsync(recent.Batch.Id, Ct);
 
+        var cutoff = Now.AddDays(-30);
+        var found = await Store.FindExpiredBatchAsync(cutoff, Ct);
         var steps = new List<Retention.RetentionStep>();
-        for (var step = await Store.PurgeExpiredAsync(Now.AddDays(-30), 2, Ct); step.DidWork; step = await Store.PurgeExpiredAsync(Now.AddDays(-30), 2, Ct))
+        for (var step = await Store.PurgeBatchChunkAsync(found!.Value, cutoff, 2, Ct); step.DidWork; step = await Store.PurgeBatchChunkAsync(found.Value, cutoff, 2, Ct))
         {
             steps.Add(step);
         }
 
+        found.ShouldBe(old.Batch.Id);
         steps.Select(s => s.JobsDeleted).ShouldBe([2, 2, 1, 0]);
         steps[^1].ShouldSatisfyAllConditions(
             () => steps[^1].BatchDeleted.ShouldBe("old-finished"),
@@ -139,5 +142,24 @@ public abstract partial class JobStoreContract
         (await Store.GetJobsAsync(unfinished.Batch.Id, Ct)).Count.ShouldBe(2);
         (await Store.GetJobsAsync(recent.Batch.Id, Ct)).Select(j => j.State).ShouldBe([JobState.Cancelled, JobState.Cancelled]);
         (await Store.GetStateCountsAsync(Ct)).ShouldNotContain(c => c.BatchId == old.Batch.Id);
+        (await Store.FindExpiredBatchAsync(cutoff, Ct)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task PurgeBatchChunkAsync_BatchResumedWithNewJob_KeepsNewJobAndBatch()
+    {
+        var old = await ImportAsync(2, "resumed");
+        await Store.RequestCancelAsync(old.Batch.Id, Ct);
+        Time.Advance(TimeSpan.FromDays(31));
+        var cutoff = Now.AddDays(-30);
+        var found = await Store.FindExpiredBatchAsync(cutoff, Ct);
+        await Store.ImportBatchAsync(Batch("resumed"), [NewJob("late-row")], Ct);
+
+        var first = await Store.PurgeBatchChunkAsync(found!.Value, cutoff, 10, Ct);
+        var second = await Store.PurgeBatchChunkAsync(found.Value, cutoff, 10, Ct);
+
+        first.JobsDeleted.ShouldBe(2);
+        second.DidWork.ShouldBeFalse();
+        (await Store.GetJobsAsync(old.Batch.Id, Ct)).ShouldHaveSingleItem().Key.ShouldBe("late-row");
     }
 }

@@ -48,17 +48,27 @@ public sealed partial class RetentionLoop(IJobStore store, RetentionOptions opti
     {
         var cutoff = time.GetUtcNow() - options.MaxAge;
         var (jobs, batches) = (0, 0);
-        for (var step = await store.PurgeExpiredAsync(cutoff, options.ChunkSize, ct); step.DidWork; step = await store.PurgeExpiredAsync(cutoff, options.ChunkSize, ct))
+        while (await store.FindExpiredBatchAsync(cutoff, ct) is { } batchId)
         {
-            jobs += step.JobsDeleted;
-            if (step.BatchDeleted is { } batch)
+            RetentionStep step;
+            do
             {
-                batches++;
-                LogDeleted(batch);
-                if (options.DeleteFiles && step.StorageDir is { } dir && Directory.Exists(dir))
-                {
-                    Directory.Delete(dir, recursive: true);
-                }
+                step = await store.PurgeBatchChunkAsync(batchId, cutoff, options.ChunkSize, ct);
+                jobs += step.JobsDeleted;
+            }
+            while (step.JobsDeleted > 0);
+
+            if (step.BatchDeleted is not { } batch)
+            {
+                // Another worker deleted it first, or a resume added jobs: look again at the next interval.
+                break;
+            }
+
+            batches++;
+            LogDeleted(batch);
+            if (options.DeleteFiles && step.StorageDir is { } dir && Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
             }
         }
 

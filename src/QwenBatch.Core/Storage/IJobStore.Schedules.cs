@@ -37,9 +37,16 @@ public partial interface IJobStore
     Task<IReadOnlyList<ScheduleOutcome>> GetOccurrencesAsync(string name, CancellationToken ct);
 
     /// <summary>
-    /// One short step of retention: deletes up to <paramref name="chunk"/> jobs (their history goes with them) of the oldest
-    /// finished batch whose every job settled before <paramref name="cutoff"/>, or that batch itself once it has no jobs.
-    /// Called until it reports nothing done, so no statement holds locks on many rows.
+    /// The oldest finished batch created before <paramref name="cutoff"/>: every job in a terminal state (from the
+    /// counters) and none updated since the cutoff. Null when there is none.
     /// </summary>
-    Task<RetentionStep> PurgeExpiredAsync(DateTimeOffset cutoff, int chunk, CancellationToken ct);
+    Task<long?> FindExpiredBatchAsync(DateTimeOffset cutoff, CancellationToken ct);
+
+    /// <summary>
+    /// One short step of retention on a batch <see cref="FindExpiredBatchAsync"/> found: deletes up to
+    /// <paramref name="chunk"/> of its terminal jobs last updated before <paramref name="cutoff"/> (their history goes with
+    /// them), or, once it has no jobs left, the batch itself. Called until it deletes nothing, so no statement holds locks
+    /// on many rows; the per-row guard keeps jobs added by a resume meanwhile.
+    /// </summary>
+    Task<RetentionStep> PurgeBatchChunkAsync(long batchId, DateTimeOffset cutoff, int chunk, CancellationToken ct);
 }
