@@ -15,9 +15,15 @@ using QwenBatch.Testing.Postgres;
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
 // The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
+// The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "retention")
+{
+    return await QwenBatch.Bench.RetentionBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "engine")

@@ -157,7 +157,7 @@ internal static class PostgresMigrations
             -- The dashboard's state pages: newest first within a state, paged by id.
             CREATE INDEX jobs_state_id ON jobs (state, id);
             """),
-        (4, "schedules, their claimed occurrences, and the retention index", """
+        (4, "schedules, their claimed occurrences, continuations, and the retention index", """
             CREATE TABLE schedules (
                 name         text PRIMARY KEY,
                 cron         text NOT NULL,
@@ -185,6 +185,13 @@ internal static class PostgresMigrations
                 error      text,
                 PRIMARY KEY (schedule, occurrence)
             );
+
+            -- Continuations: what follows a batch when it settles; claimed once by a guarded update.
+            ALTER TABLE batches
+                ADD COLUMN then_manifest text,
+                ADD COLUMN then_webhook text,
+                ADD COLUMN then_claimed_at timestamptz,
+                ADD COLUMN then_result text;
 
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);

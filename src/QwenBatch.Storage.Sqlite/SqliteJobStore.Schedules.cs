@@ -147,4 +147,48 @@ public sealed partial class SqliteJobStore
         var gone = (await ListAsync(batch, r => (Name: r.GetString(0), Dir: r.GetString(1)), ct)).SingleOrDefault();
         return new RetentionStep(0, gone.Name, gone.Dir);
     }
+
+    public async Task SetContinuationAsync(long batchId, Continuations.Continuation then, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "UPDATE batches SET then_manifest = @manifest, then_webhook = @webhook WHERE id = @id",
+            ("id", batchId), ("manifest", then.Manifest), ("webhook", then.Webhook));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(int limit, CancellationToken ct)
+    {
+        // One UPDATE under SQLite's write lock: the guard on then_claimed_at lets one process claim each continuation.
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            """
+            UPDATE batches SET then_claimed_at = @now
+            WHERE then_claimed_at IS NULL AND id IN (
+                SELECT x.id FROM batches x
+                WHERE x.then_claimed_at IS NULL AND (x.then_manifest IS NOT NULL OR x.then_webhook IS NOT NULL)
+                  AND EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0)
+                  AND NOT EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0
+                                  AND c.state NOT IN ('succeeded', 'failed', 'cancelled', 'held'))
+                ORDER BY x.id LIMIT @limit)
+            RETURNING id, name, provider, storage_dir, then_manifest, then_webhook
+            """, ("now", Ms(_time.GetUtcNow())), ("limit", limit));
+        return await ListAsync(command, r => new Continuations.ClaimedContinuation(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3),
+            new Continuations.Continuation(r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5))), ct);
+    }
+
+    public async Task RecordContinuationAsync(long batchId, string result, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "UPDATE batches SET then_result = @result WHERE id = @id", ("id", batchId), ("result", result));
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<(Continuations.Continuation Then, DateTimeOffset? ClaimedAt, string? Result)?> GetContinuationAsync(long batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT then_manifest, then_webhook, then_claimed_at, then_result FROM batches WHERE id = @id", ("id", batchId));
+        var rows = await ListAsync(command, r => (new Continuations.Continuation(r.IsDBNull(0) ? null : r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1)),
+            Dialect.NullableTime(r, 2), r.IsDBNull(3) ? null : r.GetString(3)), ct);
+        return rows.Count == 0 ? null : rows[0];
+    }
 }

@@ -129,7 +129,7 @@ internal static class SqliteMigrations
 
             CREATE INDEX jobs_state_id ON jobs (state, id);
             """),
-        (4, "schedules, their claimed occurrences, and the retention index", """
+        (4, "schedules, their claimed occurrences, continuations, and the retention index", """
             CREATE TABLE schedules (
                 name         TEXT PRIMARY KEY,
                 cron         TEXT NOT NULL,
@@ -157,6 +157,12 @@ internal static class SqliteMigrations
                 error      TEXT,
                 PRIMARY KEY (schedule, occurrence)
             );
+
+            -- Continuations: what follows a batch when it settles; claimed once by a guarded update.
+            ALTER TABLE batches ADD COLUMN then_manifest TEXT;
+            ALTER TABLE batches ADD COLUMN then_webhook TEXT;
+            ALTER TABLE batches ADD COLUMN then_claimed_at INTEGER;
+            ALTER TABLE batches ADD COLUMN then_result TEXT;
 
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Cli.Manifests;
+using QwenBatch.Continuations;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Cli.Commands;
@@ -26,10 +27,15 @@ internal static class SubmitCommand
         var json = new Option<bool>("--json") { Description = "Print {\"batch\": \"<id>\", \"name\", \"jobs\": N, \"resumed\"} as JSON." };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "Enqueue the valid jobs of an invalid manifest and list the skipped ones." };
         var name = new Option<string?>("--name") { Description = "Batch name (default: the manifest's name or file name). The same name resumes the same batch." };
+        var thenManifest = new Option<string?>("--then-manifest") { Description = "A manifest a worker enqueues as batch <name>-then when this batch ends." };
+        var thenWebhook = new Option<string?>("--then-webhook")
+        {
+            Description = "A URL that receives the batch summary as a JSON POST when the batch ends (signed with Continuations:WebhookSecret, retried).",
+        };
         var command = new Command("submit", "Enqueue a manifest as a batch for the workers sharing the store ('qwenbatch worker'), and return.\n"
             + "Exit codes: 0 enqueued; 1 usage or configuration error; 2 invalid manifest (nothing enqueued).")
         {
-            manifest, provider, storage, database, budget, name, json, prompt, map, skipInvalid, verbose,
+            manifest, provider, storage, database, budget, name, json, prompt, map, skipInvalid, thenManifest, thenWebhook, verbose,
         };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(parse.GetValue(storage), parse.GetValue(database), parse.GetValue(verbose)),
@@ -38,12 +44,18 @@ internal static class SubmitCommand
                 var providerName = parse.GetValue(provider) ?? ProviderNames.Simulator;
                 var options = CommonOptions.ManifestOptions(providerName, parse.GetValue(prompt), parse.GetValue(map));
                 var request = new ImportRequest(parse.GetValue(manifest)!, providerName, parse.GetValue(name), options, parse.GetValue(skipInvalid), parse.GetValue(budget));
-                return ExecuteAsync(configuration, request, parse.GetValue(json), ct);
+                var then = new Continuation(parse.GetValue(thenManifest) is { } next ? Path.GetFullPath(next) : null, parse.GetValue(thenWebhook));
+                if (then.Webhook is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp)))
+                {
+                    throw new CliException(ExitCodes.UsageOrConfiguration, $"--then-webhook must be an absolute http(s) URL; got '{url}'.");
+                }
+
+                return ExecuteAsync(configuration, request, then, parse.GetValue(json), ct);
             }));
         return command;
     }
 
-    private static async Task<int> ExecuteAsync(IConfiguration configuration, ImportRequest request, bool json, CancellationToken ct)
+    private static async Task<int> ExecuteAsync(IConfiguration configuration, ImportRequest request, Continuation then, bool json, CancellationToken ct)
     {
         if (await ManifestImport.CheckAsync(request) is not { } check)
         {
@@ -53,6 +65,11 @@ internal static class SubmitCommand
         await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
         var import = await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), ct);
         var batch = import.Batch;
+        if (!then.IsEmpty)
+        {
+            await runtime.Store.SetContinuationAsync(batch.Id, then, ct);
+        }
+
         if (json)
         {
             await Console.Out.WriteLineAsync(JsonSerializer.Serialize(new SubmitJson(

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using QwenBatch.Continuations;
 using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Outputs;
@@ -60,6 +61,7 @@ internal sealed class Runtime : IAsyncDisposable
         var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
         var schedules = SettingsCheck.Bind<ScheduleOptions>(configuration, ScheduleOptions.SectionName);
         var retention = SettingsCheck.Bind<RetentionOptions>(configuration, RetentionOptions.SectionName);
+        var continuations = SettingsCheck.Bind<ContinuationOptions>(configuration, ContinuationOptions.SectionName);
         var accounts = AccountOptions(configuration);
         SimulatorHost? simulator = null;
         if (withSimulator)
@@ -111,6 +113,10 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton<IServerLoop, ScheduleLoop>();
         services.AddSingleton(retention);
         services.AddSingleton<IServerLoop, RetentionLoop>();
+        services.AddSingleton(continuations);
+        services.AddHttpClient(nameof(ContinuationRunner), http => http.Timeout = TimeSpan.FromSeconds(30));
+        services.AddSingleton<IServerLoop>(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,
+            sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ContinuationRunner)), time, sp.GetRequiredService<ILogger<ContinuationRunner>>()));
         services.AddSingleton<JobServer>();
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator);

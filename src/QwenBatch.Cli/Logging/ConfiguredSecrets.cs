@@ -14,6 +14,9 @@ internal static class ConfiguredSecrets
         var secrets = new List<string?>();
         secrets.AddRange(configuration.GetSection("Providers").GetChildren().Select(p => p["ApiKey"]));
         secrets.AddRange(KeyVariables.Select(Environment.GetEnvironmentVariable));
+
+        // The webhook signing secret is a secret like the API keys: never in logs or error text.
+        secrets.Add(configuration["Continuations:WebhookSecret"]);
         foreach (var connection in configuration.GetSection("ConnectionStrings").GetChildren())
         {
             secrets.Add(Password(connection.Value));

@@ -50,3 +50,21 @@ public partial interface IJobStore
     /// </summary>
     Task<RetentionStep> PurgeBatchChunkAsync(long batchId, DateTimeOffset cutoff, int chunk, CancellationToken ct);
 }
+
+/// <summary>Batch continuations (migration 4): set at submit, claimed once when the batch settles.</summary>
+public partial interface IJobStore
+{
+    Task SetContinuationAsync(long batchId, Continuations.Continuation then, CancellationToken ct);
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> settled batches with an unfired continuation, with one guarded update
+    /// (<c>then_claimed_at IS NULL</c>), so each continuation fires once however many workers look.
+    /// </summary>
+    Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(int limit, CancellationToken ct);
+
+    /// <summary>Records what a fired continuation did (the batch it made, the webhook's answer, or the error).</summary>
+    Task RecordContinuationAsync(long batchId, string result, CancellationToken ct);
+
+    /// <summary>A batch's continuation and its result, if any.</summary>
+    Task<(Continuations.Continuation Then, DateTimeOffset? ClaimedAt, string? Result)?> GetContinuationAsync(long batchId, CancellationToken ct);
+}
