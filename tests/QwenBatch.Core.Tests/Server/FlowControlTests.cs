@@ -115,7 +115,7 @@ public sealed class FlowControlTests
         engine.Options.FirstPollDelay = TimeSpan.FromMilliseconds(500);
 
         // A first small batch teaches the engine how long such tasks take (it probes: ~5 polls each).
-        await engine.RunBatchAsync(await engine.ImportAsync(4, "warm-up"));
+        await engine.RunBatchAsync(await engine.ImportAsync(4, "warm-up"), quiesce: true);
         var pollsBefore = provider.PollCalls;
         provider.CompletionLags.Clear();
 
