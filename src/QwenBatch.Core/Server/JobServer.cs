@@ -58,48 +58,78 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     private async Task DispatchAsync(ServerScope scope, WorkSignal signal, HashSet<Task> inFlight, CancellationToken stepToken, CancellationToken stopping)
     {
         var stopped = Task.Delay(Timeout.Infinite, stopping);
+        var storeFailures = 0;
         while (!stopping.IsCancellationRequested)
         {
-            // Take the pulse before looking, so work announced while we look still wakes us.
-            var wake = signal.Next;
-            var free = options.Concurrency - inFlight.Count;
-            var claimed = free > 0
-                ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, providers.MaxInFlight), stopping)
-                : [];
-            foreach (var job in claimed)
+            try
             {
-                inFlight.Add(runner.RunAsync(job, Id, stepToken));
-            }
+                if (await DispatchOnceAsync(scope, signal, inFlight, stopped, stepToken, stopping))
+                {
+                    return;
+                }
 
-            if (free > 0 && claimed.Count == free)
+                storeFailures = 0;
+            }
+            catch (Exception ex) when (!stopping.IsCancellationRequested)
             {
-                // Every slot is busy and more may be due: wait only for a slot.
-                await Task.WhenAny(Task.WhenAny(inFlight), stopped);
+                // The store is away (a database restart, a failover, a dropped connection): this process keeps its steps
+                // running and looks again (backing off up to the fallback poll interval), rather than exiting and leaving its
+                // leases to expire. Steps retry on their own.
+                storeFailures++;
+                var backoff = Backoff.Delay(storeFailures, options.RetryBaseDelay, options.FallbackPollInterval, Random.Shared.NextDouble());
+                LogDispatchFailed(ex, backoff);
+                using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+                await Task.WhenAny(Task.Delay(backoff, time, sleep.Token), stopped);
+                await sleep.CancelAsync();
                 inFlight.RemoveWhere(t => t.IsCompleted);
-                continue;
             }
-
-            if (claimed.Count == 0 && inFlight.Count == 0 && scope is { StopWhenSettled: true, BatchId: { } batchId }
-                && (await store.GetProgressAsync(batchId, stopping)).IsSettled)
-            {
-                LogSettled(batchId);
-                return;
-            }
-
-            var wait = options.FallbackPollInterval;
-            if (free > 0 && await store.NextDueAtAsync(scope.BatchId, stopping) is { } due)
-            {
-                var untilDue = due - time.GetUtcNow();
-                wait = untilDue < TimeSpan.Zero ? TimeSpan.Zero : untilDue < wait ? untilDue : wait;
-            }
-
-            using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-            var timer = Task.Delay(wait, time, sleep.Token);
-            var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
-            await Task.WhenAny(slot, wake, timer, stopped);
-            await sleep.CancelAsync();
-            inFlight.RemoveWhere(t => t.IsCompleted);
         }
+    }
+
+    /// <summary>One look for work and one wait; true when a settled batch ends the run.</summary>
+    private async Task<bool> DispatchOnceAsync(
+        ServerScope scope, WorkSignal signal, HashSet<Task> inFlight, Task stopped, CancellationToken stepToken, CancellationToken stopping)
+    {
+        // Take the pulse before looking, so work announced while we look still wakes us.
+        var wake = signal.Next;
+        var free = options.Concurrency - inFlight.Count;
+        var claimed = free > 0
+            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, providers.MaxInFlight), stopping)
+            : [];
+        foreach (var job in claimed)
+        {
+            inFlight.Add(runner.RunAsync(job, Id, stepToken));
+        }
+
+        if (free > 0 && claimed.Count == free)
+        {
+            // Every slot is busy and more may be due: wait only for a slot.
+            await Task.WhenAny(Task.WhenAny(inFlight), stopped);
+            inFlight.RemoveWhere(t => t.IsCompleted);
+            return false;
+        }
+
+        if (claimed.Count == 0 && inFlight.Count == 0 && scope is { StopWhenSettled: true, BatchId: { } batchId }
+            && (await store.GetProgressAsync(batchId, stopping)).IsSettled)
+        {
+            LogSettled(batchId);
+            return true;
+        }
+
+        var wait = options.FallbackPollInterval;
+        if (free > 0 && await store.NextDueAtAsync(scope.BatchId, stopping) is { } due)
+        {
+            var untilDue = due - time.GetUtcNow();
+            wait = untilDue < TimeSpan.Zero ? TimeSpan.Zero : untilDue < wait ? untilDue : wait;
+        }
+
+        using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var timer = Task.Delay(wait, time, sleep.Token);
+        var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
+        await Task.WhenAny(slot, wake, timer, stopped);
+        await sleep.CancelAsync();
+        inFlight.RemoveWhere(t => t.IsCompleted);
+        return false;
     }
 
     private async Task StopAsync(HashSet<Task> inFlight, CancellationTokenSource steps, CancellationTokenSource background, Task[] loops)
@@ -209,6 +239,9 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Server {ServerId} started with {Concurrency} step slots")]
     private partial void LogStarted(string serverId, int concurrency);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Looking for work failed; trying again in {Backoff}")]
+    private partial void LogDispatchFailed(Exception ex, TimeSpan backoff);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Batch {BatchId} has settled")]
     private partial void LogSettled(long batchId);

@@ -44,7 +44,38 @@ public sealed partial class JobStepRunner
         }
         catch (Exception ex)
         {
-            await RecordFailureAsync(context, ex);
+            await RecordFailureUntilStoredAsync(context, ex, ct);
+        }
+    }
+
+    /// <summary>
+    /// Records the failed step, retrying while the store itself is away (a database restart). Giving up here would leave
+    /// the job leased to this live server, whose heartbeat renews the lease: nobody would ever run the job again.
+    /// </summary>
+    private async Task RecordFailureUntilStoredAsync(StepContext context, Exception error, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await RecordFailureAsync(context, error);
+                return;
+            }
+            catch (Exception storeError) when (!ct.IsCancellationRequested)
+            {
+                var delay = Backoff.Delay(attempt, _options.RetryBaseDelay, _options.FallbackPollInterval, _random());
+                LogRecordFailed(storeError, context.Current.Id, delay);
+                try
+                {
+                    await Task.Delay(delay, _time, ct);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Stopping: the lease is released on shutdown, or expires once the heartbeat stops.
+                    LogAbandoned(context.Current.Id, context.Current.State);
+                    return;
+                }
+            }
         }
     }
 
@@ -67,7 +98,10 @@ public sealed partial class JobStepRunner
             return;
         }
 
-        var uncertain = job.State == JobState.Submitting && error is ProviderException { Kind: ProviderErrorKind.Uncertain };
+        // In 'submitting' only a provider's clear "not accepted" is certain; anything else (an uncertain answer, or the
+        // store failing to record an accepted submit) may have left a paid task behind.
+        var uncertain = job.State == JobState.Submitting
+            && error is not ProviderException { Kind: not ProviderErrorKind.Uncertain };
         var attempt = job.Attempt + 1;
 
         // A submit whose outcome is unknown is counted where the report can show it; it is then retried like any other
@@ -117,6 +151,9 @@ public sealed partial class JobStepRunner
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits {Delay} for its provider: {Error}")]
     private partial void LogWaiting(long jobId, TimeSpan delay, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: recording the failed step failed; trying again in {Delay}")]
+    private partial void LogRecordFailed(Exception ex, long jobId, TimeSpan delay);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} step abandoned in {State} on shutdown; its lease is released")]
     private partial void LogAbandoned(long jobId, JobState state);

@@ -18,6 +18,12 @@ public sealed partial class SubmitStep(
     TimeProvider time,
     ILogger<SubmitStep> logger) : IJobStep
 {
+    /// <summary>Tries to store an accepted request id while the store is away, before treating the submit as uncertain.</summary>
+    internal const int StoreAttempts = 10;
+
+    /// <summary>Wait before the second try to store a request id; grows linearly (about 27 s over all tries).</summary>
+    internal static readonly TimeSpan StoreRetryDelay = TimeSpan.FromMilliseconds(500);
+
     public bool CanRun(JobRecord job) => job.State == JobState.Pending;
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
@@ -62,10 +68,30 @@ public sealed partial class SubmitStep(
             StartedAt = null,
             DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(job.Provider, job.Spec.N, job.Spec.Size))),
         };
-        var stored = await changer.MoveAsync(submitting, atProvider, context.Owner, $"accepted as {accepted.RequestId}");
+        var stored = await StoreAcceptedAsync(context, submitting, atProvider, ct);
         if (stored is null)
         {
             LogAcceptedButNotRecorded(job.Id, accepted.RequestId);
+        }
+    }
+
+    /// <summary>
+    /// The request id in hand is what spares a second paid submit, so a store that is away (a database restart) is
+    /// waited for, a while, before the failure goes to the runner, which counts the submit as uncertain.
+    /// </summary>
+    private async Task<JobRecord?> StoreAcceptedAsync(StepContext context, JobRecord submitting, JobRecord atProvider, CancellationToken ct)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await changer.MoveAsync(submitting, atProvider, context.Owner, $"accepted as {atProvider.RequestId}");
+            }
+            catch (Exception ex) when (attempt < StoreAttempts && !ct.IsCancellationRequested)
+            {
+                LogStoreRetry(ex, submitting.Id, atProvider.RequestId!, attempt);
+                await Task.Delay(StoreRetryDelay * attempt, time, ct);
+            }
         }
     }
 
@@ -78,6 +104,9 @@ public sealed partial class SubmitStep(
         LogHeld(job.Id, why);
         await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was accepted as {RequestId} but storing it failed (try {Attempt}); trying again")]
+    private partial void LogStoreRetry(Exception ex, long jobId, string requestId, int attempt);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} {Reason}")]
     private partial void LogHeld(long jobId, string reason);

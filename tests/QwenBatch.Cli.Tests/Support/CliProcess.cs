@@ -35,6 +35,17 @@ internal sealed class CliProcess : IAsyncDisposable
         }
     }
 
+    public string Stderr
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
     public static string RepositoryRoot { get; } = FindRoot();
 
     public static CliProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)

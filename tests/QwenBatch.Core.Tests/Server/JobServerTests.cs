@@ -245,4 +245,61 @@ public sealed class JobServerTests
         await run;
         (await engine.Store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
     }
+
+    [Fact]
+    public async Task RunAsync_StoreUnavailableWhileLookingForWork_KeepsLookingAndFinishesTheBatch()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(3);
+        var (store, faults) = FlakyStore.Wrap(engine.Store, (method, call) => method == nameof(IJobStore.ClaimAsync) && call <= 3);
+
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        faults.Failures.ShouldBe(3);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+    }
+
+    [Fact]
+    public async Task RunAsync_StoreAwayWhenAnAcceptedSubmitIsStored_RequestIdKeptAndNotSubmittedAgain()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(1);
+
+        // Call 1 moves the job to 'submitting'; calls 2-4 would store the accepted request id.
+        var (store, faults) = FlakyStore.Wrap(engine.Store, (method, call) => method == nameof(IJobStore.TransitionAsync) && call is >= 2 and <= 4);
+
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        faults.Failures.ShouldBe(3);
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldHaveSingleItem();
+        job.State.ShouldBe(JobState.Succeeded);
+        job.UncertainSubmits.ShouldBe(0);
+        engine.Scripted.Accepted.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task RunAsync_StoreAwayLongerThanTheSubmitWaits_CountedUncertainAndRecordedOnceTheStoreIsBack()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(1);
+
+        // Call 1 moves the job to 'submitting'; every try to store the request id fails, then the first two tries to
+        // record that failure. The job must neither stay leased to this live server nor hide the possibly paid task.
+        var lastFailure = 1 + QwenBatch.Steps.SubmitStep.StoreAttempts + 2;
+        var (store, faults) = FlakyStore.Wrap(engine.Store, (method, call) => method == nameof(IJobStore.TransitionAsync) && call >= 2 && call <= lastFailure);
+
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        faults.Failures.ShouldBe(lastFailure - 1);
+        var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldHaveSingleItem();
+        job.State.ShouldBe(JobState.Succeeded);
+        job.UncertainSubmits.ShouldBe(1);
+        engine.Scripted.Accepted.ShouldBe(2);
+    }
 }

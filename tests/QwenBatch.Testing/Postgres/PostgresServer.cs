@@ -11,7 +11,7 @@ namespace QwenBatch.Testing.Postgres;
 /// started per test process (from <c>/usr/lib/postgresql/*/bin</c>) and stopped when the process exits. Tests isolate
 /// themselves by creating a database each (<see cref="CreateDatabaseAsync"/>), so classes can run in parallel.
 /// </summary>
-public sealed class PostgresServer
+public sealed class PostgresServer : IAsyncDisposable
 {
     public const string EnvironmentVariable = "QWENBATCH_TEST_POSTGRES";
 
@@ -19,13 +19,50 @@ public sealed class PostgresServer
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromMinutes(2);
     private static readonly Lazy<Task<PostgresServer>> Instance = new(StartAsync, LazyThreadSafetyMode.ExecutionAndPublication);
 
-    private PostgresServer(string adminConnectionString) => AdminConnectionString = adminConnectionString;
+    private readonly Cluster? _cluster;
+    private readonly bool _dedicated;
+
+    private PostgresServer(string adminConnectionString, Cluster? cluster = null, bool dedicated = false)
+    {
+        AdminConnectionString = adminConnectionString;
+        _cluster = cluster;
+        _dedicated = dedicated;
+    }
 
     /// <summary>Connects as a superuser to the maintenance database.</summary>
     public string AdminConnectionString { get; }
 
     /// <summary>The server for this test process, started on first use.</summary>
     public static Task<PostgresServer> GetAsync() => Instance.Value;
+
+    /// <summary>
+    /// A private cluster for a test that restarts or otherwise disturbs its server, so tests of other classes running in
+    /// parallel on the shared one are not affected. Dispose it to stop it.
+    /// </summary>
+    public static Task<PostgresServer> StartDedicatedAsync() => StartClusterAsync(dedicated: true);
+
+    /// <summary>
+    /// Restarts the cluster in place (<c>pg_ctl restart -m fast</c>, same folder, port and options): every open
+    /// connection is cut, as when an operator restarts or a managed service fails over.
+    /// </summary>
+    public async Task RestartAsync()
+    {
+        var cluster = _cluster ?? throw new InvalidOperationException($"The server named by {EnvironmentVariable} is not this process's to restart.");
+        // -l as at start: a server left writing to our redirected output would keep pg_ctl's pipes open for ever.
+        await cluster.RunAsync(cluster.PgCtl, ["-D", cluster.Dir, "-l", Path.Combine(cluster.Dir, "log"), "-m", "fast", "-w", "restart"]);
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        // The shared instance lives until the process exits; only dedicated clusters are stopped here.
+        if (_dedicated)
+        {
+            NpgsqlConnection.ClearAllPools();
+            _cluster?.Stop();
+        }
+
+        return ValueTask.CompletedTask;
+    }
 
     /// <summary>Creates an empty, uniquely named database and returns a connection string for it.</summary>
     public async Task<string> CreateDatabaseAsync(string prefix)
@@ -60,6 +97,11 @@ public sealed class PostgresServer
             return new PostgresServer(new NpgsqlConnectionStringBuilder(given) { IncludeErrorDetail = true }.ConnectionString);
         }
 
+        return await StartClusterAsync(dedicated: false);
+    }
+
+    private static async Task<PostgresServer> StartClusterAsync(bool dedicated)
+    {
         var bin = FindBinaries();
         var dir = Directory.CreateTempSubdirectory("qwenbatch-pg-").FullName;
         var log = Path.Combine(dir, "log");
@@ -80,6 +122,7 @@ public sealed class PostgresServer
             var port = FreePort();
             var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
                 + "-c full_page_writes=off -c max_connections=300";
+            // pg_ctl records -o in postmaster.opts, so a restart keeps the port and settings.
             await cluster.RunAsync(cluster.PgCtl, ["-D", dir, "-l", log, "-w", "-o", options, "start"]);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();
 
@@ -91,7 +134,7 @@ public sealed class PostgresServer
                 Database = "postgres",
                 IncludeErrorDetail = true,
             };
-            return new PostgresServer(admin.ConnectionString);
+            return new PostgresServer(admin.ConnectionString, cluster, dedicated);
         }
         catch (Exception ex)
         {
@@ -189,6 +232,8 @@ public sealed class PostgresServer
         private int _stopped;
 
         public string PgCtl => pgCtl;
+
+        public string Dir => dir;
 
         public Task RunAsync(string tool, IEnumerable<string> args) =>
             asRoot
