@@ -2,13 +2,44 @@ using System.Text;
 
 namespace QwenBatch.Manifests;
 
-/// <summary>Fills <c>{name}</c> placeholders from a row's columns and fan-out variables (names match case-insensitively).</summary>
+/// <summary>
+/// <c>{name}</c> placeholders: one scanner for manifest templates (prompts, ids) and output file name templates.
+/// </summary>
 internal static class Template
 {
     private const int MaxNameLength = 64;
 
     /// <summary>The filled text; names with no value are left as written and returned in <paramref name="unknown"/>.</summary>
     public static string Apply(string text, IReadOnlyDictionary<string, string> values, ref List<string>? unknown)
+    {
+        List<string>? missing = null;
+        var filled = Replace(text, name =>
+        {
+            if (name.Length is > 0 and <= MaxNameLength && !name.Contains('{', StringComparison.Ordinal))
+            {
+                if (values.TryGetValue(name, out var value))
+                {
+                    return value;
+                }
+
+                (missing ??= []).Add(name);
+            }
+
+            return null;
+        });
+        if (missing is not null)
+        {
+            (unknown ??= []).AddRange(missing);
+        }
+
+        return filled;
+    }
+
+    /// <summary>
+    /// Replaces each <c>{name}</c> (name trimmed) with what <paramref name="fill"/> returns for it; null leaves the
+    /// placeholder as written. A '{' without a closing '}' is plain text.
+    /// </summary>
+    public static string Replace(string text, Func<string, string?> fill)
     {
         if (!text.Contains('{', StringComparison.Ordinal))
         {
@@ -27,19 +58,14 @@ internal static class Template
                 break;
             }
 
-            var name = text.AsSpan(open + 1, close - open - 1).Trim().ToString();
             builder.Append(text, pos, open - pos);
-            if (name.Length is > 0 and <= MaxNameLength && !name.Contains('{', StringComparison.Ordinal) && values.TryGetValue(name, out var value))
+            var name = text.AsSpan(open + 1, close - open - 1).Trim().ToString();
+            if (fill(name) is { } value)
             {
                 builder.Append(value);
             }
             else
             {
-                if (name.Length is > 0 and <= MaxNameLength && !name.Contains('{', StringComparison.Ordinal))
-                {
-                    (unknown ??= []).Add(name);
-                }
-
                 builder.Append(text, open, close - open + 1);
             }
 

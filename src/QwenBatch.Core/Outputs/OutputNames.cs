@@ -121,26 +121,6 @@ public static class OutputNames
     }
 
     /// <summary>Fills placeholders with sanitized values (a value's own '/' or '..' never makes a folder); unknown names become '_'.</summary>
-    private static string Fill(string template, Dictionary<string, string> values)
-    {
-        var builder = new StringBuilder(template.Length + 32);
-        var pos = 0;
-        while (pos < template.Length)
-        {
-            var open = template.IndexOf('{', pos);
-            var close = open < 0 ? -1 : template.IndexOf('}', open + 1);
-            if (open < 0 || close < 0)
-            {
-                builder.Append(template, pos, template.Length - pos);
-                break;
-            }
-
-            builder.Append(template, pos, open - pos);
-            var name = template.AsSpan(open + 1, close - open - 1).Trim().ToString();
-            builder.Append(values.TryGetValue(name, out var value) ? Safe(value) : "_");
-            pos = close + 1;
-        }
-
-        return builder.ToString().Replace('\\', '/');
-    }
+    private static string Fill(string template, Dictionary<string, string> values) =>
+        Manifests.Template.Replace(template, name => values.TryGetValue(name, out var value) ? Safe(value) : "_").Replace('\\', '/');
 }
