@@ -81,19 +81,8 @@ internal static class EngineBenchmark
 
         var options = new WorkerOptions { Concurrency = concurrency, FirstPollDelay = TimeSpan.FromMilliseconds(10), FallbackPollInterval = TimeSpan.FromMilliseconds(100) };
         var providers = new ProviderRegistry([new ProviderAccount("noop", new NoOpProvider(), new ProviderOptions())]);
-        var changer = new JobStateChanger(store, NullLogger<JobStateChanger>.Instance);
-        var schedule = new PollSchedule(options, Random.Shared.NextDouble);
-        var latency = new LatencyModel();
-        var poll = new PollStep(changer, providers, options, schedule, latency, time, NullLogger<PollStep>.Instance);
-        IJobStep[] steps =
-        [
-            new SubmitStep(changer, store, providers, new EditRequestBuilder(), schedule, latency, time, NullLogger<SubmitStep>.Instance),
-            poll,
-            new CancelStep(changer, providers, poll, time, NullLogger<CancelStep>.Instance),
-            new DownloadStep(changer, store, new OutputDownloader(new HttpClient()), time),
-        ];
-        var runner = new JobStepRunner(steps, changer, options, time, Random.Shared.NextDouble, NullLogger<JobStepRunner>.Instance);
-        var server = new JobServer(store, runner, providers, options, time, NullLogger<JobServer>.Instance);
+        var server = JobEngine.Create(new EngineParts(
+            store, providers, options, time, Random.Shared.NextDouble, new LatencyModel(), new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
 
         var commits = await CommitsAsync(dataSource);
         var clock = Stopwatch.StartNew();

@@ -98,16 +98,6 @@ internal sealed class Runtime : IAsyncDisposable
         }
 
         services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(accounts, sp)));
-        services.AddSingleton<EditRequestBuilder>();
-        services.AddSingleton<JobStateChanger>();
-        services.AddSingleton<LatencyModel>();
-        services.AddSingleton<PollSchedule>();
-        services.AddSingleton<PollStep>();
-        services.AddSingleton<IJobStep, SubmitStep>();
-        services.AddSingleton<IJobStep>(sp => sp.GetRequiredService<PollStep>());
-        services.AddSingleton<IJobStep, CancelStep>();
-        services.AddSingleton<IJobStep, DownloadStep>();
-        services.AddSingleton<JobStepRunner>();
         services.AddSingleton(schedules);
         services.AddSingleton<ScheduleRunner>();
         services.AddSingleton<IServerLoop, ScheduleLoop>();
@@ -117,7 +107,16 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddHttpClient(nameof(ContinuationRunner), http => http.Timeout = TimeSpan.FromSeconds(30));
         services.AddSingleton<IServerLoop>(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,
             sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ContinuationRunner)), time, sp.GetRequiredService<ILogger<ContinuationRunner>>()));
-        services.AddSingleton<JobServer>();
+        services.AddSingleton(sp => JobEngine.Create(new EngineParts(
+            sp.GetRequiredService<IJobStore>(),
+            sp.GetRequiredService<ProviderRegistry>(),
+            sp.GetRequiredService<WorkerOptions>(),
+            time,
+            sp.GetRequiredService<Func<double>>(),
+            new LatencyModel(),
+            sp.GetRequiredService<OutputDownloader>(),
+            sp.GetRequiredService<ILoggerFactory>(),
+            sp.GetServices<IServerLoop>())));
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator);
         try

@@ -75,19 +75,8 @@ internal sealed class EngineHarness : IAsyncDisposable
     public JobServer Server(IJobStore? store = null)
     {
         store ??= Store;
-        var changer = Changer(store);
         var providers = new ProviderRegistry([new ProviderAccount(Provider, Scripted, Account)]);
-        var schedule = new PollSchedule(Options, Jitter);
-        var poll = new PollStep(changer, providers, Options, schedule, Latency, Time, NullLogger<PollStep>.Instance);
-        IJobStep[] steps =
-        [
-            new SubmitStep(changer, store, providers, new EditRequestBuilder(), schedule, Latency, Time, NullLogger<SubmitStep>.Instance),
-            poll,
-            new CancelStep(changer, providers, poll, Time, NullLogger<CancelStep>.Instance),
-            new DownloadStep(changer, store, new OutputDownloader(new HttpClient()), Time),
-        ];
-        var runner = new JobStepRunner(steps, changer, Options, Time, Jitter, NullLogger<JobStepRunner>.Instance);
-        return new JobServer(store, runner, providers, Options, Time, NullLogger<JobServer>.Instance);
+        return JobEngine.Create(new EngineParts(store, providers, Options, Time, Jitter, Latency, new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
     }
 
     public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch", decimal? budget = null)

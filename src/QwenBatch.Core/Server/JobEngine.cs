@@ -1,0 +1,45 @@
+using Microsoft.Extensions.Logging;
+using QwenBatch.FlowControl;
+using QwenBatch.Jobs;
+using QwenBatch.Outputs;
+using QwenBatch.Providers;
+using QwenBatch.Steps;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Server;
+
+/// <summary>What a job engine is built from; the parts a composition root, a test or a benchmark chooses.</summary>
+/// <param name="Random">Jitter source in [0, 1): fixed in tests so backoff and poll delays are exact.</param>
+/// <param name="Latency">Learned task latencies, shared by the servers that should learn together.</param>
+/// <param name="Maintenance">Background loops run beside the dispatcher (scheduler, retention, continuations).</param>
+public sealed record EngineParts(
+    IJobStore Store,
+    ProviderRegistry Providers,
+    WorkerOptions Options,
+    TimeProvider Time,
+    Func<double> Random,
+    LatencyModel Latency,
+    OutputDownloader Downloader,
+    ILoggerFactory Loggers,
+    IEnumerable<IServerLoop>? Maintenance = null);
+
+/// <summary>The one place the engine is assembled: the state changer, the steps, the runner and the server.</summary>
+public static class JobEngine
+{
+    public static JobServer Create(EngineParts parts)
+    {
+        var (store, providers, options, time, random, latency, downloader, loggers, maintenance) = parts;
+        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>());
+        var schedule = new PollSchedule(options, random);
+        var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
+        IJobStep[] steps =
+        [
+            new SubmitStep(changer, store, providers, new EditRequestBuilder(), schedule, latency, time, loggers.CreateLogger<SubmitStep>()),
+            poll,
+            new CancelStep(changer, providers, poll, time, loggers.CreateLogger<CancelStep>()),
+            new DownloadStep(changer, store, downloader, time),
+        ];
+        var runner = new JobStepRunner(steps, changer, options, time, random, loggers.CreateLogger<JobStepRunner>());
+        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance);
+    }
+}
