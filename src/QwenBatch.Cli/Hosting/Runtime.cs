@@ -116,7 +116,8 @@ internal sealed class Runtime : IAsyncDisposable
             new LatencyModel(),
             sp.GetRequiredService<OutputDownloader>(),
             sp.GetRequiredService<ILoggerFactory>(),
-            sp.GetServices<IServerLoop>())));
+            sp.GetServices<IServerLoop>(),
+            Logging.ConfiguredSecrets.From(configuration))));
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator);
         try

@@ -1,14 +1,19 @@
 using Microsoft.Extensions.Logging;
+using QwenBatch.Secrets;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Jobs;
 
 /// <summary>
 /// The one owner of job state. Every move is checked against the documented transition table and written as a guarded
-/// update ("from one of these states, while I hold the lease, to that state") with a history entry.
+/// update ("from one of these states, while I hold the lease, to that state") with a history entry. Error texts and
+/// reasons pass through the <see cref="SecretRedactor"/> on the way in: they come from providers and exceptions (a
+/// provider's 401 may echo the key it was sent), and reports, errors.csv and the dashboard read them from the store.
 /// </summary>
-public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger)
+public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger, SecretRedactor? redactor = null)
 {
+    private readonly SecretRedactor _redactor = redactor ?? SecretRedactor.None;
+
     private static readonly Dictionary<JobState, JobState[]> Allowed = new()
     {
         [JobState.Pending] = [JobState.Submitting, JobState.Failed, JobState.Cancelled, JobState.Held],
@@ -40,8 +45,13 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
             next = next with { ReservedUsd = 0 };
         }
 
+        if (next.Error is { } error)
+        {
+            next = next with { Error = _redactor.Redact(error) };
+        }
+
         // Recording a finished step must not be lost to a stopping token: the result is already paid for.
-        var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason), CancellationToken.None);
+        var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)), CancellationToken.None);
         if (!moved)
         {
             LogGuardMissed(current.Id, current.State, next.State, owner);

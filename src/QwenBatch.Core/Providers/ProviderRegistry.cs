@@ -18,6 +18,9 @@ public sealed class ProviderRegistry
 
     public IReadOnlyCollection<string> Names => _accounts.Keys;
 
+    /// <summary>Every account's key, for the redactor that keeps them out of stored job errors.</summary>
+    internal IEnumerable<string?> ApiKeys => _accounts.Values.Select(a => a.Options.ApiKey);
+
     /// <summary>The accounts with a MaxInFlight, for claiming within it.</summary>
     public IReadOnlyDictionary<string, int> MaxInFlight =>
         _accounts.Values.Where(a => a.Options.MaxInFlight is not null).ToDictionary(a => a.Name, a => a.Options.MaxInFlight!.Value);

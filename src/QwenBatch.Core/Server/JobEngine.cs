@@ -3,6 +3,7 @@ using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
+using QwenBatch.Secrets;
 using QwenBatch.Steps;
 using QwenBatch.Storage;
 
@@ -12,6 +13,7 @@ namespace QwenBatch.Server;
 /// <param name="Random">Jitter source in [0, 1): fixed in tests so backoff and poll delays are exact.</param>
 /// <param name="Latency">Learned task latencies, shared by the servers that should learn together.</param>
 /// <param name="Maintenance">Background loops run beside the dispatcher (scheduler, retention, continuations).</param>
+/// <param name="Redactor">Masks secrets in job errors before they are stored; default: the configured providers' API keys.</param>
 public sealed record EngineParts(
     IJobStore Store,
     ProviderRegistry Providers,
@@ -21,15 +23,16 @@ public sealed record EngineParts(
     LatencyModel Latency,
     OutputDownloader Downloader,
     ILoggerFactory Loggers,
-    IEnumerable<IServerLoop>? Maintenance = null);
+    IEnumerable<IServerLoop>? Maintenance = null,
+    SecretRedactor? Redactor = null);
 
 /// <summary>The one place the engine is assembled: the state changer, the steps, the runner and the server.</summary>
 public static class JobEngine
 {
     public static JobServer Create(EngineParts parts)
     {
-        var (store, providers, options, time, random, latency, downloader, loggers, maintenance) = parts;
-        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>());
+        var (store, providers, options, time, random, latency, downloader, loggers, maintenance, redactor) = parts;
+        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys));
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =

@@ -44,4 +44,23 @@ public sealed class JobStepRunnerTests
         job.Error!.ShouldContain("each side between 256 and 1536");
         engine.Scripted.Accepted.ShouldBe(0);
     }
+
+    [Fact]
+    public async Task RunAsync_ProviderEchoesTheKeyInItsError_StoredErrorAndHistoryCarryTheMaskNotTheKey()
+    {
+        // Some APIs echo the key they were sent in a 401; the job error is read by reports, errors.csv and the dashboard.
+        const string key = "odr-echoed-key-7f3a9c41";
+        await using var engine = new EngineHarness();
+        engine.Account.ApiKey = key;
+        engine.Scripted.FailNextSubmit(new ProviderException(ProviderErrorKind.Rejected, $"POST /v1/queue/qwen_image_edit_plus: HTTP 401 Incorrect API key provided: {key}", 401));
+        var batch = await engine.ImportAsync(1);
+
+        var job = (await engine.RunBatchAsync(batch))[0];
+
+        job.State.ShouldBe(JobState.Failed);
+        job.Error.ShouldBe("POST /v1/queue/qwen_image_edit_plus: HTTP 401 Incorrect API key provided: ***");
+        var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
+        history.ShouldContain(h => h.Reason != null && h.Reason.EndsWith("Incorrect API key provided: ***", StringComparison.Ordinal));
+        history.ShouldAllBe(h => h.Reason == null || !h.Reason.Contains(key));
+    }
 }
