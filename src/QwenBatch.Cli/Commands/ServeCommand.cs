@@ -28,7 +28,18 @@ internal static class ServeCommand
     private static async Task<int> ExecuteAsync(IConfiguration configuration, string urls, bool withWorker)
     {
         using var shutdown = new ShutdownSignal();
-        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
+        Runtime runtime;
+        try
+        {
+            runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
+        }
+        catch (OperationCanceledException) when (shutdown.Requested)
+        {
+            // Stopped while still opening or migrating the store: nothing was claimed or served, so stopping is clean.
+            return ExitCodes.Success;
+        }
+
+        await using var started = runtime;
         await using var app = await ServeHost.StartAsync(configuration, runtime, urls, withWorker, shutdown.Token);
         await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/dashboard"))}{(withWorker ? "" : " (no worker)")}");
         try

@@ -23,8 +23,22 @@ internal static class WorkerCommand
     private static async Task<int> ExecuteAsync(IConfiguration configuration)
     {
         using var shutdown = new ShutdownSignal();
-        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
-        await runtime.Server.RunAsync(ServerScope.Everything, shutdown.Token);
+        Runtime runtime;
+        try
+        {
+            runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
+        }
+        catch (OperationCanceledException) when (shutdown.Requested)
+        {
+            // Stopped while still opening or migrating the store: nothing was claimed, so stopping is clean.
+            return ExitCodes.Success;
+        }
+
+        await using (runtime)
+        {
+            await runtime.Server.RunAsync(ServerScope.Everything, shutdown.Token);
+        }
+
         return ExitCodes.Success;
     }
 }

@@ -63,10 +63,18 @@ internal sealed class InputImages(string baseDir, string? inputRoot = null)
         var full = Path.GetFullPath(Path.Combine(root, image));
         var inside = full.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
 
-        // A link inside the root could point anywhere: its final target must be inside too.
-        if (inside && new FileInfo(full).ResolveLinkTarget(returnFinalTarget: true) is { } target)
+        // A link inside the root (the file, or any folder on the way to it) could point anywhere: the path with every link
+        // followed must be inside too.
+        if (inside)
         {
-            inside = target.FullName.StartsWith(Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar, StringComparison.Ordinal);
+            try
+            {
+                inside = Paths.ConfinedPath.IsInside(root, full);
+            }
+            catch (IOException)
+            {
+                inside = false;
+            }
         }
 
         return inside ? null : new Check(image, $"'{Shorten(image)}' is outside the input root; expected a path inside Dashboard:InputRoot, an http(s) URL or a data URI", null);

@@ -7,9 +7,10 @@ namespace QwenBatch.Outputs;
 /// <summary>
 /// Fetches one provider output into a folder: streamed (a URL's body, or inline base64 decoded in chunks) to a hidden
 /// temporary file while its SHA-256 is computed, checked, then renamed, so a crash or a cut connection never leaves a
-/// partial image under a real name.
+/// partial image under a real name. Only http(s) URLs are fetched, bodies are cut off at <paramref name="maxOutputBytes"/>,
+/// and redirects are the HttpClient's (the .NET handler never follows one from http(s) to another scheme).
 /// </summary>
-public sealed class OutputDownloader(HttpClient http)
+public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = OutputDownloader.MaxOutputBytes)
 {
     public const long MaxOutputBytes = 100L * 1024 * 1024;
 
@@ -41,7 +42,7 @@ public sealed class OutputDownloader(HttpClient http)
                 }
                 else if ((output.Base64 ?? output.Url) is { } base64)
                 {
-                    await Base64Decoder.CopyAsync(base64, sink, MaxOutputBytes, ct);
+                    await Base64Decoder.CopyAsync(base64, sink, maxOutputBytes, ct);
                 }
                 else
                 {
@@ -128,9 +129,9 @@ public sealed class OutputDownloader(HttpClient http)
         }
 
         var expected = response.Content.Headers.ContentLength;
-        if (expected > MaxOutputBytes)
+        if (expected > maxOutputBytes)
         {
-            throw new InvalidDataException($"The output is {expected} bytes, over the {MaxOutputBytes} byte limit.");
+            throw new InvalidDataException($"The output is {expected} bytes, over the {maxOutputBytes} byte limit.");
         }
 
         long total = 0;
@@ -142,9 +143,9 @@ public sealed class OutputDownloader(HttpClient http)
             while ((n = await body.ReadAsync(buffer, ct)) > 0)
             {
                 total += n;
-                if (total > MaxOutputBytes)
+                if (total > maxOutputBytes)
                 {
-                    throw new InvalidDataException($"The output exceeds the {MaxOutputBytes} byte limit.");
+                    throw new InvalidDataException($"The output exceeds the {maxOutputBytes} byte limit.");
                 }
 
                 await destination.WriteAsync(buffer.AsMemory(0, n), ct);

@@ -65,7 +65,8 @@ public static class OutputNames
 
     /// <summary>
     /// The absolute path of <paramref name="relative"/> under <paramref name="directory"/>; throws when it would be
-    /// anywhere else (a last line of defence: <see cref="For(string?, string, int, int, string, IReadOnlyDictionary{string, string}?)"/> never makes such a name).
+    /// anywhere else, lexically or through a symbolic link below the folder (a last line of defence:
+    /// <see cref="For(string?, string, int, int, string, IReadOnlyDictionary{string, string}?)"/> never makes a climbing name).
     /// </summary>
     public static string Resolve(string directory, string relative)
     {
@@ -75,6 +76,12 @@ public static class OutputNames
         if (Path.IsPathRooted(relative) || !full.StartsWith(prefix, StringComparison.Ordinal))
         {
             throw new InvalidDataException($"The output name '{relative}' is outside the batch folder.");
+        }
+
+        // A folder of the name may already exist as a link leading elsewhere: writing through it would escape the folder.
+        if (!Paths.ConfinedPath.IsInside(root, full))
+        {
+            throw new InvalidDataException($"The output name '{relative}' leads outside the batch folder through a symbolic link.");
         }
 
         return full;

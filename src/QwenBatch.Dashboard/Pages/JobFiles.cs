@@ -40,7 +40,7 @@ internal static class JobFiles
         var full = Path.GetFullPath(path);
         var inside = Path.TrimEndingDirectorySeparator(Path.GetFullPath(root)) + Path.DirectorySeparatorChar;
         if (!full.StartsWith(inside, StringComparison.Ordinal) || !Types.TryGetValue(Path.GetExtension(full), out var type) || !File.Exists(full)
-            || new FileInfo(full).LinkTarget is not null)
+            || new FileInfo(full).LinkTarget is not null || !QwenBatch.Paths.ConfinedPath.IsInside(root, full))
         {
             return Results.NotFound();
         }

@@ -41,6 +41,7 @@ internal sealed class ChaosRig : IAsyncDisposable
     public const string WorkerApplication = "qwenbatch-chaos-worker";
 
     private readonly List<CliProcess> _workers = [];
+    private readonly List<CliProcess> _stopped = [];
     private readonly List<KilledWorker> _killed = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
@@ -77,8 +78,8 @@ internal sealed class ChaosRig : IAsyncDisposable
 
     public IReadOnlyList<KilledWorker> Killed => _killed;
 
-    /// <summary>The workers still running (started and not killed).</summary>
-    public IReadOnlyList<CliProcess> Workers => _workers;
+    /// <summary>Every worker started and not killed, running or stopped (for their output).</summary>
+    public IReadOnlyList<CliProcess> Workers => [.. _stopped, .. _workers];
 
     public TimeSpan Elapsed => _clock.Elapsed;
 
@@ -212,6 +213,9 @@ internal sealed class ChaosRig : IAsyncDisposable
             var result = await worker.WaitAsync();
             result.ExitCode.ShouldBe(0, Tail(result.Output));
         }
+
+        _stopped.AddRange(_workers);
+        _workers.Clear();
     }
 
     /// <summary>pg_terminate_backend on every session of the workers (their pools and their LISTEN connection).</summary>
@@ -225,13 +229,13 @@ internal sealed class ChaosRig : IAsyncDisposable
         return Convert.ToInt32(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
     }
 
-    public string WorkerTails() => string.Join("\n", _workers.Select(w => $"--- worker {w.Id} ---\n{Tail(w.Stderr)}"));
+    public string WorkerTails() => string.Join("\n", Workers.Select(w => $"--- worker {w.Id} ---\n{Tail(w.Stderr)}"));
 
     public static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var worker in _workers)
+        foreach (var worker in Workers)
         {
             await worker.DisposeAsync();
         }

@@ -56,7 +56,7 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IDisposable
 
         var settledAfter = await rig.WaitSettledAsync(TimeSpan.FromSeconds(90));
         var recovered = sinceFirstFault.Elapsed;
-        var timeouts = rig.Workers.Sum(w => CountOf(w.Stderr, "statement timeout"));
+        var timeouts = rig.Workers.Sum(w => CountOf(w.Stderr, "canceling statement due to statement timeout"));
         await rig.StopWorkersAsync();
         var figures = await BatchAudit.CheckAsync(rig, new AuditRules());
         timeouts.ShouldBeGreaterThan(0, "no statement of the workers timed out: the lock did not hit them");

@@ -30,12 +30,16 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IDisposable
         var failing = await rig.WaitForAsync("every download to fail on the full disk",
             j => j.All(job => job.State == JobState.Downloading && job.Attempt >= 2), TimeSpan.FromSeconds(90));
         failing.ShouldAllBe(j => j.Error != null && j.Error.Contains("No space left on device", StringComparison.Ordinal));
+
+        // Between retries a download may be under way; once the worker has stopped, nothing it wrote may be left.
+        await rig.StopWorkersAsync();
         var batchDir = rig.Batch.StorageDir;
         var leftBehind = Directory.Exists(batchDir) ? Directory.GetFiles(batchDir, "*", SearchOption.AllDirectories) : [];
         leftBehind.ShouldBeEmpty("a failed download leaves no partial file, under its own name or a temporary one");
 
         disk.Free();
         var sinceFreed = Stopwatch.StartNew();
+        rig.StartWorker();
         await rig.WaitSettledAsync(TimeSpan.FromSeconds(90));
         var recovered = sinceFreed.Elapsed;
         await rig.StopWorkersAsync();
