@@ -76,7 +76,8 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton(worker);
         services.AddSingleton<Func<double>>(Random.Shared.NextDouble);
         services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
-        services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5));
+        services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5))
+            .ConfigurePrimaryHttpMessageHandler(OutputDownloader.CreateHandler);
         services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
         if (simulator is not null)
         {

@@ -82,7 +82,13 @@ internal sealed class InputImages(string baseDir, string? inputRoot = null)
 
     private static Check LocalFile(string image, string full)
     {
+        // For a link, FileInfo.Length is the link's own size, not the image's: measure what it points at.
         var info = new FileInfo(full);
+        if (info.LinkTarget is not null && info.ResolveLinkTarget(returnFinalTarget: true) is FileInfo target)
+        {
+            info = target;
+        }
+
         if (!info.Exists)
         {
             return new Check(full, $"'{image}' does not exist (looked for {full}); expected a file path relative to the manifest, or an http(s) URL", null);

@@ -8,7 +8,7 @@ namespace QwenBatch.Outputs;
 /// Fetches one provider output into a folder: streamed (a URL's body, or inline base64 decoded in chunks) to a hidden
 /// temporary file while its SHA-256 is computed, checked, then renamed, so a crash or a cut connection never leaves a
 /// partial image under a real name. Only http(s) URLs are fetched, bodies are cut off at <paramref name="maxOutputBytes"/>,
-/// and redirects are the HttpClient's (the .NET handler never follows one from http(s) to another scheme).
+/// and redirects are followed here, to http(s) only (give it an HttpClient over <see cref="CreateHandler"/>).
 /// </summary>
 public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = OutputDownloader.MaxOutputBytes)
 {
@@ -17,7 +17,13 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
     /// <summary>Temporary files of downloads start with this, so a sweep can find what a crash left behind.</summary>
     public const string TempPrefix = ".dl-";
 
+    /// <summary>Redirects followed for one output URL.</summary>
+    public const int MaxRedirects = 5;
+
     private const int BufferBytes = 81920;
+
+    /// <summary>The primary handler for the downloader's HttpClient: redirects are the downloader's to follow, not the handler's.</summary>
+    public static HttpMessageHandler CreateHandler() => new SocketsHttpHandler { AllowAutoRedirect = false };
 
     /// <summary>
     /// Writes the output and returns it as recorded. <paramref name="name"/> maps the extension read from the bytes to the
@@ -122,7 +128,8 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
             throw new InvalidDataException($"Output URL scheme '{uri.Scheme}' is not allowed.");
         }
 
-        using var response = await http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, ct);
+        using var response = await GetFollowingRedirectsAsync(uri, ct);
+        uri = response.RequestMessage?.RequestUri ?? uri;
         if (!response.IsSuccessStatusCode)
         {
             throw new HttpRequestException($"Download of {uri.AbsolutePath} answered HTTP {(int)response.StatusCode}", null, response.StatusCode);
@@ -160,6 +167,42 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
         if (expected is { } length && total != length)
         {
             throw new IOException($"The download of {uri.AbsolutePath} was truncated: {total} of {length} bytes.");
+        }
+    }
+
+    /// <summary>
+    /// GET, following at most <see cref="MaxRedirects"/> redirects, each to http(s) only and never from https down to http.
+    /// The client's handler must not follow redirects itself (<see cref="CreateHandler"/>): .NET's own redirect handling
+    /// follows http to any scheme (a Location of ftp://host/ made it connect to port 21).
+    /// </summary>
+    private async Task<HttpResponseMessage> GetFollowingRedirectsAsync(Uri uri, CancellationToken ct)
+    {
+        for (var hop = 0; ; hop++)
+        {
+            var response = await http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, ct);
+            if ((int)response.StatusCode is not (301 or 302 or 303 or 307 or 308) || response.Headers.Location is not { } location)
+            {
+                return response;
+            }
+
+            response.Dispose();
+            var next = location.IsAbsoluteUri ? location : new Uri(uri, location);
+            if (next.Scheme != Uri.UriSchemeHttp && next.Scheme != Uri.UriSchemeHttps)
+            {
+                throw new InvalidDataException($"The download of {uri.AbsolutePath} redirects to scheme '{next.Scheme}', which is not allowed.");
+            }
+
+            if (uri.Scheme == Uri.UriSchemeHttps && next.Scheme == Uri.UriSchemeHttp)
+            {
+                throw new InvalidDataException($"The download of {uri.AbsolutePath} redirects from https to http, which is not allowed.");
+            }
+
+            if (hop >= MaxRedirects)
+            {
+                throw new InvalidDataException($"The download of {uri.AbsolutePath} redirects more than {MaxRedirects} times.");
+            }
+
+            uri = next;
         }
     }
 

@@ -25,7 +25,16 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     public async Task RunAsync(ServerScope scope, CancellationToken stopping)
     {
         var startedAt = time.GetUtcNow();
-        await store.RegisterServerAsync(new ServerInfo(Id, Environment.MachineName, Environment.ProcessId, options.Concurrency, startedAt, startedAt), stopping);
+        try
+        {
+            await store.RegisterServerAsync(new ServerInfo(Id, Environment.MachineName, Environment.ProcessId, options.Concurrency, startedAt, startedAt), stopping);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopped before it started (found by the chaos tests: a worker given SIGTERM here exited 1): nothing was taken.
+            return;
+        }
+
         LogStarted(Id, options.Concurrency);
 
         var signal = new WorkSignal();

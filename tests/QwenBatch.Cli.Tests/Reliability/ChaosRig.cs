@@ -203,6 +203,17 @@ internal sealed class ChaosRig : IAsyncDisposable
     /// <summary>Every live worker gets SIGTERM and must exit 0: nothing in a chaos run is a reason for a worker to die.</summary>
     public async Task StopWorkersAsync()
     {
+        // A process given SIGTERM before .NET has even installed its handler dies of the signal (143): wait until each
+        // worker has started its server (its handler is installed well before), on a loaded machine that takes seconds.
+        foreach (var worker in _workers)
+        {
+            var waited = Stopwatch.StartNew();
+            while (!worker.Stderr.Contains(" started with ", StringComparison.Ordinal) && waited.Elapsed < TimeSpan.FromSeconds(60))
+            {
+                await Task.Delay(100);
+            }
+        }
+
         foreach (var worker in _workers)
         {
             worker.Terminate();

@@ -97,11 +97,13 @@ public sealed partial class HostileProviderTests(ITestOutputHelper output) : IDi
 
         public int Served => Volatile.Read(ref _served);
 
-        public static HostileProvider Start()
+        public static HostileProvider Start() => new(FreePort());
+
+        private static int FreePort()
         {
             using var socket = new TcpListener(IPAddress.Loopback, 0);
             socket.Start();
-            return new HostileProvider(((IPEndPoint)socket.LocalEndpoint).Port);
+            return ((IPEndPoint)socket.LocalEndpoint).Port;
         }
 
         public async ValueTask DisposeAsync()

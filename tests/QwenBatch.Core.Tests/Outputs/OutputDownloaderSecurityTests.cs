@@ -36,10 +36,20 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
     [InlineData("gopher://127.0.0.1/1.png")]
     public async Task DownloadAsync_RedirectToAnotherScheme_IsNotFollowedAndLeavesNoFile(string target)
     {
-        var error = await Should.ThrowAsync<HttpRequestException>(() => DownloadAsync($"redirect?to={Uri.EscapeDataString(target)}"));
+        // Found by this test: .NET's own redirect handling followed http → ftp:// and gopher:// (it connected to ports 21
+        // and 70), so the downloader follows redirects itself.
+        var error = await Should.ThrowAsync<InvalidDataException>(() => DownloadAsync($"redirect?to={Uri.EscapeDataString(target)}"));
 
-        error.Message.ShouldContain("HTTP 302");
+        error.Message.ShouldContain($"redirects to scheme '{new Uri(target).Scheme}', which is not allowed");
         Directory.GetFiles(_folder, "*", SearchOption.AllDirectories).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task DownloadAsync_EndlessRedirects_StopAfterTheLimit()
+    {
+        var error = await Should.ThrowAsync<InvalidDataException>(() => DownloadAsync("loop"));
+
+        error.Message.ShouldContain($"more than {OutputDownloader.MaxRedirects} times");
     }
 
     [Fact]
@@ -55,7 +65,7 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
     [InlineData("ftp://127.0.0.1/1.png")]
     public async Task DownloadAsync_OutputUrlOfAnotherScheme_IsRefusedWithoutReading(string url)
     {
-        var downloader = new OutputDownloader(new HttpClient(), Limit);
+        var downloader = new OutputDownloader(new HttpClient(OutputDownloader.CreateHandler()), Limit);
 
         var error = await Should.ThrowAsync<InvalidDataException>(() =>
             downloader.DownloadAsync(new ProviderOutput(url, null, null), Batch, "1-1", ext => $"job.{ext}", CancellationToken.None));
@@ -78,7 +88,7 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
     [Fact]
     public async Task DownloadAsync_Base64OverTheLimit_IsRefusedAndLeavesNoFile()
     {
-        var downloader = new OutputDownloader(new HttpClient(), Limit);
+        var downloader = new OutputDownloader(new HttpClient(OutputDownloader.CreateHandler()), Limit);
 
         await Should.ThrowAsync<InvalidDataException>(() => downloader.DownloadAsync(
             new ProviderOutput(null, Convert.ToBase64String(_big), null), Batch, "1-1", ext => $"job.{ext}", CancellationToken.None));
@@ -94,7 +104,7 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
         Directory.CreateSymbolicLink(Path.Combine(Batch, "linked"), outside);
 
         var error = await Should.ThrowAsync<InvalidDataException>(() =>
-            new OutputDownloader(new HttpClient(), Limit).DownloadAsync(new ProviderOutput($"http://127.0.0.1:{Port}/small", null, null), Batch, "1-1",
+            new OutputDownloader(new HttpClient(OutputDownloader.CreateHandler()), Limit).DownloadAsync(new ProviderOutput($"http://127.0.0.1:{Port}/small", null, null), Batch, "1-1",
                 ext => $"linked/job.{ext}", CancellationToken.None));
 
         error.Message.ShouldContain("symbolic link");
@@ -119,7 +129,7 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
     }
 
     private Task<OutputFile> DownloadAsync(string path) =>
-        new OutputDownloader(new HttpClient(), Limit).DownloadAsync(new ProviderOutput($"http://127.0.0.1:{Port}/{path}", null, null), Batch, "1-1",
+        new OutputDownloader(new HttpClient(OutputDownloader.CreateHandler()), Limit).DownloadAsync(new ProviderOutput($"http://127.0.0.1:{Port}/{path}", null, null), Batch, "1-1",
             ext => $"job.{ext}", CancellationToken.None);
 
     private async Task ServeAsync()
@@ -142,6 +152,10 @@ public sealed class OutputDownloaderSecurityTests : IAsyncDisposable
                 case "/redirect":
                     response.StatusCode = 302;
                     response.RedirectLocation = context.Request.QueryString["to"];
+                    break;
+                case "/loop":
+                    response.StatusCode = 307;
+                    response.RedirectLocation = "/loop";
                     break;
                 case "/small":
                     response.ContentLength64 = _small.Length;
