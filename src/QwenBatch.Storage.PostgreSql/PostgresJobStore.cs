@@ -42,6 +42,11 @@ public sealed partial class PostgresJobStore : IJobStore
     {
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
         await using var tx = await connection.BeginTransactionAsync(ct);
+
+        // A short statement_timeout meant for the workers' ordinary statements (connection string Options) must not fail a
+        // start: waiting here for another process's migration, or migrating a big table, legitimately takes longer.
+        // Found by the database-fault test: a worker starting beside another exited 1 on "canceling statement".
+        await ExecuteAsync(connection, "SET LOCAL statement_timeout = 0", ct);
         await ExecuteAsync(connection, $"SELECT pg_advisory_xact_lock({PostgresMigrations.AdvisoryLockKey})", ct);
         await ExecuteAsync(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)", ct);
         await using var current = new NpgsqlCommand("SELECT coalesce(max(version), 0) FROM schema_migrations", connection);
