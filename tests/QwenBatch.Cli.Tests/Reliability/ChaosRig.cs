@@ -45,9 +45,12 @@ internal sealed class ChaosRig : IAsyncDisposable
     private readonly List<KilledWorker> _killed = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
+    private readonly Dictionary<string, string> _workerEnvironment;
+
     private ChaosRig(ChaosSetup setup, Workspace workspace, PostgresServer postgres, string database, SimulatorProcess simulator,
-        Dictionary<string, string> environment, PostgresJobStore store, BatchRecord batch)
+        Dictionary<string, string> environment, Dictionary<string, string> workerEnvironment, PostgresJobStore store, BatchRecord batch)
     {
+        _workerEnvironment = workerEnvironment;
         Setup = setup;
         Workspace = workspace;
         Postgres = postgres;
@@ -69,7 +72,10 @@ internal sealed class ChaosRig : IAsyncDisposable
 
     public SimulatorProcess Simulator { get; }
 
-    /// <summary>The environment of every qwenbatch process of the run (the fake key, the store, the worker settings).</summary>
+    /// <summary>
+    /// The environment of the run's qwenbatch processes (the fake key, the store, the worker settings). Workers get the same
+    /// with their own connection string (application name, <see cref="ChaosSetup.WorkerConnectionOptions"/>).
+    /// </summary>
     public IReadOnlyDictionary<string, string> Environment { get; }
 
     public PostgresJobStore Store { get; }
@@ -99,7 +105,7 @@ internal sealed class ChaosRig : IAsyncDisposable
             {
                 ["Providers__Odirouter__BaseUrl"] = simulator.BaseUrl.ToString(),
                 ["ODIROUTER_API_KEY"] = "odr-chaos-key-5d19",
-                ["ConnectionStrings__Postgres"] = workerDatabase.ConnectionString,
+                ["ConnectionStrings__Postgres"] = database,
                 ["Worker__LeaseDuration"] = "00:00:05",
                 ["Worker__HeartbeatInterval"] = "00:00:01",
                 ["Worker__RescueInterval"] = "00:00:01",
@@ -114,6 +120,7 @@ internal sealed class ChaosRig : IAsyncDisposable
                 environment[key] = value;
             }
 
+            var workerEnvironment = new Dictionary<string, string>(environment) { ["ConnectionStrings__Postgres"] = workerDatabase.ConnectionString };
             string[] storage = setup.Storage is null ? [] : ["--storage", setup.Storage];
             var submit = await CliProcess.RunAsync(workspace.Root, environment, ["submit", setup.Name + ".csv", "--provider", "odirouter", "--json", .. storage]);
             submit.ExitCode.ShouldBe(0, submit.Output);
@@ -121,7 +128,7 @@ internal sealed class ChaosRig : IAsyncDisposable
 
             var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
             var batch = (await store.FindBatchAsync(setup.Name, CancellationToken.None)).ShouldNotBeNull();
-            return new ChaosRig(setup, workspace, postgres, database, simulator, environment, store, batch);
+            return new ChaosRig(setup, workspace, postgres, database, simulator, environment, workerEnvironment, store, batch);
         }
         catch
         {
@@ -140,7 +147,7 @@ internal sealed class ChaosRig : IAsyncDisposable
 
     public CliProcess StartWorker()
     {
-        var worker = CliProcess.Start(Workspace.Root, Environment, "worker");
+        var worker = CliProcess.Start(Workspace.Root, _workerEnvironment, "worker");
         _workers.Add(worker);
         return worker;
     }
