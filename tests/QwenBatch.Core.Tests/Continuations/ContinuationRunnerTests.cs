@@ -62,9 +62,154 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("batch first-then");
     }
 
-    private ContinuationRunner Runner() => new(_engine.Store,
+    [Fact]
+    public async Task TickAsync_TwoWorkersOnOneSettledBatch_FireTheContinuationOnce()
+    {
+        var batch = await _engine.ImportAsync(2, "first");
+        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, "https://hooks.example/done"), CancellationToken.None);
+        await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
+        var workers = new[] { Runner(_engine.NewStore()), Runner(_engine.NewStore()) };
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Task.Run(() => workers[i % 2].TickAsync(CancellationToken.None))));
+
+        results.SelectMany(r => r).ShouldHaveSingleItem().ShouldBe("batch first-then; webhook 200");
+        _hook.Bodies.Count.ShouldBe(1);
+        (await _engine.Store.GetBatchesAsync(CancellationToken.None)).Count(b => b.Name == "first-then").ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task FireSettledAsync_BatchEndedHere_FiresOnlyThatBatchOnceAndNotWhileUnsettled()
+    {
+        var running = await _engine.ImportAsync(1, "running");
+        var ended = await _engine.ImportAsync(1, "ended");
+        foreach (var batch in new[] { running, ended })
+        {
+            await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(null, "https://hooks.example/done"), CancellationToken.None);
+        }
+
+        await _engine.Store.RequestCancelAsync(ended.Id, CancellationToken.None);
+        var runner = Runner();
+
+        var unsettled = await runner.FireSettledAsync(running.Id, CancellationToken.None);
+        var fired = await runner.FireSettledAsync(ended.Id, CancellationToken.None);
+        var again = await runner.FireSettledAsync(ended.Id, CancellationToken.None);
+
+        unsettled.ShouldBeNull();
+        fired.ShouldBe("webhook 200");
+        again.ShouldBeNull();
+        _hook.Bodies.Count.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task TickAsync_NextManifestInvalid_MakesFailedThenBatchWithTheErrors()
+    {
+        await File.WriteAllTextAsync(_manifest, "id,prompt,images\nmug,,\n");
+        var batch = await _engine.ImportAsync(1, "first");
+        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, null), CancellationToken.None);
+        await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
+
+        var result = (await Runner().TickAsync(CancellationToken.None)).ShouldHaveSingleItem();
+
+        result.ShouldStartWith("manifest failed (batch first-then)");
+        var then = (await _engine.Store.FindBatchAsync("first-then", CancellationToken.None)).ShouldNotBeNull();
+        then.Failure!.ShouldContain("prompt");
+        (await _engine.Store.GetJobsAsync(then.Id, CancellationToken.None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task TickAsync_LoopbackWebhookAnswering500First_RetriesAndEveryAttemptIsSignedWithTheSecret()
+    {
+        using var listener = new LoopbackHook(HttpStatusCode.InternalServerError, HttpStatusCode.OK);
+        var batch = await _engine.ImportAsync(2, "nightly");
+        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(null, listener.Url), CancellationToken.None);
+        await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
+        using var http = new HttpClient();
+        var runner = new ContinuationRunner(_engine.Store,
+            new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero }, http, _engine.Time, NullLogger<ContinuationRunner>.Instance);
+
+        var results = await runner.TickAsync(CancellationToken.None);
+
+        results.ShouldBe(["webhook 200"]);
+        listener.Requests.Count.ShouldBe(2);
+        foreach (var request in listener.Requests)
+        {
+            request.Method.ShouldBe("POST");
+            request.ContentType.ShouldStartWith("application/json");
+            request.Signature.ShouldBe("sha256=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Secret), request.Body)));
+            request.Delivery.ShouldBe($"batch-{batch.Id}");
+        }
+
+        listener.Requests[1].Body.ShouldBe(listener.Requests[0].Body);
+        var json = System.Text.Json.JsonDocument.Parse(listener.Requests[1].Body).RootElement;
+        json.GetProperty("name").GetString().ShouldBe("nightly");
+        json.GetProperty("jobs").GetInt32().ShouldBe(2);
+        json.GetProperty("counts").GetProperty("cancelled").GetInt32().ShouldBe(2);
+    }
+
+    private ContinuationRunner Runner(QwenBatch.Storage.IJobStore? store = null) => new(store ?? _engine.Store,
         new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero },
         new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
+
+    /// <summary>A real HTTP listener on a loopback port that answers the given statuses in turn and records each request.</summary>
+    private sealed class LoopbackHook : IDisposable
+    {
+        private readonly HttpListener _listener = new();
+        private readonly Queue<HttpStatusCode> _answers;
+        private readonly Task _serving;
+
+        public LoopbackHook(params HttpStatusCode[] answers)
+        {
+            _answers = new Queue<HttpStatusCode>(answers);
+            var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+            probe.Start();
+            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+            Url = $"http://127.0.0.1:{port}/hooks/batch-done/";
+            _listener.Prefixes.Add(Url);
+            _listener.Start();
+            _serving = Task.Run(ServeAsync);
+        }
+
+        public string Url { get; }
+
+        public List<HookRequest> Requests { get; } = [];
+
+        public void Dispose()
+        {
+            _listener.Stop();
+            _listener.Close();
+            _serving.Wait(TimeSpan.FromSeconds(5));
+        }
+
+        private async Task ServeAsync()
+        {
+            while (_listener.IsListening)
+            {
+                HttpListenerContext context;
+                try
+                {
+                    context = await _listener.GetContextAsync();
+                }
+                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                lock (Requests)
+                {
+                    Requests.Add(new HookRequest(context.Request.HttpMethod, context.Request.ContentType ?? "", body.ToArray(),
+                        context.Request.Headers[ContinuationRunner.SignatureHeader], context.Request.Headers[ContinuationRunner.DeliveryHeader]));
+                }
+
+                context.Response.StatusCode = (int)(_answers.Count > 0 ? _answers.Dequeue() : HttpStatusCode.OK);
+                context.Response.Close();
+            }
+        }
+    }
+
+    private sealed record HookRequest(string Method, string ContentType, byte[] Body, string? Signature, string? Delivery);
 
     private sealed class RecordingHandler : HttpMessageHandler
     {
