@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Continuations;
 using QwenBatch.Core.Tests.Server;
+using QwenBatch.Testing.Http;
 
 namespace QwenBatch.Core.Tests.Continuations;
 
@@ -135,8 +136,8 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         {
             request.Method.ShouldBe("POST");
             request.ContentType.ShouldStartWith("application/json");
-            request.Signature.ShouldBe("sha256=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Secret), request.Body)));
-            request.Delivery.ShouldBe($"batch-{batch.Id}");
+            request.Headers[ContinuationRunner.SignatureHeader].ShouldBe("sha256=" + Convert.ToHexStringLower(System.Security.Cryptography.HMACSHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Secret), request.Body)));
+            request.Headers[ContinuationRunner.DeliveryHeader].ShouldBe($"batch-{batch.Id}");
         }
 
         listener.Requests[1].Body.ShouldBe(listener.Requests[0].Body);
@@ -149,67 +150,6 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     private ContinuationRunner Runner(QwenBatch.Storage.IJobStore? store = null) => new(store ?? _engine.Store,
         new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero },
         new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
-
-    /// <summary>A real HTTP listener on a loopback port that answers the given statuses in turn and records each request.</summary>
-    private sealed class LoopbackHook : IDisposable
-    {
-        private readonly HttpListener _listener = new();
-        private readonly Queue<HttpStatusCode> _answers;
-        private readonly Task _serving;
-
-        public LoopbackHook(params HttpStatusCode[] answers)
-        {
-            _answers = new Queue<HttpStatusCode>(answers);
-            var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-            probe.Start();
-            var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-            Url = $"http://127.0.0.1:{port}/hooks/batch-done/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _serving = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
-
-        public List<HookRequest> Requests { get; } = [];
-
-        public void Dispose()
-        {
-            _listener.Stop();
-            _listener.Close();
-            _serving.Wait(TimeSpan.FromSeconds(5));
-        }
-
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-
-                using var body = new MemoryStream();
-                await context.Request.InputStream.CopyToAsync(body);
-                lock (Requests)
-                {
-                    Requests.Add(new HookRequest(context.Request.HttpMethod, context.Request.ContentType ?? "", body.ToArray(),
-                        context.Request.Headers[ContinuationRunner.SignatureHeader], context.Request.Headers[ContinuationRunner.DeliveryHeader]));
-                }
-
-                context.Response.StatusCode = (int)(_answers.Count > 0 ? _answers.Dequeue() : HttpStatusCode.OK);
-                context.Response.Close();
-            }
-        }
-    }
-
-    private sealed record HookRequest(string Method, string ContentType, byte[] Body, string? Signature, string? Delivery);
 
     private sealed class RecordingHandler : HttpMessageHandler
     {
