@@ -2,6 +2,9 @@ using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Continuations;
 using QwenBatch.Core.Tests.Server;
+using QwenBatch.Outputs;
+using QwenBatch.Providers;
+using QwenBatch.Server;
 using QwenBatch.Testing.Http;
 
 namespace QwenBatch.Core.Tests.Continuations;
@@ -147,6 +150,42 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         json.GetProperty("counts").GetProperty("cancelled").GetInt32().ShouldBe(2);
     }
 
+    [Fact]
+    public async Task WorkerFleet_TwoServersEndingABatchOnFakeClock_FireItsContinuationOnce()
+    {
+        var batch = await _engine.ImportAsync(6, "fleet");
+        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, "https://hooks.example/done"), CancellationToken.None);
+        var options = new ContinuationOptions { WebhookSecret = Secret, PollInterval = TimeSpan.FromSeconds(1), WebhookRetryDelay = TimeSpan.Zero };
+        var providers = new ProviderRegistry([new ProviderAccount(EngineHarness.Provider, _engine.Scripted, _engine.Account)]);
+        using var stop = new CancellationTokenSource();
+        var workers = new[] { _engine.NewStore(), _engine.NewStore() }.Select(store =>
+        {
+            // Each worker as 'worker' composes it: the engine with the continuation loop beside the dispatcher.
+            var continuations = new ContinuationRunner(store, options, new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
+            var server = JobEngine.Create(new EngineParts(store, providers, _engine.Options, _engine.Time, EngineHarness.Jitter, _engine.Latency,
+                new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance, [continuations]));
+            return server.RunAsync(ServerScope.Everything, stop.Token);
+        }).ToArray();
+
+        await _engine.RunClockUntilAsync(async () => (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result is not null,
+            TimeSpan.FromMilliseconds(250));
+
+        // Both workers keep looking for a while: neither fires it again.
+        for (var i = 0; i < 20; i++)
+        {
+            _engine.Time.Advance(TimeSpan.FromSeconds(1));
+            await Task.Delay(5);
+        }
+
+        await stop.CancelAsync();
+        await Task.WhenAll(workers);
+
+        (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == QwenBatch.Jobs.JobState.Succeeded);
+        _hook.Bodies.Count.ShouldBe(1);
+        (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("batch fleet-then; webhook 200");
+        (await _engine.Store.GetBatchesAsync(CancellationToken.None)).Count(b => b.Name == "fleet-then").ShouldBe(1);
+    }
+
     private ContinuationRunner Runner(QwenBatch.Storage.IJobStore? store = null) => new(store ?? _engine.Store,
         new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero },
         new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
@@ -161,9 +200,13 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
 
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            Bodies.Add(await request.Content!.ReadAsByteArrayAsync(cancellationToken));
-            Signatures.Add(request.Headers.TryGetValues(ContinuationRunner.SignatureHeader, out var values) ? values.Single() : null);
-            return new HttpResponseMessage(Bodies.Count <= Failures ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK);
+            var body = await request.Content!.ReadAsByteArrayAsync(cancellationToken);
+            lock (Bodies)
+            {
+                Bodies.Add(body);
+                Signatures.Add(request.Headers.TryGetValues(ContinuationRunner.SignatureHeader, out var values) ? values.Single() : null);
+                return new HttpResponseMessage(Bodies.Count <= Failures ? HttpStatusCode.ServiceUnavailable : HttpStatusCode.OK);
+            }
         }
     }
 }
