@@ -117,7 +117,14 @@ public sealed partial class ContinuationRunner : IServerLoop
 
         // Fired: record the result even when stopping, or it would fire again.
         await _store.RecordContinuationAsync(claimed.BatchId, result, CancellationToken.None);
-        LogFired(claimed.BatchName, result);
+        if (result.Contains("failed", StringComparison.Ordinal))
+        {
+            LogFiredWithFailure(claimed.BatchName, result);
+        }
+        else
+        {
+            LogFired(claimed.BatchName, result);
+        }
         return result;
     }
 
@@ -152,7 +159,9 @@ public sealed partial class ContinuationRunner : IServerLoop
 
                 return await _http.SendAsync(request, token);
             }, ct);
-            return $"webhook {(int)response.StatusCode}";
+            return response.IsSuccessStatusCode
+                ? $"webhook {(int)response.StatusCode}"
+                : $"webhook failed: HTTP {(int)response.StatusCode} after {_options.WebhookAttempts} attempt(s)";
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
@@ -164,6 +173,9 @@ public sealed partial class ContinuationRunner : IServerLoop
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Continuation of batch {Batch} fired: {Result}")]
     private partial void LogFired(string batch, string result);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Continuation of batch {Batch} fired and failed: {Result}")]
+    private partial void LogFiredWithFailure(string batch, string result);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Looking for settled batches' continuations failed; trying again at the next interval")]
     private partial void LogTickFailed(Exception ex);

@@ -151,6 +151,27 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TickAsync_LoopbackWebhookFailingEveryAttempt_RecordsTheFailureAndDoesNotFireAgain()
+    {
+        using var listener = new LoopbackHook(HttpStatusCode.InternalServerError, HttpStatusCode.InternalServerError, HttpStatusCode.InternalServerError);
+        var batch = await _engine.ImportAsync(1, "nightly");
+        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(null, listener.Url), CancellationToken.None);
+        await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
+        using var http = new HttpClient();
+        var runner = new ContinuationRunner(_engine.Store,
+            new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero }, http, _engine.Time, NullLogger<ContinuationRunner>.Instance);
+
+        var first = await runner.TickAsync(CancellationToken.None);
+        _engine.Time.Advance(TimeSpan.FromHours(1));
+        var later = await runner.TickAsync(CancellationToken.None);
+
+        first.ShouldBe(["webhook failed: HTTP 500 after 3 attempt(s)"]);
+        later.ShouldBeEmpty();
+        listener.Requests.Count.ShouldBe(3);
+        (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("webhook failed: HTTP 500 after 3 attempt(s)");
+    }
+
+    [Fact]
     public async Task WorkerFleet_TwoServersEndingABatchOnFakeClock_FireItsContinuationOnce()
     {
         var batch = await _engine.ImportAsync(6, "fleet");
