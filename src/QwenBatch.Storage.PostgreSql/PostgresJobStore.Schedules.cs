@@ -59,15 +59,15 @@ public sealed partial class PostgresJobStore
         return await command.ExecuteNonQueryAsync(ct) == 1;
     }
 
-    public async Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct)
+    public async Task<bool> ClaimOccurrenceAsync(OccurrenceClaim claim, CancellationToken ct)
     {
         // One statement: the insert of (schedule, occurrence) is the claim; only the winner also moves next_at, and never
         // backwards (a slow worker's stale view must not rewind a schedule another worker already advanced).
         await using var command = _dataSource.CreateCommand(
             """
             WITH claimed AS (
-                INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at)
-                SELECT name, @occurrence, @owner, @now FROM schedules WHERE name = @name
+                INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at, lease_expires_at)
+                SELECT name, @occurrence, @owner, @now, @lease_end FROM schedules WHERE name = @name
                 ON CONFLICT (schedule, occurrence) DO NOTHING
                 RETURNING schedule),
             advanced AS (
@@ -75,13 +75,35 @@ public sealed partial class PostgresJobStore
                 WHERE name IN (SELECT schedule FROM claimed))
             SELECT count(*)::int FROM claimed
             """);
+        var now = _time.GetUtcNow();
         var p = command.Parameters;
-        p.AddWithValue("name", name);
-        p.AddWithValue("occurrence", occurrence);
-        p.AddWithValue("owner", owner);
-        p.AddWithValue("next", nextAt);
-        p.AddWithValue("now", _time.GetUtcNow());
+        p.AddWithValue("name", claim.Schedule);
+        p.AddWithValue("occurrence", claim.Occurrence);
+        p.AddWithValue("owner", claim.Owner);
+        p.AddWithValue("next", claim.NextAt);
+        p.AddWithValue("now", now);
+        p.AddWithValue("lease_end", now + claim.Lease);
         return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    public async Task<IReadOnlyList<AbandonedOccurrence>> ReclaimOccurrencesAsync(string owner, TimeSpan lease, int limit, CancellationToken ct)
+    {
+        // Claim with one statement, as jobs are: the row lock and the re-checked guard give each open occurrence to one caller.
+        await using var command = _dataSource.CreateCommand(
+            """
+            UPDATE schedule_runs r SET owner = @owner, lease_expires_at = @lease_end
+            FROM (SELECT schedule, occurrence FROM schedule_runs
+                  WHERE finished_at IS NULL AND lease_expires_at < @now
+                  ORDER BY lease_expires_at LIMIT @limit FOR UPDATE SKIP LOCKED) due
+            WHERE r.schedule = due.schedule AND r.occurrence = due.occurrence AND r.finished_at IS NULL AND r.lease_expires_at < @now
+            RETURNING r.schedule, r.occurrence
+            """);
+        var now = _time.GetUtcNow();
+        command.Parameters.AddWithValue("owner", owner);
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("lease_end", now + lease);
+        command.Parameters.AddWithValue("limit", limit);
+        return await ListAsync(command, r => new AbandonedOccurrence(r.GetString(0), Dialect.Time(r, 1)), ct);
     }
 
     public async Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct)
@@ -98,7 +120,8 @@ public sealed partial class PostgresJobStore
         await using var command = _dataSource.CreateCommand(
             """
             WITH run AS (
-                UPDATE schedule_runs SET batch_name = @batch, error = @error WHERE schedule = @name AND occurrence = @occurrence)
+                UPDATE schedule_runs SET batch_name = @batch, error = @error, finished_at = @at, lease_expires_at = NULL
+                WHERE schedule = @name AND occurrence = @occurrence)
             UPDATE schedules SET last_run_at = @at, last_batch = coalesce(@batch, last_batch), last_error = @error WHERE name = @name
             """);
         var p = command.Parameters;
@@ -171,25 +194,52 @@ public sealed partial class PostgresJobStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(Continuations.ContinuationClaim claim, CancellationToken ct)
     {
-        // Settled from the counters: jobs exist and none is in a state that can still move without an operator.
+        // Settled from the counters: jobs exist and none is in a state that can still move without an operator. Claimable:
+        // never claimed, or claimed under a lease that expired without a result (the claimer died).
         await using var command = _dataSource.CreateCommand(
             """
-            UPDATE batches b SET then_claimed_at = @now
-            WHERE b.then_claimed_at IS NULL AND b.id IN (
+            UPDATE batches b SET then_claimed_at = @now, then_lease_expires_at = @lease_end
+            WHERE b.then_result IS NULL AND (b.then_claimed_at IS NULL OR b.then_lease_expires_at < @now) AND b.id IN (
                 SELECT x.id FROM batches x
-                WHERE x.then_claimed_at IS NULL AND (x.then_manifest IS NOT NULL OR x.then_webhook IS NOT NULL)
+                WHERE x.then_result IS NULL AND (x.then_claimed_at IS NULL OR x.then_lease_expires_at < @now)
+                  AND (x.then_manifest IS NOT NULL OR x.then_webhook IS NOT NULL)
+                  AND (@batch::bigint IS NULL OR x.id = @batch)
                   AND EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0)
                   AND NOT EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0
                                   AND c.state NOT IN ('succeeded', 'failed', 'cancelled', 'held'))
                 ORDER BY x.id LIMIT @limit FOR UPDATE SKIP LOCKED)
             RETURNING id, name, provider, storage_dir, then_manifest, then_webhook
             """);
-        command.Parameters.AddWithValue("now", _time.GetUtcNow());
-        command.Parameters.AddWithValue("limit", limit);
+        var now = _time.GetUtcNow();
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("lease_end", now + claim.Lease);
+        command.Parameters.AddWithValue("limit", claim.Limit);
+        command.Parameters.Add(new NpgsqlParameter<long?>("batch", NpgsqlTypes.NpgsqlDbType.Bigint) { TypedValue = claim.BatchId });
         return await ListAsync(command, r => new Continuations.ClaimedContinuation(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3),
             new Continuations.Continuation(r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5))), ct);
+    }
+
+    public async Task<Batches.BatchRecord> CreateFailedBatchAsync(Batches.NewBatch batch, string failure, CancellationToken ct)
+    {
+        // No jobs, so no counters: the batch is settled from the start, and retention removes it like any finished batch.
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var insert = new NpgsqlCommand(
+            """
+            INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_usd, failure)
+            VALUES (@name, @source, @provider, @dir, @now, @budget, @failure)
+            ON CONFLICT (name) DO NOTHING
+            """, connection);
+        insert.Parameters.AddWithValue("name", batch.Name);
+        insert.Parameters.AddWithValue("source", batch.Source);
+        insert.Parameters.AddWithValue("provider", batch.Provider);
+        insert.Parameters.AddWithValue("dir", batch.StorageDir);
+        insert.Parameters.AddWithValue("now", _time.GetUtcNow());
+        insert.Parameters.Add(Money("budget", batch.BudgetUsd));
+        insert.Parameters.AddWithValue("failure", failure);
+        await insert.ExecuteNonQueryAsync(ct);
+        return (await FindBatchAsync(connection, batch.Name, ct))!;
     }
 
     public async Task RecordContinuationAsync(long batchId, string result, CancellationToken ct)

@@ -196,5 +196,20 @@ internal static class PostgresMigrations
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);
             """),
+        (6, "exactly-once occurrences and continuations (leased claims), failed batches", """
+            -- A claimed occurrence is open until its batch is recorded; an open one whose lease expired (its claimer died)
+            -- is taken over by another scheduler. Occurrences claimed before this migration count as finished.
+            ALTER TABLE schedule_runs
+                ADD COLUMN lease_expires_at timestamptz,
+                ADD COLUMN finished_at timestamptz;
+            UPDATE schedule_runs SET finished_at = claimed_at;
+            CREATE INDEX schedule_runs_open ON schedule_runs (lease_expires_at) WHERE finished_at IS NULL;
+
+            -- A continuation claimed but never recorded may be claimed again once this lease expired.
+            -- A batch that failed before it had jobs (a scheduled manifest missing or invalid) carries the errors.
+            ALTER TABLE batches
+                ADD COLUMN then_lease_expires_at timestamptz,
+                ADD COLUMN failure text;
+            """),
     ];
 }

@@ -52,30 +52,46 @@ public sealed partial class SqliteJobStore
         return await command.ExecuteNonQueryAsync(ct) == 1;
     }
 
-    public async Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct)
+    public async Task<bool> ClaimOccurrenceAsync(OccurrenceClaim claim, CancellationToken ct)
     {
         // The insert of (schedule, occurrence) is the claim; the transaction holds SQLite's write lock, so the loser's
         // insert is ignored and it moves nothing. next_at never goes backwards.
         await using var connection = await OpenAsync(ct);
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
-        var now = Ms(_time.GetUtcNow());
-        await using var claim = Command(connection, tx,
+        var clock = _time.GetUtcNow();
+        var now = Ms(clock);
+        await using var insert = Command(connection, tx,
             """
-            INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at)
-            SELECT name, @occurrence, @owner, @now FROM schedules WHERE name = @name
+            INSERT INTO schedule_runs (schedule, occurrence, owner, claimed_at, lease_expires_at)
+            SELECT name, @occurrence, @owner, @now, @lease_end FROM schedules WHERE name = @name
             ON CONFLICT (schedule, occurrence) DO NOTHING
             """,
-            ("name", name), ("occurrence", Ms(occurrence)), ("owner", owner), ("now", now));
-        var won = await claim.ExecuteNonQueryAsync(ct) == 1;
+            ("name", claim.Schedule), ("occurrence", Ms(claim.Occurrence)), ("owner", claim.Owner), ("now", now), ("lease_end", Ms(clock + claim.Lease)));
+        var won = await insert.ExecuteNonQueryAsync(ct) == 1;
         if (won)
         {
             await using var advance = Command(connection, tx, "UPDATE schedules SET next_at = max(next_at, @next), last_run_at = @now WHERE name = @name",
-                ("name", name), ("next", Ms(nextAt)), ("now", now));
+                ("name", claim.Schedule), ("next", Ms(claim.NextAt)), ("now", now));
             await advance.ExecuteNonQueryAsync(ct);
         }
 
         await tx.CommitAsync(ct);
         return won;
+    }
+
+    public async Task<IReadOnlyList<AbandonedOccurrence>> ReclaimOccurrencesAsync(string owner, TimeSpan lease, int limit, CancellationToken ct)
+    {
+        // One UPDATE under SQLite's write lock: the guard on the expired lease gives each open occurrence to one caller.
+        await using var connection = await OpenAsync(ct);
+        var now = _time.GetUtcNow();
+        await using var command = Command(connection, null,
+            """
+            UPDATE schedule_runs SET owner = @owner, lease_expires_at = @lease_end
+            WHERE finished_at IS NULL AND lease_expires_at < @now AND rowid IN (
+                SELECT rowid FROM schedule_runs WHERE finished_at IS NULL AND lease_expires_at < @now ORDER BY lease_expires_at LIMIT @limit)
+            RETURNING schedule, occurrence
+            """, ("owner", owner), ("now", Ms(now)), ("lease_end", Ms(now + lease)), ("limit", limit));
+        return await ListAsync(command, r => new AbandonedOccurrence(r.GetString(0), Dialect.Time(r, 1)), ct);
     }
 
     public async Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct)
@@ -90,8 +106,8 @@ public sealed partial class SqliteJobStore
     {
         await using var connection = await OpenAsync(ct);
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
-        await using var run = Command(connection, tx, "UPDATE schedule_runs SET batch_name = @batch, error = @error WHERE schedule = @name AND occurrence = @occurrence",
-            ("name", outcome.Schedule), ("occurrence", Ms(outcome.Occurrence)), ("batch", outcome.BatchName), ("error", outcome.Error));
+        await using var run = Command(connection, tx, "UPDATE schedule_runs SET batch_name = @batch, error = @error, finished_at = @at, lease_expires_at = NULL WHERE schedule = @name AND occurrence = @occurrence",
+            ("name", outcome.Schedule), ("occurrence", Ms(outcome.Occurrence)), ("batch", outcome.BatchName), ("error", outcome.Error), ("at", Ms(outcome.At)));
         await run.ExecuteNonQueryAsync(ct);
         await using var schedule = Command(connection, tx,
             "UPDATE schedules SET last_run_at = @at, last_batch = coalesce(@batch, last_batch), last_error = @error WHERE name = @name",
@@ -156,24 +172,45 @@ public sealed partial class SqliteJobStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    public async Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(Continuations.ContinuationClaim claim, CancellationToken ct)
     {
-        // One UPDATE under SQLite's write lock: the guard on then_claimed_at lets one process claim each continuation.
+        // One UPDATE under SQLite's write lock: the guard (no result, and unclaimed or its lease expired) lets one process
+        // claim each continuation.
         await using var connection = await OpenAsync(ct);
+        var now = _time.GetUtcNow();
         await using var command = Command(connection, null,
             """
-            UPDATE batches SET then_claimed_at = @now
-            WHERE then_claimed_at IS NULL AND id IN (
+            UPDATE batches SET then_claimed_at = @now, then_lease_expires_at = @lease_end
+            WHERE then_result IS NULL AND (then_claimed_at IS NULL OR then_lease_expires_at < @now) AND id IN (
                 SELECT x.id FROM batches x
-                WHERE x.then_claimed_at IS NULL AND (x.then_manifest IS NOT NULL OR x.then_webhook IS NOT NULL)
+                WHERE x.then_result IS NULL AND (x.then_claimed_at IS NULL OR x.then_lease_expires_at < @now)
+                  AND (x.then_manifest IS NOT NULL OR x.then_webhook IS NOT NULL)
+                  AND (@batch IS NULL OR x.id = @batch)
                   AND EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0)
                   AND NOT EXISTS (SELECT 1 FROM batch_state_counts c WHERE c.batch_id = x.id AND c.count <> 0
                                   AND c.state NOT IN ('succeeded', 'failed', 'cancelled', 'held'))
                 ORDER BY x.id LIMIT @limit)
             RETURNING id, name, provider, storage_dir, then_manifest, then_webhook
-            """, ("now", Ms(_time.GetUtcNow())), ("limit", limit));
+            """, ("now", Ms(now)), ("lease_end", Ms(now + claim.Lease)), ("limit", claim.Limit), ("batch", claim.BatchId));
         return await ListAsync(command, r => new Continuations.ClaimedContinuation(r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetString(3),
             new Continuations.Continuation(r.IsDBNull(4) ? null : r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5))), ct);
+    }
+
+    public async Task<Batches.BatchRecord> CreateFailedBatchAsync(Batches.NewBatch batch, string failure, CancellationToken ct)
+    {
+        // No jobs, so no counters: the batch is settled from the start, and retention removes it like any finished batch.
+        await using var connection = await OpenAsync(ct);
+        await using var insert = Command(connection, null,
+            """
+            INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_micros, failure)
+            VALUES (@name, @source, @provider, @dir, @now, @budget, @failure)
+            ON CONFLICT (name) DO NOTHING
+            """,
+            ("name", batch.Name), ("source", batch.Source), ("provider", batch.Provider), ("dir", batch.StorageDir), ("now", Ms(_time.GetUtcNow())),
+            ("budget", batch.BudgetUsd is { } b ? Micros(b) : null), ("failure", failure));
+        await insert.ExecuteNonQueryAsync(ct);
+        await using var find = Command(connection, null, $"SELECT {SqliteBatchColumns} FROM batches WHERE name = @name", ("name", batch.Name));
+        return (await ListAsync(find, r => ReadBatch(r, Dialect), ct)).Single();
     }
 
     public async Task RecordContinuationAsync(long batchId, string result, CancellationToken ct)

@@ -514,7 +514,7 @@ public sealed partial class SqliteJobStore : IJobStore
         + "reserved_micros, cancel_requested, started_at";
 
     private const string SqliteBatchColumns =
-        "id, name, source, provider, storage_dir, created_at, budget_micros, spent_micros, reserved_micros, cancel_requested_at";
+        "id, name, source, provider, storage_dir, created_at, budget_micros, spent_micros, reserved_micros, cancel_requested_at, failure";
 
     private async Task<int> ReturnLeasesAsync(string condition, string? owner, int limit, string why, CancellationToken ct)
     {

@@ -167,5 +167,15 @@ internal static class SqliteMigrations
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);
             """),
+        (6, "exactly-once occurrences and continuations (leased claims), failed batches", """
+            -- As on PostgreSQL: open claims carry a lease; occurrences claimed before this migration count as finished.
+            ALTER TABLE schedule_runs ADD COLUMN lease_expires_at INTEGER;
+            ALTER TABLE schedule_runs ADD COLUMN finished_at INTEGER;
+            UPDATE schedule_runs SET finished_at = claimed_at;
+            CREATE INDEX schedule_runs_open ON schedule_runs (lease_expires_at) WHERE finished_at IS NULL;
+
+            ALTER TABLE batches ADD COLUMN then_lease_expires_at INTEGER;
+            ALTER TABLE batches ADD COLUMN failure TEXT;
+            """),
     ];
 }

@@ -10,7 +10,7 @@ public abstract partial class JobStoreContract
         var import = await ImportAsync(2, "first");
         await Store.SetContinuationAsync(import.Batch.Id, new Continuation("/manifests/next.csv", null), Ct);
 
-        (await Store.ClaimContinuationsAsync(10, Ct)).ShouldBeEmpty();
+        (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldBeEmpty();
     }
 
     [Fact]
@@ -22,7 +22,7 @@ public abstract partial class JobStoreContract
         await Store.RequestCancelAsync(import.Batch.Id, Ct);
         var stores = new[] { OpenStore(), OpenStore() };
 
-        var claims = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => stores[i % 2].ClaimContinuationsAsync(10, Ct))));
+        var claims = await Task.WhenAll(Enumerable.Range(0, 10).Select(i => Task.Run(() => stores[i % 2].ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct))));
         await Store.RecordContinuationAsync(import.Batch.Id, "webhook 200", Ct);
 
         var claimed = claims.SelectMany(c => c).ShouldHaveSingleItem();
@@ -33,5 +33,52 @@ public abstract partial class JobStoreContract
         var stored = (await Store.GetContinuationAsync(import.Batch.Id, Ct)).ShouldNotBeNull();
         stored.ClaimedAt.ShouldBe(Now);
         stored.Result.ShouldBe("webhook 200");
+    }
+
+    [Fact]
+    public async Task ClaimContinuationsAsync_ClaimerDiedBeforeRecording_ClaimableAgainOnlyAfterTheLease()
+    {
+        var import = await ImportAsync(1, "first");
+        await Store.SetContinuationAsync(import.Batch.Id, new Continuation(null, "https://hooks.example/done"), Ct);
+        await Store.RequestCancelAsync(import.Batch.Id, Ct);
+
+        var first = await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct);
+        var whileLeased = await OpenStore().ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct);
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        var afterLease = await OpenStore().ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct);
+        await Store.RecordContinuationAsync(import.Batch.Id, "webhook 200", Ct);
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        var afterRecord = await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct);
+
+        first.ShouldHaveSingleItem();
+        whileLeased.ShouldBeEmpty();
+        afterLease.ShouldHaveSingleItem().BatchId.ShouldBe(import.Batch.Id);
+        afterRecord.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task ClaimContinuationsAsync_OneBatchAsked_ClaimsOnlyThatBatch()
+    {
+        var first = await ImportAsync(1, "first");
+        var second = await ImportAsync(1, "second");
+        foreach (var batch in new[] { first.Batch, second.Batch })
+        {
+            await Store.SetContinuationAsync(batch.Id, new Continuation(null, "https://hooks.example/done"), Ct);
+            await Store.RequestCancelAsync(batch.Id, Ct);
+        }
+
+        var claimed = await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease, second.Batch.Id), Ct);
+
+        claimed.ShouldHaveSingleItem().BatchName.ShouldBe("second");
+        (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldHaveSingleItem().BatchName.ShouldBe("first");
+    }
+
+    [Fact]
+    public async Task ClaimContinuationsAsync_FailedBatchWithoutJobs_NeverClaimed()
+    {
+        var failed = await Store.CreateFailedBatchAsync(Batch("nightly-then"), "/manifests/next.csv: the manifest does not exist", Ct);
+        await Store.SetContinuationAsync(failed.Id, new Continuation(null, "https://hooks.example/done"), Ct);
+
+        (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldBeEmpty();
     }
 }

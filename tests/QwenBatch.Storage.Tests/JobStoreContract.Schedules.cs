@@ -34,7 +34,7 @@ public abstract partial class JobStoreContract
 
         // Many rounds of both "workers" claiming the same occurrence at once.
         var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
-            Task.Run(() => stores[i % 2].ClaimOccurrenceAsync("nightly", occurrence, occurrence.AddDays(1), $"worker-{i % 2}", Ct))));
+            Task.Run(() => stores[i % 2].ClaimOccurrenceAsync(new OccurrenceClaim("nightly", occurrence, occurrence.AddDays(1), $"worker-{i % 2}", Lease), Ct))));
 
         results.Count(won => won).ShouldBe(1);
         (await Store.GetOccurrencesAsync("nightly", Ct)).ShouldHaveSingleItem().Occurrence.ShouldBe(occurrence);
@@ -45,9 +45,9 @@ public abstract partial class JobStoreContract
     public async Task ClaimOccurrenceAsync_StaleNextAt_NeverMovesScheduleBackwards()
     {
         await Store.AddScheduleAsync(Nightly(), Now, Ct);
-        (await Store.ClaimOccurrenceAsync("nightly", Now, Now.AddDays(2), Worker, Ct)).ShouldBeTrue();
+        (await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now, Now.AddDays(2), Worker, Lease), Ct)).ShouldBeTrue();
 
-        (await Store.ClaimOccurrenceAsync("nightly", Now.AddDays(1), Now.AddDays(1), Worker, Ct)).ShouldBeTrue();
+        (await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now.AddDays(1), Now.AddDays(1), Worker, Lease), Ct)).ShouldBeTrue();
 
         (await Store.GetSchedulesAsync(Ct)).Single().NextAt.ShouldBe(Now.AddDays(2));
     }
@@ -56,12 +56,12 @@ public abstract partial class JobStoreContract
     public async Task RecordOccurrenceAsync_ErrorThenBatch_ShowsLastOutcome()
     {
         await Store.AddScheduleAsync(Nightly(), Now, Ct);
-        await Store.ClaimOccurrenceAsync("nightly", Now, Now.AddDays(1), Worker, Ct);
+        await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now, Now.AddDays(1), Worker, Lease), Ct);
         await Store.RecordOccurrenceAsync(new ScheduleOutcome("nightly", Now, Now, null, "manifest missing"), Ct);
 
         var failed = (await Store.GetSchedulesAsync(Ct)).Single();
         var run = (await Store.GetOccurrencesAsync("nightly", Ct)).Single();
-        await Store.ClaimOccurrenceAsync("nightly", Now.AddDays(1), Now.AddDays(2), Worker, Ct);
+        await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now.AddDays(1), Now.AddDays(2), Worker, Lease), Ct);
         await Store.RecordOccurrenceAsync(new ScheduleOutcome("nightly", Now.AddDays(1), Now.AddDays(1), "nightly-20260102-0200", null), Ct);
         var succeeded = (await Store.GetSchedulesAsync(Ct)).Single();
 
@@ -71,6 +71,57 @@ public abstract partial class JobStoreContract
             () => succeeded.LastError.ShouldBeNull(),
             () => succeeded.LastBatch.ShouldBe("nightly-20260102-0200"),
             () => succeeded.LastRunAt.ShouldBe(Now.AddDays(1)));
+    }
+
+    [Fact]
+    public async Task ReclaimOccurrencesAsync_ClaimerDiedBeforeRecording_OneOtherTakesOverAfterTheLease()
+    {
+        await Store.AddScheduleAsync(Nightly(), Now, Ct);
+        await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now, Now.AddDays(1), Worker, Lease), Ct);
+        var occurrence = Now;
+
+        var whileLeased = await Store.ReclaimOccurrencesAsync(OtherWorker, Lease, 10, Ct);
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        var stores = new[] { OpenStore(), OpenStore() };
+        var racing = await Task.WhenAll(Enumerable.Range(0, 10).Select(i =>
+            Task.Run(() => stores[i % 2].ReclaimOccurrencesAsync($"rescuer-{i}", Lease, 10, Ct))));
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        await Store.RecordOccurrenceAsync(new ScheduleOutcome("nightly", occurrence, Now, "nightly-20260101-0200", null), Ct);
+        Time.Advance(Lease + TimeSpan.FromSeconds(1));
+        var afterRecord = await Store.ReclaimOccurrencesAsync(OtherWorker, Lease, 10, Ct);
+
+        whileLeased.ShouldBeEmpty();
+        racing.SelectMany(r => r).ShouldHaveSingleItem().ShouldBe(new AbandonedOccurrence("nightly", occurrence));
+        afterRecord.ShouldBeEmpty();
+        (await Store.GetOccurrencesAsync("nightly", Ct)).ShouldHaveSingleItem().BatchName.ShouldBe("nightly-20260101-0200");
+    }
+
+    [Fact]
+    public async Task ReclaimOccurrencesAsync_RecordedWithError_IsFinishedAndNeverReclaimed()
+    {
+        await Store.AddScheduleAsync(Nightly(), Now, Ct);
+        await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now, Now.AddDays(1), Worker, Lease), Ct);
+        await Store.RecordOccurrenceAsync(new ScheduleOutcome("nightly", Now, Now, "nightly-20260101-0200", "manifest missing"), Ct);
+        Time.Advance(TimeSpan.FromDays(1));
+
+        (await Store.ReclaimOccurrencesAsync(OtherWorker, Lease, 10, Ct)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task CreateFailedBatchAsync_SameNameTwice_MakesOneBatchWithNoJobsCarryingTheErrors()
+    {
+        var failure = "/manifests/banners.csv:2: prompt: is required\n/manifests/banners.csv:3: images: expected 1-3 images";
+
+        var first = await Store.CreateFailedBatchAsync(Batch("nightly-20260101-0200"), failure, Ct);
+        var second = await Store.CreateFailedBatchAsync(Batch("nightly-20260101-0200"), "another attempt", Ct);
+
+        second.Id.ShouldBe(first.Id);
+        second.Failure.ShouldBe(failure);
+        (await Store.GetBatchesAsync(Ct)).ShouldHaveSingleItem().Failure.ShouldBe(failure);
+        (await Store.GetBatchAsync(first.Id, Ct))!.StorageDir.ShouldBe("/output/nightly-20260101-0200");
+        var progress = await Store.GetProgressAsync(first.Id, Ct);
+        progress.ShouldSatisfyAllConditions(() => progress.Total.ShouldBe(0), () => progress.IsSettled.ShouldBeTrue());
+        (await ImportAsync(1)).Batch.Failure.ShouldBeNull();
     }
 
     [Fact]
@@ -92,7 +143,7 @@ public abstract partial class JobStoreContract
     public async Task RemoveScheduleAsync_WithRuns_RemovesScheduleAndRuns()
     {
         await Store.AddScheduleAsync(Nightly(), Now, Ct);
-        await Store.ClaimOccurrenceAsync("nightly", Now, Now.AddDays(1), Worker, Ct);
+        await Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", Now, Now.AddDays(1), Worker, Lease), Ct);
 
         (await Store.RemoveScheduleAsync("nightly", Ct)).ShouldBeTrue();
 

@@ -15,8 +15,10 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
     /// <summary>True when the batch has ended: every job is settled.</summary>
     public bool Done => Progress.IsSettled;
 
+    /// <summary>"failed" is a batch that failed before it had jobs (a scheduled manifest missing or invalid).</summary>
     public string StateText =>
-        !Done ? (Batch.CancelRequestedAt is null ? "running" : "cancelling")
+        Batch.Failure is not null ? "failed"
+        : !Done ? (Batch.CancelRequestedAt is null ? "running" : "cancelling")
         : Progress.Count(JobState.Succeeded) == Progress.Total ? "succeeded"
         : Progress.Count(JobState.Held) > 0 ? "held"
         : "finished with failures";

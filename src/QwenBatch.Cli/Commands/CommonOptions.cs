@@ -70,6 +70,25 @@ internal static class CommonOptions
     };
 
     /// <summary>The batch a command acts on, by id or name.</summary>
+    public static Option<string?> ThenManifest() =>
+        new("--then-manifest") { Description = "A manifest enqueued as batch <name>-then when this batch ends (by whoever ends it: run, a worker, cancel)." };
+
+    public static Option<string?> ThenWebhook() => new("--then-webhook")
+    {
+        Description = "A URL that receives the batch summary as a JSON POST when the batch ends (signed with Continuations:WebhookSecret, retried).",
+    };
+
+    /// <summary>The continuation the two options name; a webhook that is not an absolute http(s) URL is a usage error.</summary>
+    public static QwenBatch.Continuations.Continuation Then(string? manifest, string? webhook)
+    {
+        if (webhook is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp)))
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"--then-webhook must be an absolute http(s) URL; got '{url}'.");
+        }
+
+        return new(manifest is { } next ? Path.GetFullPath(next) : null, webhook);
+    }
+
     public static Argument<string> Batch() => new("batch") { Description = "The batch, by id or name." };
 
     /// <summary>The output root from configuration (Storage:Root, set by --storage).</summary>

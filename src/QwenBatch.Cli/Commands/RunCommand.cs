@@ -7,6 +7,7 @@ using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Cli.Manifests;
 using QwenBatch.Cli.Progress;
+using QwenBatch.Continuations;
 using QwenBatch.Jobs;
 using QwenBatch.Manifests;
 using QwenBatch.Providers;
@@ -31,9 +32,11 @@ internal static class RunCommand
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "Enqueue the valid jobs of an invalid manifest and list the skipped ones (in skipped.csv of the batch folder)." };
         var budget = CommonOptions.Budget();
         var name = new Option<string?>("--name") { Description = "Batch name (default: the manifest's name or file name). The same name resumes the same batch." };
+        var thenManifest = CommonOptions.ThenManifest();
+        var thenWebhook = CommonOptions.ThenWebhook();
         var command = new Command("run", "Submit a manifest and process it in this process until every job has finished; a rerun resumes.\n" + ExitCodes.Help)
         {
-            manifest, provider, storage, database, budget, name, prompt, map, skipInvalid, verbose,
+            manifest, provider, storage, database, budget, name, prompt, map, skipInvalid, thenManifest, thenWebhook, verbose,
         };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(parse.GetValue(storage), parse.GetValue(database), parse.GetValue(verbose)),
@@ -41,12 +44,13 @@ internal static class RunCommand
             {
                 var providerName = parse.GetValue(provider) ?? ProviderNames.Simulator;
                 var options = CommonOptions.ManifestOptions(providerName, parse.GetValue(prompt), parse.GetValue(map));
-                return ExecuteAsync(configuration, new ImportRequest(parse.GetValue(manifest)!, providerName, parse.GetValue(name), options, parse.GetValue(skipInvalid), parse.GetValue(budget)));
+                var then = CommonOptions.Then(parse.GetValue(thenManifest), parse.GetValue(thenWebhook));
+                return ExecuteAsync(configuration, new ImportRequest(parse.GetValue(manifest)!, providerName, parse.GetValue(name), options, parse.GetValue(skipInvalid), parse.GetValue(budget)), then);
             }));
         return command;
     }
 
-    private static async Task<int> ExecuteAsync(IConfiguration configuration, ImportRequest request)
+    private static async Task<int> ExecuteAsync(IConfiguration configuration, ImportRequest request, Continuation then)
     {
         var provider = request.Provider;
         if (await ManifestImport.CheckAsync(request) is not { } check)
@@ -65,6 +69,11 @@ internal static class RunCommand
 
         var import = await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), shutdown.Token);
         var batch = import.Batch;
+        if (!then.IsEmpty)
+        {
+            await runtime.Store.SetContinuationAsync(batch.Id, then, shutdown.Token);
+        }
+
         using var batchScope = runtime.LoggerFactory.CreateLogger("QwenBatch.Cli.Commands.RunCommand")
             .BeginScope(new Dictionary<string, object> { ["BatchId"] = batch.Id, ["BatchName"] = batch.Name });
         Console.Error.WriteLine(import.Resumed
@@ -86,6 +95,11 @@ internal static class RunCommand
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
         Console.WriteLine(Summary(batch, final));
         await HeldJobs.PrintAsync(batch, await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None));
+        if (final.IsSettled && await runtime.Continuations.FireSettledAsync(batch.Id, shutdown.Token) is { } fired)
+        {
+            // This process ended the batch, and may be the only one on the store: it fires the continuation itself.
+            Console.Error.WriteLine($"Continuation: {fired}");
+        }
         if (shutdown.Requested && !final.IsSettled)
         {
             await Console.Error.WriteLineAsync("Interrupted; state is kept. Run the same command again to finish the batch.");

@@ -155,7 +155,7 @@ internal static class ScheduleCommand
             ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"Schedule '{name}' already ran this minute.");
         if (outcome.Error is { } error)
         {
-            throw new CliException(ExitCodes.InvalidManifest, $"Schedule '{name}' failed: {error}");
+            throw new CliException(ExitCodes.InvalidManifest, $"Schedule '{name}' failed (failed batch '{outcome.BatchName}' carries the errors): {error}");
         }
 
         await Console.Out.WriteLineAsync($"Schedule '{name}' triggered: batch '{outcome.BatchName}' enqueued; a worker runs it.");

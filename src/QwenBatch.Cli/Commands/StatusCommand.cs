@@ -121,6 +121,11 @@ internal static class StatusCommand
         table.AddRow("Reserved", Usd(s.Batch.ReservedUsd));
         table.AddRow("Budget", s.Batch.BudgetUsd is { } b ? Usd(b) : "none");
         table.AddRow("ETA", s.Done ? "done" : BatchEta.Format(s.Eta));
+        if (s.Batch.Failure is { } failure)
+        {
+            table.AddRow("[red]Errors[/]", Markup.Escape(failure));
+        }
+
         return table;
     }
 
@@ -128,6 +133,7 @@ internal static class StatusCommand
     {
         "succeeded" => "[green]succeeded[/]",
         "running" => "[blue]running[/]",
+        "failed" => "[red]failed[/]",
         var other => $"[yellow]{Markup.Escape(other)}[/]",
     };
 
@@ -140,11 +146,11 @@ internal static class StatusCommand
 internal sealed record BatchJson(
     string Batch, string Name, string Provider, string State, bool Done, int Total, int InFlight,
     IReadOnlyDictionary<string, int> Counts, decimal SpentUsd, decimal ReservedUsd, decimal? BudgetUsd,
-    double? EtaSeconds, bool CancelRequested, string Storage, DateTimeOffset CreatedAt)
+    double? EtaSeconds, bool CancelRequested, string Storage, DateTimeOffset CreatedAt, string? Error)
 {
     public static BatchJson From(BatchSummary s) => new(
         s.Batch.Id.ToString(CultureInfo.InvariantCulture), s.Batch.Name, s.Batch.Provider, s.StateText, s.Done, s.Progress.Total, s.InFlight,
         Enum.GetValues<JobState>().ToDictionary(state => state.ToDbName(), s.Progress.Count),
         s.Progress.SpentUsd, s.Batch.ReservedUsd, s.Batch.BudgetUsd, s.Eta?.TotalSeconds, s.Batch.CancelRequestedAt is not null,
-        s.Batch.StorageDir, s.Batch.CreatedAt);
+        s.Batch.StorageDir, s.Batch.CreatedAt, s.Batch.Failure);
 }

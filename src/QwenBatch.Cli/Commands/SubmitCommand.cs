@@ -27,11 +27,8 @@ internal static class SubmitCommand
         var json = new Option<bool>("--json") { Description = "Print {\"batch\": \"<id>\", \"name\", \"jobs\": N, \"resumed\"} as JSON." };
         var skipInvalid = new Option<bool>("--skip-invalid") { Description = "Enqueue the valid jobs of an invalid manifest and list the skipped ones." };
         var name = new Option<string?>("--name") { Description = "Batch name (default: the manifest's name or file name). The same name resumes the same batch." };
-        var thenManifest = new Option<string?>("--then-manifest") { Description = "A manifest a worker enqueues as batch <name>-then when this batch ends." };
-        var thenWebhook = new Option<string?>("--then-webhook")
-        {
-            Description = "A URL that receives the batch summary as a JSON POST when the batch ends (signed with Continuations:WebhookSecret, retried).",
-        };
+        var thenManifest = CommonOptions.ThenManifest();
+        var thenWebhook = CommonOptions.ThenWebhook();
         var command = new Command("submit", "Enqueue a manifest as a batch for the workers sharing the store ('qwenbatch worker'), and return.\n"
             + "Exit codes: 0 enqueued; 1 usage or configuration error; 2 invalid manifest (nothing enqueued).")
         {
@@ -44,12 +41,7 @@ internal static class SubmitCommand
                 var providerName = parse.GetValue(provider) ?? ProviderNames.Simulator;
                 var options = CommonOptions.ManifestOptions(providerName, parse.GetValue(prompt), parse.GetValue(map));
                 var request = new ImportRequest(parse.GetValue(manifest)!, providerName, parse.GetValue(name), options, parse.GetValue(skipInvalid), parse.GetValue(budget));
-                var then = new Continuation(parse.GetValue(thenManifest) is { } next ? Path.GetFullPath(next) : null, parse.GetValue(thenWebhook));
-                if (then.Webhook is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp)))
-                {
-                    throw new CliException(ExitCodes.UsageOrConfiguration, $"--then-webhook must be an absolute http(s) URL; got '{url}'.");
-                }
-
+                var then = CommonOptions.Then(parse.GetValue(thenManifest), parse.GetValue(thenWebhook));
                 return ExecuteAsync(configuration, request, then, parse.GetValue(json), ct);
             }));
         return command;

@@ -45,6 +45,9 @@ internal sealed class Runtime : IAsyncDisposable
 
     public ScheduleRunner Schedules => _services.GetRequiredService<ScheduleRunner>();
 
+    /// <summary>Fires the continuation of a batch this process ended (workers fire the others from their loop).</summary>
+    public ContinuationRunner Continuations => _services.GetRequiredService<ContinuationRunner>();
+
     public ProviderRegistry Providers => _services.GetRequiredService<ProviderRegistry>();
 
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
@@ -106,8 +109,9 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton<IServerLoop, RetentionLoop>();
         services.AddSingleton(continuations);
         services.AddHttpClient(nameof(ContinuationRunner), http => http.Timeout = TimeSpan.FromSeconds(30));
-        services.AddSingleton<IServerLoop>(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,
+        services.AddSingleton(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,
             sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ContinuationRunner)), time, sp.GetRequiredService<ILogger<ContinuationRunner>>()));
+        services.AddSingleton<IServerLoop>(sp => sp.GetRequiredService<ContinuationRunner>());
         services.AddSingleton(sp => JobEngine.Create(new EngineParts(
             sp.GetRequiredService<IJobStore>(),
             sp.GetRequiredService<ProviderRegistry>(),

@@ -24,6 +24,7 @@ internal static class ServeHost
         // Instances owned by the runtime: the web host uses them and does not dispose them.
         builder.Services.AddSingleton(runtime.Store);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(runtime.Schedules);
         builder.Services.AddQwenBatchDashboard(configuration);
         if (withWorker)
         {

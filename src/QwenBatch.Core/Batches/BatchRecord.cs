@@ -27,6 +27,12 @@ public sealed record BatchRecord
     public decimal ReservedUsd { get; init; }
 
     public DateTimeOffset? CancelRequestedAt { get; init; }
+
+    /// <summary>
+    /// Why the batch failed before it had jobs: the validation errors of a manifest a schedule or a continuation read
+    /// (one line each), or its absence. Null for every batch that was imported.
+    /// </summary>
+    public string? Failure { get; init; }
 }
 
 /// <summary>A batch to create, or to resume when one with the same name already exists.</summary>

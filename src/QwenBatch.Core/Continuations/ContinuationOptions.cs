@@ -21,4 +21,11 @@ public sealed class ContinuationOptions
     /// <summary>First retry delay; doubles per attempt.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan WebhookRetryDelay { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How long a claimed continuation is its claimer's alone; one whose result was not recorded by then (the claimer died)
+    /// is fired again by another worker. Longer than every webhook attempt and delay together.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    public TimeSpan ClaimLease { get; set; } = TimeSpan.FromMinutes(10);
 }

@@ -6,20 +6,23 @@ using Polly;
 using Polly.Retry;
 using QwenBatch.Batches;
 using QwenBatch.Jobs;
-using QwenBatch.Manifests;
 using QwenBatch.Server;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Continuations;
 
 /// <summary>
-/// Fires the continuations of settled batches: the next manifest becomes batch <c>&lt;batch&gt;-then</c> through the one
-/// import path, and the webhook gets the batch summary as a signed JSON POST, retried with backoff. The store's guarded
-/// claim makes each continuation fire once, whichever worker sees the batch settle first.
+/// Fires the continuations of settled batches, whoever ended them: the next manifest becomes batch <c>&lt;batch&gt;-then</c>
+/// (a failed batch with the errors when it is missing or invalid), and the webhook gets the batch summary as a signed JSON
+/// POST, retried with backoff. Workers look from their loop; <c>run</c> and <c>cancel</c> fire the batch they ended at once.
+/// The store's guarded, leased claim makes each continuation fire once, whichever process sees the batch settle first.
 /// </summary>
 public sealed partial class ContinuationRunner : IServerLoop
 {
     public const string SignatureHeader = "X-QwenBatch-Signature";
+
+    /// <summary>The same for every attempt and every firing of one batch's webhook, so a receiver can drop a repeat.</summary>
+    public const string DeliveryHeader = "X-QwenBatch-Delivery";
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private readonly IJobStore _store;
     private readonly ContinuationOptions _options;
@@ -72,32 +75,57 @@ public sealed partial class ContinuationRunner : IServerLoop
         }
     }
 
-    /// <summary>Claims and fires every settled batch's continuation; returns the results recorded.</summary>
+    /// <summary>Claims and fires every settled batch's continuation (a worker's loop); returns the results recorded.</summary>
     public async Task<IReadOnlyList<string>> TickAsync(CancellationToken ct)
     {
         var results = new List<string>();
-        foreach (var claimed in await _store.ClaimContinuationsAsync(10, ct))
+        foreach (var claimed in await _store.ClaimContinuationsAsync(new ContinuationClaim(10, _options.ClaimLease), ct))
         {
-            var parts = new List<string>();
-            if (claimed.Then.Manifest is { } manifest)
-            {
-                parts.Add(await RunManifestAsync(claimed, manifest, ct));
-            }
-
-            if (claimed.Then.Webhook is { } webhook)
-            {
-                parts.Add(await PostAsync(claimed, webhook, ct));
-            }
-
-            var result = string.Join("; ", parts);
-
-            // Claimed means fired: record the result even when stopping, or nobody would know what happened.
-            await _store.RecordContinuationAsync(claimed.BatchId, result, CancellationToken.None);
-            LogFired(claimed.BatchName, result);
-            results.Add(result);
+            results.Add(await FireAsync(claimed, ct));
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// Fires the continuation of the batch this process just ended (<c>run</c> once its batch settles, <c>cancel</c>), if it
+    /// has one, it is settled and nobody fired it yet; null otherwise. Workers fire the rest from their loop.
+    /// </summary>
+    public async Task<string?> FireSettledAsync(long batchId, CancellationToken ct)
+    {
+        var claimed = await _store.ClaimContinuationsAsync(new ContinuationClaim(1, _options.ClaimLease, batchId), ct);
+        return claimed.Count == 0 ? null : await FireAsync(claimed[0], ct);
+    }
+
+    private async Task<string> FireAsync(ClaimedContinuation claimed, CancellationToken ct)
+    {
+        // Until the result is recorded the claim is open: if this process dies first, another worker fires it again after
+        // the lease. The next manifest's batch name is fixed (a second import resumes it) and the webhook carries a delivery
+        // id, so a second firing is recognisable.
+        var parts = new List<string>();
+        if (claimed.Then.Manifest is { } manifest)
+        {
+            parts.Add(await RunManifestAsync(claimed, manifest, ct));
+        }
+
+        if (claimed.Then.Webhook is { } webhook)
+        {
+            parts.Add(await PostAsync(claimed, webhook, ct));
+        }
+
+        var result = string.Join("; ", parts);
+
+        // Fired: record the result even when stopping, or it would fire again.
+        await _store.RecordContinuationAsync(claimed.BatchId, result, CancellationToken.None);
+        if (result.Contains("failed", StringComparison.Ordinal))
+        {
+            LogFiredWithFailure(claimed.BatchName, result);
+        }
+        else
+        {
+            LogFired(claimed.BatchName, result);
+        }
+        return result;
     }
 
     /// <summary>The webhook body's signature: HMAC-SHA256 of the exact bytes sent, hex.</summary>
@@ -105,29 +133,10 @@ public sealed partial class ContinuationRunner : IServerLoop
 
     private async Task<string> RunManifestAsync(ClaimedContinuation claimed, string manifest, CancellationToken ct)
     {
-        try
-        {
-            if (!File.Exists(manifest))
-            {
-                return $"manifest failed: '{manifest}' does not exist";
-            }
-
-            var options = new ManifestOptions { Provider = claimed.Provider };
-            var check = ManifestImporter.Check(manifest, options);
-            if (check.Diagnostics.ErrorCount > 0)
-            {
-                return $"manifest failed: {check.Diagnostics.ErrorCount} error(s), nothing enqueued";
-            }
-
-            var root = Path.GetDirectoryName(claimed.StorageDir) ?? claimed.StorageDir;
-            var batch = BatchPlanner.Batch(check.Path, check.Name, claimed.Provider, root, $"{claimed.BatchName}-then");
-            var import = await _store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(manifest, options, claimed.Provider, skipInvalid: false, ct), ct);
-            return $"batch {import.Batch.Name}";
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
-        {
-            return $"manifest failed: {ex.Message}";
-        }
+        var root = Path.GetDirectoryName(claimed.StorageDir) ?? claimed.StorageDir;
+        var batch = BatchPlanner.Batch(Path.GetFullPath(manifest), null, claimed.Provider, root, $"{claimed.BatchName}-then");
+        var result = await UnattendedImport.ImportAsync(_store, manifest, batch, _time, ct);
+        return result.Error is null ? $"batch {result.Batch.Name}" : $"manifest failed (batch {result.Batch.Name}): {result.Error}";
     }
 
     private async Task<string> PostAsync(ClaimedContinuation claimed, string webhook, CancellationToken ct)
@@ -142,6 +151,7 @@ public sealed partial class ContinuationRunner : IServerLoop
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, webhook) { Content = new ByteArrayContent(body) };
                 request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+                request.Headers.Add(DeliveryHeader, $"batch-{claimed.BatchId.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
                 if (_options.WebhookSecret is { Length: > 0 } secret)
                 {
                     request.Headers.Add(SignatureHeader, Sign(secret, body));
@@ -149,7 +159,9 @@ public sealed partial class ContinuationRunner : IServerLoop
 
                 return await _http.SendAsync(request, token);
             }, ct);
-            return $"webhook {(int)response.StatusCode}";
+            return response.IsSuccessStatusCode
+                ? $"webhook {(int)response.StatusCode}"
+                : $"webhook failed: HTTP {(int)response.StatusCode} after {_options.WebhookAttempts} attempt(s)";
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
         {
@@ -161,6 +173,9 @@ public sealed partial class ContinuationRunner : IServerLoop
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Continuation of batch {Batch} fired: {Result}")]
     private partial void LogFired(string batch, string result);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Continuation of batch {Batch} fired and failed: {Result}")]
+    private partial void LogFiredWithFailure(string batch, string result);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Looking for settled batches' continuations failed; trying again at the next interval")]
     private partial void LogTickFailed(Exception ex);

@@ -5,7 +5,8 @@ namespace QwenBatch.Reports;
 
 /// <summary>
 /// Writes <c>errors.csv</c>: every job that did not succeed (failed, cancelled, held, unfinished, and rows
-/// <c>--skip-invalid</c> left out), in manifest columns plus <c>error</c>, so the file can be fed back as a manifest.
+/// <c>--skip-invalid</c> left out), in manifest columns plus <c>error</c>, so the file can be fed back as a manifest. A batch
+/// that failed before it had jobs (a scheduled manifest missing or invalid) lists its errors, one row each, in <c>error</c>.
 /// </summary>
 public static class ErrorsCsvWriter
 {
@@ -58,6 +59,17 @@ public static class ErrorsCsvWriter
                 }
 
                 csv.WriteField(row.Error ?? $"did not finish ({row.Status})");
+                await csv.EndRecordAsync(ct);
+            }
+
+            foreach (var line in (report.Batch.Failure ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                foreach (var _ in Columns.Concat(extra))
+                {
+                    csv.WriteField("");
+                }
+
+                csv.WriteField(line);
                 await csv.EndRecordAsync(ct);
             }
 

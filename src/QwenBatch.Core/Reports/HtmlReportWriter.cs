@@ -35,6 +35,12 @@ public static class HtmlReportWriter
         html.Append("<h1>").Append(E(report.Batch.Name)).Append("</h1>\n<p class=\"muted\">Provider ").Append(E(report.Batch.Provider))
             .Append(" · generated ").Append(E(t.GeneratedAt.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture))).Append("</p>\n");
 
+        if (report.Batch.Failure is { } failure)
+        {
+            html.Append("<p class=\"warn\" id=\"failure\">The batch failed before any job was enqueued (listed in errors.csv):</p><pre>")
+                .Append(E(failure)).Append("</pre>\n");
+        }
+
         html.Append("<section id=\"totals\"><table>");
         Row(html, "Jobs", Count(t.Jobs) + " (" + string.Join(", ", t.JobsByStatus.Select(s => $"{s.Value} {s.Key}")) + ")");
         Row(html, "Images", string.Join(", ", t.ImagesByStatus.Select(s => $"{s.Value} {s.Key}")));

@@ -2,7 +2,7 @@ using System.Text.Json;
 
 namespace QwenBatch.Reports;
 
-/// <summary>Writes <c>report.json</c>: the batch, its totals, every job row and the skipped rows, in snake_case.</summary>
+/// <summary>Writes <c>report.json</c>: the batch (with <c>failure</c> when it failed before it had jobs), its totals, every job row and the skipped rows, in snake_case.</summary>
 public static class JsonReportWriter
 {
     public const string FileName = "report.json";
@@ -19,7 +19,7 @@ public static class JsonReportWriter
             var batch = report.Batch;
             var document = new
             {
-                Batch = new { batch.Name, batch.Provider, batch.Source, batch.StorageDir, batch.CreatedAt, batch.BudgetUsd },
+                Batch = new { batch.Name, batch.Provider, batch.Source, batch.StorageDir, batch.CreatedAt, batch.BudgetUsd, batch.Failure },
                 report.Totals,
                 Jobs = report.Rows,
                 report.Skipped,

@@ -73,7 +73,8 @@ public sealed class CronSchedule
     /// <summary>
     /// The first occurrence strictly after <paramref name="after"/>, or null when the expression never matches. A local
     /// time skipped by a spring-forward change runs once at the first valid minute after the gap; a local time that occurs
-    /// twice on the autumn night runs once, at its first (daylight) instant.
+    /// twice on the autumn night runs once, at its first (daylight) instant. The instant is in UTC (offset 0), as the
+    /// stores keep instants (PostgreSQL's driver refuses any other offset for timestamptz).
     /// </summary>
     public DateTimeOffset? NextAfter(DateTimeOffset after)
     {
@@ -98,7 +99,7 @@ public sealed class CronSchedule
                 {
                     if (_minutes[minute] && ToInstant(day.AddHours(hour).AddMinutes(minute)) is var at && at > after)
                     {
-                        return at;
+                        return at.ToUniversalTime();
                     }
                 }
             }

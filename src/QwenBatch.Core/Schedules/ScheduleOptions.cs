@@ -14,4 +14,12 @@ public sealed class ScheduleOptions
     /// <summary>With catch-up <c>skip</c>, an occurrence later than this is a missed one and is skipped.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
     public TimeSpan MisfireTolerance { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How long a claimed occurrence is its claimer's alone. A claimer that dies before its batch is recorded leaves the
+    /// occurrence to another scheduler after this; longer than the slowest manifest import, or a slow import is redone
+    /// (harmlessly: the batch name is fixed, so the second import resumes the first batch).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00")]
+    public TimeSpan ClaimLease { get; set; } = TimeSpan.FromMinutes(10);
 }

@@ -20,8 +20,19 @@ public sealed record ScheduleRecord(
     public string Name => Definition.Name;
 }
 
-/// <summary>One claimed occurrence and its result: the batch it made, or why it failed.</summary>
+/// <summary>
+/// One claimed occurrence and its result: the batch it made, and why it failed when it did (a failed occurrence still has
+/// its batch: one with no jobs, carrying the errors).
+/// </summary>
 public sealed record ScheduleOutcome(string Schedule, DateTimeOffset Occurrence, DateTimeOffset At, string? BatchName, string? Error);
+
+/// <summary>A scheduler's claim on one occurrence, held under a lease until the occurrence's batch is recorded.</summary>
+/// <param name="NextAt">The schedule's next occurrence after this one; the claim never moves it backwards.</param>
+/// <param name="Lease">How long the claim is the owner's alone; after it, another scheduler may finish the occurrence.</param>
+public sealed record OccurrenceClaim(string Schedule, DateTimeOffset Occurrence, DateTimeOffset NextAt, string Owner, TimeSpan Lease);
+
+/// <summary>An occurrence whose claimer died before recording its batch, now taken over by another scheduler.</summary>
+public sealed record AbandonedOccurrence(string Schedule, DateTimeOffset Occurrence);
 
 /// <summary>Parses and prints <see cref="CatchUpPolicy"/> as the CLI and store spell it.</summary>
 public static class CatchUpPolicies

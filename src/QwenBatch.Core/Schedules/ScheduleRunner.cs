@@ -1,24 +1,36 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Batches;
-using QwenBatch.Manifests;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Schedules;
 
 /// <summary>
-/// Turns due occurrences into batches. Every worker runs it; the store's unique (schedule, occurrence) claim makes each
-/// occurrence one batch. The manifest is read when the occurrence fires, through the one import path
-/// (<see cref="ManifestImporter"/>); a missing or invalid manifest fails that occurrence visibly and the schedule goes on.
+/// Turns due occurrences into batches, exactly once each. Every worker runs it; the store's unique (schedule, occurrence)
+/// key makes one scheduler the claimer, under a lease. The claimer imports the manifest as read now, through the one import
+/// path, and records the batch; if it dies in between, another scheduler takes the open claim over when the lease expires
+/// and fires the occurrence again under the same batch name (a batch already committed is resumed, not doubled). A missing
+/// or invalid manifest makes a failed batch carrying the errors, and the schedule goes on.
 /// </summary>
 public sealed partial class ScheduleRunner(IJobStore store, ScheduleOptions options, TimeProvider time, ILogger<ScheduleRunner> logger)
 {
-    /// <summary>Fires every due occurrence this caller wins; returns the outcomes of those it fired.</summary>
+    /// <summary>Fires every due occurrence this caller wins, and every abandoned one it takes over; returns their outcomes.</summary>
     public async Task<IReadOnlyList<ScheduleOutcome>> TickAsync(string owner, CancellationToken ct)
     {
         var fired = new List<ScheduleOutcome>();
+        var schedules = await store.GetSchedulesAsync(ct);
+        foreach (var abandoned in await store.ReclaimOccurrencesAsync(owner, options.ClaimLease, 10, ct))
+        {
+            if (schedules.FirstOrDefault(s => s.Name == abandoned.Schedule) is { } schedule)
+            {
+                LogTakenOver(abandoned.Schedule, abandoned.Occurrence);
+                var cron = CronSchedule.Parse(schedule.Definition.Cron, schedule.Definition.TimeZone);
+                fired.Add(await FireAsync(schedule.Definition, abandoned.Occurrence, cron, ct));
+            }
+        }
+
         var now = time.GetUtcNow();
-        foreach (var schedule in await store.GetSchedulesAsync(ct))
+        foreach (var schedule in schedules)
         {
             if (schedule.Paused || schedule.NextAt > now)
             {
@@ -45,7 +57,7 @@ public sealed partial class ScheduleRunner(IJobStore store, ScheduleOptions opti
                 continue;
             }
 
-            if (await store.ClaimOccurrenceAsync(schedule.Name, latest, next, owner, ct))
+            if (await store.ClaimOccurrenceAsync(new OccurrenceClaim(schedule.Name, latest, next, owner, options.ClaimLease), ct))
             {
                 fired.Add(await FireAsync(schedule.Definition, latest, cron, ct));
             }
@@ -54,7 +66,7 @@ public sealed partial class ScheduleRunner(IJobStore store, ScheduleOptions opti
         return fired;
     }
 
-    /// <summary>Runs the schedule now (<c>schedule trigger</c>), as an occurrence at the current minute.</summary>
+    /// <summary>Runs the schedule now (<c>schedule trigger</c>, the dashboard's button), as an occurrence at the current minute.</summary>
     public async Task<ScheduleOutcome?> TriggerAsync(ScheduleRecord schedule, string owner, CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -62,7 +74,7 @@ public sealed partial class ScheduleRunner(IJobStore store, ScheduleOptions opti
         var cron = CronSchedule.Parse(schedule.Definition.Cron, schedule.Definition.TimeZone);
 
         // The claim never moves next_at backwards, so passing the current value leaves the regular occurrences alone.
-        return await store.ClaimOccurrenceAsync(schedule.Name, occurrence, schedule.NextAt, owner, ct)
+        return await store.ClaimOccurrenceAsync(new OccurrenceClaim(schedule.Name, occurrence, schedule.NextAt, owner, options.ClaimLease), ct)
             ? await FireAsync(schedule.Definition, occurrence, cron, ct)
             : null;
     }
@@ -74,59 +86,36 @@ public sealed partial class ScheduleRunner(IJobStore store, ScheduleOptions opti
     private async Task<ScheduleOutcome> FireAsync(ScheduleDefinition schedule, DateTimeOffset occurrence, CronSchedule cron, CancellationToken ct)
     {
         var name = BatchName(schedule.Name, cron, occurrence);
-        string? error;
-        try
-        {
-            error = await ImportAsync(schedule, name, ct);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or ArgumentException)
-        {
-            error = ex.Message;
-        }
+        var batch = BatchPlanner.Batch(Path.GetFullPath(schedule.Manifest), null, schedule.Provider, schedule.StorageRoot, name) with { BudgetUsd = schedule.BudgetUsd };
 
-        var outcome = new ScheduleOutcome(schedule.Name, occurrence, time.GetUtcNow(), error is null ? name : null, error);
+        // Until the outcome is recorded the claim stays open: if this process dies or the store fails here, another
+        // scheduler finishes the occurrence after the lease (at least once), and the fixed batch name makes it once.
+        var result = await UnattendedImport.ImportAsync(store, schedule.Manifest, batch, time, ct);
+        var outcome = new ScheduleOutcome(schedule.Name, occurrence, time.GetUtcNow(), result.Batch.Name, result.Error);
 
-        // The occurrence is claimed whatever happens next: its result must be recorded even when stopping.
+        // The batch exists now: its occurrence must be recorded even when stopping.
         await store.RecordOccurrenceAsync(outcome, CancellationToken.None);
-        if (error is null)
+        if (result.Error is null)
         {
             LogFired(schedule.Name, occurrence, name);
         }
         else
         {
-            LogFailed(schedule.Name, occurrence, error);
+            LogFailed(schedule.Name, occurrence, name, result.Error);
         }
 
         return outcome;
     }
 
-    /// <summary>Imports the manifest as read now; the error to record, or null when the batch was made.</summary>
-    private async Task<string?> ImportAsync(ScheduleDefinition schedule, string name, CancellationToken ct)
-    {
-        if (!File.Exists(schedule.Manifest))
-        {
-            return $"Manifest '{schedule.Manifest}' does not exist.";
-        }
-
-        var manifestOptions = new ManifestOptions { Provider = schedule.Provider };
-        var check = ManifestImporter.Check(schedule.Manifest, manifestOptions);
-        if (check.Diagnostics.ErrorCount > 0)
-        {
-            var first = ManifestStream.Sorted(check.Diagnostics.Errors).Take(3).Select(e => e.ToString());
-            return $"Manifest '{schedule.Manifest}' has {check.Diagnostics.ErrorCount} error(s); nothing was enqueued: {string.Join("; ", first)}";
-        }
-
-        var batch = BatchPlanner.Batch(check.Path, check.Name, schedule.Provider, schedule.StorageRoot, name) with { BudgetUsd = schedule.BudgetUsd };
-        await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(schedule.Manifest, manifestOptions, schedule.Provider, skipInvalid: false, ct), ct);
-        return null;
-    }
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Schedule {Schedule} fired its {Occurrence:O} occurrence as batch {Batch}")]
     private partial void LogFired(string schedule, DateTimeOffset occurrence, string batch);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Schedule {Schedule} failed its {Occurrence:O} occurrence: {Error}; the schedule carries on")]
-    private partial void LogFailed(string schedule, DateTimeOffset occurrence, string error);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Schedule {Schedule} failed its {Occurrence:O} occurrence (failed batch {Batch}): {Error}; the schedule carries on")]
+    private partial void LogFailed(string schedule, DateTimeOffset occurrence, string batch, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Schedule {Schedule} missed its {Occurrence:O} occurrence (catch-up: skip); next at {Next:O}")]
     private partial void LogSkipped(string schedule, DateTimeOffset occurrence, DateTimeOffset next);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Schedule {Schedule}: its {Occurrence:O} occurrence was claimed but never recorded (the claimer stopped); firing it here")]
+    private partial void LogTakenOver(string schedule, DateTimeOffset occurrence);
 }

@@ -22,15 +22,25 @@ public partial interface IJobStore
     Task<bool> SetSchedulePausedAsync(string name, bool paused, DateTimeOffset nextAt, CancellationToken ct);
 
     /// <summary>
-    /// Claims one occurrence for <paramref name="owner"/> and moves the schedule's next occurrence to <paramref name="nextAt"/>
-    /// in one transaction. True only for the one caller whose insert of (schedule, occurrence) went in.
+    /// Claims one occurrence for <see cref="OccurrenceClaim.Owner"/> under a lease and moves the schedule's next occurrence to
+    /// <see cref="OccurrenceClaim.NextAt"/> in one transaction. True only for the one caller whose insert of
+    /// (schedule, occurrence) went in. The claim stays open until <see cref="RecordOccurrenceAsync"/> finishes it; if the
+    /// claimer dies first, <see cref="ReclaimOccurrencesAsync"/> hands it to another scheduler once the lease expires.
     /// </summary>
-    Task<bool> ClaimOccurrenceAsync(string name, DateTimeOffset occurrence, DateTimeOffset nextAt, string owner, CancellationToken ct);
+    Task<bool> ClaimOccurrenceAsync(OccurrenceClaim claim, CancellationToken ct);
+
+    /// <summary>
+    /// Takes over up to <paramref name="limit"/> claimed occurrences that were never finished and whose lease expired (the
+    /// claimer crashed or stopped between the claim and its batch), with one guarded update: each goes to one caller, under
+    /// a fresh lease. The caller fires them again; the batch name of an occurrence is fixed, so a batch the dead claimer
+    /// already committed is resumed, never doubled.
+    /// </summary>
+    Task<IReadOnlyList<AbandonedOccurrence>> ReclaimOccurrencesAsync(string owner, TimeSpan lease, int limit, CancellationToken ct);
 
     /// <summary>Moves the next occurrence from <paramref name="expected"/> to <paramref name="nextAt"/> without a run (catch-up skip).</summary>
     Task<bool> SkipOccurrencesAsync(string name, DateTimeOffset expected, DateTimeOffset nextAt, CancellationToken ct);
 
-    /// <summary>Records what a claimed occurrence made: its batch, or the error that stopped it.</summary>
+    /// <summary>Finishes a claimed occurrence with what it made: its batch, and the error that failed it, if any.</summary>
     Task RecordOccurrenceAsync(ScheduleOutcome outcome, CancellationToken ct);
 
     /// <summary>The claimed occurrences of a schedule, newest first.</summary>
@@ -51,18 +61,20 @@ public partial interface IJobStore
     Task<RetentionStep> PurgeBatchChunkAsync(long batchId, DateTimeOffset cutoff, int chunk, CancellationToken ct);
 }
 
-/// <summary>Batch continuations (migration 4): set at submit, claimed once when the batch settles.</summary>
+/// <summary>Batch continuations (migrations 4 and 6): set at submit or run, claimed once when the batch settles.</summary>
 public partial interface IJobStore
 {
     Task SetContinuationAsync(long batchId, Continuations.Continuation then, CancellationToken ct);
 
     /// <summary>
-    /// Claims up to <paramref name="limit"/> settled batches with an unfired continuation, with one guarded update
-    /// (<c>then_claimed_at IS NULL</c>), so each continuation fires once however many workers look.
+    /// Claims up to <see cref="Continuations.ContinuationClaim.Limit"/> settled batches (one batch when
+    /// <see cref="Continuations.ContinuationClaim.BatchId"/> is set) whose continuation has not fired, with one guarded
+    /// update, so each continuation is claimed by one caller however many workers look. A claim whose result was never
+    /// recorded (the claimer died) can be claimed again once its lease expired.
     /// </summary>
-    Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(int limit, CancellationToken ct);
+    Task<IReadOnlyList<Continuations.ClaimedContinuation>> ClaimContinuationsAsync(Continuations.ContinuationClaim claim, CancellationToken ct);
 
-    /// <summary>Records what a fired continuation did (the batch it made, the webhook's answer, or the error).</summary>
+    /// <summary>Records what a fired continuation did (the batch it made, the webhook's answer, or the error); it is then done.</summary>
     Task RecordContinuationAsync(long batchId, string result, CancellationToken ct);
 
     /// <summary>A batch's continuation and its result, if any.</summary>

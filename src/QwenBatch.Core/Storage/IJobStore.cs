@@ -20,6 +20,13 @@ public partial interface IJobStore : IAsyncDisposable
     /// </summary>
     Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct);
 
+    /// <summary>
+    /// Creates a batch with no jobs that failed before any job existed (its manifest was missing or invalid when a schedule
+    /// or a continuation fired it), carrying <paramref name="failure"/> (one line per error). When a batch of that name
+    /// exists, returns it unchanged, so a second attempt at the same occurrence never makes a second batch.
+    /// </summary>
+    Task<BatchRecord> CreateFailedBatchAsync(NewBatch batch, string failure, CancellationToken ct);
+
     Task<BatchRecord?> FindBatchAsync(string name, CancellationToken ct);
 
     Task<BatchRecord?> GetBatchAsync(long batchId, CancellationToken ct);

@@ -27,7 +27,7 @@ public static class JobRows
         + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
         + "reserved_usd, cancel_requested, started_at";
 
-    public const string BatchColumns = "id, name, source, provider, storage_dir, created_at, budget_usd, spent_usd, reserved_usd, cancel_requested_at";
+    public const string BatchColumns = "id, name, source, provider, storage_dir, created_at, budget_usd, spent_usd, reserved_usd, cancel_requested_at, failure";
 
     /// <summary>The claimable states as a SQL list; spelled out so partial indexes match the queries.</summary>
     public const string ClaimableSql = "('pending', 'at_provider', 'downloading')";
@@ -73,6 +73,7 @@ public static class JobRows
         SpentUsd = d.Money(r, 7),
         ReservedUsd = d.Money(r, 8),
         CancelRequestedAt = d.NullableTime(r, 9),
+        Failure = r.IsDBNull(10) ? null : r.GetString(10),
     };
 
     public static JobHistoryEntry ReadHistory(DbDataReader r, RowDialect d) => new(

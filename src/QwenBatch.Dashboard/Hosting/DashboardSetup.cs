@@ -2,9 +2,11 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using QwenBatch.Dashboard.Api;
 using QwenBatch.Dashboard.Pages;
 using QwenBatch.Dashboard.Security;
+using QwenBatch.Schedules;
 
 namespace QwenBatch.Dashboard.Hosting;
 
@@ -20,6 +22,10 @@ public static class DashboardSetup
             configuration.GetSection(DashboardOptions.SectionName).Bind(o);
         });
         services.AddRouting();
+
+        // The schedules page's "trigger now" fires in this process; a host that composes its own runner (serve) keeps it.
+        services.TryAddSingleton<ScheduleOptions>();
+        services.TryAddSingleton<ScheduleRunner>();
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "qwenbatch.antiforgery";

@@ -39,6 +39,13 @@ internal static class BatchPages
         body.Append(batch.BudgetUsd is { } budget ? $" of ${Usd(budget)}" : "").Append(CultureInfo.InvariantCulture, $" · ETA {E(Eta(batch, progress, time.GetUtcNow()))}</p>");
         body.Append(CultureInfo.InvariantCulture, $"<p id=\"status\" data-done=\"{(progress.IsSettled ? "true" : "false")}\">{Bar(progress)} {Done(progress)}/{progress.Total} settled")
             .Append(progress.IsSettled ? " — <b>finished</b>" : "").Append(batch.CancelRequestedAt is not null ? " — cancel requested" : "").Append("</p>");
+        if (batch.Failure is { } failure)
+        {
+            // A scheduled or continued manifest that was missing or invalid when it fired: the batch has no jobs, only these.
+            body.Append("<div id=\"failure\"><p class=\"stale\">Failed: nothing was enqueued. The manifest's errors (also in errors.csv):</p><pre>")
+                .Append(E(failure)).Append("</pre></div>");
+        }
+
         body.Append("<table><tr><th>State</th><th>Jobs</th></tr>");
         foreach (var state in Enum.GetValues<JobState>())
         {

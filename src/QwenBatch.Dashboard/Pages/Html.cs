@@ -46,6 +46,7 @@ internal static class Html
     private static readonly (string Href, string Label)[] Nav =
     [
         ("/dashboard", "Overview"), ("/dashboard/batches", "Batches"), ("/dashboard/jobs/failed", "Jobs"), ("/dashboard/servers", "Servers"),
+        ("/dashboard/schedules", "Schedules"),
     ];
 
     private const string Css = """

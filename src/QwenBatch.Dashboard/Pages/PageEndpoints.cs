@@ -40,5 +40,6 @@ internal static class PageEndpoints
             return Results.Redirect($"/dashboard/batches/{id}");
         });
         forms.MapPost("/jobs/bulk", JobPages.BulkAsync);
+        SchedulesPage.Map(pages, forms);
     }
 }

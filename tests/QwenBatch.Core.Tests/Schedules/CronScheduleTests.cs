@@ -26,7 +26,10 @@ public sealed class CronScheduleTests
     {
         var schedule = CronSchedule.Parse(cron, zone);
 
-        schedule.NextAfter(Instant(after)).ShouldBe(Instant(expected));
+        var next = schedule.NextAfter(Instant(after))!.Value;
+
+        next.ShouldBe(Instant(expected));
+        next.Offset.ShouldBe(TimeSpan.Zero); // stored as is: PostgreSQL takes only UTC instants
     }
 
     [Fact]
