@@ -145,6 +145,45 @@ public sealed partial class PostgresJobStore
         return (int)(await command.ExecuteScalarAsync(ct))!;
     }
 
+    public async Task<IReadOnlyList<HourlyOutcome>> GetOutcomesAsync(DateTimeOffset since, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            "SELECT hour, state, count FROM job_outcomes_by_hour WHERE hour >= date_trunc('hour', @since, 'UTC') ORDER BY hour, state");
+        command.Parameters.AddWithValue("since", since);
+        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+    }
+
+    public async Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct)
+    {
+        // Leased jobs through the partial lease index; rescues through the partial index on the rescue reason (both small).
+        await using var command = _dataSource.CreateCommand(
+            $"""
+            WITH held AS (
+                SELECT lease_owner AS server_id, array_agg(id ORDER BY id) AS ids FROM jobs WHERE lease_owner IS NOT NULL GROUP BY lease_owner
+            ), rescued AS (
+                SELECT server_id, count(*) AS n, max(at) AS last FROM job_history
+                WHERE reason LIKE '{RescueReason}%' AND server_id IS NOT NULL GROUP BY server_id
+            )
+            SELECT coalesce(h.server_id, r.server_id), coalesce(h.ids, ARRAY[]::bigint[]), coalesce(r.n, 0), r.last
+            FROM held h FULL JOIN rescued r ON r.server_id = h.server_id
+            ORDER BY 1
+            """);
+        return await ListAsync(command, r => new ServerLoad(r.GetString(0), r.GetFieldValue<long[]>(1), r.GetInt64(2), Dialect.NullableTime(r, 3)), ct);
+    }
+
+    public async Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand(
+            $"""
+            SELECT job_id, at, from_state, to_state, reason, server_id FROM job_history
+            WHERE reason LIKE '{RescueReason}%' AND (@server::text IS NULL OR server_id = @server)
+            ORDER BY id DESC LIMIT @limit
+            """);
+        command.Parameters.Add(Text("server", serverId));
+        command.Parameters.AddWithValue("limit", limit);
+        return await ListAsync(command, r => ReadHistory(r, Dialect), ct);
+    }
+
     /// <summary>A batch's progress from the counters and the batch's own spend: no count over its jobs.</summary>
     private async Task<Batches.BatchProgress> ProgressFromCountersAsync(long batchId, CancellationToken ct)
     {

@@ -196,5 +196,62 @@ internal static class PostgresMigrations
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);
             """),
+        (7, "dashboard: outcomes per hour, rescues by server, trigram index for the jobs text filter", """
+            -- Succeeded and failed per UTC hour, for the overview's history graph (days are sums of hours). Like Hangfire's
+            -- stats counters these record events: a requeue or a purge does not take an outcome back. A trigger of its own
+            -- (not a new body for qwenbatch_job_counters) so it stands whatever other migrations do to that function.
+            CREATE TABLE job_outcomes_by_hour (
+                hour  timestamptz NOT NULL,
+                state text NOT NULL,
+                count bigint NOT NULL DEFAULT 0,
+                PRIMARY KEY (hour, state)
+            );
+            INSERT INTO job_outcomes_by_hour (hour, state, count)
+            SELECT date_trunc('hour', coalesce(finished_at, updated_at), 'UTC'), state, count(*) FROM jobs
+            WHERE state IN ('succeeded', 'failed') GROUP BY 1, 2;
+
+            CREATE FUNCTION qwenbatch_job_outcomes() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                -- Rows are upserted in (hour, state) order, as the counters are, so concurrent statements cannot deadlock here.
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO job_outcomes_by_hour AS c (hour, state, count)
+                    SELECT date_trunc('hour', coalesce(finished_at, updated_at), 'UTC'), state, count(*) FROM new_jobs
+                    WHERE state IN ('succeeded', 'failed') GROUP BY 1, 2 ORDER BY 1, 2
+                    ON CONFLICT (hour, state) DO UPDATE SET count = c.count + excluded.count;
+                ELSE
+                    INSERT INTO job_outcomes_by_hour AS c (hour, state, count)
+                    SELECT date_trunc('hour', coalesce(n.finished_at, n.updated_at), 'UTC'), n.state, count(*)
+                    FROM old_jobs o JOIN new_jobs n ON n.id = o.id
+                    WHERE n.state <> o.state AND n.state IN ('succeeded', 'failed') GROUP BY 1, 2 ORDER BY 1, 2
+                    ON CONFLICT (hour, state) DO UPDATE SET count = c.count + excluded.count;
+                END IF;
+                RETURN NULL;
+            END $$;
+
+            CREATE TRIGGER jobs_outcomes_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION qwenbatch_job_outcomes();
+            CREATE TRIGGER jobs_outcomes_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_jobs NEW TABLE AS new_jobs
+                FOR EACH STATEMENT EXECUTE FUNCTION qwenbatch_job_outcomes();
+
+            -- The servers page: which jobs the rescuer took from a server (its history rows name the server that lost the lease).
+            CREATE INDEX job_history_rescues ON job_history (id) WHERE reason LIKE 'lease expired%';
+
+            -- The jobs list's text filter (ILIKE '%text%' on key and prompt) through trigram GIN indexes, when pg_trgm can be
+            -- had: it ships with Debian's server packages and is a trusted extension (a database owner may create it). Without
+            -- it (no contrib package, no CREATE right on the database) the filter stays a scan, and this migration must still
+            -- succeed: the attempt runs in a sub-transaction whose failure is only a notice.
+            DO $trgm$
+            BEGIN
+                BEGIN
+                    CREATE EXTENSION IF NOT EXISTS pg_trgm;
+                EXCEPTION WHEN OTHERS THEN
+                    RAISE NOTICE 'pg_trgm unavailable (%); the jobs text filter stays unindexed', SQLERRM;
+                END;
+                IF EXISTS (SELECT 1 FROM pg_opclass WHERE opcname = 'gin_trgm_ops' AND pg_opclass_is_visible(oid)) THEN
+                    CREATE INDEX jobs_key_trgm ON jobs USING gin (key gin_trgm_ops);
+                    CREATE INDEX jobs_prompt_trgm ON jobs USING gin ((spec ->> 'prompt') gin_trgm_ops);
+                END IF;
+            END $trgm$;
+            """),
     ];
 }

@@ -95,7 +95,15 @@ public sealed class DashboardBrowserTests : IAsyncLifetime
 
         await page.GotoAsync($"{_baseUrl}/dashboard");
         (await page.TextContentAsync("[data-state=succeeded] b")).ShouldBe("3");
+        (await page.GetAttributeAsync("#history-hour", "data-succeeded")).ShouldBe("3");
+        (await page.GetAttributeAsync("#history-day", "data-succeeded")).ShouldBe("3");
+        var tallest = await page.EvalOnSelectorAllAsync<double>("#history-hour rect[fill='#3a3']", "rs => Math.max(...rs.map(r => r.getBBox().height))");
+        tallest.ShouldBeGreaterThan(100, "the busiest hour's bar is drawn at the chart's full height (120)");
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "overview.png"), FullPage = true });
+
+        await page.GotoAsync($"{_baseUrl}/dashboard/servers");
+        (await page.Locator("#servers tr.live").CountAsync()).ShouldBe(1);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "servers.png"), FullPage = true });
     }
 
     [Fact]
