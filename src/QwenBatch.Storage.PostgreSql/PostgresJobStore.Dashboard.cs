@@ -50,7 +50,7 @@ public sealed partial class PostgresJobStore
             WHERE (@state::text IS NULL OR state = @state)
               AND (@batch::bigint IS NULL OR batch_id = @batch)
               AND (@provider::text IS NULL OR provider = @provider)
-              AND (@like::text IS NULL OR key ILIKE @like OR spec->>'prompt' ILIKE @like OR id = @text_id)
+              AND (@like::text IS NULL OR (key ILIKE @key_probe AND (key || '') ILIKE @like) OR spec->>'prompt' ILIKE @like OR id = @text_id)
               AND (@before::bigint IS NULL OR id < @before)
             ORDER BY id DESC
             LIMIT @limit
@@ -60,11 +60,35 @@ public sealed partial class PostgresJobStore
         p.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)query.BatchId ?? DBNull.Value });
         p.Add(Text("provider", string.IsNullOrWhiteSpace(query.Provider) ? null : query.Provider));
         p.Add(Text("like", query.LikePattern));
+        p.Add(Text("key_probe", KeyProbe(query.Text) ?? query.LikePattern));
         p.Add(new NpgsqlParameter("text_id", NpgsqlDbType.Bigint) { Value = (object?)query.TextAsId ?? DBNull.Value });
         p.Add(new NpgsqlParameter("before", NpgsqlDbType.Bigint) { Value = (object?)query.BeforeId ?? DBNull.Value });
         p.AddWithValue("limit", query.Limit);
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
+
+    /// <summary>
+    /// What the key's trigram index (migration 7) is asked for. The keys of a batch mostly share a prefix ("product-",
+    /// "row-") whose trigrams are in every key, and GIN reads each trigram's whole posting list: 100 ms for
+    /// "product-0154317" on a million jobs. The most distinctive run of letters and digits (most digits, then longest; at
+    /// least 3 characters, or it has no trigram) finds a superset of the same rows in about 1 ms, and the whole pattern is
+    /// still checked on each of them — written <c>key || ''</c> so the planner leaves it out of the index scan. Null when
+    /// no run is better than the whole text.
+    /// </summary>
+    internal static string? KeyProbe(string? text)
+    {
+        var runs = Runs().Matches(text ?? "").Select(m => m.Value).ToList();
+        if (runs.Count == 0 || (runs.Count == 1 && runs[0].Length == text!.Trim().Length))
+        {
+            return null;
+        }
+
+        var best = runs.OrderByDescending(r => r.Count(char.IsDigit)).ThenByDescending(r => r.Length).First();
+        return "%" + best + "%";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"[\p{L}\p{N}]{3,}")]
+    private static partial System.Text.RegularExpressions.Regex Runs();
 
     public async Task<int> RequeueJobsAsync(IReadOnlyList<long> jobIds, CancellationToken ct)
     {
