@@ -43,18 +43,33 @@ public sealed partial class PostgresJobStore
 
     public async Task<IReadOnlyList<JobRecord>> QueryJobsAsync(JobQuery query, CancellationToken ct)
     {
-        // Newest first by id: the (state, id) index serves a state page, the primary key the rest; no OFFSET.
-        await using var command = _dataSource.CreateCommand(
-            $"""
-            SELECT {JobColumns} FROM jobs
-            WHERE (@state::text IS NULL OR state = @state)
+        // Newest first by id: the (state, id) index serves a state page, (batch_id, state, id) a batch's, the primary key the
+        // rest; no OFFSET.
+        const string Filters = """
+            (@state::text IS NULL OR state = @state)
               AND (@batch::bigint IS NULL OR batch_id = @batch)
               AND (@provider::text IS NULL OR provider = @provider)
-              AND (@like::text IS NULL OR (key ILIKE @key_probe AND (key || '') ILIKE @like) OR spec->>'prompt' ILIKE @like OR id = @text_id)
               AND (@before::bigint IS NULL OR id < @before)
-            ORDER BY id DESC
-            LIMIT @limit
-            """);
+            """;
+
+        // The text, in key or prompt, through job_search and its trigram indexes (migration 7) as a semi-join, so the planner
+        // may walk the page's index and probe job_search per job (a common word) or start from the few matches (a rare one);
+        // a job whose id is the text joins by UNION ALL, as an OR would turn the semi-join into a subplan over every match.
+        var sql = query.LikePattern is null
+            ? $"SELECT {JobColumns} FROM jobs WHERE {Filters} ORDER BY id DESC LIMIT @limit"
+            : $"""
+              SELECT {JobColumns} FROM (
+                  SELECT * FROM jobs WHERE {Filters} AND id = @text_id
+                  UNION ALL
+                  (SELECT * FROM jobs WHERE {Filters} AND id IS DISTINCT FROM @text_id AND id IN (
+                       SELECT job_id FROM job_search
+                       WHERE (key ILIKE @key_probe AND (key || '') ILIKE @like) OR prompt ILIKE @like)
+                   ORDER BY id DESC LIMIT @limit)
+              ) found
+              ORDER BY id DESC
+              LIMIT @limit
+              """;
+        await using var command = _dataSource.CreateCommand(sql);
         var p = command.Parameters;
         p.Add(Text("state", query.State?.ToDbName()));
         p.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)query.BatchId ?? DBNull.Value });
@@ -68,7 +83,7 @@ public sealed partial class PostgresJobStore
     }
 
     /// <summary>
-    /// What the key's trigram index (migration 7) is asked for. The keys of a batch mostly share a prefix ("product-",
+    /// What the key's trigram index (migration 7, on job_search) is asked for. The keys of a batch mostly share a prefix ("product-",
     /// "row-") whose trigrams are in every key, and GIN reads each trigram's whole posting list: 100 ms for
     /// "product-0154317" on a million jobs. The most distinctive run of letters and digits (most digits, then longest; at
     /// least 3 characters, or it has no trigram) finds a superset of the same rows in about 1 ms, and the whole pattern is

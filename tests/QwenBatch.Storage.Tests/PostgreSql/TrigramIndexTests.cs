@@ -23,11 +23,11 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
         await store.MigrateAsync(Ct);
         await ImportAsync(store);
 
-        (await TrigramIndexesAsync(connectionString)).ShouldBe(["jobs_key_trgm", "jobs_prompt_trgm"]);
-        // Only bitmap scans allowed: the plan must find an index for the prompt expression the store's query uses.
+        (await TrigramIndexesAsync(connectionString)).ShouldBe(["job_search_key_trgm", "job_search_prompt_trgm"]);
+        // Only bitmap scans allowed: the plan must find the trigram index for the prompt as the store's query asks for it.
         var plan = await ScalarsAsync(connectionString,
-            "SET enable_seqscan = off; SET enable_indexscan = off; EXPLAIN SELECT id FROM jobs WHERE key ILIKE '%row-2%' OR spec->>'prompt' ILIKE '%row-2 on a%'");
-        string.Join("\n", plan).ShouldContain("jobs_prompt_trgm");
+            "SET enable_seqscan = off; SET enable_indexscan = off; EXPLAIN SELECT job_id FROM job_search WHERE key ILIKE '%row-2%' OR prompt ILIKE '%row-2 on a%'");
+        string.Join("\n", plan).ShouldContain("job_search_prompt_trgm");
         (await store.QueryJobsAsync(new JobQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
     }
 
@@ -62,6 +62,25 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
         }
     }
 
+    [Fact]
+    public async Task JobSearch_AfterImportDeleteAndTruncate_HoldsExactlyTheJobs()
+    {
+        var connectionString = await database.CreateDatabaseAsync();
+        await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await store.MigrateAsync(Ct);
+        await ImportAsync(store);
+        var jobs = await store.QueryJobsAsync(new JobQuery(Limit: 100), Ct);
+        await store.RequestCancelAsync(jobs[0].BatchId, Ct);
+
+        (await store.DeleteJobsAsync(jobs.Take(4).Select(j => j.Id).ToList(), Ct)).ShouldBe(4);
+        var afterDelete = await ScalarsAsync(connectionString, "SELECT count(*) FROM job_search WHERE job_id NOT IN (SELECT id FROM jobs) UNION ALL SELECT count(*) FROM job_search");
+        await ScalarsAsync(connectionString, "TRUNCATE batches CASCADE");
+        var afterTruncate = await ScalarsAsync(connectionString, "SELECT count(*) FROM job_search");
+
+        afterDelete.ShouldBe(["0", "26"]);
+        afterTruncate.ShouldBe(["0"]);
+    }
+
     private static async Task ImportAsync(IJobStore store)
     {
         var jobs = Enumerable.Range(1, 30).Select(i => new NewJob($"row-{i}", "h", "simulator",
@@ -70,7 +89,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
     }
 
     private static async Task<List<string>> TrigramIndexesAsync(string connectionString) =>
-        await ScalarsAsync(connectionString, "SELECT indexname FROM pg_indexes WHERE tablename = 'jobs' AND indexdef LIKE '%gin_trgm_ops%' ORDER BY indexname");
+        await ScalarsAsync(connectionString, "SELECT indexname FROM pg_indexes WHERE tablename = 'job_search' AND indexdef LIKE '%gin_trgm_ops%' ORDER BY indexname");
 
     private static async Task<List<string>> ScalarsAsync(string connectionString, string sql)
     {
