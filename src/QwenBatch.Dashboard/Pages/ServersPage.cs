@@ -54,6 +54,11 @@ internal static class ServersPage
                 .Append(CultureInfo.InvariantCulture, $"<td>{rescue.From?.ToDbName()} → {rescue.To.ToDbName()}</td><td>{E(rescue.ServerId)}</td><td>{E(rescue.Reason)}</td></tr>");
         }
 
+        if (rescues.Count == 0)
+        {
+            body.Append("<tr><td colspan=\"5\">none</td></tr>");
+        }
+
         return Page("Servers", body.Append("</table>").ToString());
     }
 
