@@ -16,6 +16,7 @@ using QwenBatch.Testing.Postgres;
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
 // The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
+// The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
@@ -24,6 +25,11 @@ if (args.FirstOrDefault() == "fleet")
 if (args.FirstOrDefault() == "retention")
 {
     return await QwenBatch.Bench.RetentionBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "dashboard")
+{
+    return await QwenBatch.Bench.DashboardBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "engine")

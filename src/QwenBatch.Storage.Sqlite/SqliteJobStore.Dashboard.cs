@@ -175,6 +175,41 @@ public sealed partial class SqliteJobStore
         return count;
     }
 
+    public async Task<IReadOnlyList<HourlyOutcome>> GetOutcomesAsync(DateTimeOffset since, CancellationToken ct)
+    {
+        const long msPerHour = 3_600_000;
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            "SELECT hour, state, count FROM job_outcomes_by_hour WHERE hour >= @since ORDER BY hour, state", ("since", Ms(since) / msPerHour * msPerHour));
+        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+    }
+
+    public async Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var held = Command(connection, null, "SELECT lease_owner, id FROM jobs WHERE lease_owner IS NOT NULL ORDER BY lease_owner, id");
+        var jobs = (await ListAsync(held, r => (Server: r.GetString(0), Id: r.GetInt64(1)), ct)).ToLookup(j => j.Server, j => j.Id);
+        await using var rescued = Command(connection, null,
+            $"SELECT server_id, count(*), max(at) FROM job_history WHERE reason LIKE '{RescueReason}%' AND server_id IS NOT NULL GROUP BY server_id");
+        var rescues = (await ListAsync(rescued, r => (Server: r.GetString(0), Count: r.GetInt64(1), Last: Dialect.Time(r, 2)), ct)).ToDictionary(r => r.Server);
+        return jobs.Select(g => g.Key).Union(rescues.Keys).Order(StringComparer.Ordinal)
+            .Select(id => new ServerLoad(id, jobs[id].ToList(), rescues.TryGetValue(id, out var r) ? r.Count : 0, rescues.TryGetValue(id, out var l) ? l.Last : null))
+            .ToList();
+    }
+
+    public async Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            $"""
+            SELECT job_id, at, from_state, to_state, reason, server_id FROM job_history
+            WHERE reason LIKE '{RescueReason}%' AND (@server IS NULL OR server_id = @server)
+            ORDER BY id DESC LIMIT @limit
+            """,
+            ("server", serverId), ("limit", limit));
+        return await ListAsync(command, r => ReadHistory(r, Dialect), ct);
+    }
+
     /// <summary>A batch's progress from the counters and the batch's own spend: no count over its jobs.</summary>
     private async Task<BatchProgress> ProgressFromCountersAsync(long batchId, CancellationToken ct)
     {

@@ -412,7 +412,7 @@ public sealed partial class SqliteJobStore : IJobStore
     }
 
     public Task<int> RescueExpiredLeasesAsync(int limit, CancellationToken ct) =>
-        ReturnLeasesAsync("lease_owner IS NOT NULL AND lease_expires_at < @now", null, limit, "lease expired", ct);
+        ReturnLeasesAsync("lease_owner IS NOT NULL AND lease_expires_at < @now", null, limit, RescueReason, ct);
 
     public Task<int> ReleaseLeasesAsync(string serverId, CancellationToken ct) =>
         ReturnLeasesAsync("lease_owner = @owner", serverId, int.MaxValue, "released on shutdown", ct);

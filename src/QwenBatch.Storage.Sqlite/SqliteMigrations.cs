@@ -177,5 +177,31 @@ internal static class SqliteMigrations
             ALTER TABLE batches ADD COLUMN then_lease_expires_at INTEGER;
             ALTER TABLE batches ADD COLUMN failure TEXT;
             """),
+        (7, "dashboard: outcomes per hour, rescues by server", """
+            -- Succeeded and failed per UTC hour (milliseconds since the epoch of the hour's start), for the overview's history
+            -- graph. Events, like Hangfire's stats counters: a requeue or a purge does not take an outcome back.
+            CREATE TABLE job_outcomes_by_hour (
+                hour  INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                count INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (hour, state)
+            );
+            INSERT INTO job_outcomes_by_hour (hour, state, count)
+            SELECT coalesce(finished_at, updated_at) / 3600000 * 3600000, state, count(*) FROM jobs
+            WHERE state IN ('succeeded', 'failed') GROUP BY 1, 2;
+
+            CREATE TRIGGER jobs_outcomes_insert AFTER INSERT ON jobs WHEN new.state IN ('succeeded', 'failed') BEGIN
+                INSERT OR IGNORE INTO job_outcomes_by_hour (hour, state, count) VALUES (coalesce(new.finished_at, new.updated_at) / 3600000 * 3600000, new.state, 0);
+                UPDATE job_outcomes_by_hour SET count = count + 1 WHERE hour = coalesce(new.finished_at, new.updated_at) / 3600000 * 3600000 AND state = new.state;
+            END;
+            CREATE TRIGGER jobs_outcomes_update AFTER UPDATE OF state ON jobs WHEN new.state <> old.state AND new.state IN ('succeeded', 'failed') BEGIN
+                INSERT OR IGNORE INTO job_outcomes_by_hour (hour, state, count) VALUES (coalesce(new.finished_at, new.updated_at) / 3600000 * 3600000, new.state, 0);
+                UPDATE job_outcomes_by_hour SET count = count + 1 WHERE hour = coalesce(new.finished_at, new.updated_at) / 3600000 * 3600000 AND state = new.state;
+            END;
+
+            -- The servers page: which jobs the rescuer took from a server. (The jobs text filter stays a scan on SQLite: the
+            -- embedded store serves one machine's batches, not a million-job fleet.)
+            CREATE INDEX job_history_rescues ON job_history (id) WHERE reason LIKE 'lease expired%';
+            """),
     ];
 }

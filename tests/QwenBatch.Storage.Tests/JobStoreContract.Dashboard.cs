@@ -143,7 +143,7 @@ public abstract partial class JobStoreContract
     [Fact]
     public async Task GetSchemaVersionAsync_MigratedOrEmpty_ReportsTheLatestOrZero()
     {
-        (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(6);
+        (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(7);
         (await OpenStore(await NewDatabaseAsync()).GetSchemaVersionAsync(Ct)).ShouldBe(0);
     }
 
@@ -155,6 +155,58 @@ public abstract partial class JobStoreContract
         var limits = await Store.GetRateLimitsAsync(Ct);
 
         limits.Select(l => (l.Account, l.PausedUntil)).ShouldBe([("wavespeed", (DateTimeOffset?)Now.AddSeconds(30))]);
+    }
+
+    [Fact]
+    public async Task GetOutcomesAsync_JobsSucceedAndFailOverTwoHours_CountsPerHourAndKeepsThemAfterARequeue()
+    {
+        Time.Advance(TimeSpan.FromMinutes(10));
+        var firstHour = new DateTimeOffset(Now.Year, Now.Month, Now.Day, Now.Hour, 0, 0, TimeSpan.Zero);
+        var jobs = await ImportAndClaimAsync(4);
+        await MoveAsync(jobs[0], jobs[0] with { State = JobState.Succeeded, FinishedAt = Now });
+        var failed = await PutAsync(jobs[1], JobState.Failed, keepLease: false);
+        await PutAsync(jobs[3], JobState.AtProvider, keepLease: false);
+        Time.Advance(TimeSpan.FromHours(1));
+        await MoveAsync(jobs[2], jobs[2] with { State = JobState.Succeeded, FinishedAt = Now });
+        await Store.RequeueJobsAsync([failed.Id], Ct);
+
+        var all = await Store.GetOutcomesAsync(firstHour.AddHours(-5), Ct);
+        var lastHourOnly = await Store.GetOutcomesAsync(Now, Ct);
+
+        all.ShouldBe(
+        [
+            new HourlyOutcome(firstHour, JobState.Failed, 1),
+            new HourlyOutcome(firstHour, JobState.Succeeded, 1),
+            new HourlyOutcome(firstHour.AddHours(1), JobState.Succeeded, 1),
+        ]);
+        lastHourOnly.ShouldBe([new HourlyOutcome(firstHour.AddHours(1), JobState.Succeeded, 1)]);
+    }
+
+    [Fact]
+    public async Task GetServerLoadAsync_LeasesRescuesAndACleanRelease_ShowsJobsInHandAndWhatWasRescuedFromWhom()
+    {
+        var lost = await ImportAndClaimAsync(3, Worker);
+        var other = await ImportAsync(2, "other");
+        var kept = await ClaimAsync(OtherWorker, batchId: other.Batch.Id, lease: TimeSpan.FromHours(1));
+        var before = await Store.GetServerLoadAsync(Ct);
+        Time.Advance(Lease + TimeSpan.FromMinutes(1));
+        var rescuedAt = Now;
+
+        (await Store.RescueExpiredLeasesAsync(100, Ct)).ShouldBe(3);
+        var after = await Store.GetServerLoadAsync(Ct);
+        var rescues = await Store.GetRescuesAsync(null, 10, Ct);
+        await Store.ReleaseLeasesAsync(OtherWorker, Ct);
+        var released = await Store.GetServerLoadAsync(Ct);
+
+        before.Select(s => (s.ServerId, string.Join(",", s.JobsInHand), s.Rescued)).ShouldBe(
+            [(Worker, string.Join(",", lost.Select(j => j.Id)), 0L), (OtherWorker, string.Join(",", kept.Select(j => j.Id).Order()), 0L)]);
+        after.Select(s => (s.ServerId, s.JobsInHand.Count, s.Rescued, s.LastRescueAt)).ShouldBe(
+            [(Worker, 0, 3L, (DateTimeOffset?)rescuedAt), (OtherWorker, 2, 0L, null)]);
+        rescues.Select(r => r.JobId).Order().ShouldBe(lost.Select(j => j.Id).Order());
+        rescues.ShouldAllBe(r => r.ServerId == Worker && r.At == rescuedAt);
+        (await Store.GetRescuesAsync(Worker, 2, Ct)).Count.ShouldBe(2);
+        (await Store.GetRescuesAsync(OtherWorker, 10, Ct)).ShouldBeEmpty();
+        released.Select(s => s.ServerId).ShouldBe([Worker], "a clean release is not a rescue");
     }
 
     /// <summary>The counters summed per state equal a count over the jobs themselves.</summary>

@@ -34,7 +34,29 @@ public partial interface IJobStore
 
     /// <summary>Deletes the given unleased settled jobs (with their history); the batch's spend is kept.</summary>
     Task<int> DeleteJobsAsync(IReadOnlyList<long> jobIds, CancellationToken ct);
+
+    /// <summary>
+    /// Jobs that became succeeded or failed per UTC hour, from the hour holding <paramref name="since"/> on, oldest first,
+    /// from the maintained counters (migration 7); empty hours are left out. Outcomes are events: a later requeue or purge
+    /// does not take them back.
+    /// </summary>
+    Task<IReadOnlyList<HourlyOutcome>> GetOutcomesAsync(DateTimeOffset since, CancellationToken ct);
+
+    /// <summary>
+    /// Per server id that holds a lease now or lost jobs to the rescuer (registered or long gone): the jobs it holds and
+    /// how many jobs were rescued from it, and when last.
+    /// </summary>
+    Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct);
+
+    /// <summary>The newest rescues (history rows of jobs whose lease expired), of one server when given.</summary>
+    Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct);
 }
+
+/// <summary>How many jobs reached a state (succeeded or failed) in the UTC hour starting at <paramref name="Hour"/>.</summary>
+public sealed record HourlyOutcome(DateTimeOffset Hour, JobState State, long Count);
+
+/// <summary>What a server has in hand (the ids of the jobs it leases now) and what the rescuer took from it.</summary>
+public sealed record ServerLoad(string ServerId, IReadOnlyList<long> JobsInHand, long Rescued, DateTimeOffset? LastRescueAt);
 
 /// <summary>How many jobs of a batch are in a state.</summary>
 public sealed record BatchStateCount(long BatchId, JobState State, long Count);

@@ -27,6 +27,12 @@ public static class JobRows
         + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
         + "reserved_usd, cancel_requested, started_at";
 
+    /// <summary>
+    /// How a rescued job's history row begins (the rescuer appends who held it). The servers page finds rescues by this
+    /// prefix, through a partial index on it (migration 7): change both together.
+    /// </summary>
+    public const string RescueReason = "lease expired";
+
     public const string BatchColumns = "id, name, source, provider, storage_dir, created_at, budget_usd, spent_usd, reserved_usd, cancel_requested_at, failure";
 
     /// <summary>The claimable states as a SQL list; spelled out so partial indexes match the queries.</summary>

@@ -56,5 +56,6 @@ internal static class Html
         .bar{background:#eee;width:12em;height:.9em;border-radius:4px;overflow:hidden;display:flex}.bar span{display:block;height:100%}
         .ok{background:#3a3}.bad{background:#c33}.mid{background:#39c}.inline{display:inline}button{margin:.1em}.stale{color:#c33;font-weight:bold}
         .states a{margin-right:.8em}pre{white-space:pre-wrap;background:#f6f6f6;padding:.5em}img.thumb{max-width:160px;max-height:160px;border:1px solid #ccc}
+        figure{margin:.5em 0 1em}figcaption{font-size:.9em;color:#555}.swatch{display:inline-block;width:.8em;height:.8em}
         """;
 }

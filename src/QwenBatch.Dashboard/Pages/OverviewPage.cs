@@ -8,8 +8,9 @@ using static QwenBatch.Dashboard.Pages.Html;
 namespace QwenBatch.Dashboard.Pages;
 
 /// <summary>
-/// The overview: counts by state and spend (from the counters), rate-limit rows, and Hangfire's realtime graph — the
-/// browser polls <c>/dashboard/stats</c> every 2 s and plots the change of the succeeded and failed totals per second.
+/// The overview: counts by state and spend (from the counters), rate-limit rows, Hangfire's realtime graph — the
+/// browser polls <c>/dashboard/stats</c> every 2 s and plots the change of the succeeded and failed totals per second —
+/// and the server-rendered history graph (per hour and per day, from the outcome counters).
 /// </summary>
 internal static class OverviewPage
 {
@@ -20,6 +21,7 @@ internal static class OverviewPage
         var today = await store.GetSpendAsync(DateOnly.FromDateTime(now.UtcDateTime), ct);
         var allTime = await store.GetSpendAsync(null, ct);
         var limits = await store.GetRateLimitsAsync(ct);
+        var outcomes = await store.GetOutcomesAsync(HistoryGraph.Since(now), ct);
 
         var body = new StringBuilder("<div class=\"cards\">");
         foreach (var (label, states) in Groups)
@@ -31,6 +33,7 @@ internal static class OverviewPage
         body.Append(CultureInfo.InvariantCulture, $"<div class=\"card\"><b>${Usd(today.Sum(s => s.SpentUsd))}</b>spent today (UTC)</div></div>");
         body.Append("<h2>Realtime</h2><svg id=\"graph\" width=\"600\" height=\"120\" style=\"border:1px solid #ccc\"><polyline id=\"ok\" fill=\"none\" stroke=\"#3a3\" stroke-width=\"2\"/><polyline id=\"bad\" fill=\"none\" stroke=\"#c33\" stroke-width=\"2\"/></svg>");
         body.Append("<p>succeeded/s <b id=\"okRate\">0</b> · failed/s <b id=\"badRate\">0</b></p>");
+        body.Append(HistoryGraph.Render(outcomes, now));
         body.Append("<h2>Spend per provider</h2><table><tr><th>Provider</th><th>Today (USD)</th><th>All time (USD)</th></tr>");
         foreach (var spend in allTime)
         {

@@ -24,8 +24,8 @@ internal static class PageEndpoints
         pages.MapGet("/job/{id:long}/output/{index:int}", JobFiles.OutputAsync);
         pages.MapGet("/job/{id:long}/input/{index:int}", (long id, int index, IJobStore store, IOptions<DashboardOptions> o, CancellationToken ct) =>
             JobFiles.InputAsync(id, index, store, o.Value, ct));
-        pages.MapGet("/servers", (IJobStore store, TimeProvider time, IOptions<DashboardOptions> o, CancellationToken ct) =>
-            ServersPage.RenderAsync(store, time, o.Value, ct));
+        pages.MapGet("/servers", (HttpContext context, IJobStore store, TimeProvider time, IOptions<DashboardOptions> o, CancellationToken ct) =>
+            ServersPage.RenderAsync(context, store, time, o.Value, ct));
 
         // The filter validates the token itself, so the framework's automatic form check is turned off for these.
         var forms = pages.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireFormToken).DisableAntiforgery();
