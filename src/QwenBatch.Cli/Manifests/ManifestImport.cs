@@ -61,6 +61,11 @@ internal static class ManifestImport
         {
             throw new CliException(ExitCodes.InvalidManifest, "The manifest changed while it was imported and is now invalid; nothing was enqueued.");
         }
+        catch (DuplicateJobKeyException ex)
+        {
+            // The validator refuses duplicate ids first; this is the store's own guard, reported the same way.
+            throw new CliException(ExitCodes.InvalidManifest, ex.Message);
+        }
 
         if (manifest.Skipped.Count > 0)
         {
