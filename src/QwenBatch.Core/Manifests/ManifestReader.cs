@@ -119,7 +119,7 @@ public sealed class ManifestStream
 
             var rows = format switch
             {
-                ManifestFormat.Json => JsonManifestReader.Rows(Path, Diagnostics, name => Name = name),
+                ManifestFormat.Json => JsonManifestReader.Rows(Path, Diagnostics, name => Name = name, _options.JsonBufferSize),
                 ManifestFormat.JsonLines => JsonLinesManifestReader.Rows(Path, Diagnostics),
                 _ => CsvManifestReader.Rows(Path, _options, Diagnostics),
             };
