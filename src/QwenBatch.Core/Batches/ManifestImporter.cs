@@ -21,7 +21,7 @@ public static class ManifestImporter
     }
 
     /// <summary>How much the first pass may keep of the planned jobs (estimated), so that the import need not read again.</summary>
-    public const long DefaultMaxBufferedBytes = 128L * 1024 * 1024;
+    public const long DefaultMaxBufferedBytes = 32L * 1024 * 1024;
 
     /// <summary>
     /// The first pass, which also keeps the planned jobs while they fit in <paramref name="maxBufferedBytes"/> (an
