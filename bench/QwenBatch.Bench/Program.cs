@@ -48,6 +48,8 @@ await ExecuteAsync(dataSource, "CREATE TABLE IF NOT EXISTS raw_rows (id text, pr
 
 var raw = new List<double>();
 var ours = new List<double>();
+var direct = new List<double>();
+var checkedPath = new List<double>();
 for (var round = 1; round <= rounds; round++)
 {
     await ExecuteAsync(dataSource, "TRUNCATE raw_rows; TRUNCATE batches, jobs CASCADE");
@@ -61,7 +63,14 @@ for (var round = 1; round <= rounds; round++)
     ours.Add(seconds);
     var dry = await DryAsync(manifest);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  (profile) read + validate + plan + serialize, no database: {dry:0.000} s"));
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"round {round}: raw COPY {raw[^1]:0.000} s, QwenBatch import {ours[^1]:0.000} s"));
+
+    // The store's two paths side by side on the same stream of jobs: a new batch (binary COPY straight into jobs) and a
+    // resumed, still empty batch (COPY into a temporary table, then the conflict-checked move into jobs).
+    await ExecuteAsync(dataSource, "TRUNCATE batches, jobs CASCADE");
+    direct.Add(await StoreOnlyAsync(store, manifest, dir, "direct", resume: false));
+    checkedPath.Add(await StoreOnlyAsync(store, manifest, dir, "checked", resume: true));
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"round {round}: raw COPY {raw[^1]:0.000} s, QwenBatch import {ours[^1]:0.000} s; store only: new batch {direct[^1]:0.000} s, resumed batch {checkedPath[^1]:0.000} s"));
 }
 
 var rawRate = rows / Median(raw);
@@ -69,6 +78,7 @@ var ourRate = rows / Median(ours);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw COPY:         {rawRate,10:N0} rows/s (median of {rounds})"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch import: {ourRate,10:N0} rows/s (validate + import, median of {rounds})"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio:            {ourRate / rawRate:P0} of raw COPY"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"store only:       new batch (COPY into jobs) {rows / Median(direct),10:N0} rows/s, resumed batch (temp table + conflict check) {rows / Median(checkedPath),10:N0} rows/s"));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"peak RSS:         {Process.GetCurrentProcess().PeakWorkingSet64 / 1024.0 / 1024.0:0} MB"));
 Directory.Delete(dir, recursive: true);
 return 0;
@@ -121,6 +131,20 @@ static async Task<(double Seconds, int Added)> ImportAsync(IJobStore store, stri
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"  validate + plan pass {validated:0.000} s ({(check.Planned is null ? "file read again for the import" : "jobs kept in memory")}), import (COPY) {total - validated:0.000} s"));
     return (total, import.JobsAdded);
+}
+
+// Reads the manifest again and imports it as a new batch, or into an existing empty batch (the resume path).
+static async Task<double> StoreOnlyAsync(IJobStore store, string path, string storage, string name, bool resume)
+{
+    var batch = BatchPlanner.Batch(path, null, "odirouter", storage, name);
+    if (resume)
+    {
+        await store.ImportBatchAsync(batch, Array.Empty<NewJob>(), CancellationToken.None);
+    }
+
+    var start = Stopwatch.GetTimestamp();
+    await store.ImportBatchAsync(batch, Jobs(path, new ManifestOptions { Provider = "odirouter" }), CancellationToken.None);
+    return Stopwatch.GetElapsedTime(start).TotalSeconds;
 }
 
 // The jobs of the manifest read again (the import's second pass when they do not fit in memory).
