@@ -104,42 +104,177 @@ public sealed partial class PostgresJobStore : IJobStore
             record = record with { BudgetUsd = budget };
         }
 
-        // The jobs are streamed with binary COPY into a temporary table of this transaction, then moved in one statement
-        // that skips rows already imported: COPY itself cannot say ON CONFLICT, and a resumed batch has them.
-        await ExecuteAsync(connection, "CREATE TEMP TABLE import_jobs (key text NOT NULL, content_hash text NOT NULL, provider text NOT NULL, spec jsonb NOT NULL) ON COMMIT DROP", ct);
-        await using (var copy = await connection.BeginBinaryImportAsync("COPY import_jobs (key, content_hash, provider, spec) FROM STDIN (FORMAT BINARY)", ct))
+        int added;
+        var replaced = 0;
+        try
         {
-            await foreach (var job in jobs.WithCancellation(ct))
+            if (created is not null)
             {
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(job.Key, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(job.ContentHash, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(job.Provider, NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(StoreJson.Write(job.Spec), NpgsqlDbType.Jsonb, ct);
+                // A batch made by this very import has no rows that could conflict: the jobs go straight into jobs with
+                // binary COPY, and the unique index on the current job of an id refuses a duplicate id.
+                added = await CopyJobsAsync(connection, "jobs", record.Id, now, jobs, ct);
             }
-
-            await copy.CompleteAsync(ct);
+            else
+            {
+                (added, replaced) = await ResumeJobsAsync(connection, record.Id, now, jobs, ct);
+            }
+        }
+        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new DuplicateJobKeyException($"Batch '{batch.Name}': an import named one job id twice; ids must be unique within a batch. Nothing was imported.", ex);
         }
 
-        // A temporary table is scanned in the order it was written, so ids follow the manifest's order.
-        await using var insertJobs = new NpgsqlCommand(
-            """
-            INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
-            SELECT @batch, key, content_hash, 'pending', provider, spec, @now, @now, @now
-            FROM import_jobs
-            ON CONFLICT (batch_id, key, content_hash) DO NOTHING
-            """, connection);
-        insertJobs.Parameters.AddWithValue("batch", record.Id);
-        insertJobs.Parameters.AddWithValue("now", now);
-        var added = await insertJobs.ExecuteNonQueryAsync(ct);
         if (added + released > 0)
         {
             await ExecuteAsync(connection, $"SELECT pg_notify('{Channel}', '')", ct);
         }
 
         await tx.CommitAsync(ct);
-        return new BatchImport(record, created is null, added);
+        return new BatchImport(record, created is null, added, replaced);
     }
+
+    /// <summary>
+    /// Streams <paramref name="jobs"/> with binary COPY into <paramref name="table"/> (jobs itself, or the resume's
+    /// temporary table, which has the same leading columns); returns how many were written.
+    /// </summary>
+    private static async Task<int> CopyJobsAsync(NpgsqlConnection connection, string table, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    {
+        var count = 0;
+        await using var copy = await connection.BeginBinaryImportAsync(
+            $"COPY {table} (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at) FROM STDIN (FORMAT BINARY)", ct);
+        await foreach (var job in jobs.WithCancellation(ct))
+        {
+            await copy.StartRowAsync(ct);
+            await copy.WriteAsync(batchId, NpgsqlDbType.Bigint, ct);
+            await copy.WriteAsync(job.Key, NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(job.ContentHash, NpgsqlDbType.Text, ct);
+            await copy.WriteAsync("pending", NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(job.Provider, NpgsqlDbType.Text, ct);
+            await copy.WriteAsync(StoreJson.Write(job.Spec), NpgsqlDbType.Jsonb, ct);
+            await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
+            await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
+            await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
+            count++;
+        }
+
+        await copy.CompleteAsync(ct);
+        return count;
+    }
+
+    /// <summary>
+    /// A resumed batch: the jobs are copied into a temporary table of this transaction, then compared with each id's current
+    /// job. The same content is skipped; changed content becomes the id's current job — a new job, or an older job of that
+    /// very content made current again — and the job it displaces is superseded: cancelled if it never reached the
+    /// provider, left to finish (keeping its history and files) if it did.
+    /// </summary>
+    private static async Task<(int Added, int Replaced)> ResumeJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    {
+        // Imports into one batch take turns, so two of them never both replace the same current job.
+        await ExecuteAsync(connection, $"SELECT id FROM batches WHERE id = {batchId} FOR UPDATE", ct);
+        await ExecuteAsync(connection,
+            """
+            CREATE TEMP TABLE import_jobs (ord bigint GENERATED ALWAYS AS IDENTITY, batch_id bigint NOT NULL, key text NOT NULL,
+                content_hash text NOT NULL, state text NOT NULL, provider text NOT NULL, spec jsonb NOT NULL, due_at timestamptz NOT NULL,
+                created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL) ON COMMIT DROP
+            """, ct);
+        await CopyJobsAsync(connection, "import_jobs", batchId, now, jobs, ct);
+        await using (var duplicates = new NpgsqlCommand("SELECT key FROM import_jobs GROUP BY key HAVING count(*) > 1 LIMIT 1", connection))
+        {
+            if (await duplicates.ExecuteScalarAsync(ct) is string key)
+            {
+                throw new DuplicateJobKeyException($"An import named the job id '{key}' twice; ids must be unique within a batch. Nothing was imported.");
+            }
+        }
+
+        // What changed, in manifest order; a new job's id is drawn here so the job it displaces can point at it.
+        await using var changes = new NpgsqlCommand(
+            """
+            CREATE TEMP TABLE import_changes ON COMMIT DROP AS
+            SELECT i.ord, i.key, i.content_hash, i.provider, i.spec, cur.id AS cur_id, known.id AS known_id,
+                   (SELECT max(revision) FROM jobs m WHERE m.batch_id = @batch AND m.key = i.key) AS max_revision,
+                   CASE WHEN known.id IS NULL THEN nextval(pg_get_serial_sequence('jobs', 'id')) END AS new_id
+            FROM import_jobs i
+            LEFT JOIN jobs cur ON cur.batch_id = @batch AND cur.key = i.key AND cur.superseded_by IS NULL
+            LEFT JOIN jobs known ON known.batch_id = @batch AND known.key = i.key AND known.content_hash = i.content_hash
+            WHERE cur.id IS NULL OR cur.content_hash <> i.content_hash
+            ORDER BY i.ord
+            """, connection);
+        changes.Parameters.AddWithValue("batch", batchId);
+        await changes.ExecuteNonQueryAsync(ct);
+
+        await using var apply = new NpgsqlCommand(
+            $"""
+            WITH displaced AS (
+                SELECT j.id, j.state, j.reserved_usd, coalesce(c.new_id, c.known_id) AS successor
+                FROM jobs j JOIN import_changes c ON j.id = c.cur_id
+                FOR UPDATE OF j
+            ), superseded AS (
+                -- Not yet at the provider: it must not be submitted any more. At the provider or finished: it keeps going.
+                UPDATE jobs j SET superseded_by = d.successor, updated_at = @now,
+                    state = CASE WHEN d.state IN ('pending', 'held') THEN 'cancelled' ELSE j.state END,
+                    reserved_usd = CASE WHEN d.state IN ('pending', 'held') THEN 0 ELSE j.reserved_usd END,
+                    lease_owner = CASE WHEN d.state IN ('pending', 'held') THEN NULL ELSE j.lease_owner END,
+                    lease_expires_at = CASE WHEN d.state IN ('pending', 'held') THEN NULL ELSE j.lease_expires_at END,
+                    finished_at = CASE WHEN d.state IN ('pending', 'held') THEN @now ELSE j.finished_at END,
+                    error = CASE WHEN d.state IN ('pending', 'held') THEN {SupersededError} ELSE j.error END
+                FROM displaced d WHERE j.id = d.id
+                RETURNING j.id, d.state AS from_state, j.state AS to_state, d.reserved_usd AS released, d.successor
+            ), money AS (
+                UPDATE batches SET reserved_usd = reserved_usd - (SELECT coalesce(sum(released), 0) FROM superseded WHERE to_state = 'cancelled')
+                WHERE id = @batch
+            )
+            INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+            SELECT id, @now, from_state, to_state, 'superseded by job ' || successor || ': its manifest row changed'
+                || CASE WHEN to_state = 'cancelled' THEN ', so it will not be submitted' ELSE '; it finishes and keeps its files' END
+            FROM superseded
+            """, connection);
+        apply.Parameters.AddWithValue("batch", batchId);
+        apply.Parameters.AddWithValue("now", now);
+        var replaced = await apply.ExecuteNonQueryAsync(ct);
+
+        await using var insert = new NpgsqlCommand(
+            """
+            INSERT INTO jobs (id, batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at, revision, replaces)
+            OVERRIDING SYSTEM VALUE
+            SELECT new_id, @batch, key, content_hash, 'pending', provider, spec, @now, @now, @now, coalesce(max_revision, 0) + 1, cur_id
+            FROM import_changes WHERE new_id IS NOT NULL ORDER BY ord
+            """, connection);
+        insert.Parameters.AddWithValue("batch", batchId);
+        insert.Parameters.AddWithValue("now", now);
+        var added = await insert.ExecuteNonQueryAsync(ct);
+
+        // The row is back to content an older job already has: that job is current again. If it was cancelled only because
+        // it had been superseded, it is due again; whatever else it did (succeeded, failed, still running) stands.
+        await using var revive = new NpgsqlCommand(
+            $"""
+            WITH known AS (
+                SELECT j.id, j.state, c.cur_id, j.state = 'cancelled' AND j.request_id IS NULL AND j.error LIKE {SupersededPattern} AS requeue
+                FROM jobs j JOIN import_changes c ON j.id = c.known_id
+                FOR UPDATE OF j
+            ), revived AS (
+                UPDATE jobs j SET superseded_by = NULL, replaces = k.cur_id, updated_at = @now,
+                    state = CASE WHEN k.requeue THEN 'pending' ELSE j.state END,
+                    due_at = CASE WHEN k.requeue THEN @now ELSE j.due_at END,
+                    attempt = CASE WHEN k.requeue THEN 0 ELSE j.attempt END,
+                    error = CASE WHEN k.requeue THEN NULL ELSE j.error END,
+                    finished_at = CASE WHEN k.requeue THEN NULL ELSE j.finished_at END
+                FROM known k WHERE j.id = k.id
+                RETURNING j.id, k.state AS from_state, j.state AS to_state, k.cur_id
+            )
+            INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+            SELECT id, @now, from_state, to_state, 'current again: its manifest row is back to this content'
+                || coalesce(' (replacing job ' || cur_id || ')', '')
+            FROM revived
+            """, connection);
+        revive.Parameters.AddWithValue("now", now);
+        added += await revive.ExecuteNonQueryAsync(ct);
+        return (added, replaced);
+    }
+
+    /// <summary>The error of a job cancelled because a newer job replaced it (SQL), and the pattern that recognizes it.</summary>
+    private const string SupersededError = "'superseded by job ' || d.successor || ': its manifest row changed before it was submitted'";
+
+    private const string SupersededPattern = "'superseded by job %'";
 
     public async Task<BatchRecord?> FindBatchAsync(string name, CancellationToken ct)
     {
@@ -346,7 +481,7 @@ public sealed partial class PostgresJobStore : IJobStore
         await using var command = _dataSource.CreateCommand(
             $"""
             WITH again AS (
-                SELECT id, state FROM jobs WHERE batch_id = @batch AND state = ANY(@states) AND lease_owner IS NULL FOR UPDATE
+                SELECT id, state FROM jobs WHERE batch_id = @batch AND state = ANY(@states) AND lease_owner IS NULL AND superseded_by IS NULL FOR UPDATE
             ), requeued AS (
                 UPDATE jobs j SET state = 'pending', attempt = 0, polls = 0, request_id = NULL, outputs = '[]', error = NULL,
                     cancel_requested = false, due_at = @now, finished_at = NULL, updated_at = @now

@@ -307,5 +307,24 @@ internal static class PostgresMigrations
                 END IF;
             END $trgm$;
             """),
+        (9, "manifest revisions: a changed row's job supersedes the older job of the same id", """
+            -- A manifest id has one current job per batch; a changed row's new job replaces it, the older one keeps its
+            -- history and points at its successor. revision numbers a key's jobs, so their output files stay apart.
+            ALTER TABLE jobs
+                ADD COLUMN revision int NOT NULL DEFAULT 1,
+                ADD COLUMN replaces bigint,
+                ADD COLUMN superseded_by bigint;
+
+            -- Batches imported before this migration may hold several jobs of one id: the newest is current.
+            WITH ranked AS (
+                SELECT id, row_number() OVER w AS revision, lead(id) OVER w AS next_id, lag(id) OVER w AS previous_id
+                FROM jobs WINDOW w AS (PARTITION BY batch_id, key ORDER BY id)
+            )
+            UPDATE jobs j SET revision = r.revision, superseded_by = r.next_id, replaces = r.previous_id
+            FROM ranked r WHERE j.id = r.id AND (r.next_id IS NOT NULL OR r.previous_id IS NOT NULL);
+
+            -- The rule both stores enforce: one current job per (batch, id). It also refuses an import that names one id twice.
+            CREATE UNIQUE INDEX jobs_current_key ON jobs (batch_id, key) WHERE superseded_by IS NULL;
+            """),
     ];
 }

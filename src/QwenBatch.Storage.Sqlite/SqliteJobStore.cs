@@ -88,27 +88,18 @@ public sealed partial class SqliteJobStore : IJobStore
             await using var find = Command(connection, tx, $"SELECT {SqliteBatchColumns} FROM batches WHERE name = @name", ("name", batch.Name));
             var record = (await ListAsync(find, r => ReadBatch(r, Dialect), ct)).Single();
 
-            await using var insertJob = Command(connection, tx,
-                """
-                INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
-                VALUES (@batch, @key, @hash, 'pending', @provider, @spec, @now, @now, @now)
-                ON CONFLICT (batch_id, key, content_hash) DO NOTHING
-                """,
-                ("batch", record.Id), ("key", ""), ("hash", ""), ("provider", ""), ("spec", ""), ("now", now));
-            // One prepared statement for every row, all in the one transaction: a 100k-row import is a single commit.
-            insertJob.Prepare();
-            var added = 0;
-            await foreach (var job in jobs.WithCancellation(ct))
+            int added, replaced;
+            try
             {
-                insertJob.Parameters["@key"].Value = job.Key;
-                insertJob.Parameters["@hash"].Value = job.ContentHash;
-                insertJob.Parameters["@provider"].Value = job.Provider;
-                insertJob.Parameters["@spec"].Value = StoreJson.Write(job.Spec);
-                added += await insertJob.ExecuteNonQueryAsync(ct);
+                (added, replaced) = await ImportJobsAsync(connection, tx, record.Id, now, created, jobs, ct);
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint && ex.Message.Contains("UNIQUE", StringComparison.Ordinal))
+            {
+                throw new DuplicateJobKeyException($"Batch '{batch.Name}': an import named one job id twice; ids must be unique within a batch. Nothing was imported.", ex);
             }
 
             await tx.CommitAsync(ct);
-            result = new BatchImport(record, !created, added);
+            result = new BatchImport(record, !created, added, replaced);
             wake = added + released > 0;
         }
 
@@ -368,7 +359,7 @@ public sealed partial class SqliteJobStore : IJobStore
         await using (var connection = await OpenAsync(ct))
         await using (var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct))
         {
-            await using var again = Command(connection, tx, $"SELECT id, state FROM jobs WHERE batch_id = @batch AND state IN ({names}) AND lease_owner IS NULL", ("batch", batchId));
+            await using var again = Command(connection, tx, $"SELECT id, state FROM jobs WHERE batch_id = @batch AND state IN ({names}) AND lease_owner IS NULL AND superseded_by IS NULL", ("batch", batchId));
             var jobs = await ListAsync(again, r => (Id: r.GetInt64(0), State: r.GetString(1)), ct);
             foreach (var (id, state) in jobs)
             {
@@ -511,7 +502,7 @@ public sealed partial class SqliteJobStore : IJobStore
     private const string SqliteJobColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
         + "due_at, lease_owner, lease_expires_at, outputs, files, cost_micros, error, created_at, submitted_at, finished_at, "
-        + "reserved_micros, cancel_requested, started_at";
+        + "reserved_micros, cancel_requested, started_at, revision, replaces, superseded_by";
 
     private const string SqliteBatchColumns =
         "id, name, source, provider, storage_dir, created_at, budget_micros, spent_micros, reserved_micros, cancel_requested_at, failure";

@@ -203,5 +203,22 @@ internal static class SqliteMigrations
             -- embedded store serves one machine's batches, not a million-job fleet.)
             CREATE INDEX job_history_rescues ON job_history (id) WHERE reason LIKE 'lease expired%';
             """),
+        (9, "manifest revisions: a changed row's job supersedes the older job of the same id", """
+            -- A manifest id has one current job per batch; a changed row's new job replaces it, the older one keeps its
+            -- history and points at its successor. revision numbers a key's jobs, so their output files stay apart.
+            ALTER TABLE jobs ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE jobs ADD COLUMN replaces INTEGER;
+            ALTER TABLE jobs ADD COLUMN superseded_by INTEGER;
+
+            -- Batches imported before this migration may hold several jobs of one id: the newest is current.
+            UPDATE jobs SET
+                revision = (SELECT count(*) FROM jobs o WHERE o.batch_id = jobs.batch_id AND o.key = jobs.key AND o.id <= jobs.id),
+                superseded_by = (SELECT min(o.id) FROM jobs o WHERE o.batch_id = jobs.batch_id AND o.key = jobs.key AND o.id > jobs.id),
+                replaces = (SELECT max(o.id) FROM jobs o WHERE o.batch_id = jobs.batch_id AND o.key = jobs.key AND o.id < jobs.id)
+            WHERE EXISTS (SELECT 1 FROM jobs o WHERE o.batch_id = jobs.batch_id AND o.key = jobs.key AND o.id <> jobs.id);
+
+            -- The rule both stores enforce: one current job per (batch, id). It also refuses an import that names one id twice.
+            CREATE UNIQUE INDEX jobs_current_key ON jobs (batch_id, key) WHERE superseded_by IS NULL;
+            """),
     ];
 }

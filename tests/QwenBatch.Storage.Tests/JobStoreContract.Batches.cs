@@ -101,19 +101,6 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
-    public async Task ImportBatchAsync_ChangedRow_AddsItAsNewJob()
-    {
-        var first = await Store.ImportBatchAsync(Batch(), [NewJob("a"), NewJob("b")], Ct);
-
-        var again = await Store.ImportBatchAsync(Batch(), [NewJob("a"), NewJob("b", hash: "h2"), NewJob("c")], Ct);
-
-        again.Resumed.ShouldBeTrue();
-        again.JobsAdded.ShouldBe(2);
-        var jobs = await Store.GetJobsAsync(first.Batch.Id, Ct);
-        jobs.Select(j => (j.Key, j.ContentHash)).ShouldBe([("a", "h1"), ("b", "h1"), ("b", "h2"), ("c", "h1")]);
-    }
-
-    [Fact]
     public async Task ImportBatchAsync_NoJobs_CreatesAnEmptyBatch()
     {
         var import = await Store.ImportBatchAsync(Batch(), [], Ct);

@@ -77,7 +77,7 @@ internal static class RunCommand
         using var batchScope = runtime.LoggerFactory.CreateLogger("QwenBatch.Cli.Commands.RunCommand")
             .BeginScope(new Dictionary<string, object> { ["BatchId"] = batch.Id, ["BatchName"] = batch.Name });
         Console.Error.WriteLine(import.Resumed
-            ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s)); outputs in {batch.StorageDir}"
+            ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s){(import.JobsReplaced > 0 ? $", of which {import.JobsReplaced} replace jobs of changed rows" : "")}); outputs in {batch.StorageDir}"
             : $"Batch '{batch.Name}': {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
         using var progress = new CancellationTokenSource();
         var reporter = new RunProgress(runtime.Store, batch.Id, runtime.Time).RunAsync(progress.Token);
@@ -94,7 +94,8 @@ internal static class RunCommand
         await BatchReports.WriteAsync(runtime.Store, batch, ReportFormats.All, TimeProvider.System, CancellationToken.None);
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
         Console.WriteLine(Summary(batch, final));
-        await HeldJobs.PrintAsync(batch, await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None));
+        var jobs = await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        await HeldJobs.PrintAsync(batch, jobs);
         if (final.IsSettled && await runtime.Continuations.FireSettledAsync(batch.Id, shutdown.Token) is { } fired)
         {
             // This process ended the batch, and may be the only one on the store: it fires the continuation itself.
@@ -106,7 +107,8 @@ internal static class RunCommand
             return ExitCodes.Interrupted;
         }
 
-        return final.Count(JobState.Succeeded) == final.Total ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
+        // A job superseded by a changed row is not the batch's result; the current job of each manifest id is.
+        return jobs.Where(j => j.SupersededBy is null).All(j => j.State == JobState.Succeeded) ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
     }
 
     private static string Summary(BatchRecord batch, BatchProgress p) => string.Create(CultureInfo.InvariantCulture,

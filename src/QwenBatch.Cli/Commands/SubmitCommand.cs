@@ -65,18 +65,18 @@ internal static class SubmitCommand
         if (json)
         {
             await Console.Out.WriteLineAsync(JsonSerializer.Serialize(new SubmitJson(
-                batch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), batch.Name, import.JobsAdded, import.Resumed, batch.StorageDir), CliJson.Options));
+                batch.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), batch.Name, import.JobsAdded, import.Resumed, batch.StorageDir, import.JobsReplaced), CliJson.Options));
         }
         else
         {
             await Console.Out.WriteLineAsync(import.Resumed
-                ? $"Batch {batch.Id} '{batch.Name}' resumed: {import.JobsAdded} new job(s); outputs in {batch.StorageDir}"
+                ? $"Batch {batch.Id} '{batch.Name}' resumed: {import.JobsAdded} new job(s){(import.JobsReplaced > 0 ? $", of which {import.JobsReplaced} replace jobs of changed rows" : "")}; outputs in {batch.StorageDir}"
                 : $"Batch {batch.Id} '{batch.Name}' enqueued: {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
         }
 
         return ExitCodes.Success;
     }
 
-    /// <summary>The documented shape of <c>submit --json</c>.</summary>
-    private sealed record SubmitJson(string Batch, string Name, int Jobs, bool Resumed, string Storage);
+    /// <summary>The documented shape of <c>submit --json</c>; <c>replaced</c>: older jobs superseded by changed rows.</summary>
+    private sealed record SubmitJson(string Batch, string Name, int Jobs, bool Resumed, string Storage, int Replaced);
 }

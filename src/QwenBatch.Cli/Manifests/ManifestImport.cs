@@ -9,7 +9,10 @@ namespace QwenBatch.Cli.Manifests;
 internal sealed record ImportRequest(string ManifestPath, string Provider, string? Name, ManifestOptions Options, bool SkipInvalid, decimal? BudgetUsd = null);
 
 /// <summary>A manifest that passed its first, validating pass, with the jobs <c>--skip-invalid</c> left out.</summary>
-internal sealed record CheckedManifest(ImportRequest Request, ManifestStream Stream, IReadOnlyList<SkippedJob> Skipped);
+internal sealed record CheckedManifest(ImportRequest Request, CheckedJobs Checked, IReadOnlyList<SkippedJob> Skipped)
+{
+    public ManifestStream Stream => Checked.Stream;
+}
 
 /// <summary>
 /// The one path from a manifest to a batch in the store, shared by <c>run</c> and <c>submit</c>: validate the whole file
@@ -19,12 +22,15 @@ internal static class ManifestImport
 {
     private const int MaxPrinted = 200;
 
-    /// <summary>First pass: prints the manifest's errors and warnings; null when nothing may be enqueued (exit 2).</summary>
+    /// <summary>
+    /// First pass: prints the manifest's errors and warnings; null when nothing may be enqueued (exit 2). The planned jobs
+    /// are kept when they fit the importer's memory bound, so the import does not read the file again.
+    /// </summary>
     public static async Task<CheckedManifest?> CheckAsync(ImportRequest request)
     {
         var skipped = new List<SkippedJob>();
-        var check = ManifestImporter.Check(request.ManifestPath, request.Options, skipped.Add);
-        return await ReportProblemsAsync(check, request.SkipInvalid) ? new CheckedManifest(request, check, skipped) : null;
+        var check = ManifestImporter.CheckAndPlan(request.ManifestPath, request.Options, request.Provider, skipped.Add);
+        return await ReportProblemsAsync(check.Stream, request.SkipInvalid) ? new CheckedManifest(request, check, skipped) : null;
     }
 
     /// <summary>Second pass: creates (or resumes) the batch with its outputs under <paramref name="storageRoot"/>.</summary>
@@ -55,11 +61,16 @@ internal static class ManifestImport
         try
         {
             import = await store.ImportBatchAsync(batch with { BudgetUsd = request.BudgetUsd },
-                ManifestImporter.ValidJobs(request.ManifestPath, request.Options, provider, request.SkipInvalid, ct), ct);
+                ManifestImporter.ValidJobs(manifest.Checked, request.Options, request.SkipInvalid, ct), ct);
         }
         catch (ManifestChangedException)
         {
             throw new CliException(ExitCodes.InvalidManifest, "The manifest changed while it was imported and is now invalid; nothing was enqueued.");
+        }
+        catch (DuplicateJobKeyException ex)
+        {
+            // The validator refuses duplicate ids first; this is the store's own guard, reported the same way.
+            throw new CliException(ExitCodes.InvalidManifest, ex.Message);
         }
 
         if (manifest.Skipped.Count > 0)

@@ -43,7 +43,31 @@ public sealed record NewBatch(string Name, string Source, string Provider, strin
 public sealed record NewJob(string Key, string ContentHash, string Provider, JobSpec Spec);
 
 /// <summary>What an import did: the batch (new or resumed) and how many jobs were added.</summary>
-public sealed record BatchImport(BatchRecord Batch, bool Resumed, int JobsAdded);
+/// <param name="JobsAdded">Jobs that became current: new ids, and changed rows (which are counted in <paramref name="JobsReplaced"/> too).</param>
+/// <param name="JobsReplaced">Older jobs superseded because their manifest row changed since the previous import.</param>
+public sealed record BatchImport(BatchRecord Batch, bool Resumed, int JobsAdded, int JobsReplaced = 0);
+
+/// <summary>
+/// One import named the same manifest id twice. Both stores refuse it (the manifest validator refuses duplicate ids
+/// before anything reaches a store), and nothing is imported.
+/// </summary>
+public sealed class DuplicateJobKeyException : InvalidOperationException
+{
+    public DuplicateJobKeyException()
+        : base("An import named one job id twice; ids must be unique within a batch. Nothing was imported.")
+    {
+    }
+
+    public DuplicateJobKeyException(string message)
+        : base(message)
+    {
+    }
+
+    public DuplicateJobKeyException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
 
 /// <summary>Counts of a batch's jobs by state, and money spent.</summary>
 public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<JobState, int> Counts, decimal SpentUsd)

@@ -58,6 +58,18 @@ public sealed record JobRecord
     /// <summary>When a poll first saw the provider running (or finished) the task: the end of its queue wait.</summary>
     public DateTimeOffset? StartedAt { get; init; }
     public DateTimeOffset? FinishedAt { get; init; }
+
+    /// <summary>
+    /// 1 for the first job of its manifest id in the batch; each changed import of the row adds a job with the next
+    /// revision, whose output files carry it (<c>-r2</c>) so they never mix with an older job's.
+    /// </summary>
+    public int Revision { get; init; } = 1;
+
+    /// <summary>The job of the same manifest id this one replaced (its row changed since the previous import).</summary>
+    public long? Replaces { get; init; }
+
+    /// <summary>The newer job that replaced this one; null while this is the manifest id's current job.</summary>
+    public long? SupersededBy { get; init; }
 }
 
 /// <summary>An output the provider produced: a URL to fetch or inline base64 data, and whether the provider flagged it NSFW.</summary>

@@ -3,32 +3,68 @@ using System.Text.Json;
 namespace QwenBatch.Manifests;
 
 /// <summary>
-/// Reads a JSON manifest: an array of job objects, or <c>{"name", "defaults", "jobs"}</c>. Each job's line is the line
-/// where its object starts, counted from the reader's byte offsets. The whole file is read (JSON has no streaming
-/// boundaries that help); very large manifests belong in CSV or JSONL.
+/// Reads a JSON manifest: an array of job objects, or <c>{"name", "defaults", "jobs"}</c>, streamed — one job object is
+/// held at a time, so memory stays bounded whatever the file's size. Each job's line is the line where its object
+/// starts. The object form is read twice: first for <c>name</c> and <c>defaults</c> (which may come after the jobs),
+/// skipping over the jobs, then for the jobs themselves.
 /// </summary>
 internal static class JsonManifestReader
 {
-    /// <summary>Larger JSON manifests are refused with a pointer to the streaming formats.</summary>
-    public const long MaxBytes = 256L * 1024 * 1024;
+    /// <summary>A single job object larger than this is refused (a job is a few hundred bytes; this is a broken file).</summary>
+    public const int MaxJobBytes = 16 * 1024 * 1024;
 
-    public static IEnumerable<ManifestRow> Rows(string fullPath, ManifestDiagnostics diagnostics, Action<string> setName)
+    public static IEnumerable<ManifestRow> Rows(string fullPath, ManifestDiagnostics diagnostics, Action<string> setName, int bufferSize = JsonTokenStream.DefaultBufferSize)
     {
-        var bytes = File.ReadAllBytes(fullPath);
-        if (InvalidUtf8At(bytes) is { } bad)
+        if (Utf8Check.FirstInvalidLine(fullPath) is { } badLine)
         {
-            diagnostics.Error(1 + bytes.AsSpan(0, bad).Count((byte)'\n'), null, "the file is not UTF-8 text here; save the manifest as UTF-8");
+            diagnostics.Error(badLine, null, "the file is not UTF-8 text here; save the manifest as UTF-8");
             yield break;
         }
 
-        var parsed = Parse(bytes, diagnostics);
-        if (parsed.Name is { } name)
+        using var first = new JsonTokenStream(fullPath, bufferSize, MaxJobBytes);
+        var top = first.Next(diagnostics);
+        if (top is null)
+        {
+            if (diagnostics.ErrorCount == 0)
+            {
+                diagnostics.Error(1, null, "the manifest is empty; expected a JSON array of jobs or {\"jobs\": [ … ]}");
+            }
+
+            yield break;
+        }
+
+        if (top.Value.Type == JsonTokenType.StartArray)
+        {
+            var count = 0;
+            while (first.NextElement(diagnostics) is { } job)
+            {
+                count++;
+                yield return JsonRowMapper.ToRow(job.Element, job.Line, null);
+            }
+
+            if (count == 0 && diagnostics.ErrorCount == 0)
+            {
+                diagnostics.Error(1, "jobs", "the manifest has no jobs; expected an array of job objects, or {\"jobs\": [ … ]}");
+            }
+
+            first.ExpectEnd(diagnostics);
+            yield break;
+        }
+
+        if (top.Value.Type != JsonTokenType.StartObject)
+        {
+            diagnostics.Error(1, null, "the manifest is not a JSON array or object; expected [ {job}, … ] or {\"jobs\": [ … ]}");
+            yield break;
+        }
+
+        var outline = Outline(first, diagnostics);
+        if (outline.Name is { } name)
         {
             setName(name);
         }
 
         ManifestRow? defaults = null;
-        if (parsed.Defaults is { } d)
+        if (outline.Defaults is { } d)
         {
             defaults = JsonRowMapper.ToRow(d.Element, d.Line, null);
             foreach (var (field, message) in defaults.ShapeErrors)
@@ -40,135 +76,92 @@ internal static class JsonManifestReader
             defaults.ShapeErrors.Clear();
         }
 
-        if (parsed.Jobs.Count == 0 && diagnostics.ErrorCount == 0)
+        if (outline.JobCount == 0 && diagnostics.ErrorCount == 0)
         {
-            diagnostics.Error(1, "jobs", "the manifest has no jobs; expected an array of job objects, or {\"jobs\": [ … ]}");
+            diagnostics.Error(1, "jobs", outline.SawJobs
+                ? "the manifest has no jobs; expected an array of job objects, or {\"jobs\": [ … ]}"
+                : "the manifest object has no \"jobs\" array; expected {\"name\": …, \"defaults\": {…}, \"jobs\": [ … ]}");
         }
 
-        foreach (var (element, line) in parsed.Jobs)
+        if (outline.JobCount == 0)
         {
-            yield return JsonRowMapper.ToRow(element, line, defaults);
-        }
-    }
-
-    /// <summary>The offset of the first byte that is not UTF-8, or null; System.Text.Json would throw on it later.</summary>
-    private static int? InvalidUtf8At(byte[] bytes)
-    {
-        if (System.Text.Unicode.Utf8.IsValid(bytes))
-        {
-            return null;
+            yield break;
         }
 
-        var offset = 0;
-        while (offset < bytes.Length)
+        // Second pass: the jobs, now that the defaults are known. Problems of the file were reported by the first pass; this
+        // one yields the jobs before the first of them and stays quiet.
+        var quiet = new ManifestDiagnostics("", 1);
+        using var second = new JsonTokenStream(fullPath, bufferSize, MaxJobBytes);
+        second.Next(quiet);
+        while (second.Next(quiet) is { Type: JsonTokenType.PropertyName } property)
         {
-            if (System.Text.Rune.DecodeFromUtf8(bytes.AsSpan(offset), out _, out var consumed) != System.Buffers.OperationStatus.Done)
+            if (property.Text!.Equals("jobs", StringComparison.OrdinalIgnoreCase) && second.Peek(quiet) == JsonTokenType.StartArray)
             {
-                return offset;
+                second.Next(quiet);
+                var left = outline.JobCount;
+                while (left-- > 0 && second.NextElement(quiet) is { } job)
+                {
+                    yield return JsonRowMapper.ToRow(job.Element, job.Line, defaults);
+                }
+
+                yield break;
             }
 
-            offset += consumed;
+            second.SkipValue(quiet);
         }
-
-        return offset;
     }
 
-    private sealed record Parsed(string? Name, (JsonElement Element, int Line)? Defaults, List<(JsonElement Element, int Line)> Jobs);
+    private sealed record Shape(string? Name, (JsonElement Element, int Line)? Defaults, bool SawJobs, int JobCount);
 
-    private static Parsed Parse(byte[] bytes, ManifestDiagnostics diagnostics)
+    /// <summary>The first pass over <c>{"name", "defaults", "jobs"}</c>: the name, the defaults, and how many jobs there are.</summary>
+    private static Shape Outline(JsonTokenStream reader, ManifestDiagnostics diagnostics)
     {
-        var lines = new LineCounter(bytes);
-        var jobs = new List<(JsonElement, int)>();
         string? name = null;
         (JsonElement, int)? defaults = null;
-        var start = bytes.AsSpan().StartsWith("\uFEFF"u8) ? 3 : 0;
-        var reader = new Utf8JsonReader(bytes.AsSpan(start), JsonRowMapper.ReaderOptions);
-        try
+        var sawJobs = false;
+        var jobs = 0;
+        while (reader.Next(diagnostics) is { Type: JsonTokenType.PropertyName } property)
         {
-            if (!reader.Read())
+            var key = property.Text!;
+            var value = reader.Peek(diagnostics);
+            if (value is null)
             {
-                diagnostics.Error(1, null, "the manifest is empty; expected a JSON array of jobs or {\"jobs\": [ … ]}");
-                return new Parsed(null, null, jobs);
+                break;
             }
 
-            if (reader.TokenType == JsonTokenType.StartArray)
+            switch (key.ToLowerInvariant())
             {
-                ReadJobs(ref reader, lines, start, jobs);
-            }
-            else if (reader.TokenType == JsonTokenType.StartObject)
-            {
-                var sawJobs = false;
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    var property = reader.GetString()!;
-                    var line = lines.LineAt(start + (int)reader.TokenStartIndex);
-                    reader.Read();
-                    switch (property.ToLowerInvariant())
+                case "name" when value.Value == JsonTokenType.String:
+                    name = reader.Next(diagnostics)?.Text;
+                    break;
+                case "defaults" when value.Value == JsonTokenType.StartObject:
+                    if (reader.NextElement(diagnostics) is { } element)
                     {
-                        case "name" when reader.TokenType == JsonTokenType.String:
-                            name = reader.GetString();
-                            break;
-                        case "defaults" when reader.TokenType == JsonTokenType.StartObject:
-                            defaults = (JsonElement.ParseValue(ref reader), line);
-                            break;
-                        case "jobs" when reader.TokenType == JsonTokenType.StartArray:
-                            sawJobs = true;
-                            ReadJobs(ref reader, lines, start, jobs);
-                            break;
-                        case "name" or "defaults" or "jobs":
-                            diagnostics.Error(line, property, property == "name" ? "expected a string" : property == "defaults" ? "expected an object of job fields" : "expected an array of job objects");
-                            reader.Skip();
-                            break;
-                        default:
-                            diagnostics.Error(line, property, "is not a manifest property; expected \"name\", \"defaults\" and \"jobs\"");
-                            reader.Skip();
-                            break;
+                        defaults = (element.Element, property.Line);
                     }
-                }
 
-                if (!sawJobs && diagnostics.ErrorCount == 0)
-                {
-                    diagnostics.Error(1, "jobs", "the manifest object has no \"jobs\" array; expected {\"name\": …, \"defaults\": {…}, \"jobs\": [ … ]}");
-                }
+                    break;
+                case "jobs" when value.Value == JsonTokenType.StartArray && !sawJobs:
+                    sawJobs = true;
+                    reader.Next(diagnostics);
+                    while (reader.SkipElement(diagnostics))
+                    {
+                        jobs++;
+                    }
+
+                    break;
+                case "name" or "defaults" or "jobs":
+                    diagnostics.Error(property.Line, key, key == "name" ? "expected a string" : key == "defaults" ? "expected an object of job fields" : sawJobs ? "appears twice; expected one array of job objects" : "expected an array of job objects");
+                    reader.SkipValue(diagnostics);
+                    break;
+                default:
+                    diagnostics.Error(property.Line, key, "is not a manifest property; expected \"name\", \"defaults\" and \"jobs\"");
+                    reader.SkipValue(diagnostics);
+                    break;
             }
-            else
-            {
-                diagnostics.Error(1, null, "the manifest is not a JSON array or object; expected [ {job}, … ] or {\"jobs\": [ … ]}");
-            }
-        }
-        catch (JsonException ex)
-        {
-            diagnostics.Error((int)(ex.LineNumber ?? 0) + 1, null, $"the file is not valid JSON here: {JsonRowMapper.Describe(ex)}");
         }
 
-        return new Parsed(name, defaults, jobs);
-    }
-
-    private static void ReadJobs(ref Utf8JsonReader reader, LineCounter lines, int start, List<(JsonElement, int)> jobs)
-    {
-        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
-        {
-            var line = lines.LineAt(start + (int)reader.TokenStartIndex);
-            jobs.Add((JsonElement.ParseValue(ref reader), line));
-        }
-    }
-
-    /// <summary>The 1-based line of a byte offset; offsets are asked for in increasing order, so each byte is counted once.</summary>
-    private sealed class LineCounter(byte[] bytes)
-    {
-        private int _offset;
-        private int _line = 1;
-
-        public int LineAt(int offset)
-        {
-            var end = Math.Min(offset, bytes.Length);
-            if (end > _offset)
-            {
-                _line += bytes.AsSpan(_offset, end - _offset).Count((byte)'\n');
-                _offset = end;
-            }
-
-            return _line;
-        }
+        reader.ExpectEnd(diagnostics);
+        return new Shape(name, defaults, sawJobs, jobs);
     }
 }

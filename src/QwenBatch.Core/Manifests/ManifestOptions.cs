@@ -22,6 +22,9 @@ public sealed record ManifestOptions
     /// <summary>At most this many errors are kept (the count goes on); a broken file cannot fill the memory with them.</summary>
     public int MaxErrors { get; init; } = 10_000;
 
+    /// <summary>The JSON reader's starting buffer; tests make it tiny so every token crosses a refill.</summary>
+    internal int JsonBufferSize { get; init; } = JsonTokenStream.DefaultBufferSize;
+
     /// <summary>
     /// Parses <c>--map</c>: comma-separated <c>field=Column</c> pairs. Returns the map, or an error message saying what was
     /// expected.

@@ -117,15 +117,9 @@ public sealed class ManifestStream
                 return null;
             }
 
-            if (format == ManifestFormat.Json && new FileInfo(Path).Length > JsonManifestReader.MaxBytes)
-            {
-                Diagnostics.Error(1, null, $"the JSON manifest is larger than {JsonManifestReader.MaxBytes / 1024 / 1024} MB; expected CSV or JSONL (one job per line) for manifests this large");
-                return null;
-            }
-
             var rows = format switch
             {
-                ManifestFormat.Json => JsonManifestReader.Rows(Path, Diagnostics, name => Name = name),
+                ManifestFormat.Json => JsonManifestReader.Rows(Path, Diagnostics, name => Name = name, _options.JsonBufferSize),
                 ManifestFormat.JsonLines => JsonLinesManifestReader.Rows(Path, Diagnostics),
                 _ => CsvManifestReader.Rows(Path, _options, Diagnostics),
             };

@@ -30,12 +30,22 @@ public static class OutputNames
     /// A template without <c>{k}</c> gets <c>-{k}</c> before the extension when there are several outputs, and one without
     /// <c>{ext}</c> gets <c>.{ext}</c>, so outputs of one job never overwrite each other and always carry their real type.
     /// </summary>
-    public static string For(string? template, string jobKey, int index, int count, string extension, IReadOnlyDictionary<string, string>? variables)
+    /// <param name="revision">
+    /// The job's revision of its manifest id: from 2 on, <c>-r&lt;revision&gt;</c> goes before the extension, so the
+    /// outputs of a changed row never overwrite, or mix with, the files of the job it replaced.
+    /// </param>
+    public static string For(string? template, string jobKey, int index, int count, string extension, IReadOnlyDictionary<string, string>? variables, int revision = 1)
     {
         template = string.IsNullOrWhiteSpace(template) ? "{id}" : template;
+        if (revision > 1)
+        {
+            var tag = "-r" + revision.ToString(CultureInfo.InvariantCulture);
+            template = Has(template, "ext") ? InsertBeforeExt(template, tag) : template + tag;
+        }
+
         if (count > 1 && !Has(template, "k"))
         {
-            template = Has(template, "ext") ? InsertBeforeExt(template) : template + "-{k}";
+            template = Has(template, "ext") ? InsertBeforeExt(template, "-{k}") : template + "-{k}";
         }
 
         if (!Has(template, "ext"))
@@ -66,7 +76,7 @@ public static class OutputNames
     /// <summary>
     /// The absolute path of <paramref name="relative"/> under <paramref name="directory"/>; throws when it would be
     /// anywhere else, lexically or through a symbolic link below the folder (a last line of defence:
-    /// <see cref="For(string?, string, int, int, string, IReadOnlyDictionary{string, string}?)"/> never makes a climbing name).
+    /// <see cref="For(string?, string, int, int, string, IReadOnlyDictionary{string, string}?, int)"/> never makes a climbing name).
     /// </summary>
     public static string Resolve(string directory, string relative)
     {
@@ -120,11 +130,11 @@ public static class OutputNames
 
     private static bool Has(string template, string name) => template.Contains("{" + name + "}", StringComparison.OrdinalIgnoreCase);
 
-    private static string InsertBeforeExt(string template)
+    private static string InsertBeforeExt(string template, string text)
     {
         var at = template.IndexOf("{ext}", StringComparison.OrdinalIgnoreCase);
         var dot = at > 0 && template[at - 1] == '.' ? at - 1 : at;
-        return template[..dot] + "-{k}" + template[dot..];
+        return template[..dot] + text + template[dot..];
     }
 
     /// <summary>Fills placeholders with sanitized values (a value's own '/' or '..' never makes a folder); unknown names become '_'.</summary>

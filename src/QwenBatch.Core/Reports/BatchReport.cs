@@ -26,7 +26,17 @@ public sealed record ReportRow(
     string? Error,
     bool ProviderMayCharge,
     ReportSpec Spec,
-    IReadOnlyDictionary<string, string> Variables);
+    IReadOnlyDictionary<string, string> Variables)
+{
+    /// <summary>The job's id in the store.</summary>
+    public long Job { get; init; }
+
+    /// <summary>The older job of the same manifest id this one replaced, when the row changed since a previous import.</summary>
+    public long? Replaces { get; init; }
+
+    /// <summary>Says that the row changed since the previous import and which job it replaces; null otherwise.</summary>
+    public string? Change { get; init; }
+}
 
 /// <summary>The manifest fields of a job, as errors.csv and report.html show them.</summary>
 public sealed record ReportSpec(

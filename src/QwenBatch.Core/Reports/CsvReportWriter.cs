@@ -12,7 +12,7 @@ public static class CsvReportWriter
     public const string FileName = "report.csv";
 
     private static readonly string[] Columns =
-        ["id", "status", "provider", "request_id", "attempts", "images", "output_files", "cost_usd", "latency_s", "queue_wait_s", "error"];
+        ["id", "status", "provider", "request_id", "attempts", "images", "output_files", "cost_usd", "latency_s", "queue_wait_s", "error", "job", "replaces_job", "change"];
 
     internal static CsvWriterOptions Options => new()
     {
@@ -45,6 +45,9 @@ public static class CsvReportWriter
                 csv.WriteField(Seconds(row.LatencyS));
                 csv.WriteField(Seconds(row.QueueWaitS));
                 csv.WriteField(row.Error ?? "");
+                csv.WriteField(Number(row.Job));
+                csv.WriteField(row.Replaces is { } replaces ? Number(replaces) : "");
+                csv.WriteField(row.Change ?? "");
                 foreach (var variable in report.VariableColumns)
                 {
                     csv.WriteField(row.Variables.TryGetValue(variable, out var value) ? value : "");

@@ -15,9 +15,16 @@ public static class ReportBuilder
         return Build(batch, jobs, skipped, time.GetUtcNow());
     }
 
-    public static BatchReport Build(BatchRecord batch, IReadOnlyList<JobRecord> jobs, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now)
+    /// <summary>
+    /// One row per manifest id: its current job. A job superseded by a changed row is not a row of its own; the row of the
+    /// job that replaced it says so (<see cref="ReportRow.Replaces"/>, <see cref="ReportRow.Change"/>). Cost totals still
+    /// count every job, superseded ones included, so they add up to what the provider bills.
+    /// </summary>
+    public static BatchReport Build(BatchRecord batch, IReadOnlyList<JobRecord> allJobs, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now)
     {
-        var rows = jobs.Select(Row).ToList();
+        var byId = allJobs.ToDictionary(j => j.Id);
+        var jobs = allJobs.Where(j => j.SupersededBy is null).ToList();
+        var rows = jobs.Select(j => Row(j, j.Replaces is { } r ? byId.GetValueOrDefault(r) : null)).ToList();
         var variables = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         foreach (var name in jobs.SelectMany(j => j.Spec.Variables.Keys))
@@ -28,10 +35,10 @@ public static class ReportBuilder
             }
         }
 
-        return new BatchReport(batch, rows, skipped, variables, Totals(jobs, rows, skipped, now));
+        return new BatchReport(batch, rows, skipped, variables, Totals(jobs, rows, skipped, now, allJobs.Sum(j => j.CostUsd)));
     }
 
-    private static ReportRow Row(JobRecord job)
+    private static ReportRow Row(JobRecord job, JobRecord? replaced)
     {
         var spec = job.Spec;
         // WaveSpeed documents no cancel: a task it had accepted may still run, and be billed, after we stopped tracking it.
@@ -61,10 +68,28 @@ public static class ReportBuilder
             error,
             mayCharge,
             new ReportSpec(spec.Prompt, spec.Images, spec.N, spec.NegativePrompt, spec.Size, spec.Seed, spec.PromptExtend, spec.Watermark, spec.OutputFormat, spec.Output),
-            spec.Variables);
+            spec.Variables)
+        {
+            Job = job.Id,
+            Replaces = job.Replaces,
+            Change = job.Replaces is { } old ? Change(old, replaced) : null,
+        };
     }
 
-    private static ReportTotals Totals(IReadOnlyList<JobRecord> jobs, List<ReportRow> rows, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now)
+    /// <summary>What the report says of a job that replaced an older one of its manifest id.</summary>
+    private static string Change(long old, JobRecord? replaced)
+    {
+        var what = replaced is null ? "" : replaced.State switch
+        {
+            JobState.Cancelled when replaced.RequestId is null => ", which was cancelled before it was submitted",
+            JobState.Succeeded => $", which had succeeded (its files stay: {string.Join(", ", replaced.Files.Select(f => f.Path))})",
+            var state when !state.IsSettled() => $", which is still {state.ToDbName()} and keeps its own files",
+            var state => $", which ended {state.ToDbName()}",
+        };
+        return $"changed since the previous import: replaces job {old}{what}";
+    }
+
+    private static ReportTotals Totals(IReadOnlyList<JobRecord> jobs, List<ReportRow> rows, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now, decimal billed)
     {
         var jobsByStatus = rows.GroupBy(r => r.Status).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count());
         var imagesByStatus = jobs.GroupBy(j => j.State.ToDbName()).OrderBy(g => g.Key, StringComparer.Ordinal)
@@ -79,7 +104,7 @@ public static class ReportBuilder
             rows.Count,
             jobsByStatus,
             imagesByStatus,
-            rows.Sum(r => r.CostUsd),
+            billed,
             costByProvider,
             Percentile(latencies, 0.50),
             Percentile(latencies, 0.95),

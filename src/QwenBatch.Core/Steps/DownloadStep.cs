@@ -35,7 +35,7 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
 
             var index = k;
             files.Add(await downloader.DownloadAsync(job.Outputs[k], batch.StorageDir, $"{tag}-{k + 1}",
-                ext => OutputNames.For(job.Spec.Output, job.Key, index, job.Outputs.Count, ext, job.Spec.Variables), ct));
+                ext => OutputNames.For(job.Spec.Output, job.Key, index, job.Outputs.Count, ext, job.Spec.Variables, job.Revision), ct));
             if (k < job.Outputs.Count - 1)
             {
                 // Checkpoint: the whole file is on record before the next is fetched, so a retry does not fetch it again.

@@ -14,9 +14,13 @@ public partial interface IJobStore : IAsyncDisposable
     Task MigrateAsync(CancellationToken ct);
 
     /// <summary>
-    /// Creates the batch with its jobs in one transaction, or resumes the batch of that name, adding only jobs whose
-    /// key and content are new. Wakes waiting workers. The jobs are streamed into the transaction, so a 100k-row manifest
-    /// is never held in memory; if the enumeration throws, nothing is imported.
+    /// Creates the batch with its jobs in one transaction, or resumes the batch of that name. Each manifest id (key) has
+    /// one current job: on a resume a job whose content is unchanged is skipped, and a changed one becomes the id's
+    /// current job (<see cref="JobRecord.Revision"/> + 1, <see cref="JobRecord.Replaces"/> the old one), superseding the
+    /// old job, which is cancelled if it had not reached the provider and otherwise finishes with its history. Content an
+    /// older job of the id already has makes that job current again. An import naming one id twice throws
+    /// <see cref="DuplicateJobKeyException"/>. Wakes waiting workers. The jobs are streamed into the transaction, so a
+    /// 100k-row manifest is never held in memory; if the enumeration throws, nothing is imported.
     /// </summary>
     Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct);
 
@@ -57,7 +61,10 @@ public partial interface IJobStore : IAsyncDisposable
     /// </summary>
     Task<int> RequestCancelAsync(long batchId, CancellationToken ct);
 
-    /// <summary>Returns the batch's unleased jobs in <paramref name="states"/> to pending, due now, with fresh attempts.</summary>
+    /// <summary>
+    /// Returns the batch's unleased current jobs in <paramref name="states"/> to pending, due now, with fresh attempts
+    /// (a job superseded by a changed manifest row stays as it is).
+    /// </summary>
     Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct);
 
     /// <summary>Leases up to <see cref="ClaimRequest.Limit"/> due jobs, oldest due first, skipping jobs others hold.</summary>

@@ -25,7 +25,7 @@ public static class JobRows
     public const string JobColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
         + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
-        + "reserved_usd, cancel_requested, started_at";
+        + "reserved_usd, cancel_requested, started_at, revision, replaces, superseded_by";
 
     /// <summary>
     /// How a rescued job's history row begins (the rescuer appends who held it). The servers page finds rescues by this
@@ -65,6 +65,9 @@ public static class JobRows
         ReservedUsd = d.Money(r, 22),
         CancelRequested = d.Bool(r, 23),
         StartedAt = d.NullableTime(r, 24),
+        Revision = r.GetInt32(25),
+        Replaces = r.IsDBNull(26) ? null : r.GetInt64(26),
+        SupersededBy = r.IsDBNull(27) ? null : r.GetInt64(27),
     };
 
     public static BatchRecord ReadBatch(DbDataReader r, RowDialect d) => new()

@@ -13,7 +13,7 @@ namespace QwenBatch.Dashboard.Api;
 internal static class ApiEndpoints
 {
     /// <summary>The schema version this build expects; a lower one means migrations are not applied.</summary>
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 9;
 
     public static void Map(IEndpointRouteBuilder app)
     {

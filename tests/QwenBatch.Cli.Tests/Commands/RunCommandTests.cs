@@ -131,7 +131,7 @@ public sealed class RunCommandTests : IDisposable
 
         Directory.GetFiles(batchDir, "*.part", SearchOption.AllDirectories).ShouldBeEmpty();
         var rows = File.ReadAllLines(Path.Combine(batchDir, "report.csv"));
-        rows[0].ShouldBe("id,status,provider,request_id,attempts,images,output_files,cost_usd,latency_s,queue_wait_s,error,sku");
+        rows[0].ShouldBe("id,status,provider,request_id,attempts,images,output_files,cost_usd,latency_s,queue_wait_s,error,job,replaces_job,change,sku");
         rows.Skip(1).Count().ShouldBe(SampleJobs);
         rows.Skip(1).ShouldAllBe(r => r.Contains(",succeeded,", StringComparison.Ordinal));
     }

@@ -49,6 +49,52 @@ public sealed class ManifestReaderFuzzTests : IDisposable
         outcomes[1].ShouldBeGreaterThan(0);
     }
 
+    private static readonly string[] JsonSeeds =
+    [
+        "{\"jobs\": [\n {\"id\": \"a\", \"prompt\": \"p\"},\n {\"id\": \"b\", \"prompt\": \"q\", \"n\": 2}\n],\n\"defaults\": {\"images\": [\"a.png\"]}, \"name\": \"late\"}",
+        "[\n {\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"]}, // a comment\n {\"id\": \"{l}\", \"prompt\": \"p {l}\", \"images\": [\"a.png\"], \"matrix\": [{\"l\": \"de\"}, {\"l\": \"fr\"}]},\n]",
+        Seeds[1],
+    ];
+
+    /// <summary>
+    /// The streamed JSON reader on mutated manifests: it never throws, and a 16-byte read buffer (every token crossing a
+    /// refill) gives exactly what the default buffer gives — the same jobs on the same lines, the same errors.
+    /// </summary>
+    [Fact]
+    public void Read_MutatedJson_NeverThrowsAndDoesNotDependOnTheReadBuffer()
+    {
+        var random = new Random(20261121);
+        var outcomes = new int[2];
+        for (var i = 0; i < Cases / 3; i++)
+        {
+            var bytes = Mutate(random, Encoding.UTF8.GetBytes(JsonSeeds[random.Next(JsonSeeds.Length)]));
+            var path = Path.Combine(_folder.Dir, "fuzz.json");
+            File.WriteAllBytes(path, bytes);
+
+            Manifest whole, tiny;
+            try
+            {
+                whole = ManifestReader.Read(path);
+                tiny = ManifestReader.Read(path, new ManifestOptions { JsonBufferSize = 16 });
+            }
+            catch (Exception ex)
+            {
+                throw new ShouldAssertException($"case {i} ({Convert.ToBase64String(bytes)}) threw {ex}");
+            }
+
+            var context = $"case {i}: {Encoding.UTF8.GetString(bytes)}";
+            tiny.Jobs.Select(j => (j.Line, j.Key, j.Spec.Prompt, j.Spec.N)).ShouldBe(whole.Jobs.Select(j => (j.Line, j.Key, j.Spec.Prompt, j.Spec.N)), context);
+            // A syntax error quotes the bytes it stopped on, as many as the reader had at hand; the rest is the same.
+            tiny.Errors.Select(Comparable).ShouldBe(whole.Errors.Select(Comparable), context);
+            tiny.Name.ShouldBe(whole.Name, context);
+            (whole.IsValid || whole.Errors.All(e => e.Message.Length > 0 && e.Line >= 0)).ShouldBeTrue();
+            outcomes[whole.IsValid ? 1 : 0]++;
+        }
+
+        outcomes[0].ShouldBeGreaterThan(Cases / 12);
+        outcomes[1].ShouldBeGreaterThan(0);
+    }
+
     [Fact]
     public void Read_DeeplyNestedJson_IsAClearError()
     {
@@ -75,6 +121,9 @@ public sealed class ManifestReaderFuzzTests : IDisposable
 
         manifest.Errors.ShouldHaveSingleItem().ShouldBe(new ManifestError("latin1.csv", 2, "prompt", "is not UTF-8 text; save the manifest as UTF-8 (CSV UTF-8 in spreadsheet programs)"));
     }
+
+    private static (int Line, string? Field, string Message) Comparable(ManifestError error) =>
+        (error.Line, error.Field, error.Message.Split('\'')[0]);
 
     private static byte[] RandomBytes(Random random)
     {

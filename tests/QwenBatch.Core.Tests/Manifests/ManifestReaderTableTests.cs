@@ -31,13 +31,18 @@ public sealed class ManifestReaderTableTests : IDisposable
             "3|images|has 4 image(s); expected 1 to 3, separated by '|' && 4||the line is not valid JSON" },
         { "seed.jsonl", "{\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"], \"seed\": -1}\n", 0, "1|seed|'-1' is not allowed; expected a whole number from 0 to 2147483647" },
         { "binary.csv", "id\0\u0001\u0002", 0, "1||the file is binary, not a text manifest; expected CSV, JSON or JSONL saved as UTF-8" },
+        { "late-bad-defaults.json", "{\"jobs\": [\n {\"id\": \"a\", \"prompt\": \"p\"}\n],\n\"defaults\": {\"images\": [\"a.png\"], \"n\": 9}}", 0, "2|n|'9' is not allowed; expected a whole number from 1 to 6" },
+        { "trailing.json", "[\n {\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"]}\n]\n\nmore", 1, "5||the file is not valid JSON here" },
+        { "jobs-twice.json", "{\"jobs\": [{\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"]}],\n \"jobs\": []}", 1, "2|jobs|appears twice; expected one array of job objects" },
+        { "unclosed.json", "{\"name\": \"x\",\n \"jobs\": [\n  {\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"]},\n  {\"id\": \"b\", \"prompt\": \"p\", \"images\": [\"a.png\"]},\n  {\"id\": \"c\",\n", 2, "6||the file is not valid JSON here: Expected start of a property name or value, but instead reached end of data" },
+        { "latin1.json", "[{\"id\": \"a\", \"prompt\": \"p\", \"images\": [\"a.png\"]},\n {\"id\": \"b\", \"prompt\": \"Caf\u00e9\", \"images\": [\"a.png\"]}]", 0, "2||the file is not UTF-8 text here; save the manifest as UTF-8" },
     };
 
     [Theory]
     [MemberData(nameof(BadManifests))]
     public void Read_BadManifest_ReportsExactlyTheseErrorsAndKeepsTheGoodJobs(string file, string text, int jobs, string expected)
     {
-        var manifest = _folder.Read(file, text);
+        var manifest = file == "latin1.json" ? ReadLatin1(file, text) : _folder.Read(file, text);
 
         manifest.IsValid.ShouldBeFalse();
         manifest.Jobs.Count.ShouldBe(jobs);
@@ -74,6 +79,73 @@ public sealed class ManifestReaderTableTests : IDisposable
         job.Spec.Output.ShouldBe("x-de");
         job.Spec.Variables.ShouldBe(new Dictionary<string, string> { ["locale"] = "de" });
         manifest.Warnings.ShouldHaveSingleItem().Message.ShouldBe("'1000" + (file.EndsWith(".csv", StringComparison.Ordinal) ? "X" : file.EndsWith(".json", StringComparison.Ordinal) ? "x" : "*") + "1000' is adjusted to 1008*1008; odirouter uses multiples of 16");
+    }
+
+    /// <summary>A tiny buffer makes every token of the streamed JSON reader cross a refill (and the buffer grow for each job).</summary>
+    [Theory]
+    [MemberData(nameof(BadManifests))]
+    public void Read_JsonWithATinyReadBuffer_GivesTheSameJobsAndErrors(string file, string text, int jobs, string expected)
+    {
+        if (!file.EndsWith(".json", StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        var whole = file == "latin1.json" ? ReadLatin1(file, text) : _folder.Read(file, text);
+        var tiny = ManifestReader.Read(Path.Combine(_folder.Dir, file), new ManifestOptions { JsonBufferSize = 16 });
+
+        tiny.Jobs.Count.ShouldBe(jobs);
+        tiny.Jobs.Select(j => (j.Line, j.Key, j.Spec.Prompt)).ShouldBe(whole.Jobs.Select(j => (j.Line, j.Key, j.Spec.Prompt)));
+        tiny.Errors.ShouldBe(whole.Errors);
+        tiny.Errors.Count.ShouldBe(expected.Split(" && ").Length);
+    }
+
+    [Fact]
+    public void Read_JsonDefaultsAfterTheJobs_ApplyToEveryJob()
+    {
+        var manifest = _folder.Read("late.json", """
+            {
+              "jobs": [
+                {"id": "a", "prompt": "p"},
+                {"id": "b", "prompt": "q", "n": 1, "images": ["small.png"]}
+              ],
+              // the defaults may come last
+              "defaults": {"images": ["a.png"], "n": 2},
+              "name": "late-defaults"
+            }
+            """);
+
+        manifest.Errors.ShouldBeEmpty();
+        manifest.Name.ShouldBe("late-defaults");
+        manifest.Jobs.Select(j => (j.Line, j.Key, j.Spec.N, Path.GetFileName(j.Spec.Images.Single()))).ShouldBe([(3, "a", 2, "a.png"), (4, "b", 1, "small.png")]);
+    }
+
+    [Fact]
+    public void Read_LargeJsonManifest_StreamsWithExactLinesAcrossBufferRefills()
+    {
+        // 4,000 jobs of five lines each (~600 KB, many times the read buffer); job 3,777 is broken on its own line.
+        var text = new System.Text.StringBuilder("\uFEFF{\"name\": \"big\",\n\"jobs\": [\n");
+        for (var i = 1; i <= 4000; i++)
+        {
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"  {{\n    \"id\": \"job-{i}\",\n    \"prompt\": \"{(i == 3777 ? "" : $"edit {i} {new string('x', 60)}")}\",\n    \"images\": [\"a.png\"]\n  }}{(i < 4000 ? "," : "")}\n");
+        }
+
+        text.Append("],\n\"defaults\": {\"n\": 3}}\n");
+
+        var manifest = _folder.Read("big.json", text.ToString());
+
+        manifest.Jobs.Count.ShouldBe(3999);
+        manifest.Jobs[0].Line.ShouldBe(3);
+        manifest.Jobs[^1].Line.ShouldBe(3 + (3999 * 5));
+        manifest.Jobs.ShouldAllBe(j => j.Spec.N == 3);
+        manifest.Errors.ShouldHaveSingleItem().ShouldBe(new ManifestError("big.json", 3 + (3776 * 5), "prompt", "is empty; expected the edit instruction"));
+    }
+
+    private Manifest ReadLatin1(string file, string text)
+    {
+        var path = Path.Combine(_folder.Dir, file);
+        File.WriteAllBytes(path, System.Text.Encoding.Latin1.GetBytes(text));
+        return ManifestReader.Read(path);
     }
 
     [Fact]

@@ -38,6 +38,20 @@ public sealed class OutputNamesTests
     }
 
     [Theory]
+    [InlineData(null, 0, 1, 1, "job.png")]
+    [InlineData(null, 0, 1, 2, "job-r2.png")]
+    [InlineData(null, 1, 2, 3, "job-r3-2.png")]
+    [InlineData("{sku}-{locale}.{ext}", 0, 1, 2, "A1-de-r2.png")]
+    [InlineData("{id}_{k}.{ext}", 1, 2, 2, "job_2-r2.png")]
+    [InlineData("{locale}/{id}", 0, 1, 4, "de/job-r4.png")]
+    public void For_LaterRevisionOfAnId_CarriesTheRevisionBeforeTheExtension(string? template, int index, int count, int revision, string expected)
+    {
+        var variables = new Dictionary<string, string> { ["sku"] = "A1", ["locale"] = "de" };
+
+        OutputNames.For(template, "job", index, count, "png", variables, revision).ShouldBe(expected);
+    }
+
+    [Theory]
     [InlineData("../{id}.{ext}", "job", "_/job.png")]
     [InlineData("../../../../tmp/x.{ext}", "job", "_/_/_/_/tmp/x.png")]
     [InlineData("/etc/{id}.{ext}", "job", "etc/job.png")]
