@@ -16,6 +16,8 @@ using QwenBatch.Testing.Postgres;
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
 // The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
+// The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds]
+// Worker memory, 10k vs 1k jobs:       dotnet run -c Release --project bench/QwenBatch.Bench -- memory [jobs] [baseline jobs] [output MB]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
@@ -24,6 +26,16 @@ if (args.FirstOrDefault() == "fleet")
 if (args.FirstOrDefault() == "retention")
 {
     return await QwenBatch.Bench.RetentionBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "sdk-race")
+{
+    return await QwenBatch.Bench.SdkRaceBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "memory")
+{
+    return await QwenBatch.Bench.MemoryBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "engine")

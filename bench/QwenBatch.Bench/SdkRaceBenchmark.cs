@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+
+namespace QwenBatch.Bench;
+
+/// <summary>
+/// Provider efficiency: the same N edits against the simulator's WaveSpeed API (same latency, same per-key rate limit,
+/// a fresh simulator per contender), run by the official WaveSpeed JS SDK (tests/sdk/wavespeed-race.mjs: a fixed number
+/// of concurrent client.run() calls with the SDK's default 1 s polling) and by <c>qwenbatch run --provider wavespeed</c>
+/// with the same number of tasks in flight (Providers:WaveSpeed:MaxInFlight) and the rate limit configured
+/// (Providers:WaveSpeed:RequestsPerSecond). Each contender is a cold process, timed from start to exit; both download
+/// every output. Rounds alternate which contender goes first.
+/// </summary>
+internal static class SdkRaceBenchmark
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var jobs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200;
+        var concurrency = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 8;
+        var latency = args.Length > 2 ? args[2] : "4-6";
+        var rateLimit = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10;
+        var rounds = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
+        var sdk = Path.Combine(BenchProcesses.RepositoryRoot(), "tests", "sdk");
+        if (!File.Exists(Path.Combine(sdk, "node_modules", "wavespeed", "package.json")))
+        {
+            Console.Error.WriteLine("error: the wavespeed npm package is missing; run 'npm ci' in tests/sdk (scripts/test.sh does).");
+            return 1;
+        }
+
+        var work = Directory.CreateTempSubdirectory("qwenbatch-sdk-race-").FullName;
+        string[] simulatorOptions = ["--latency", latency, "--rate-limit", $"{rateLimit}", "--max-concurrent", "100000"];
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"sdk-race: {jobs} edits, {concurrency} in flight, task latency {latency} s, rate limit {rateLimit} req/s per key (simulate {string.Join(' ', simulatorOptions)})"));
+        var results = new List<Result>();
+        try
+        {
+            for (var round = 1; round <= rounds; round++)
+            {
+                Func<Task<Result>> sdkRun = () => RunSdkAsync(sdk, work, simulatorOptions, jobs, concurrency, round);
+                Func<Task<Result>> ourRun = () => RunQwenBatchAsync(work, simulatorOptions, jobs, concurrency, rateLimit, round);
+                foreach (var contender in round % 2 == 1 ? [sdkRun, ourRun] : new[] { ourRun, sdkRun })
+                {
+                    var result = await contender();
+                    results.Add(result);
+                    Print(result, jobs);
+                }
+            }
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+
+        var theirs = results.Where(r => r.Name == Sdk).ToList();
+        var ours = results.Where(r => r.Name == Ours).ToList();
+        var wallRatio = Median(ours.Select(r => r.WallSeconds)) / Median(theirs.Select(r => r.WallSeconds));
+        var requestRatio = ours.Sum(r => r.Requests) / (double)theirs.Sum(r => r.Requests);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch / SDK: wall time {wallRatio:0.00}× (goal ≤ 1.00), API requests {requestRatio:0.00}× (goal ≤ 0.50), 429s {ours.Sum(r => r.RateLimited)} (goal 0)"));
+        return results.All(r => r.Succeeded == jobs) ? 0 : 1;
+    }
+
+    private const string Sdk = "WaveSpeed JS SDK";
+    private const string Ours = "QwenBatch";
+
+    private static async Task<Result> RunSdkAsync(string sdk, string work, string[] simulatorOptions, int jobs, int concurrency, int round)
+    {
+        using var simulator = await BenchProcesses.StartSimulatorAsync(work, simulatorOptions);
+        var output = new List<string>();
+        var outDir = Path.Combine(work, $"sdk-{round}");
+        var clock = Stopwatch.StartNew();
+        using (var node = BenchProcesses.Start("node", sdk, new Dictionary<string, string>(),
+            ["wavespeed-race.mjs", simulator.BaseUrl.AbsoluteUri.TrimEnd('/'), $"{jobs}", $"{concurrency}", outDir], output))
+        {
+            await node.WaitForExitAsync();
+            clock.Stop();
+            if (node.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"the SDK driver exited {node.ExitCode}: {string.Join('\n', output.TakeLast(10))}");
+            }
+        }
+
+        using var summary = JsonDocument.Parse(output.Last(l => l.StartsWith('{')));
+        var succeeded = summary.RootElement.GetProperty("succeeded").GetInt32();
+        var resubmits = summary.RootElement.GetProperty("resubmits_after_429").GetInt32();
+        Directory.Delete(outDir, recursive: true);
+        return Result.From(Sdk, clock.Elapsed.TotalSeconds, succeeded, (await simulator.TryStatsAsync())!.Value, $"{resubmits} submits refused with 429 and sent again");
+    }
+
+    private static async Task<Result> RunQwenBatchAsync(string work, string[] simulatorOptions, int jobs, int concurrency, int rateLimit, int round)
+    {
+        using var simulator = await BenchProcesses.StartSimulatorAsync(work, simulatorOptions);
+        var dir = Directory.CreateDirectory(Path.Combine(work, $"qwenbatch-{round}")).FullName;
+        var manifest = Path.Combine(dir, "race.csv");
+        await File.WriteAllLinesAsync(manifest, ["id,prompt,images,size,seed,output_format",
+            .. Enumerable.Range(1, jobs).Select(i => $"job-{i},\"White studio background, keep the product unchanged, item {i}\",https://images.example/products/{i}.png,512*512,{i},png")]);
+        var environment = new Dictionary<string, string>
+        {
+            ["Providers__WaveSpeed__BaseUrl"] = simulator.BaseUrl.AbsoluteUri,
+            ["WAVESPEED_API_KEY"] = "qwenbatch-race-key",
+            ["Providers__WaveSpeed__RequestsPerSecond"] = $"{rateLimit}",
+            ["Providers__WaveSpeed__MaxInFlight"] = $"{concurrency}",
+            ["Serilog__MinimumLevel__Default"] = "Warning",
+        };
+        var output = new List<string>();
+        var clock = Stopwatch.StartNew();
+        using (var run = BenchProcesses.StartCli(dir, environment, ["run", manifest, "--provider", "wavespeed", "--storage", Path.Combine(dir, "output")], output))
+        {
+            await run.WaitForExitAsync();
+            clock.Stop();
+            if (run.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"qwenbatch run exited {run.ExitCode}: {string.Join('\n', output.TakeLast(10))}");
+            }
+        }
+
+        var images = Directory.EnumerateFiles(Path.Combine(dir, "output"), "*.png", SearchOption.AllDirectories).Count();
+        Directory.Delete(dir, recursive: true);
+        return Result.From(Ours, clock.Elapsed.TotalSeconds, images, (await simulator.TryStatsAsync())!.Value, "one cold process: import, run, download, report");
+    }
+
+    private static void Print(Result r, int jobs) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"{r.Name,-17} wall {r.WallSeconds,6:0.0} s | {r.Succeeded}/{jobs} outputs | API requests {r.Requests} ({r.Requests / (double)jobs:0.00}/job: {r.Submits} submits, {r.ResultCalls} result GETs) | 429s {r.RateLimited} | {r.Note}"));
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
+    }
+
+    private sealed record Result(string Name, double WallSeconds, int Succeeded, long Requests, long Submits, long ResultCalls, long RateLimited, string Note)
+    {
+        public static Result From(string name, double wall, int succeeded, JsonElement stats, string note) => new(
+            name, wall, succeeded, BenchProcesses.Simulator.Requests(stats), stats.GetProperty("submits").GetInt64(),
+            stats.GetProperty("result_calls").GetInt64(), stats.GetProperty("rate_limited").GetInt64(), note);
+    }
+}
