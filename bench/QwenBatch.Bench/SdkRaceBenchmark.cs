@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Bench;
 
@@ -10,7 +11,8 @@ namespace QwenBatch.Bench;
 /// of concurrent client.run() calls with the SDK's default 1 s polling) and by <c>qwenbatch run --provider wavespeed</c>
 /// with the same number of tasks in flight (Providers:WaveSpeed:MaxInFlight) and the rate limit configured
 /// (Providers:WaveSpeed:RequestsPerSecond). Each contender is a cold process, timed from start to exit; both download
-/// every output. Rounds alternate which contender goes first.
+/// every output. Rounds alternate which contender goes first. QwenBatch keeps its state in SQLite (what <c>run</c> does
+/// without <c>--database</c>) unless the sixth argument is <c>postgres</c>.
 /// </summary>
 internal static class SdkRaceBenchmark
 {
@@ -21,6 +23,13 @@ internal static class SdkRaceBenchmark
         var latency = args.Length > 2 ? args[2] : "4-6";
         var rateLimit = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 10;
         var rounds = args.Length > 4 ? int.Parse(args[4], CultureInfo.InvariantCulture) : 1;
+        var store = args.Length > 5 ? args[5] : "sqlite";
+        if (store is not ("sqlite" or "postgres"))
+        {
+            Console.Error.WriteLine($"error: store '{store}' is not known; expected sqlite (the default of 'qwenbatch run') or postgres.");
+            return 1;
+        }
+
         var sdk = Path.Combine(BenchProcesses.RepositoryRoot(), "tests", "sdk");
         if (!File.Exists(Path.Combine(sdk, "node_modules", "wavespeed", "package.json")))
         {
@@ -31,14 +40,14 @@ internal static class SdkRaceBenchmark
         var work = Directory.CreateTempSubdirectory("qwenbatch-sdk-race-").FullName;
         string[] simulatorOptions = ["--latency", latency, "--rate-limit", $"{rateLimit}", "--max-concurrent", "100000"];
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"sdk-race: {jobs} edits, {concurrency} in flight, task latency {latency} s, rate limit {rateLimit} req/s per key (simulate {string.Join(' ', simulatorOptions)})"));
+            $"sdk-race: {jobs} edits, {concurrency} in flight, task latency {latency} s, rate limit {rateLimit} req/s per key (simulate {string.Join(' ', simulatorOptions)}), QwenBatch on {store}"));
         var results = new List<Result>();
         try
         {
             for (var round = 1; round <= rounds; round++)
             {
                 Func<Task<Result>> sdkRun = () => RunSdkAsync(sdk, work, simulatorOptions, jobs, concurrency, round);
-                Func<Task<Result>> ourRun = () => RunQwenBatchAsync(work, simulatorOptions, jobs, concurrency, rateLimit, round);
+                Func<Task<Result>> ourRun = () => RunQwenBatchAsync(work, simulatorOptions, jobs, concurrency, rateLimit, round, store);
                 foreach (var contender in round % 2 == 1 ? [sdkRun, ourRun] : new[] { ourRun, sdkRun })
                 {
                     var result = await contender();
@@ -87,8 +96,9 @@ internal static class SdkRaceBenchmark
         return Result.From(Sdk, clock.Elapsed.TotalSeconds, succeeded, (await simulator.TryStatsAsync())!.Value, $"{resubmits} submits refused with 429 and sent again");
     }
 
-    private static async Task<Result> RunQwenBatchAsync(string work, string[] simulatorOptions, int jobs, int concurrency, int rateLimit, int round)
+    private static async Task<Result> RunQwenBatchAsync(string work, string[] simulatorOptions, int jobs, int concurrency, int rateLimit, int round, string store)
     {
+        var database = store == "postgres" ? await (await PostgresServer.GetAsync()).CreateDatabaseAsync("race") : null;
         using var simulator = await BenchProcesses.StartSimulatorAsync(work, simulatorOptions);
         var dir = Directory.CreateDirectory(Path.Combine(work, $"qwenbatch-{round}")).FullName;
         var manifest = Path.Combine(dir, "race.csv");
@@ -102,6 +112,11 @@ internal static class SdkRaceBenchmark
             ["Providers__WaveSpeed__MaxInFlight"] = $"{concurrency}",
             ["Serilog__MinimumLevel__Default"] = "Warning",
         };
+        if (database is not null)
+        {
+            environment["ConnectionStrings__Postgres"] = database;
+        }
+
         var output = new List<string>();
         var clock = Stopwatch.StartNew();
         using (var run = BenchProcesses.StartCli(dir, environment, ["run", manifest, "--provider", "wavespeed", "--storage", Path.Combine(dir, "output")], output))
