@@ -1,3 +1,4 @@
+using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
 using BenchmarkDotNet.Diagnosers;
 using BenchmarkDotNet.Jobs;
@@ -19,7 +20,9 @@ if (!rest.Contains("--filter"))
 // In-process: no per-benchmark project generation and build, which on this shared machine costs minutes.
 var job = (smoke ? Job.Dry : Job.Default.WithWarmupCount(3).WithIterationCount(15))
     .WithToolchain(InProcessEmitToolchain.Instance);
+// Min and median next to the mean: on a shared 2-core machine the mean carries other people's builds.
 var config = DefaultConfig.Instance.AddJob(job).AddDiagnoser(MemoryDiagnoser.Default)
+    .AddColumn(StatisticColumn.Min, StatisticColumn.Median)
     .WithArtifactsPath(Path.Combine(Path.GetTempPath(), "qwenbatch-micro-artifacts"));
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(QwenBatch.Micro.ClaimBenchmarks).Assembly).Run(rest, config);
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

@@ -3,7 +3,10 @@
 // GETs retried on 429/5xx) — by a fixed number of concurrent workers, each downloading its output into outDir.
 // The SDK never resubmits a POST answered 429 (it may have created a task); a user finishing the batch would, so this
 // driver waits the Retry-After its answers carry (1 s) and submits that edit again, counting it.
-// Prints one JSON line: {"jobs", "succeeded", "failed", "resubmits_after_429", "bytes", "wall_ms"}; exits 1 when any failed.
+// Completion lag: the QwenBatch simulator's request ids carry each task's true completion time (unix ms, bytes 9–16 of
+// the base64url after "sim_"), so the time from it to client.run() returning is how late the SDK noticed.
+// Prints one JSON line: {"jobs", "succeeded", "failed", "resubmits_after_429", "bytes", "lag_median_ms", "lag_mean_ms",
+// "wall_ms"}; exits 1 when any failed.
 // Usage: node wavespeed-race.mjs <baseUrl> <jobs> <concurrency> <outDir> [size=512*512]
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,6 +27,13 @@ let succeeded = 0;
 let failed = 0;
 let resubmits = 0;
 let bytes = 0;
+const lags = [];
+
+// The task's completion time, from the simulator's request id found in the output URL (…/_sim/files/<id>/0.png).
+function doneMs(outputUrl) {
+  const id = new URL(outputUrl).pathname.split('/').at(-2);
+  return Number(Buffer.from(id.slice('sim_'.length), 'base64url').readBigInt64BE(9));
+}
 
 async function edit(i) {
   for (;;) {
@@ -51,6 +61,7 @@ async function worker() {
     const i = ++next;
     try {
       const result = await edit(i);
+      lags.push(Date.now() - doneMs(result.outputs[0]));
       const response = await fetch(result.outputs[0]);
       if (!response.ok) {
         throw new Error(`download failed: HTTP ${response.status}`);
@@ -69,5 +80,8 @@ async function worker() {
 const start = performance.now();
 await Promise.all(Array.from({ length: concurrency }, () => worker()));
 const wallMs = Math.round(performance.now() - start);
-console.log(JSON.stringify({ jobs, succeeded, failed, resubmits_after_429: resubmits, bytes, wall_ms: wallMs }));
+lags.sort((a, b) => a - b);
+const lagMedian = lags.length ? lags[Math.floor(lags.length / 2)] : 0;
+const lagMean = lags.length ? Math.round(lags.reduce((a, b) => a + b, 0) / lags.length) : 0;
+console.log(JSON.stringify({ jobs, succeeded, failed, resubmits_after_429: resubmits, bytes, lag_median_ms: lagMedian, lag_mean_ms: lagMean, wall_ms: wallMs }));
 process.exit(failed > 0 ? 1 : 0);
