@@ -18,6 +18,8 @@ using QwenBatch.Testing.Postgres;
 // The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 // The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
+// The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds] [sqlite|postgres]
+// Worker memory, 10k vs 1k jobs:       dotnet run -c Release --project bench/QwenBatch.Bench -- memory [jobs] [baseline jobs] [output MB]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
@@ -31,6 +33,16 @@ if (args.FirstOrDefault() == "retention")
 if (args.FirstOrDefault() == "dashboard")
 {
     return await QwenBatch.Bench.DashboardBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "sdk-race")
+{
+    return await QwenBatch.Bench.SdkRaceBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "memory")
+{
+    return await QwenBatch.Bench.MemoryBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "engine")

@@ -11,6 +11,7 @@ internal sealed class SimulatorOptions
     public const decimal DefaultPricePerImage = 0.02m;
     public const double DefaultFailRate = 0;
     public const string DefaultHost = "127.0.0.1";
+    public const int MaxOutputPadding = 256 * 1024 * 1024;
 
     /// <summary>Lower bound of a task's processing time (uniform in [min, max]).</summary>
     public TimeSpan LatencyMin { get; set; } = TimeSpan.FromMilliseconds(DefaultLatencyMinMs);
@@ -59,6 +60,13 @@ internal sealed class SimulatorOptions
     [Range(0.0, 1.0)]
     public double MalformedRate { get; set; }
 
+    /// <summary>
+    /// Bytes of padding added to every PNG output (a private ancillary chunk every decoder skips), so a benchmark can
+    /// move outputs of realistic size (2 MB) without paying for encoding them. 0 = none.
+    /// </summary>
+    [Range(0, MaxOutputPadding)]
+    public int OutputPadding { get; set; }
+
     /// <summary>Seed for latencies, failures and default output seeds; null = unpredictable.</summary>
     public int? RandomSeed { get; set; }
 
@@ -86,6 +94,8 @@ internal sealed class SimulatorOptions
         }
         if (RateLimit < 0)
             throw new ArgumentException($"Simulator RateLimit must be zero (no limit) or more, got {RateLimit}.");
+        if (OutputPadding < 0 || OutputPadding > MaxOutputPadding)
+            throw new ArgumentException($"Simulator OutputPadding must be from 0 to {MaxOutputPadding} bytes, got {OutputPadding}.");
         if (SlowDelay < TimeSpan.Zero)
             throw new ArgumentException($"Simulator SlowDelay must be zero or more, got {SlowDelay}.");
         if (string.IsNullOrWhiteSpace(Host))

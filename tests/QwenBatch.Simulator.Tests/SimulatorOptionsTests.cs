@@ -34,4 +34,12 @@ public sealed class SimulatorOptionsTests
 
         Should.Throw<ArgumentException>(options.Validate);
     }
+
+    [Fact]
+    public void Validate_WithNegativeOutputPadding_SaysWhichOption()
+    {
+        var options = new SimulatorOptions { OutputPadding = -1 };
+
+        Should.Throw<ArgumentException>(options.Validate).Message.ShouldContain("OutputPadding");
+    }
 }

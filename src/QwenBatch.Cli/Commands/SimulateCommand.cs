@@ -25,11 +25,12 @@ internal static class SimulateCommand
         var dropRate = new Option<double?>("--drop-rate") { Description = "Share of API requests whose connection is dropped without an answer." };
         var truncateRate = new Option<double?>("--truncate-rate") { Description = "Share of output downloads cut off half-way." };
         var malformedRate = new Option<double?>("--malformed-rate") { Description = "Share of API requests answered 200 with truncated JSON." };
+        var outputPadding = new Option<int?>("--output-padding") { Description = "Bytes of padding added to every PNG output (a chunk decoders skip), e.g. 2097152 for 2 MB outputs." };
         var verbose = CommonOptions.Verbose();
         var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).\n"
             + "Exit codes: 0 stopped (Ctrl-C or SIGTERM); 1 usage error (or the port is taken).")
         {
-            port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, verbose,
+            port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, outputPadding, verbose,
         };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(null, null, parse.GetValue(verbose)),
@@ -44,6 +45,7 @@ internal static class SimulateCommand
                 options.DropRate = parse.GetValue(dropRate) ?? options.DropRate;
                 options.TruncateRate = parse.GetValue(truncateRate) ?? options.TruncateRate;
                 options.MalformedRate = parse.GetValue(malformedRate) ?? options.MalformedRate;
+                options.OutputPadding = parse.GetValue(outputPadding) ?? options.OutputPadding;
                 return ExecuteAsync(options, parse.GetValue(port), parse.GetValue(latency), parse.GetValue(maxConcurrent), parse.GetValue(failRate), parse.GetValue(price));
             }));
         return command;

@@ -34,7 +34,7 @@ internal static class FileEndpoints
                 // Announce the whole file, send half, cut the connection: a client must not keep the partial file.
                 counters.CountFault("truncated");
                 using var whole = new MemoryStream();
-                await ticket.Format.WriteAsync(whole, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted);
+                await ticket.Format.WriteAsync(whole, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted, options.OutputPadding);
                 context.Response.ContentLength = whole.Length;
                 await context.Response.Body.WriteAsync(whole.GetBuffer().AsMemory(0, (int)(whole.Length / 2)), context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
@@ -42,7 +42,7 @@ internal static class FileEndpoints
                 return;
             }
 
-            await ticket.Format.WriteAsync(context.Response.Body, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted);
+            await ticket.Format.WriteAsync(context.Response.Body, ticket.Seed, index, ticket.Width, ticket.Height, context.RequestAborted, options.OutputPadding);
         });
         return endpoints;
     }

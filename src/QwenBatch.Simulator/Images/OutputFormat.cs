@@ -31,8 +31,8 @@ internal static class OutputFormats
         return Enum.IsDefined(format);
     }
 
-    /// <summary>Writes output <paramref name="index"/> of a task in its format.</summary>
-    public static Task WriteAsync(this OutputFormat format, Stream output, int seed, int index, int width, int height, CancellationToken ct)
+    /// <summary>Writes output <paramref name="index"/> of a task in its format; <paramref name="padding"/> bytes are added to a PNG.</summary>
+    public static Task WriteAsync(this OutputFormat format, Stream output, int seed, int index, int width, int height, CancellationToken ct, int padding = 0)
     {
         var pattern = new TestPattern(seed, index, width, height);
         switch (format)
@@ -45,7 +45,7 @@ internal static class OutputFormats
                 var mid = 3 * (width / 2);
                 return WebpEncoder.WriteFlatAsync(output, width, height, first[mid], first[mid + 1], first[mid + 2], ct);
             default:
-                return PngEncoder.WriteRgbAsync(output, width, height, pattern.FillRow, ct);
+                return PngEncoder.WriteRgbAsync(output, width, height, pattern.FillRow, ct, padding);
         }
     }
 }

@@ -9,15 +9,19 @@ internal delegate void RowFiller(int y, Span<byte> rgbRow);
 
 /// <summary>
 /// Minimal streaming PNG writer: 8-bit RGB, no interlace, filter type 0 on every row.
-/// Memory stays at one row plus one IDAT chunk, whatever the image size.
+/// Memory stays at one row plus one IDAT chunk, whatever the image size. Optional padding goes into private ancillary
+/// <c>qbPd</c> chunks of zeros before IEND, which decoders skip.
 /// </summary>
 internal static class PngEncoder
 {
     private const int IdatChunkTarget = 64 * 1024;
+    private const int PaddingChunk = 64 * 1024;
     private static readonly byte[] Signature = [0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    private static readonly byte[] Zeros = new byte[PaddingChunk];
 
-    public static async Task WriteRgbAsync(Stream output, int width, int height, RowFiller fillRow, CancellationToken ct)
+    public static async Task WriteRgbAsync(Stream output, int width, int height, RowFiller fillRow, CancellationToken ct, int padding = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(padding);
         ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(height, 1);
 
@@ -63,6 +67,9 @@ internal static class PngEncoder
         {
             ArrayPool<byte>.Shared.Return(row);
         }
+
+        for (var left = padding; left > 0; left -= PaddingChunk)
+            await WriteChunkAsync(output, "qbPd"u8.ToArray(), Zeros.AsMemory(0, Math.Min(left, PaddingChunk)), ct);
 
         await WriteChunkAsync(output, "IEND"u8.ToArray(), ReadOnlyMemory<byte>.Empty, ct);
         await output.FlushAsync(ct);

@@ -57,6 +57,22 @@ public sealed class LifecycleTests
     }
 
     [Fact]
+    public async Task Download_WithOutputPadding_IsAValidPngAtLeastThatLarge()
+    {
+        var time = new ManualTimeProvider();
+        var options = SimulatorScope.FastOptions();
+        options.OutputPadding = (2 * 1024 * 1024) + 5;
+        await using var sim = await SimulatorScope.StartAsync(options, time);
+        var id = (await sim.SubmitAsync("""{"prompt":"p","images":["https://a/1.png"],"size":"512*512"}""")).GetProperty("request_id").GetString()!;
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        var png = await sim.Client.GetByteArrayAsync($"_sim/files/{id}/0.png");
+
+        PngInspector.Inspect(png).ShouldBe((512, 512));
+        png.Length.ShouldBeGreaterThan(options.OutputPadding);
+    }
+
+    [Fact]
     public async Task Download_BeforeCompletionOrBeyondN_Returns404()
     {
         var time = new ManualTimeProvider();
