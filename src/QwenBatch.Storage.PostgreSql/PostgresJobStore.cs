@@ -29,7 +29,11 @@ public sealed partial class PostgresJobStore : IJobStore
     /// </param>
     public PostgresJobStore(string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger, string? listenConnectionString = null)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        // No reset on close: Npgsql would otherwise send DISCARD ALL each time a pooled connection is reused, a statement
+        // (and a commit) per store call, half of the engine's traffic. The store keeps no session state on pooled
+        // connections (temporary tables drop at commit, locks are transaction-scoped, LISTEN has its own connection), so
+        // there is nothing to reset; keep it so: session settings only with SET LOCAL inside a transaction.
+        _dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString);
 
         // The listener gets a connection of its own, outside the pool: a pooled connection is reset when returned and
         // would silently stop listening.
@@ -219,6 +223,90 @@ public sealed partial class PostgresJobStore : IJobStore
         p.AddWithValue("keep", transition.KeepLease);
         p.Add(Text("reason", transition.Reason));
         return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+    }
+
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
+    {
+        if (transitions.Select(t => t.Job.Id).Distinct().Count() != transitions.Count)
+        {
+            throw new ArgumentException("A group commit writes each job once.", nameof(transitions));
+        }
+
+        // The same guarded write as TransitionAsync, for many jobs in one statement: the counters' statement trigger runs
+        // once and takes its locks in (batch, state) order like every other statement, so groups written by different
+        // processes cannot deadlock on them; job rows are locked in id order.
+        await using var command = _dataSource.CreateCommand(
+            """
+            WITH input AS (
+                SELECT * FROM unnest(@id, @owner, @from, @state, @request_id, @attempt, @accepted, @uncertain, @polls, @due_at,
+                                     @outputs, @files, @cost, @reserved, @error, @submitted_at, @started_at, @finished_at, @keep, @reason)
+                    AS i(id, owner, from_states, state, request_id, attempt, accepted, uncertain, polls, due_at,
+                         outputs, files, cost, reserved, error, submitted_at, started_at, finished_at, keep, reason)
+            ), prev AS (
+                SELECT j.id, j.batch_id, j.state, j.cost_usd, j.reserved_usd FROM jobs j JOIN input i ON i.id = j.id
+                WHERE j.lease_owner = i.owner AND j.state = ANY(string_to_array(i.from_states, ','))
+                ORDER BY j.id
+                FOR UPDATE OF j
+            ), moved AS (
+                UPDATE jobs j SET
+                    state = i.state, request_id = i.request_id, attempt = i.attempt, accepted_submits = i.accepted,
+                    uncertain_submits = i.uncertain, polls = i.polls,
+                    -- A cancel asked for while this step ran is acted on at once, not at the next poll.
+                    due_at = CASE WHEN j.cancel_requested THEN least(i.due_at, @now) ELSE i.due_at END,
+                    outputs = i.outputs::jsonb, files = i.files::jsonb, cost_usd = i.cost, reserved_usd = i.reserved,
+                    error = i.error, submitted_at = i.submitted_at, started_at = i.started_at, finished_at = i.finished_at,
+                    updated_at = @now,
+                    lease_owner = CASE WHEN i.keep THEN j.lease_owner END,
+                    lease_expires_at = CASE WHEN i.keep THEN j.lease_expires_at END
+                FROM prev, input i WHERE j.id = prev.id AND i.id = prev.id
+                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state, i.reason, i.owner,
+                          j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
+            ), money AS (
+                -- The batches' money counters move in the same statement as the jobs, so they never drift.
+                UPDATE batches b SET spent_usd = b.spent_usd + m.spent, reserved_usd = b.reserved_usd + m.reserved
+                FROM (SELECT batch_id, sum(spent) AS spent, sum(reserved) AS reserved FROM moved GROUP BY batch_id ORDER BY batch_id) m
+                WHERE b.id = m.batch_id AND (m.spent <> 0 OR m.reserved <> 0)
+            ), history AS (
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
+                SELECT id, @now, from_state, to_state, reason, owner FROM moved
+                WHERE from_state <> to_state OR reason IS NOT NULL
+                ORDER BY id
+            )
+            SELECT id FROM moved
+            """);
+        var p = command.Parameters;
+        var jobs = transitions.Select(t => t.Job).ToArray();
+        p.AddWithValue("id", jobs.Select(j => j.Id).ToArray());
+        p.AddWithValue("owner", transitions.Select(t => t.Owner).ToArray());
+        p.AddWithValue("from", transitions.Select(t => string.Join(',', t.From.Select(s => s.ToDbName()))).ToArray());
+        p.AddWithValue("state", jobs.Select(j => j.State.ToDbName()).ToArray());
+        p.Add(Array("request_id", NpgsqlDbType.Text, jobs.Select(j => (object?)j.RequestId)));
+        p.AddWithValue("attempt", jobs.Select(j => j.Attempt).ToArray());
+        p.AddWithValue("accepted", jobs.Select(j => j.AcceptedSubmits).ToArray());
+        p.AddWithValue("uncertain", jobs.Select(j => j.UncertainSubmits).ToArray());
+        p.AddWithValue("polls", jobs.Select(j => j.Polls).ToArray());
+        p.AddWithValue("due_at", jobs.Select(j => j.DueAt).ToArray());
+        p.AddWithValue("outputs", jobs.Select(j => StoreJson.Write(j.Outputs)).ToArray());
+        p.AddWithValue("files", jobs.Select(j => StoreJson.Write(j.Files)).ToArray());
+        p.AddWithValue("cost", jobs.Select(j => j.CostUsd).ToArray());
+        p.AddWithValue("reserved", jobs.Select(j => j.ReservedUsd).ToArray());
+        p.Add(Array("error", NpgsqlDbType.Text, jobs.Select(j => (object?)j.Error)));
+        p.Add(Array("submitted_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.SubmittedAt)));
+        p.Add(Array("started_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.StartedAt)));
+        p.Add(Array("finished_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.FinishedAt)));
+        p.AddWithValue("keep", transitions.Select(t => t.KeepLease).ToArray());
+        p.Add(Array("reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.Reason)));
+        p.AddWithValue("now", _time.GetUtcNow());
+        var moved = new HashSet<long>();
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                moved.Add(reader.GetInt64(0));
+            }
+        }
+
+        return jobs.Select(j => moved.Contains(j.Id)).ToArray();
     }
 
     public async Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct)
@@ -608,6 +696,10 @@ public sealed partial class PostgresJobStore : IJobStore
     }
 
     private static string Prefixed(string alias) => string.Join(", ", JobColumns.Split(", ").Select(c => alias + c));
+
+    /// <summary>An array parameter whose elements may be null (SQL NULL).</summary>
+    private static NpgsqlParameter Array(string name, NpgsqlDbType element, IEnumerable<object?> values) =>
+        new(name, NpgsqlDbType.Array | element) { Value = values.Select(v => v ?? DBNull.Value).ToArray() };
 
     private static NpgsqlParameter Text(string name, string? value) => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
 
