@@ -183,12 +183,27 @@ public sealed partial class SqliteJobStore : IJobStore
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
+    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+        (await TransitionManyAsync([transition], ct))[0];
+
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
     {
-        var job = transition.Job;
         var now = Ms(_time.GetUtcNow());
         await using var connection = await OpenAsync(ct);
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        var moved = new bool[transitions.Count];
+        for (var i = 0; i < transitions.Count; i++)
+        {
+            moved[i] = await TransitionAsync(connection, tx, transitions[i], now, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return moved;
+    }
+
+    private static async Task<bool> TransitionAsync(SqliteConnection connection, SqliteTransaction tx, JobTransition transition, long now, CancellationToken ct)
+    {
+        var job = transition.Job;
         var from = string.Join(", ", transition.From.Select(s => $"'{s.ToDbName()}'"));
         await using var guard = Command(connection, tx, $"SELECT state, batch_id, cost_micros, reserved_micros FROM jobs WHERE id = @id AND lease_owner = @owner AND state IN ({from})",
             ("id", job.Id), ("owner", transition.Owner));
@@ -233,7 +248,6 @@ public sealed partial class SqliteJobStore : IJobStore
             await InsertHistoryAsync(connection, tx, job.Id, now, previous, job.State.ToDbName(), transition.Reason, transition.Owner, ct);
         }
 
-        await tx.CommitAsync(ct);
         return true;
     }
 

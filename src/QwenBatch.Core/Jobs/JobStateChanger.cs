@@ -7,7 +7,8 @@ namespace QwenBatch.Jobs;
 /// The one owner of job state. Every move is checked against the documented transition table and written as a guarded
 /// update ("from one of these states, while I hold the lease, to that state") with a history entry.
 /// </summary>
-public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger)
+/// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
+public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger, Action<DateTimeOffset>? released = null)
 {
     private static readonly Dictionary<JobState, JobState[]> Allowed = new()
     {
@@ -20,6 +21,8 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
         [JobState.Cancelled] = [JobState.Pending],
         [JobState.Succeeded] = [],
     };
+
+    private readonly GroupCommit _commits = new(store);
 
     public static bool IsAllowed(JobState from, JobState to) => Allowed[from].Contains(to);
 
@@ -40,15 +43,26 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
             next = next with { ReservedUsd = 0 };
         }
 
-        // Recording a finished step must not be lost to a stopping token: the result is already paid for.
-        var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason), CancellationToken.None);
+        // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
+        // result is already paid for).
+        var moved = await _commits.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason));
         if (!moved)
         {
             LogGuardMissed(current.Id, current.State, next.State, owner);
             return null;
         }
 
-        return keepLease ? next : next with { LeaseOwner = null, LeaseExpiresAt = null };
+        if (keepLease)
+        {
+            return next;
+        }
+
+        if (JobStates.Claimable.Contains(next.State))
+        {
+            released?.Invoke(next.DueAt);
+        }
+
+        return next with { LeaseOwner = null, LeaseExpiresAt = null };
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else; {From} → {To} by {Owner} not applied")]

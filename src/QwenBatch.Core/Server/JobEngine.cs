@@ -29,7 +29,8 @@ public static class JobEngine
     public static JobServer Create(EngineParts parts)
     {
         var (store, providers, options, time, random, latency, downloader, loggers, maintenance) = parts;
-        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>());
+        var due = new DueTimes();
+        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>(), due.Add);
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =
@@ -40,6 +41,6 @@ public static class JobEngine
             new DownloadStep(changer, store, downloader, time),
         ];
         var runner = new JobStepRunner(steps, changer, options, time, random, loggers.CreateLogger<JobStepRunner>());
-        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance);
+        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance, due);
     }
 }

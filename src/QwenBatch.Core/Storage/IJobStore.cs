@@ -59,6 +59,13 @@ public partial interface IJobStore : IAsyncDisposable
     /// <summary>Guarded write of a job; false when the job was not in an expected state or not leased by the owner.</summary>
     Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct);
 
+    /// <summary>
+    /// Group commit: several guarded writes of different jobs in one transaction. Each applies or misses on its own guard
+    /// exactly as <see cref="TransitionAsync"/> would (history and money counters included); the results are in the order
+    /// given. If the store fails, none is applied.
+    /// </summary>
+    Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct);
+
     /// <summary>Extends every lease the server holds and records its heartbeat.</summary>
     Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct);
 
