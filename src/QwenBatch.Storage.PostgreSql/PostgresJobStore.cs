@@ -315,8 +315,13 @@ public sealed partial class PostgresJobStore : IJobStore
         return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
     }
 
-    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    public async Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct)
     {
+        if (reservation.DailyCapUsd is not null)
+        {
+            return await TryReserveWithinDailyBudgetAsync(reservation, ct);
+        }
+
         // Job row first, then batch row: the same lock order as every transition, so the two never deadlock.
         await using var command = _dataSource.CreateCommand(
             """
@@ -332,12 +337,16 @@ public sealed partial class PostgresJobStore : IJobStore
             ), counted AS (
                 UPDATE batches SET reserved_usd = batches.reserved_usd + ok.delta FROM ok WHERE batches.id = ok.batch_id
             )
-            SELECT count(*)::int FROM reserved
+            SELECT (SELECT count(*)::int FROM j), (SELECT count(*)::int FROM reserved)
             """);
-        command.Parameters.AddWithValue("id", jobId);
-        command.Parameters.AddWithValue("owner", owner);
-        command.Parameters.AddWithValue("amount", amount);
-        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+        command.Parameters.AddWithValue("id", reservation.JobId);
+        command.Parameters.AddWithValue("owner", reservation.Owner);
+        command.Parameters.AddWithValue("amount", reservation.Amount);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return reader.GetInt32(0) == 0 ? new BudgetVerdict(BudgetRefusal.NotLeased)
+            : reader.GetInt32(1) == 1 ? BudgetVerdict.Granted
+            : new BudgetVerdict(BudgetRefusal.BatchBudget);
     }
 
     public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)

@@ -258,26 +258,42 @@ public sealed partial class SqliteJobStore : IJobStore
         return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
     }
 
-    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    public async Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct)
     {
+        var (jobId, owner, amount, dailyCap) = reservation;
         await using var connection = await OpenAsync(ct);
+
+        // An immediate transaction holds SQLite's write lock: no other reservation or settlement can come in between the
+        // reads below and the write, in this process or another.
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
         await using var read = Command(connection, tx,
             """
-            SELECT j.batch_id, j.reserved_micros, b.budget_micros, b.spent_micros, b.reserved_micros
+            SELECT j.batch_id, j.reserved_micros, b.budget_micros, b.spent_micros, b.reserved_micros, j.provider
             FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.id = @id AND j.lease_owner = @owner
             """, ("id", jobId), ("owner", owner));
-        var rows = await ListAsync(read, r => (Batch: r.GetInt64(0), Held: r.GetInt64(1), Budget: r.IsDBNull(2) ? (long?)null : r.GetInt64(2), Spent: r.GetInt64(3), Reserved: r.GetInt64(4)), ct);
+        var rows = await ListAsync(read, r => (Batch: r.GetInt64(0), Held: r.GetInt64(1), Budget: r.IsDBNull(2) ? (long?)null : r.GetInt64(2), Spent: r.GetInt64(3), Reserved: r.GetInt64(4), Provider: r.GetString(5)), ct);
         if (rows.Count == 0)
         {
-            return false;
+            return new BudgetVerdict(BudgetRefusal.NotLeased);
         }
 
-        var (batch, held, budget, spent, reserved) = rows[0];
+        var (batch, held, budget, spent, reserved, provider) = rows[0];
         var delta = Micros(amount) - held;
         if (budget is { } limit && spent + reserved + delta > limit)
         {
-            return false;
+            return new BudgetVerdict(BudgetRefusal.BatchBudget);
+        }
+
+        var verdict = BudgetVerdict.Granted;
+        if (dailyCap is { } cap)
+        {
+            // The daily cap: settled today (UTC) + every other open reservation of the account + this one.
+            var day = await ReadDailySpendAsync(connection, tx, provider, jobId, ct);
+            verdict = verdict with { Day = day.Day, DaySpentUsd = day.SpentUsd, DayReservedUsd = day.ReservedUsd };
+            if (Micros(day.SpentUsd) + Micros(day.ReservedUsd) + Micros(amount) > Micros(cap))
+            {
+                return verdict with { Refusal = BudgetRefusal.DailyBudget };
+            }
         }
 
         await using var job = Command(connection, tx, "UPDATE jobs SET reserved_micros = @amount WHERE id = @id", ("amount", Micros(amount)), ("id", jobId));
@@ -285,7 +301,7 @@ public sealed partial class SqliteJobStore : IJobStore
         await using var counted = Command(connection, tx, "UPDATE batches SET reserved_micros = reserved_micros + @delta WHERE id = @batch", ("delta", delta), ("batch", batch));
         await counted.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
-        return true;
+        return verdict;
     }
 
     public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)

@@ -143,7 +143,7 @@ public abstract partial class JobStoreContract
     [Fact]
     public async Task GetSchemaVersionAsync_MigratedOrEmpty_ReportsTheLatestOrZero()
     {
-        (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(4);
+        (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(5);
         (await OpenStore(await NewDatabaseAsync()).GetSchemaVersionAsync(Ct)).ShouldBe(0);
     }
 

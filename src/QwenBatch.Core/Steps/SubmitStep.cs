@@ -33,12 +33,20 @@ public sealed partial class SubmitStep(
         var provider = account.Client;
         var request = await requests.BuildAsync(job.Spec, ct);
 
-        // Reserve the most this task can cost before sending it, so the batch budget is never exceeded.
+        // Reserve the most this task can cost before sending it, so neither the batch budget nor the account's daily
+        // budget is ever exceeded (the store decides both atomically).
         var maxCost = job.Spec.N * account.Options.PricePerImage;
-        if (!await store.TryReserveBudgetAsync(job.Id, context.Owner, maxCost, ct))
+        var verdict = await store.TryReserveBudgetAsync(new BudgetReservation(job.Id, context.Owner, maxCost, account.Options.DailyBudgetUsd), ct);
+        switch (verdict.Refusal)
         {
-            await HoldAsync(context, maxCost, ct);
-            return;
+            case BudgetRefusal.NotLeased:
+                return;
+            case BudgetRefusal.BatchBudget:
+                await HoldAsync(context, maxCost, ct);
+                return;
+            case BudgetRefusal.DailyBudget:
+                await HoldForTheDayAsync(context, account, maxCost, verdict);
+                return;
         }
 
         job = job with { ReservedUsd = maxCost };
@@ -104,6 +112,18 @@ public sealed partial class SubmitStep(
         LogHeld(job.Id, why);
         await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
     }
+
+    private async Task HoldForTheDayAsync(StepContext context, ProviderAccount account, decimal maxCost, BudgetVerdict verdict)
+    {
+        var job = context.Current;
+        var why = DailyHoldReason(account, maxCost, verdict);
+        LogHeld(job.Id, why);
+        await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
+    }
+
+    /// <summary>Names the provider, the cap, what is spent and reserved today, and when the job resumes.</summary>
+    internal static string DailyHoldReason(ProviderAccount account, decimal maxCost, BudgetVerdict verdict) => string.Create(CultureInfo.InvariantCulture,
+        $"held: the {account.Name} daily budget of ${account.Options.DailyBudgetUsd:0.00##} would be exceeded on {verdict.Day:yyyy-MM-dd} (UTC) (spent today ${verdict.DaySpentUsd:0.00##}, reserved ${verdict.DayReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); it resumes by itself after 00:00 UTC or when DailyBudgetUsd is raised");
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was accepted as {RequestId} but storing it failed (try {Attempt}); trying again")]
     private partial void LogStoreRetry(Exception ex, long jobId, string requestId, int attempt);

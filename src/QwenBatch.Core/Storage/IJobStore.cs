@@ -28,10 +28,13 @@ public partial interface IJobStore : IAsyncDisposable
     Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct);
 
     /// <summary>
-    /// Reserves <paramref name="amount"/> (the most the job's next task can cost) against its batch budget, replacing any
-    /// reservation the job already holds. False, and nothing changed, when the budget would be exceeded.
+    /// Reserves <see cref="BudgetReservation.Amount"/> (the most the job's next task can cost) against its batch budget and,
+    /// when <see cref="BudgetReservation.DailyCapUsd"/> is set, against its provider account's daily budget, replacing any
+    /// reservation the job already holds. The single place reservations are decided: both limits are checked and the
+    /// reservation taken atomically, so no number of workers can exceed either. Refused, and nothing changed, when a limit
+    /// would be exceeded (the verdict says which, with the day's spend) or the job is not leased by the owner.
     /// </summary>
-    Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct);
+    Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct);
 
     /// <summary>
     /// Books the next request slot of a provider account, shared by every worker on the store (GCRA). Returns how long
@@ -114,6 +117,10 @@ public sealed record RateLimitState(string Account, DateTimeOffset NextSlot, Dat
 /// <summary>Conveniences over <see cref="IJobStore"/>.</summary>
 public static class JobStoreExtensions
 {
+    /// <summary>Reserves against the batch budget only; true when reserved.</summary>
+    public static async Task<bool> TryReserveBudgetAsync(this IJobStore store, long jobId, string owner, decimal amount, CancellationToken ct) =>
+        (await store.TryReserveBudgetAsync(new BudgetReservation(jobId, owner, amount), ct)).Reserved;
+
     /// <summary>Imports jobs already in memory (tests, small batches).</summary>
     public static Task<BatchImport> ImportBatchAsync(this IJobStore store, NewBatch batch, IEnumerable<NewJob> jobs, CancellationToken ct) =>
         store.ImportBatchAsync(batch, Stream(jobs), ct);
