@@ -166,64 +166,8 @@ public sealed partial class PostgresJobStore : IJobStore
         return jobs;
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
-    {
-        var job = transition.Job;
-        await using var command = _dataSource.CreateCommand(
-            """
-            WITH prev AS (
-                SELECT id, batch_id, state, cost_usd, reserved_usd FROM jobs
-                WHERE id = @id AND lease_owner = @owner AND state = ANY(@from)
-                FOR UPDATE
-            ), moved AS (
-                UPDATE jobs j SET
-                    state = @state, request_id = @request_id, attempt = @attempt, accepted_submits = @accepted,
-                    uncertain_submits = @uncertain, polls = @polls,
-                    -- A cancel asked for while this step ran is acted on at once, not at the next poll.
-                    due_at = CASE WHEN j.cancel_requested THEN least(@due_at, @now) ELSE @due_at END,
-                    outputs = @outputs::jsonb, files = @files::jsonb, cost_usd = @cost, reserved_usd = @reserved,
-                    error = @error, submitted_at = @submitted_at, started_at = @started_at, finished_at = @finished_at,
-                    updated_at = @now,
-                    lease_owner = CASE WHEN @keep THEN j.lease_owner END,
-                    lease_expires_at = CASE WHEN @keep THEN j.lease_expires_at END
-                FROM prev WHERE j.id = prev.id
-                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state,
-                          j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
-            ), money AS (
-                -- The batch's money counters move in the same statement as the job, so they never drift.
-                UPDATE batches b SET spent_usd = b.spent_usd + moved.spent, reserved_usd = b.reserved_usd + moved.reserved
-                FROM moved WHERE b.id = moved.batch_id AND (moved.spent <> 0 OR moved.reserved <> 0)
-            ), history AS (
-                INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-                SELECT id, @now, from_state, to_state, @reason, @owner FROM moved
-                WHERE from_state <> to_state OR @reason::text IS NOT NULL
-            )
-            SELECT count(*)::int FROM moved
-            """);
-        var p = command.Parameters;
-        p.AddWithValue("id", job.Id);
-        p.AddWithValue("owner", transition.Owner);
-        p.AddWithValue("from", transition.From.Select(s => s.ToDbName()).ToArray());
-        p.AddWithValue("state", job.State.ToDbName());
-        p.Add(Text("request_id", job.RequestId));
-        p.AddWithValue("attempt", job.Attempt);
-        p.AddWithValue("accepted", job.AcceptedSubmits);
-        p.AddWithValue("uncertain", job.UncertainSubmits);
-        p.AddWithValue("polls", job.Polls);
-        p.AddWithValue("due_at", job.DueAt);
-        p.AddWithValue("outputs", StoreJson.Write(job.Outputs));
-        p.AddWithValue("files", StoreJson.Write(job.Files));
-        p.AddWithValue("cost", job.CostUsd);
-        p.AddWithValue("reserved", job.ReservedUsd);
-        p.Add(Text("error", job.Error));
-        p.Add(Time("submitted_at", job.SubmittedAt));
-        p.Add(Time("started_at", job.StartedAt));
-        p.Add(Time("finished_at", job.FinishedAt));
-        p.AddWithValue("now", _time.GetUtcNow());
-        p.AddWithValue("keep", transition.KeepLease);
-        p.Add(Text("reason", transition.Reason));
-        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
-    }
+    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+        (await TransitionManyAsync([transition], ct))[0];
 
     public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
     {
@@ -232,9 +176,9 @@ public sealed partial class PostgresJobStore : IJobStore
             throw new ArgumentException("A group commit writes each job once.", nameof(transitions));
         }
 
-        // The same guarded write as TransitionAsync, for many jobs in one statement: the counters' statement trigger runs
-        // once and takes its locks in (batch, state) order like every other statement, so groups written by different
-        // processes cannot deadlock on them; job rows are locked in id order.
+        // One statement for the whole group: the counters' statement trigger runs once and takes its locks in (batch,
+        // state) order like every other statement, so groups written by different processes cannot deadlock on them; job
+        // rows are locked in id order, then batch rows, the order of every transition and reservation.
         await using var command = _dataSource.CreateCommand(
             """
             WITH input AS (
@@ -247,6 +191,20 @@ public sealed partial class PostgresJobStore : IJobStore
                 WHERE j.lease_owner = i.owner AND j.state = ANY(string_to_array(i.from_states, ','))
                 ORDER BY j.id
                 FOR UPDATE OF j
+            ), raising AS (
+                -- A move that raises a job's reservation (a submit's, taken in its move to 'submitting') must fit the
+                -- batch budget. The locked rows are read as last committed, so concurrent reservations cannot both pass.
+                SELECT b.id, b.budget_usd, b.spent_usd, b.reserved_usd FROM batches b
+                WHERE b.budget_usd IS NOT NULL
+                  AND b.id IN (SELECT p.batch_id FROM prev p JOIN input i ON i.id = p.id WHERE i.reserved > p.reserved_usd)
+                ORDER BY b.id
+                FOR UPDATE OF b
+            ), over AS (
+                -- A group's moves of one batch are counted together: if they do not all fit, its raising moves miss (and
+                -- their steps ask for an exact verdict one by one).
+                SELECT r.id FROM raising r JOIN prev p ON p.batch_id = r.id JOIN input i ON i.id = p.id
+                GROUP BY r.id, r.budget_usd, r.spent_usd, r.reserved_usd
+                HAVING r.spent_usd + r.reserved_usd + sum((i.cost - p.cost_usd) + (i.reserved - p.reserved_usd)) > r.budget_usd
             ), moved AS (
                 UPDATE jobs j SET
                     state = i.state, request_id = i.request_id, attempt = i.attempt, accepted_submits = i.accepted,
@@ -259,6 +217,7 @@ public sealed partial class PostgresJobStore : IJobStore
                     lease_owner = CASE WHEN i.keep THEN j.lease_owner END,
                     lease_expires_at = CASE WHEN i.keep THEN j.lease_expires_at END
                 FROM prev, input i WHERE j.id = prev.id AND i.id = prev.id
+                  AND NOT (i.reserved > prev.reserved_usd AND prev.batch_id IN (SELECT id FROM over))
                 RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state, i.reason, i.owner,
                           j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
             ), money AS (

@@ -214,6 +214,19 @@ public sealed partial class SqliteJobStore : IJobStore
         }
 
         var (previous, batchId, previousCost, previousReserved) = rows[0];
+        if (Micros(job.ReservedUsd) > previousReserved)
+        {
+            // A move that raises the job's reservation (a submit's, taken in its move to 'submitting') must fit the batch
+            // budget. SQLite has one writer at a time, and a transaction whose reads went stale before its first write fails
+            // instead of writing, so the check cannot race.
+            await using var budget = Command(connection, tx, "SELECT budget_micros, spent_micros, reserved_micros FROM batches WHERE id = @batch", ("batch", batchId));
+            var (limit, spentSoFar, reservedSoFar) = (await ListAsync(budget, r => (r.IsDBNull(0) ? (long?)null : r.GetInt64(0), r.GetInt64(1), r.GetInt64(2)), ct))[0];
+            var raise = Micros(job.CostUsd) - previousCost + (Micros(job.ReservedUsd) - previousReserved);
+            if (limit is { } cap && spentSoFar + reservedSoFar + raise > cap)
+            {
+                return false;
+            }
+        }
 
         await using var update = Command(connection, tx,
             """

@@ -84,4 +84,81 @@ public abstract partial class JobStoreContract
         (await Store.GetProgressAsync(autumn[0].BatchId, Ct)).Count(JobState.Submitting).ShouldBe(10);
         (await Store.GetJobsAsync(spring[0].BatchId, Ct)).ShouldAllBe(j => j.State == JobState.Submitting && j.LeaseOwner == Worker);
     }
+
+    [Fact]
+    public async Task TransitionAsync_RaisedReservationWithinBudget_ReservesInTheSameWrite()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(1), Ct);
+        var job = (await ClaimAsync(batchId: import.Batch.Id))[0];
+
+        (await MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = 0.04m }, keepLease: true)).ShouldBeTrue();
+
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+        (await GetAsync(job.Id)).ShouldSatisfyAllConditions(
+            stored => stored.State.ShouldBe(JobState.Submitting),
+            stored => stored.ReservedUsd.ShouldBe(0.04m));
+    }
+
+    [Fact]
+    public async Task TransitionAsync_RaisedReservationOverBudget_MissesAndChangesNothing()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(2), Ct);
+        var jobs = await ClaimAsync(batchId: import.Batch.Id);
+        (await Store.TryReserveBudgetAsync(jobs[0].Id, Worker, 0.04m, Ct)).ShouldBeTrue();
+
+        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.Submitting, ReservedUsd = 0.02m }, keepLease: true)).ShouldBeFalse();
+
+        ShouldBeUnchanged(await GetAsync(jobs[1].Id), jobs[1]);
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+        (await Store.GetHistoryAsync(jobs[1].Id, Ct)).ShouldNotContain(h => h.To == JobState.Submitting);
+    }
+
+    [Fact]
+    public async Task TransitionManyAsync_RaisesOfOneBatchOverItsBudget_NeverExceedItAndOthersApply()
+    {
+        var tight = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(3), Ct);
+        var open = await Store.ImportBatchAsync(Batch("autumn-catalog"), NewJobs(1), Ct);
+        var jobs = await ClaimAsync(batchId: tight.Batch.Id);
+        var free = (await ClaimAsync(batchId: open.Batch.Id))[0];
+
+        // 3 × 0.02 does not fit 0.05 together (each alone would). A store may take the raises one by one or refuse the
+        // batch's raises in the group altogether; either way the budget holds and a refused move changes nothing.
+        var moved = await Store.TransitionManyAsync(
+            [.. jobs.Concat([free]).Select(j => new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null))],
+            Ct);
+
+        moved[3].ShouldBeTrue();
+        var applied = moved.Take(3).Count(m => m);
+        applied.ShouldBeLessThanOrEqualTo(2);
+        (await Store.GetBatchAsync(tight.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.02m * applied);
+        (await Store.GetBatchAsync(open.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.02m);
+        for (var i = 0; i < 3; i++)
+        {
+            (await GetAsync(jobs[i].Id)).State.ShouldBe(moved[i] ? JobState.Submitting : JobState.Pending);
+        }
+
+        // Raises that fit together go through together.
+        var waiting = jobs.Where((_, i) => !moved[i]).Take(2 - applied).ToList();
+        moved = await Store.TransitionManyAsync(
+            [.. waiting.Select(j => new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null))],
+            Ct);
+
+        moved.ShouldAllBe(m => m);
+        (await Store.GetBatchAsync(tight.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+    }
+
+    [Fact]
+    public async Task TransitionAsync_ConcurrentRaisesFromManyStores_NeverExceedTheBudget()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.10m }, NewJobs(20), Ct);
+        var jobs = await ClaimAsync(batchId: import.Batch.Id);
+        var stores = Enumerable.Range(0, 4).Select(_ => OpenStore()).ToArray();
+
+        var moved = await Task.WhenAll(jobs.Select((j, i) => stores[i % stores.Length].TransitionAsync(
+            new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null), Ct)));
+
+        moved.Count(m => m).ShouldBe(5);
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.10m);
+        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(JobState.Submitting).ShouldBe(5);
+    }
 }

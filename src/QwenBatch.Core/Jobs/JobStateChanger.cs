@@ -28,7 +28,8 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
 
     /// <summary>
     /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored job, or null when the
-    /// guard missed (the job was moved by someone else, or our lease was taken by the rescuer).
+    /// guard missed (the job was moved by someone else, our lease was taken by the rescuer, or a raised reservation does not
+    /// fit the batch budget).
     /// </summary>
     public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false)
     {
@@ -65,6 +66,6 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
         return next with { LeaseOwner = null, LeaseExpiresAt = null };
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else; {From} → {To} by {Owner} not applied")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else, or its reservation does not fit the batch budget; {From} → {To} by {Owner} not applied")]
     private partial void LogGuardMissed(long jobId, JobState from, JobState to, string owner);
 }

@@ -34,29 +34,37 @@ public sealed partial class SubmitStep(
         var request = await requests.BuildAsync(job.Spec, ct);
 
         // Reserve the most this task can cost before sending it, so neither the batch budget nor the account's daily
-        // budget is ever exceeded (the store decides both atomically).
+        // budget is ever exceeded. Checkpoint: from the move to 'submitting' until the request id is stored the provider may
+        // accept a task we cannot see. A crash in this window leaves the job in 'submitting'; the rescuer counts it as an
+        // uncertain submit before trying again.
         var maxCost = job.Spec.N * account.Options.PricePerImage;
-        var verdict = await store.TryReserveBudgetAsync(new BudgetReservation(job.Id, context.Owner, maxCost, account.Options.DailyBudgetUsd), ct);
-        switch (verdict.Refusal)
-        {
-            case BudgetRefusal.NotLeased:
-                return;
-            case BudgetRefusal.BatchBudget:
-                await HoldAsync(context, maxCost, ct);
-                return;
-            case BudgetRefusal.DailyBudget:
-                await HoldForTheDayAsync(context, account, maxCost, verdict);
-                return;
-        }
-
-        job = job with { ReservedUsd = maxCost };
-
-        // Checkpoint: from here until the request id is stored the provider may accept a task we cannot see. A crash in
-        // this window leaves the job in 'submitting'; the rescuer counts it as an uncertain submit before trying again.
-        var submitting = await changer.MoveAsync(job, job with { State = JobState.Submitting }, context.Owner, reason: null, keepLease: true);
+        var submitting = account.Options.DailyBudgetUsd is null
+            // One write: the move's guard refuses a reservation the batch budget cannot hold.
+            ? await changer.MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = maxCost }, context.Owner, reason: null, keepLease: true)
+            : null;
         if (submitting is null)
         {
-            return;
+            // The exact verdict, from the one place reservations are decided: with a daily budget always (it needs the
+            // account's day locked), otherwise only when the move above missed (over the batch budget, or no longer ours).
+            var verdict = await store.TryReserveBudgetAsync(new BudgetReservation(job.Id, context.Owner, maxCost, account.Options.DailyBudgetUsd), ct);
+            switch (verdict.Refusal)
+            {
+                case BudgetRefusal.NotLeased:
+                    return;
+                case BudgetRefusal.BatchBudget:
+                    await HoldAsync(context, maxCost, ct);
+                    return;
+                case BudgetRefusal.DailyBudget:
+                    await HoldForTheDayAsync(context, account, maxCost, verdict);
+                    return;
+            }
+
+            job = job with { ReservedUsd = maxCost };
+            submitting = await changer.MoveAsync(job, job with { State = JobState.Submitting }, context.Owner, reason: null, keepLease: true);
+            if (submitting is null)
+            {
+                return;
+            }
         }
 
         context.Current = submitting;

@@ -59,13 +59,18 @@ public partial interface IJobStore : IAsyncDisposable
     /// <summary>Leases up to <see cref="ClaimRequest.Limit"/> due jobs, oldest due first, skipping jobs others hold.</summary>
     Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct);
 
-    /// <summary>Guarded write of a job; false when the job was not in an expected state or not leased by the owner.</summary>
+    /// <summary>
+    /// Guarded write of a job; false when the job was not in an expected state or not leased by the owner, or when the write
+    /// raises the job's reservation (a submit taking its budget in the move to submitting) beyond its batch budget.
+    /// </summary>
     Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct);
 
     /// <summary>
     /// Group commit: several guarded writes of different jobs in one transaction. Each applies or misses on its own guard
     /// exactly as <see cref="TransitionAsync"/> would (history and money counters included); the results are in the order
-    /// given. If the store fails, none is applied.
+    /// given. Raised reservations never take a batch over its budget: when a group's raises of one batch do not all fit, a
+    /// store may refuse some or all of them (each refused move changes nothing, and its step asks for an exact verdict).
+    /// If the store fails, none is applied.
     /// </summary>
     Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct);
 
