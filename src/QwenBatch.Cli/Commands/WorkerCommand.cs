@@ -23,8 +23,17 @@ internal static class WorkerCommand
     private static async Task<int> ExecuteAsync(IConfiguration configuration)
     {
         using var shutdown = new ShutdownSignal();
-        await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
-        await runtime.Server.RunAsync(ServerScope.Everything, shutdown.Token);
+        try
+        {
+            await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, shutdown.Token);
+            await runtime.Server.RunAsync(ServerScope.Everything, shutdown.Token);
+        }
+        catch (OperationCanceledException) when (shutdown.Token.IsCancellationRequested)
+        {
+            // Told to stop while still starting (migrating, registering): nothing was taken, so this is a clean stop. A
+            // fleet whose batch finishes before a late worker is up stops that worker here.
+        }
+
         return ExitCodes.Success;
     }
 }
