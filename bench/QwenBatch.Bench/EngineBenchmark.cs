@@ -28,7 +28,8 @@ internal static class EngineBenchmark
         var concurrency = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 32;
         var idleSeconds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60;
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("engine");
-        await using var dataSource = NpgsqlDataSource.Create(database);
+        // The probes' own pooled connections must not add DISCARD ALL to what is counted.
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database) { NoResetOnClose = true }.ConnectionString);
         var statements = await TryEnableStatementsAsync(dataSource);
 
         var raw = await RawLoopAsync(dataSource, statements, jobs, concurrency);

@@ -3,20 +3,18 @@ using QwenBatch.Storage;
 namespace QwenBatch.Jobs;
 
 /// <summary>
-/// Coalesces the transitions of concurrent steps into one store transaction: while <see cref="Writers"/> groups are being
+/// Coalesces the transitions of concurrent steps into one store transaction: while all writers' groups are being
 /// written, the transitions that arrive wait and go together in the next. A transition that finds a writer free goes at
 /// once, so nothing waits for company.
 /// Every caller still awaits its own guarded write, so a step moves on only once its write is durable (the request id of
 /// an accepted submit before anything else).
 /// </summary>
-internal sealed class GroupCommit(IJobStore store)
+/// <param name="writers">
+/// Groups written at once. More than one keeps a busy worker from queueing behind a single round trip (and gives the
+/// database more than one backend to run on); few enough that groups still form under load.
+/// </param>
+internal sealed class GroupCommit(IJobStore store, int writers)
 {
-    /// <summary>
-    /// Groups written at once. More than one keeps a busy worker from queueing behind a single round trip (and gives the
-    /// database more than one backend to run on); few enough that groups still form under load.
-    /// </summary>
-    public const int Writers = 4;
-
     private readonly object _lock = new();
     private List<Pending> _queue = [];
     private int _writing;
@@ -28,7 +26,7 @@ internal sealed class GroupCommit(IJobStore store)
         lock (_lock)
         {
             _queue.Add(pending);
-            lead = _writing < Writers;
+            lead = _writing < writers;
             if (lead)
             {
                 _writing++;

@@ -8,7 +8,8 @@ namespace QwenBatch.Jobs;
 /// update ("from one of these states, while I hold the lease, to that state") with a history entry.
 /// </summary>
 /// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
-public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger, Action<DateTimeOffset>? released = null)
+/// <param name="writers">Group commits written at once (see <see cref="GroupCommit"/>).</param>
+public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger, Action<DateTimeOffset>? released = null, int writers = 1)
 {
     private static readonly Dictionary<JobState, JobState[]> Allowed = new()
     {
@@ -22,7 +23,7 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
         [JobState.Succeeded] = [],
     };
 
-    private readonly GroupCommit _commits = new(store);
+    private readonly GroupCommit _commits = new(store, Math.Max(1, writers));
 
     public static bool IsAllowed(JobState from, JobState to) => Allowed[from].Contains(to);
 

@@ -30,7 +30,9 @@ public static class JobEngine
     {
         var (store, providers, options, time, random, latency, downloader, loggers, maintenance) = parts;
         var due = new DueTimes();
-        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>(), due.Add);
+        // A group writer per 8 slots (2 for the default 16): more writers make smaller groups without more throughput
+        // (measured in the engine benchmark, docs/benchmarks.md).
+        var changer = new JobStateChanger(store, loggers.CreateLogger<JobStateChanger>(), due.Add, options.Concurrency / 8);
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =
