@@ -14,7 +14,7 @@ using QwenBatch.Testing.Postgres;
 // plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
-// The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots]
+// The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots] [idle seconds=60]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 if (args.FirstOrDefault() == "fleet")
 {
