@@ -104,8 +104,9 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             _due.ClaimingAt(time.GetUtcNow());
         }
 
+        var caps = providers.MaxInFlight;
         var claimed = free > 0
-            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, providers.MaxInFlight), stopping)
+            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, caps), stopping)
             : [];
         foreach (var job in claimed)
         {
@@ -159,8 +160,9 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             inFlight.RemoveWhere(t => t.IsCompleted);
 
             // A finished step alone is no reason to claim: nothing else was due at the claim. Look again when a job it gave
-            // back is due already, or when nothing is left running (the full look, with the store's next due time).
-            if (woken != slot || inFlight.Count == 0 || _due.Earliest is { } mine && mine <= time.GetUtcNow())
+            // back is due already, or when nothing is left running (the full look, with the store's next due time). With a
+            // provider's MaxInFlight, a finished task may have freed a place for a due job the cap held back: look then too.
+            if (woken != slot || inFlight.Count == 0 || caps.Count > 0 || _due.Earliest is { } mine && mine <= time.GetUtcNow())
             {
                 return false;
             }
