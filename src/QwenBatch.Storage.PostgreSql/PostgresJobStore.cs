@@ -29,7 +29,11 @@ public sealed partial class PostgresJobStore : IJobStore
     /// </param>
     public PostgresJobStore(string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger, string? listenConnectionString = null)
     {
-        _dataSource = NpgsqlDataSource.Create(connectionString);
+        // No reset on close: Npgsql would otherwise send DISCARD ALL each time a pooled connection is reused, a statement
+        // (and a commit) per store call, half of the engine's traffic. The store keeps no session state on pooled
+        // connections (temporary tables drop at commit, locks are transaction-scoped, LISTEN has its own connection), so
+        // there is nothing to reset; keep it so: session settings only with SET LOCAL inside a transaction.
+        _dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString);
 
         // The listener gets a connection of its own, outside the pool: a pooled connection is reset when returned and
         // would silently stop listening.
@@ -302,63 +306,106 @@ public sealed partial class PostgresJobStore : IJobStore
         return jobs;
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
+    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+        (await TransitionManyAsync([transition], ct))[0];
+
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
     {
-        var job = transition.Job;
+        if (transitions.Select(t => t.Job.Id).Distinct().Count() != transitions.Count)
+        {
+            throw new ArgumentException("A group commit writes each job once.", nameof(transitions));
+        }
+
+        // One statement for the whole group: the counters' statement trigger runs once and takes its locks in (batch,
+        // state) order like every other statement, so groups written by different processes cannot deadlock on them; job
+        // rows are locked in id order, then batch rows, the order of every transition and reservation.
         await using var command = _dataSource.CreateCommand(
             """
-            WITH prev AS (
-                SELECT id, batch_id, state, cost_usd, reserved_usd FROM jobs
-                WHERE id = @id AND lease_owner = @owner AND state = ANY(@from)
-                FOR UPDATE
+            WITH input AS (
+                SELECT * FROM unnest(@id, @owner, @from, @state, @request_id, @attempt, @accepted, @uncertain, @polls, @due_at,
+                                     @outputs, @files, @cost, @reserved, @error, @submitted_at, @started_at, @finished_at, @keep, @reason)
+                    AS i(id, owner, from_states, state, request_id, attempt, accepted, uncertain, polls, due_at,
+                         outputs, files, cost, reserved, error, submitted_at, started_at, finished_at, keep, reason)
+            ), prev AS (
+                SELECT j.id, j.batch_id, j.state, j.cost_usd, j.reserved_usd FROM jobs j JOIN input i ON i.id = j.id
+                WHERE j.lease_owner = i.owner AND j.state = ANY(string_to_array(i.from_states, ','))
+                ORDER BY j.id
+                FOR UPDATE OF j
+            ), raising AS (
+                -- A move that raises a job's reservation (a submit's, taken in its move to 'submitting') must fit the
+                -- batch budget. The locked rows are read as last committed, so concurrent reservations cannot both pass.
+                SELECT b.id, b.budget_usd, b.spent_usd, b.reserved_usd FROM batches b
+                WHERE b.budget_usd IS NOT NULL
+                  AND b.id IN (SELECT p.batch_id FROM prev p JOIN input i ON i.id = p.id WHERE i.reserved > p.reserved_usd)
+                ORDER BY b.id
+                FOR UPDATE OF b
+            ), over AS (
+                -- A group's moves of one batch are counted together: if they do not all fit, its raising moves miss (and
+                -- their steps ask for an exact verdict one by one).
+                SELECT r.id FROM raising r JOIN prev p ON p.batch_id = r.id JOIN input i ON i.id = p.id
+                GROUP BY r.id, r.budget_usd, r.spent_usd, r.reserved_usd
+                HAVING r.spent_usd + r.reserved_usd + sum((i.cost - p.cost_usd) + (i.reserved - p.reserved_usd)) > r.budget_usd
             ), moved AS (
                 UPDATE jobs j SET
-                    state = @state, request_id = @request_id, attempt = @attempt, accepted_submits = @accepted,
-                    uncertain_submits = @uncertain, polls = @polls,
+                    state = i.state, request_id = i.request_id, attempt = i.attempt, accepted_submits = i.accepted,
+                    uncertain_submits = i.uncertain, polls = i.polls,
                     -- A cancel asked for while this step ran is acted on at once, not at the next poll.
-                    due_at = CASE WHEN j.cancel_requested THEN least(@due_at, @now) ELSE @due_at END,
-                    outputs = @outputs::jsonb, files = @files::jsonb, cost_usd = @cost, reserved_usd = @reserved,
-                    error = @error, submitted_at = @submitted_at, started_at = @started_at, finished_at = @finished_at,
+                    due_at = CASE WHEN j.cancel_requested THEN least(i.due_at, @now) ELSE i.due_at END,
+                    outputs = i.outputs::jsonb, files = i.files::jsonb, cost_usd = i.cost, reserved_usd = i.reserved,
+                    error = i.error, submitted_at = i.submitted_at, started_at = i.started_at, finished_at = i.finished_at,
                     updated_at = @now,
-                    lease_owner = CASE WHEN @keep THEN j.lease_owner END,
-                    lease_expires_at = CASE WHEN @keep THEN j.lease_expires_at END
-                FROM prev WHERE j.id = prev.id
-                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state,
+                    lease_owner = CASE WHEN i.keep THEN j.lease_owner END,
+                    lease_expires_at = CASE WHEN i.keep THEN j.lease_expires_at END
+                FROM prev, input i WHERE j.id = prev.id AND i.id = prev.id
+                  AND NOT (i.reserved > prev.reserved_usd AND prev.batch_id IN (SELECT id FROM over))
+                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state, i.reason, i.owner,
                           j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
             ), money AS (
-                -- The batch's money counters move in the same statement as the job, so they never drift.
-                UPDATE batches b SET spent_usd = b.spent_usd + moved.spent, reserved_usd = b.reserved_usd + moved.reserved
-                FROM moved WHERE b.id = moved.batch_id AND (moved.spent <> 0 OR moved.reserved <> 0)
+                -- The batches' money counters move in the same statement as the jobs, so they never drift.
+                UPDATE batches b SET spent_usd = b.spent_usd + m.spent, reserved_usd = b.reserved_usd + m.reserved
+                FROM (SELECT batch_id, sum(spent) AS spent, sum(reserved) AS reserved FROM moved GROUP BY batch_id ORDER BY batch_id) m
+                WHERE b.id = m.batch_id AND (m.spent <> 0 OR m.reserved <> 0)
             ), history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-                SELECT id, @now, from_state, to_state, @reason, @owner FROM moved
-                WHERE from_state <> to_state OR @reason::text IS NOT NULL
+                SELECT id, @now, from_state, to_state, reason, owner FROM moved
+                WHERE from_state <> to_state OR reason IS NOT NULL
+                ORDER BY id
             )
-            SELECT count(*)::int FROM moved
+            SELECT id FROM moved
             """);
         var p = command.Parameters;
-        p.AddWithValue("id", job.Id);
-        p.AddWithValue("owner", transition.Owner);
-        p.AddWithValue("from", transition.From.Select(s => s.ToDbName()).ToArray());
-        p.AddWithValue("state", job.State.ToDbName());
-        p.Add(Text("request_id", job.RequestId));
-        p.AddWithValue("attempt", job.Attempt);
-        p.AddWithValue("accepted", job.AcceptedSubmits);
-        p.AddWithValue("uncertain", job.UncertainSubmits);
-        p.AddWithValue("polls", job.Polls);
-        p.AddWithValue("due_at", job.DueAt);
-        p.AddWithValue("outputs", StoreJson.Write(job.Outputs));
-        p.AddWithValue("files", StoreJson.Write(job.Files));
-        p.AddWithValue("cost", job.CostUsd);
-        p.AddWithValue("reserved", job.ReservedUsd);
-        p.Add(Text("error", job.Error));
-        p.Add(Time("submitted_at", job.SubmittedAt));
-        p.Add(Time("started_at", job.StartedAt));
-        p.Add(Time("finished_at", job.FinishedAt));
+        var jobs = transitions.Select(t => t.Job).ToArray();
+        p.AddWithValue("id", jobs.Select(j => j.Id).ToArray());
+        p.AddWithValue("owner", transitions.Select(t => t.Owner).ToArray());
+        p.AddWithValue("from", transitions.Select(t => string.Join(',', t.From.Select(s => s.ToDbName()))).ToArray());
+        p.AddWithValue("state", jobs.Select(j => j.State.ToDbName()).ToArray());
+        p.Add(Array("request_id", NpgsqlDbType.Text, jobs.Select(j => (object?)j.RequestId)));
+        p.AddWithValue("attempt", jobs.Select(j => j.Attempt).ToArray());
+        p.AddWithValue("accepted", jobs.Select(j => j.AcceptedSubmits).ToArray());
+        p.AddWithValue("uncertain", jobs.Select(j => j.UncertainSubmits).ToArray());
+        p.AddWithValue("polls", jobs.Select(j => j.Polls).ToArray());
+        p.AddWithValue("due_at", jobs.Select(j => j.DueAt).ToArray());
+        p.AddWithValue("outputs", jobs.Select(j => StoreJson.Write(j.Outputs)).ToArray());
+        p.AddWithValue("files", jobs.Select(j => StoreJson.Write(j.Files)).ToArray());
+        p.AddWithValue("cost", jobs.Select(j => j.CostUsd).ToArray());
+        p.AddWithValue("reserved", jobs.Select(j => j.ReservedUsd).ToArray());
+        p.Add(Array("error", NpgsqlDbType.Text, jobs.Select(j => (object?)j.Error)));
+        p.Add(Array("submitted_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.SubmittedAt)));
+        p.Add(Array("started_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.StartedAt)));
+        p.Add(Array("finished_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.FinishedAt)));
+        p.AddWithValue("keep", transitions.Select(t => t.KeepLease).ToArray());
+        p.Add(Array("reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.Reason)));
         p.AddWithValue("now", _time.GetUtcNow());
-        p.AddWithValue("keep", transition.KeepLease);
-        p.Add(Text("reason", transition.Reason));
-        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+        var moved = new HashSet<long>();
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                moved.Add(reader.GetInt64(0));
+            }
+        }
+
+        return jobs.Select(j => moved.Contains(j.Id)).ToArray();
     }
 
     public async Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct)
@@ -367,8 +414,13 @@ public sealed partial class PostgresJobStore : IJobStore
         return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
     }
 
-    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    public async Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct)
     {
+        if (reservation.DailyCapUsd is not null)
+        {
+            return await TryReserveWithinDailyBudgetAsync(reservation, ct);
+        }
+
         // Job row first, then batch row: the same lock order as every transition, so the two never deadlock.
         await using var command = _dataSource.CreateCommand(
             """
@@ -384,12 +436,16 @@ public sealed partial class PostgresJobStore : IJobStore
             ), counted AS (
                 UPDATE batches SET reserved_usd = batches.reserved_usd + ok.delta FROM ok WHERE batches.id = ok.batch_id
             )
-            SELECT count(*)::int FROM reserved
+            SELECT (SELECT count(*)::int FROM j), (SELECT count(*)::int FROM reserved)
             """);
-        command.Parameters.AddWithValue("id", jobId);
-        command.Parameters.AddWithValue("owner", owner);
-        command.Parameters.AddWithValue("amount", amount);
-        return (int)(await command.ExecuteScalarAsync(ct))! == 1;
+        command.Parameters.AddWithValue("id", reservation.JobId);
+        command.Parameters.AddWithValue("owner", reservation.Owner);
+        command.Parameters.AddWithValue("amount", reservation.Amount);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        return reader.GetInt32(0) == 0 ? new BudgetVerdict(BudgetRefusal.NotLeased)
+            : reader.GetInt32(1) == 1 ? BudgetVerdict.Granted
+            : new BudgetVerdict(BudgetRefusal.BatchBudget);
     }
 
     public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)
@@ -748,6 +804,10 @@ public sealed partial class PostgresJobStore : IJobStore
     }
 
     private static string Prefixed(string alias) => string.Join(", ", JobColumns.Split(", ").Select(c => alias + c));
+
+    /// <summary>An array parameter whose elements may be null (SQL NULL).</summary>
+    private static NpgsqlParameter Array(string name, NpgsqlDbType element, IEnumerable<object?> values) =>
+        new(name, NpgsqlDbType.Array | element) { Value = values.Select(v => v ?? DBNull.Value).ToArray() };
 
     private static NpgsqlParameter Text(string name, string? value) => new(name, NpgsqlDbType.Text) { Value = (object?)value ?? DBNull.Value };
 

@@ -196,6 +196,23 @@ internal static class PostgresMigrations
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);
             """),
+        (5, "daily budgets per provider account, learned provider latencies", """
+            -- The daily budget adds an account's open reservations to its spend today: only reserved jobs are indexed.
+            CREATE INDEX jobs_reserved ON jobs (provider) WHERE reserved_usd <> 0;
+
+            -- What tasks took at the provider, by provider, n and size (size '' when the provider's default), so a new
+            -- process polls near the expected completion from its first task. Workers flush their estimates now and
+            -- then (not per job); the stored estimate blends the fleet's.
+            CREATE TABLE provider_latency (
+                provider   text NOT NULL,
+                n          int NOT NULL,
+                size       text NOT NULL,
+                seconds    double precision NOT NULL,
+                samples    bigint NOT NULL,
+                updated_at timestamptz NOT NULL,
+                PRIMARY KEY (provider, n, size)
+            );
+            """),
         (6, "exactly-once occurrences and continuations (leased claims), failed batches", """
             -- A claimed occurrence is open until its batch is recorded; an open one whose lease expired (its claimer died)
             -- is taken over by another scheduler. Occurrences claimed before this migration count as finished.

@@ -174,12 +174,27 @@ public sealed partial class SqliteJobStore : IJobStore
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct)
+    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+        (await TransitionManyAsync([transition], ct))[0];
+
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
     {
-        var job = transition.Job;
         var now = Ms(_time.GetUtcNow());
         await using var connection = await OpenAsync(ct);
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        var moved = new bool[transitions.Count];
+        for (var i = 0; i < transitions.Count; i++)
+        {
+            moved[i] = await TransitionAsync(connection, tx, transitions[i], now, ct);
+        }
+
+        await tx.CommitAsync(ct);
+        return moved;
+    }
+
+    private static async Task<bool> TransitionAsync(SqliteConnection connection, SqliteTransaction tx, JobTransition transition, long now, CancellationToken ct)
+    {
+        var job = transition.Job;
         var from = string.Join(", ", transition.From.Select(s => $"'{s.ToDbName()}'"));
         await using var guard = Command(connection, tx, $"SELECT state, batch_id, cost_micros, reserved_micros FROM jobs WHERE id = @id AND lease_owner = @owner AND state IN ({from})",
             ("id", job.Id), ("owner", transition.Owner));
@@ -190,6 +205,19 @@ public sealed partial class SqliteJobStore : IJobStore
         }
 
         var (previous, batchId, previousCost, previousReserved) = rows[0];
+        if (Micros(job.ReservedUsd) > previousReserved)
+        {
+            // A move that raises the job's reservation (a submit's, taken in its move to 'submitting') must fit the batch
+            // budget. SQLite has one writer at a time, and a transaction whose reads went stale before its first write fails
+            // instead of writing, so the check cannot race.
+            await using var budget = Command(connection, tx, "SELECT budget_micros, spent_micros, reserved_micros FROM batches WHERE id = @batch", ("batch", batchId));
+            var (limit, spentSoFar, reservedSoFar) = (await ListAsync(budget, r => (r.IsDBNull(0) ? (long?)null : r.GetInt64(0), r.GetInt64(1), r.GetInt64(2)), ct))[0];
+            var raise = Micros(job.CostUsd) - previousCost + (Micros(job.ReservedUsd) - previousReserved);
+            if (limit is { } cap && spentSoFar + reservedSoFar + raise > cap)
+            {
+                return false;
+            }
+        }
 
         await using var update = Command(connection, tx,
             """
@@ -224,7 +252,6 @@ public sealed partial class SqliteJobStore : IJobStore
             await InsertHistoryAsync(connection, tx, job.Id, now, previous, job.State.ToDbName(), transition.Reason, transition.Owner, ct);
         }
 
-        await tx.CommitAsync(ct);
         return true;
     }
 
@@ -235,26 +262,42 @@ public sealed partial class SqliteJobStore : IJobStore
         return await ListAsync(command, r => ReadBatch(r, Dialect), ct);
     }
 
-    public async Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct)
+    public async Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct)
     {
+        var (jobId, owner, amount, dailyCap) = reservation;
         await using var connection = await OpenAsync(ct);
+
+        // An immediate transaction holds SQLite's write lock: no other reservation or settlement can come in between the
+        // reads below and the write, in this process or another.
         await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
         await using var read = Command(connection, tx,
             """
-            SELECT j.batch_id, j.reserved_micros, b.budget_micros, b.spent_micros, b.reserved_micros
+            SELECT j.batch_id, j.reserved_micros, b.budget_micros, b.spent_micros, b.reserved_micros, j.provider
             FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE j.id = @id AND j.lease_owner = @owner
             """, ("id", jobId), ("owner", owner));
-        var rows = await ListAsync(read, r => (Batch: r.GetInt64(0), Held: r.GetInt64(1), Budget: r.IsDBNull(2) ? (long?)null : r.GetInt64(2), Spent: r.GetInt64(3), Reserved: r.GetInt64(4)), ct);
+        var rows = await ListAsync(read, r => (Batch: r.GetInt64(0), Held: r.GetInt64(1), Budget: r.IsDBNull(2) ? (long?)null : r.GetInt64(2), Spent: r.GetInt64(3), Reserved: r.GetInt64(4), Provider: r.GetString(5)), ct);
         if (rows.Count == 0)
         {
-            return false;
+            return new BudgetVerdict(BudgetRefusal.NotLeased);
         }
 
-        var (batch, held, budget, spent, reserved) = rows[0];
+        var (batch, held, budget, spent, reserved, provider) = rows[0];
         var delta = Micros(amount) - held;
         if (budget is { } limit && spent + reserved + delta > limit)
         {
-            return false;
+            return new BudgetVerdict(BudgetRefusal.BatchBudget);
+        }
+
+        var verdict = BudgetVerdict.Granted;
+        if (dailyCap is { } cap)
+        {
+            // The daily cap: settled today (UTC) + every other open reservation of the account + this one.
+            var day = await ReadDailySpendAsync(connection, tx, provider, jobId, ct);
+            verdict = verdict with { Day = day.Day, DaySpentUsd = day.SpentUsd, DayReservedUsd = day.ReservedUsd };
+            if (Micros(day.SpentUsd) + Micros(day.ReservedUsd) + Micros(amount) > Micros(cap))
+            {
+                return verdict with { Refusal = BudgetRefusal.DailyBudget };
+            }
         }
 
         await using var job = Command(connection, tx, "UPDATE jobs SET reserved_micros = @amount WHERE id = @id", ("amount", Micros(amount)), ("id", jobId));
@@ -262,7 +305,7 @@ public sealed partial class SqliteJobStore : IJobStore
         await using var counted = Command(connection, tx, "UPDATE batches SET reserved_micros = reserved_micros + @delta WHERE id = @batch", ("delta", delta), ("batch", batch));
         await counted.ExecuteNonQueryAsync(ct);
         await tx.CommitAsync(ct);
-        return true;
+        return verdict;
     }
 
     public async Task<TimeSpan?> ReserveRequestAsync(RequestReservation reservation, CancellationToken ct)

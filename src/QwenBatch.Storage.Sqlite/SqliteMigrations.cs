@@ -167,6 +167,21 @@ internal static class SqliteMigrations
             -- Retention looks for old batches oldest first.
             CREATE INDEX batches_created ON batches (created_at, id);
             """),
+        (5, "daily budgets per provider account, learned provider latencies", """
+            -- The daily budget adds an account's open reservations to its spend today: only reserved jobs are indexed.
+            CREATE INDEX jobs_reserved ON jobs (provider) WHERE reserved_micros <> 0;
+
+            -- What tasks took at the provider, by provider, n and size (size '' when the provider's default).
+            CREATE TABLE provider_latency (
+                provider   TEXT NOT NULL,
+                n          INTEGER NOT NULL,
+                size       TEXT NOT NULL,
+                seconds    REAL NOT NULL,
+                samples    INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                PRIMARY KEY (provider, n, size)
+            );
+            """),
         (6, "exactly-once occurrences and continuations (leased claims), failed batches", """
             -- As on PostgreSQL: open claims carry a lease; occurrences claimed before this migration count as finished.
             ALTER TABLE schedule_runs ADD COLUMN lease_expires_at INTEGER;

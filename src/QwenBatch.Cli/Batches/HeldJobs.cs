@@ -27,6 +27,14 @@ internal static class HeldJobs
             await Console.Out.WriteLineAsync($"  … and {held.Count - MaxListed} more ('qwenbatch status {batch.Name}').");
         }
 
-        await Console.Out.WriteLineAsync($"Release them with 'qwenbatch retry {batch.Name} --budget USD' or a rerun with a larger --budget.");
+        if (held.Any(j => j.Error?.Contains("daily budget", StringComparison.Ordinal) == true))
+        {
+            await Console.Out.WriteLineAsync("Jobs held by a provider's daily budget resume by themselves after 00:00 UTC (in a worker, or a rerun) or when its DailyBudgetUsd is raised.");
+        }
+
+        if (held.Any(j => j.Error?.Contains("daily budget", StringComparison.Ordinal) != true))
+        {
+            await Console.Out.WriteLineAsync($"Release them with 'qwenbatch retry {batch.Name} --budget USD' or a rerun with a larger --budget.");
+        }
     }
 }

@@ -79,6 +79,9 @@ internal static class RunCommand
         Console.Error.WriteLine(import.Resumed
             ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s){(import.JobsReplaced > 0 ? $", of which {import.JobsReplaced} replace jobs of changed rows" : "")}); outputs in {batch.StorageDir}"
             : $"Batch '{batch.Name}': {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
+        // A rerun on a later day (or with a raised DailyBudgetUsd) picks up the jobs a daily budget held; a worker does
+        // this by itself (DailyBudgetLoop).
+        await runtime.DailyBudget.ReleaseAsync(shutdown.Token);
         using var progress = new CancellationTokenSource();
         var reporter = new RunProgress(runtime.Store, batch.Id, runtime.Time).RunAsync(progress.Token);
         try

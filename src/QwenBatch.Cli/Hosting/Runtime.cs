@@ -50,6 +50,8 @@ internal sealed class Runtime : IAsyncDisposable
 
     public ProviderRegistry Providers => _services.GetRequiredService<ProviderRegistry>();
 
+    public DailyBudgetLoop DailyBudget => _services.GetRequiredService<DailyBudgetLoop>();
+
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
 
     public TimeProvider Time => _services.GetRequiredService<TimeProvider>();
@@ -107,6 +109,8 @@ internal sealed class Runtime : IAsyncDisposable
         services.AddSingleton<IServerLoop, ScheduleLoop>();
         services.AddSingleton(retention);
         services.AddSingleton<IServerLoop, RetentionLoop>();
+        services.AddSingleton<DailyBudgetLoop>();
+        services.AddSingleton<IServerLoop>(sp => sp.GetRequiredService<DailyBudgetLoop>());
         services.AddSingleton(continuations);
         services.AddHttpClient(nameof(ContinuationRunner), http => http.Timeout = TimeSpan.FromSeconds(30));
         services.AddSingleton(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,

@@ -10,7 +10,14 @@ namespace QwenBatch.Jobs;
 /// reasons pass through the <see cref="SecretRedactor"/> on the way in: they come from providers and exceptions (a
 /// provider's 401 may echo the key it was sent), and reports, errors.csv and the dashboard read them from the store.
 /// </summary>
-public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateChanger> logger, SecretRedactor? redactor = null)
+/// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
+/// <param name="writers">Group commits written at once (see <see cref="GroupCommit"/>).</param>
+public sealed partial class JobStateChanger(
+    IJobStore store,
+    ILogger<JobStateChanger> logger,
+    SecretRedactor? redactor = null,
+    Action<DateTimeOffset>? released = null,
+    int writers = 1)
 {
     private readonly SecretRedactor _redactor = redactor ?? SecretRedactor.None;
 
@@ -26,11 +33,14 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
         [JobState.Succeeded] = [],
     };
 
+    private readonly GroupCommit _commits = new(store, Math.Max(1, writers));
+
     public static bool IsAllowed(JobState from, JobState to) => Allowed[from].Contains(to);
 
     /// <summary>
     /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored job, or null when the
-    /// guard missed (the job was moved by someone else, or our lease was taken by the rescuer).
+    /// guard missed (the job was moved by someone else, our lease was taken by the rescuer, or a raised reservation does not
+    /// fit the batch budget).
     /// </summary>
     public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false)
     {
@@ -50,17 +60,28 @@ public sealed partial class JobStateChanger(IJobStore store, ILogger<JobStateCha
             next = next with { Error = _redactor.Redact(error) };
         }
 
-        // Recording a finished step must not be lost to a stopping token: the result is already paid for.
-        var moved = await store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)), CancellationToken.None);
+        // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
+        // result is already paid for).
+        var moved = await _commits.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)));
         if (!moved)
         {
             LogGuardMissed(current.Id, current.State, next.State, owner);
             return null;
         }
 
-        return keepLease ? next : next with { LeaseOwner = null, LeaseExpiresAt = null };
+        if (keepLease)
+        {
+            return next;
+        }
+
+        if (JobStates.Claimable.Contains(next.State))
+        {
+            released?.Invoke(next.DueAt);
+        }
+
+        return next with { LeaseOwner = null, LeaseExpiresAt = null };
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else; {From} → {To} by {Owner} not applied")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else, or its reservation does not fit the batch budget; {From} → {To} by {Owner} not applied")]
     private partial void LogGuardMissed(long jobId, JobState from, JobState to, string owner);
 }

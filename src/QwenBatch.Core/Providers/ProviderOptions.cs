@@ -29,6 +29,14 @@ public sealed class ProviderOptions
     [Range(1, 10000)]
     public int Burst { get; set; } = 1;
 
+    /// <summary>
+    /// The most the account may spend per UTC day (00:00–24:00 UTC), across every worker and batch: spent that day plus
+    /// open reservations never exceed it. Jobs that would are held and resume by themselves when the day rolls over or
+    /// the cap is raised. None when unset.
+    /// </summary>
+    [Range(0, 1_000_000)]
+    public decimal? DailyBudgetUsd { get; set; }
+
     /// <summary>Tasks submitted and not finished at once, across every worker.</summary>
     [Range(1, 100000)]
     public int? MaxInFlight { get; set; }

@@ -18,8 +18,14 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
 public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
-    IEnumerable<IServerLoop>? maintenance = null)
+    IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null)
 {
+    private readonly DueTimes _due = due ?? new DueTimes();
+
+
+    /// <summary>When every slot is busy, the dispatcher claims again once this share (1/n) of the slots is free.</summary>
+    internal const int ClaimShare = 4;
+
     public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 
     public async Task RunAsync(ServerScope scope, CancellationToken stopping)
@@ -102,19 +108,31 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         // Take the pulse before looking, so work announced while we look still wakes us.
         var wake = signal.Next;
         var free = options.Concurrency - inFlight.Count;
+        if (free > 0)
+        {
+            _due.ClaimingAt(time.GetUtcNow());
+        }
+
+        var caps = providers.MaxInFlight;
         var claimed = free > 0
-            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, providers.MaxInFlight), stopping)
+            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, caps), stopping)
             : [];
         foreach (var job in claimed)
         {
             inFlight.Add(runner.RunAsync(job, Id, stepToken));
         }
 
-        if (free > 0 && claimed.Count == free)
+        if (claimed.Count == free)
         {
-            // Every slot is busy and more may be due: wait only for a slot.
-            await Task.WhenAny(Task.WhenAny(inFlight), stopped);
-            inFlight.RemoveWhere(t => t.IsCompleted);
+            // Every slot is busy (or was before this look) and more may be due: wait for a share of the slots to free up,
+            // so the next claim takes several jobs in one statement instead of one per finished step.
+            var want = Math.Max(1, options.Concurrency / ClaimShare);
+            while (options.Concurrency - inFlight.Count < want && !stopping.IsCancellationRequested)
+            {
+                await Task.WhenAny(Task.WhenAny(inFlight), stopped);
+                inFlight.RemoveWhere(t => t.IsCompleted);
+            }
+
             return false;
         }
 
@@ -125,20 +143,39 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             return true;
         }
 
-        var wait = options.FallbackPollInterval;
-        if (free > 0 && await store.NextDueAtAsync(scope.BatchId, stopping) is { } due)
+        // Everything due when we claimed was taken (by us or another worker). Our own steps tell us when the jobs they
+        // give back come due; only when none is running does the store get asked, which also finds other processes' work.
+        DateTimeOffset? stored = free > 0 && inFlight.Count == 0 ? await store.NextDueAtAsync(scope.BatchId, stopping) : null;
+        while (true)
         {
-            var untilDue = due - time.GetUtcNow();
-            wait = untilDue < TimeSpan.Zero ? TimeSpan.Zero : untilDue < wait ? untilDue : wait;
-        }
+            var next = _due.Earliest;
+            if (stored is { } s && (next is null || s < next))
+            {
+                next = s;
+            }
 
-        using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
-        var timer = Task.Delay(wait, time, sleep.Token);
-        var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
-        await Task.WhenAny(slot, wake, timer, stopped);
-        await sleep.CancelAsync();
-        inFlight.RemoveWhere(t => t.IsCompleted);
-        return false;
+            var wait = options.FallbackPollInterval;
+            if (next is { } due)
+            {
+                var untilDue = due - time.GetUtcNow();
+                wait = untilDue < TimeSpan.Zero ? TimeSpan.Zero : untilDue < wait ? untilDue : wait;
+            }
+
+            using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            var timer = Task.Delay(wait, time, sleep.Token);
+            var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
+            var woken = await Task.WhenAny(slot, wake, timer, stopped);
+            await sleep.CancelAsync();
+            inFlight.RemoveWhere(t => t.IsCompleted);
+
+            // A finished step alone is no reason to claim: nothing else was due at the claim. Look again when a job it gave
+            // back is due already, or when nothing is left running (the full look, with the store's next due time). With a
+            // provider's MaxInFlight, a finished task may have freed a place for a due job the cap held back: look then too.
+            if (woken != slot || inFlight.Count == 0 || caps.Count > 0 || _due.Earliest is { } mine && mine <= time.GetUtcNow())
+            {
+                return false;
+            }
+        }
     }
 
     private async Task StopAsync(HashSet<Task> inFlight, CancellationTokenSource steps, CancellationTokenSource background, Task[] loops)

@@ -27,7 +27,9 @@ public sealed partial class CancelStep(JobStateChanger changer, ProviderRegistry
         LogCancelled(job.Id, job.RequestId!, outcome);
         if (outcome == CancelOutcome.AlreadyCompleted)
         {
-            await poll.RunAsync(new StepContext(context.Owner, job with { CancelRequested = false }), ct);
+            // The same context, so a completion seen here hands the download on to the runner like any poll's.
+            context.Current = job with { CancelRequested = false };
+            await poll.RunAsync(context, ct);
             return;
         }
 

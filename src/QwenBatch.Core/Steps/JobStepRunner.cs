@@ -25,26 +25,43 @@ public sealed partial class JobStepRunner
         _logger = logger;
     }
 
-    /// <summary>Runs one step. Never throws for a failed step; an abandoned step (stop) leaves the job to lease release.</summary>
+    /// <summary>
+    /// Runs the job's step, then, while a step hands the job on still leased and due at once (a completion seen → its
+    /// download), the next one, without giving the lease back in between. Never throws for a failed step; an abandoned
+    /// step (stop) leaves the job to lease release.
+    /// </summary>
     public async Task RunAsync(JobRecord job, string owner, CancellationToken ct)
     {
         // Every event of the step (steps, provider clients, resilience, limiter) carries the job and its batch.
         using var scope = _logger.BeginScope(new Dictionary<string, object> { ["BatchId"] = job.BatchId, ["JobId"] = job.Id });
         var context = new StepContext(owner, job);
-        try
+        while (true)
         {
-            var step = _steps.SingleOrDefault(s => s.CanRun(job))
-                ?? throw new InvalidOperationException($"No step handles jobs in state {job.State}.");
+            try
+            {
+                var step = _steps.SingleOrDefault(s => s.CanRun(context.Current))
+                    ?? throw new InvalidOperationException($"No step handles jobs in state {context.Current.State}.");
 
-            await step.RunAsync(context, ct);
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-            LogAbandoned(job.Id, context.Current.State);
-        }
-        catch (Exception ex)
-        {
-            await RecordFailureUntilStoredAsync(context, ex, ct);
+                await step.RunAsync(context, ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                LogAbandoned(context.Current.Id, context.Current.State);
+                return;
+            }
+            catch (Exception ex)
+            {
+                await RecordFailureUntilStoredAsync(context, ex, ct);
+                return;
+            }
+
+            // A stop leaves a handed-on job leased to us; the stop gives every lease back.
+            if (context.Next is not { } next || ct.IsCancellationRequested)
+            {
+                return;
+            }
+
+            context = new StepContext(owner, next) { Chained = context.Chained + 1 };
         }
     }
 

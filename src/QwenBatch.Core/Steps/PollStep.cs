@@ -49,8 +49,9 @@ public sealed partial class PollStep(
                 var observed = now - job.SubmittedAt!.Value;
                 latency.ObserveCompletion(key, observed, job.Polls, schedule.LateGap(observed));
 
-                // Settle: the reservation becomes the actual charge for the images the provider made.
-                await changer.MoveAsync(job, job with
+                // Settle: the reservation becomes the actual charge for the images the provider made. The download is due
+                // at once, so it runs next under this same lease.
+                await context.MoveOnAsync(changer, job with
                 {
                     State = JobState.Downloading,
                     Outputs = outputs,
@@ -60,12 +61,12 @@ public sealed partial class PollStep(
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
-                }, context.Owner, CompletedReason(result));
+                }, CompletedReason(result), now);
                 break;
 
             case PollStatus.Failed when job.AcceptedSubmits <= options.MaxProviderResubmits:
                 LogResubmitting(job.Id, job.RequestId!, result.Error ?? "unknown");
-                await changer.MoveAsync(job, job with
+                await context.MoveOnAsync(changer, job with
                 {
                     State = JobState.Pending,
                     RequestId = null,
@@ -74,7 +75,7 @@ public sealed partial class PollStep(
                     Polls = 0,
                     Error = result.Error,
                     DueAt = now,
-                }, context.Owner, $"provider task {job.RequestId} failed: {result.Error}; submitting again");
+                }, $"provider task {job.RequestId} failed: {result.Error}; submitting again", now);
                 break;
 
             case PollStatus.Failed:

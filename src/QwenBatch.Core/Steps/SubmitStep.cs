@@ -33,22 +33,38 @@ public sealed partial class SubmitStep(
         var provider = account.Client;
         var request = await requests.BuildAsync(job.Spec, ct);
 
-        // Reserve the most this task can cost before sending it, so the batch budget is never exceeded.
+        // Reserve the most this task can cost before sending it, so neither the batch budget nor the account's daily
+        // budget is ever exceeded. Checkpoint: from the move to 'submitting' until the request id is stored the provider may
+        // accept a task we cannot see. A crash in this window leaves the job in 'submitting'; the rescuer counts it as an
+        // uncertain submit before trying again.
         var maxCost = job.Spec.N * account.Options.PricePerImage;
-        if (!await store.TryReserveBudgetAsync(job.Id, context.Owner, maxCost, ct))
-        {
-            await HoldAsync(context, maxCost, ct);
-            return;
-        }
-
-        job = job with { ReservedUsd = maxCost };
-
-        // Checkpoint: from here until the request id is stored the provider may accept a task we cannot see. A crash in
-        // this window leaves the job in 'submitting'; the rescuer counts it as an uncertain submit before trying again.
-        var submitting = await changer.MoveAsync(job, job with { State = JobState.Submitting }, context.Owner, reason: null, keepLease: true);
+        var submitting = account.Options.DailyBudgetUsd is null
+            // One write: the move's guard refuses a reservation the batch budget cannot hold.
+            ? await changer.MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = maxCost }, context.Owner, reason: null, keepLease: true)
+            : null;
         if (submitting is null)
         {
-            return;
+            // The exact verdict, from the one place reservations are decided: with a daily budget always (it needs the
+            // account's day locked), otherwise only when the move above missed (over the batch budget, or no longer ours).
+            var verdict = await store.TryReserveBudgetAsync(new BudgetReservation(job.Id, context.Owner, maxCost, account.Options.DailyBudgetUsd), ct);
+            switch (verdict.Refusal)
+            {
+                case BudgetRefusal.NotLeased:
+                    return;
+                case BudgetRefusal.BatchBudget:
+                    await HoldAsync(context, maxCost, ct);
+                    return;
+                case BudgetRefusal.DailyBudget:
+                    await HoldForTheDayAsync(context, account, maxCost, verdict);
+                    return;
+            }
+
+            job = job with { ReservedUsd = maxCost };
+            submitting = await changer.MoveAsync(job, job with { State = JobState.Submitting }, context.Owner, reason: null, keepLease: true);
+            if (submitting is null)
+            {
+                return;
+            }
         }
 
         context.Current = submitting;
@@ -104,6 +120,18 @@ public sealed partial class SubmitStep(
         LogHeld(job.Id, why);
         await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
     }
+
+    private async Task HoldForTheDayAsync(StepContext context, ProviderAccount account, decimal maxCost, BudgetVerdict verdict)
+    {
+        var job = context.Current;
+        var why = DailyHoldReason(account, maxCost, verdict);
+        LogHeld(job.Id, why);
+        await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
+    }
+
+    /// <summary>Names the provider, the cap, what is spent and reserved today, and when the job resumes.</summary>
+    internal static string DailyHoldReason(ProviderAccount account, decimal maxCost, BudgetVerdict verdict) => string.Create(CultureInfo.InvariantCulture,
+        $"held: the {account.Name} daily budget of ${account.Options.DailyBudgetUsd:0.00##} would be exceeded on {verdict.Day:yyyy-MM-dd} (UTC) (spent today ${verdict.DaySpentUsd:0.00##}, reserved ${verdict.DayReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); it resumes by itself after 00:00 UTC or when DailyBudgetUsd is raised");
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was accepted as {RequestId} but storing it failed (try {Attempt}); trying again")]
     private partial void LogStoreRetry(Exception ex, long jobId, string requestId, int attempt);

@@ -39,10 +39,13 @@ public partial interface IJobStore : IAsyncDisposable
     Task<IReadOnlyList<BatchRecord>> GetBatchesAsync(CancellationToken ct);
 
     /// <summary>
-    /// Reserves <paramref name="amount"/> (the most the job's next task can cost) against its batch budget, replacing any
-    /// reservation the job already holds. False, and nothing changed, when the budget would be exceeded.
+    /// Reserves <see cref="BudgetReservation.Amount"/> (the most the job's next task can cost) against its batch budget and,
+    /// when <see cref="BudgetReservation.DailyCapUsd"/> is set, against its provider account's daily budget, replacing any
+    /// reservation the job already holds. The single place reservations are decided: both limits are checked and the
+    /// reservation taken atomically, so no number of workers can exceed either. Refused, and nothing changed, when a limit
+    /// would be exceeded (the verdict says which, with the day's spend) or the job is not leased by the owner.
     /// </summary>
-    Task<bool> TryReserveBudgetAsync(long jobId, string owner, decimal amount, CancellationToken ct);
+    Task<BudgetVerdict> TryReserveBudgetAsync(BudgetReservation reservation, CancellationToken ct);
 
     /// <summary>
     /// Books the next request slot of a provider account, shared by every worker on the store (GCRA). Returns how long
@@ -70,8 +73,20 @@ public partial interface IJobStore : IAsyncDisposable
     /// <summary>Leases up to <see cref="ClaimRequest.Limit"/> due jobs, oldest due first, skipping jobs others hold.</summary>
     Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct);
 
-    /// <summary>Guarded write of a job; false when the job was not in an expected state or not leased by the owner.</summary>
+    /// <summary>
+    /// Guarded write of a job; false when the job was not in an expected state or not leased by the owner, or when the write
+    /// raises the job's reservation (a submit taking its budget in the move to submitting) beyond its batch budget.
+    /// </summary>
     Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct);
+
+    /// <summary>
+    /// Group commit: several guarded writes of different jobs in one transaction. Each applies or misses on its own guard
+    /// exactly as <see cref="TransitionAsync"/> would (history and money counters included); the results are in the order
+    /// given. Raised reservations never take a batch over its budget: when a group's raises of one batch do not all fit, a
+    /// store may refuse some or all of them (each refused move changes nothing, and its step asks for an exact verdict).
+    /// If the store fails, none is applied.
+    /// </summary>
+    Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct);
 
     /// <summary>Extends every lease the server holds and records its heartbeat.</summary>
     Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct);
@@ -121,6 +136,10 @@ public sealed record RateLimitState(string Account, DateTimeOffset NextSlot, Dat
 /// <summary>Conveniences over <see cref="IJobStore"/>.</summary>
 public static class JobStoreExtensions
 {
+    /// <summary>Reserves against the batch budget only; true when reserved.</summary>
+    public static async Task<bool> TryReserveBudgetAsync(this IJobStore store, long jobId, string owner, decimal amount, CancellationToken ct) =>
+        (await store.TryReserveBudgetAsync(new BudgetReservation(jobId, owner, amount), ct)).Reserved;
+
     /// <summary>Imports jobs already in memory (tests, small batches).</summary>
     public static Task<BatchImport> ImportBatchAsync(this IJobStore store, NewBatch batch, IEnumerable<NewJob> jobs, CancellationToken ct) =>
         store.ImportBatchAsync(batch, Stream(jobs), ct);

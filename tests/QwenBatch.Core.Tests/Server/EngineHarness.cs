@@ -72,11 +72,13 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     public JobStateChanger Changer(IJobStore? store = null) => new(store ?? Store, NullLogger<JobStateChanger>.Instance);
 
+    /// <summary>The one scripted account, as the engine sees it.</summary>
+    public ProviderRegistry Providers => new([new ProviderAccount(Provider, Scripted, Account)]);
+
     public JobServer Server(IJobStore? store = null)
     {
         store ??= Store;
-        var providers = new ProviderRegistry([new ProviderAccount(Provider, Scripted, Account)]);
-        return JobEngine.Create(new EngineParts(store, providers, Options, Time, Jitter, Latency, new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
+        return JobEngine.Create(new EngineParts(store, Providers, Options, Time, Jitter, Latency, new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
     }
 
     public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch", decimal? budget = null)

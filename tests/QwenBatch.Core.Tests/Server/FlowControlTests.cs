@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
@@ -24,6 +26,41 @@ public sealed class FlowControlTests
         var stored = (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!;
         (stored.SpentUsd, stored.ReservedUsd).ShouldBe((0.10m, 0m));
     }
+
+    [Fact]
+    public async Task RunAsync_DailyBudgetAcrossBatches_NeverExceededHeldWithTheReasonAndResumedTheNextUtcDay()
+    {
+        await using var engine = new EngineHarness();
+        engine.Account.DailyBudgetUsd = 0.10m;
+        var morning = await engine.RunBatchAsync(await engine.ImportAsync(3, name: "morning"));
+        var noon = await engine.ImportAsync(4, name: "noon");
+
+        var jobs = await engine.RunBatchAsync(noon);
+
+        morning.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.Count(j => j.State == JobState.Succeeded).ShouldBe(2);
+        jobs.Where(j => j.State == JobState.Held).ShouldAllBe(j =>
+            j.Error!.StartsWith("held: the scripted daily budget of $0.10 would be exceeded on 2026-01-01 (UTC) (spent today $", StringComparison.Ordinal)
+            && j.Error.EndsWith("this job needs up to $0.02); it resumes by itself after 00:00 UTC or when DailyBudgetUsd is raised", StringComparison.Ordinal));
+        jobs.Count(j => j.State == JobState.Held).ShouldBe(2);
+        engine.Scripted.Accepted.ShouldBe(5);
+        var loop = new DailyBudgetLoop(engine.Store, engine.Providers, engine.Time, NullLogger<DailyBudgetLoop>.Instance);
+        (await loop.ReleaseAsync(CancellationToken.None)).ShouldBe(0);
+
+        engine.Time.Advance(TimeSpan.FromDays(1));
+        (await loop.ReleaseAsync(CancellationToken.None)).ShouldBe(2);
+        jobs = await engine.RunBatchAsync(noon);
+
+        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        var today = await engine.Store.GetDailySpendAsync(EngineHarness.Provider, CancellationToken.None);
+        (today.Day, today.SpentUsd, today.ReservedUsd).ShouldBe((new DateOnly(2026, 1, 2), 0.04m, 0m));
+    }
+
+    [Theory]
+    [InlineData("2026-03-04T12:00:00Z", 30)]
+    [InlineData("2026-03-04T23:59:50Z", 11)]
+    public void NextWait_NearMidnightUtc_WakesJustAfterIt(string now, int seconds) =>
+        DailyBudgetLoop.NextWait(DateTimeOffset.Parse(now, System.Globalization.CultureInfo.InvariantCulture)).ShouldBe(TimeSpan.FromSeconds(seconds));
 
     [Fact]
     public async Task RunAsync_BudgetRaisedOnResume_HeldJobsFinish()

@@ -121,7 +121,9 @@ public sealed class PostgresServer : IAsyncDisposable
             await cluster.RunAsync(Path.Combine(bin, "initdb"), ["-D", dir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
             var port = FreePort();
             var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                + "-c full_page_writes=off -c max_connections=300";
+                + "-c full_page_writes=off -c max_connections=300 "
+                // Statement counts per query for the benchmarks (issue #12); loaded at start, enabled per database.
+                + "-c shared_preload_libraries=pg_stat_statements";
             // pg_ctl records -o in postmaster.opts, so a restart keeps the port and settings.
             await cluster.RunAsync(cluster.PgCtl, ["-D", dir, "-l", log, "-w", "-o", options, "start"]);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();

@@ -1,0 +1,164 @@
+using QwenBatch.Jobs;
+using QwenBatch.Outputs;
+
+namespace QwenBatch.Storage.Tests;
+
+public abstract partial class JobStoreContract
+{
+    [Fact]
+    public async Task TransitionManyAsync_MixedGuards_EachAppliesOrMissesOnItsOwn()
+    {
+        var jobs = await ImportAndClaimAsync(4);
+        var other = (await ImportAndClaimAsync(1, OtherWorker, name: "autumn-catalog"))[0];
+        var submitting = jobs[0] with { State = JobState.Submitting, ReservedUsd = 0.04m };
+        var wrongState = jobs[1] with { State = JobState.Downloading };
+        var atProvider = jobs[2] with
+        {
+            State = JobState.AtProvider,
+            RequestId = "req-9",
+            AcceptedSubmits = 1,
+            SubmittedAt = Now,
+            DueAt = Now.AddSeconds(3),
+            Outputs = [new ProviderOutput(null, "aGVsbG8=", "image/png")],
+            Files = [new OutputFile("row-0003.png", new string('d', 64), 5)],
+            CostUsd = 0.02m,
+            Error = "kept",
+        };
+        var samePlace = jobs[3] with { Polls = 2 };
+        var notMine = other with { State = JobState.Submitting };
+
+        var moved = await Store.TransitionManyAsync(
+        [
+            new JobTransition(submitting, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+            new JobTransition(wrongState, [JobState.AtProvider], Worker, KeepLease: false, Reason: "should not apply"),
+            new JobTransition(atProvider, [JobState.Submitting, JobState.Pending], Worker, KeepLease: false, Reason: "accepted as req-9"),
+            new JobTransition(samePlace, [JobState.Pending], Worker, KeepLease: false, Reason: null),
+            new JobTransition(notMine, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+        ], Ct);
+
+        moved.ShouldBe([true, false, true, true, false]);
+        var first = await GetAsync(jobs[0].Id);
+        (first.State, first.LeaseOwner, first.ReservedUsd).ShouldBe((JobState.Submitting, Worker, 0.04m));
+        ShouldBeUnchanged(await GetAsync(jobs[1].Id), jobs[1]);
+        ShouldBeUnchanged(await GetAsync(other.Id), other);
+        var third = await GetAsync(jobs[2].Id);
+        third.ShouldSatisfyAllConditions(
+            () => third.State.ShouldBe(JobState.AtProvider),
+            () => third.RequestId.ShouldBe("req-9"),
+            () => third.LeaseOwner.ShouldBeNull(),
+            () => third.DueAt.ShouldBe(Now.AddSeconds(3)),
+            () => third.Outputs.ShouldBe(atProvider.Outputs),
+            () => third.Files.ShouldBe(atProvider.Files),
+            () => third.CostUsd.ShouldBe(0.02m),
+            () => third.Error.ShouldBe("kept"),
+            () => third.SubmittedAt.ShouldBe(Now));
+        var fourth = await GetAsync(jobs[3].Id);
+        (fourth.State, fourth.Polls, fourth.LeaseOwner).ShouldBe((JobState.Pending, 2, null));
+
+        // History as single writes leave it: a state change, or a reason; nothing for a same-state write without one.
+        (await Store.GetHistoryAsync(jobs[0].Id, Ct)).ShouldContain(h => h.From == JobState.Pending && h.To == JobState.Submitting && h.ServerId == Worker);
+        (await Store.GetHistoryAsync(jobs[1].Id, Ct)).ShouldNotContain(h => h.Reason == "should not apply");
+        (await Store.GetHistoryAsync(jobs[2].Id, Ct)).ShouldContain(h => h.To == JobState.AtProvider && h.Reason == "accepted as req-9");
+        (await Store.GetHistoryAsync(jobs[3].Id, Ct)).ShouldNotContain(h => h.From == JobState.Pending && h.To == JobState.Pending);
+
+        // The money of both applied writes reached the batch, and the progress counters moved with the states.
+        var batch = (await Store.GetBatchAsync(jobs[0].BatchId, Ct))!;
+        (batch.SpentUsd, batch.ReservedUsd).ShouldBe((0.02m, 0.04m));
+        var progress = await Store.GetProgressAsync(jobs[0].BatchId, Ct);
+        (progress.Count(JobState.Pending), progress.Count(JobState.Submitting), progress.Count(JobState.AtProvider)).ShouldBe((2, 1, 1));
+    }
+
+    [Fact]
+    public async Task TransitionManyAsync_ManyJobsOfTwoBatches_MovesEveryOneAndSettlesEachBatch()
+    {
+        var spring = await ImportAndClaimAsync(20);
+        var autumn = await ImportAndClaimAsync(10, name: "autumn-catalog");
+        var done = spring.Concat(autumn)
+            .Select(j => new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null))
+            .ToList();
+
+        (await Store.TransitionManyAsync(done, Ct)).ShouldAllBe(moved => moved);
+
+        (await Store.GetBatchAsync(spring[0].BatchId, Ct))!.ReservedUsd.ShouldBe(0.40m);
+        (await Store.GetBatchAsync(autumn[0].BatchId, Ct))!.ReservedUsd.ShouldBe(0.20m);
+        (await Store.GetProgressAsync(autumn[0].BatchId, Ct)).Count(JobState.Submitting).ShouldBe(10);
+        (await Store.GetJobsAsync(spring[0].BatchId, Ct)).ShouldAllBe(j => j.State == JobState.Submitting && j.LeaseOwner == Worker);
+    }
+
+    [Fact]
+    public async Task TransitionAsync_RaisedReservationWithinBudget_ReservesInTheSameWrite()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(1), Ct);
+        var job = (await ClaimAsync(batchId: import.Batch.Id))[0];
+
+        (await MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = 0.04m }, keepLease: true)).ShouldBeTrue();
+
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+        (await GetAsync(job.Id)).ShouldSatisfyAllConditions(
+            stored => stored.State.ShouldBe(JobState.Submitting),
+            stored => stored.ReservedUsd.ShouldBe(0.04m));
+    }
+
+    [Fact]
+    public async Task TransitionAsync_RaisedReservationOverBudget_MissesAndChangesNothing()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(2), Ct);
+        var jobs = await ClaimAsync(batchId: import.Batch.Id);
+        (await Store.TryReserveBudgetAsync(jobs[0].Id, Worker, 0.04m, Ct)).ShouldBeTrue();
+
+        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.Submitting, ReservedUsd = 0.02m }, keepLease: true)).ShouldBeFalse();
+
+        ShouldBeUnchanged(await GetAsync(jobs[1].Id), jobs[1]);
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+        (await Store.GetHistoryAsync(jobs[1].Id, Ct)).ShouldNotContain(h => h.To == JobState.Submitting);
+    }
+
+    [Fact]
+    public async Task TransitionManyAsync_RaisesOfOneBatchOverItsBudget_NeverExceedItAndOthersApply()
+    {
+        var tight = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.05m }, NewJobs(3), Ct);
+        var open = await Store.ImportBatchAsync(Batch("autumn-catalog"), NewJobs(1), Ct);
+        var jobs = await ClaimAsync(batchId: tight.Batch.Id);
+        var free = (await ClaimAsync(batchId: open.Batch.Id))[0];
+
+        // 3 × 0.02 does not fit 0.05 together (each alone would). A store may take the raises one by one or refuse the
+        // batch's raises in the group altogether; either way the budget holds and a refused move changes nothing.
+        var moved = await Store.TransitionManyAsync(
+            [.. jobs.Concat([free]).Select(j => new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null))],
+            Ct);
+
+        moved[3].ShouldBeTrue();
+        var applied = moved.Take(3).Count(m => m);
+        applied.ShouldBeLessThanOrEqualTo(2);
+        (await Store.GetBatchAsync(tight.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.02m * applied);
+        (await Store.GetBatchAsync(open.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.02m);
+        for (var i = 0; i < 3; i++)
+        {
+            (await GetAsync(jobs[i].Id)).State.ShouldBe(moved[i] ? JobState.Submitting : JobState.Pending);
+        }
+
+        // Raises that fit together go through together.
+        var waiting = jobs.Where((_, i) => !moved[i]).Take(2 - applied).ToList();
+        moved = await Store.TransitionManyAsync(
+            [.. waiting.Select(j => new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null))],
+            Ct);
+
+        moved.ShouldAllBe(m => m);
+        (await Store.GetBatchAsync(tight.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.04m);
+    }
+
+    [Fact]
+    public async Task TransitionAsync_ConcurrentRaisesFromManyStores_NeverExceedTheBudget()
+    {
+        var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.10m }, NewJobs(20), Ct);
+        var jobs = await ClaimAsync(batchId: import.Batch.Id);
+        var stores = Enumerable.Range(0, 4).Select(_ => OpenStore()).ToArray();
+
+        var moved = await Task.WhenAll(jobs.Select((j, i) => stores[i % stores.Length].TransitionAsync(
+            new JobTransition(j with { State = JobState.Submitting, ReservedUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null), Ct)));
+
+        moved.Count(m => m).ShouldBe(5);
+        (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.10m);
+        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(JobState.Submitting).ShouldBe(5);
+    }
+}
