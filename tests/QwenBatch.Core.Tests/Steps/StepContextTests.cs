@@ -33,7 +33,7 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job);
         var now = engine.Time.GetUtcNow();
         var due = new DueTimes();
-        var changer = new JobStateChanger(engine.Store, Microsoft.Extensions.Logging.Abstractions.NullLogger<JobStateChanger>.Instance, due.Add);
+        var changer = new JobStateChanger(engine.Store, Microsoft.Extensions.Logging.Abstractions.NullLogger<JobStateChanger>.Instance, released: due.Add);
 
         await context.MoveOnAsync(changer, job with { Polls = 1, DueAt = now.AddSeconds(3) }, reason: null, now);
 
