@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Providers;
 using QwenBatch.Steps;
@@ -18,7 +19,7 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
 public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
-    IEnumerable<IServerLoop>? maintenance = null)
+    IEnumerable<IServerLoop>? maintenance = null, LatencyMemory? latencies = null)
 {
     public string Id { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid().ToString("N")[..8]}";
 
@@ -28,6 +29,12 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         await store.RegisterServerAsync(new ServerInfo(Id, Environment.MachineName, Environment.ProcessId, options.Concurrency, startedAt, startedAt), stopping);
         LogStarted(Id, options.Concurrency);
 
+        // Start warm: what the fleet learned about task latencies decides the first polls.
+        if (latencies is not null)
+        {
+            await latencies.SyncAsync(stopping);
+        }
+
         var signal = new WorkSignal();
         using var background = new CancellationTokenSource();
         using var steps = new CancellationTokenSource();
@@ -36,6 +43,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             ListenAsync(signal, background.Token),
             HeartbeatLoopAsync(background.Token),
             RescueLoopAsync(signal, background.Token),
+            latencies?.RunAsync(background.Token) ?? Task.CompletedTask,
 
             // Schedules and retention belong to workers serving every batch, not to a 'run' of one batch.
             .. scope.BatchId is null ? (maintenance ?? []).Select(loop => loop.RunAsync(Id, background.Token)) : [],
@@ -144,6 +152,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             await grace.CancelAsync();
             await steps.CancelAsync();
             await Task.WhenAll(inFlight);
+        }
+
+        if (latencies is not null)
+        {
+            await latencies.SyncAsync(CancellationToken.None);
         }
 
         try
