@@ -50,9 +50,12 @@ public sealed class LatencyModel
     /// before it, so the estimate is nudged earlier; otherwise the task finished within the last gap between polls, and
     /// the middle of that gap is the best guess.
     /// </summary>
-    /// <param name="observed">From the accepted submit to the poll that saw completion.</param>
+    /// <param name="observed">
+    /// From the accepted submit to when the poll that saw completion was due. The due time, not when the poll ran: the
+    /// estimate schedules due times, and a claim that ran late on a busy machine must not teach a later first poll.
+    /// </param>
     /// <param name="pollsBefore">Polls that had seen the task unfinished.</param>
-    /// <param name="lastGap">The gap the schedule leaves between polls at that point.</param>
+    /// <param name="lastGap">The gap the schedule left before that poll (<see cref="PollSchedule.GapBefore"/>).</param>
     public void ObserveCompletion(LatencyKey key, TimeSpan observed, int pollsBefore, TimeSpan lastGap)
     {
         if (pollsBefore == 0 && Expected(key) is { } expected)

@@ -46,8 +46,8 @@ public sealed partial class PollStep(
         {
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
-                var observed = now - job.SubmittedAt!.Value;
-                latency.ObserveCompletion(key, observed, job.Polls, schedule.LateGap(observed));
+                var due = job.DueAt - job.SubmittedAt!.Value;
+                latency.ObserveCompletion(key, due, job.Polls, schedule.GapBefore(due, job.Polls, latency.Expected(key)));
 
                 // Settle: the reservation becomes the actual charge for the images the provider made.
                 await changer.MoveAsync(job, job with
