@@ -37,10 +37,12 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
     public TimeSpan LateGap(TimeSpan elapsed) => Clamp(elapsed * LateFraction);
 
     /// <summary>
-    /// The gap (without jitter) this schedule left before a poll due <paramref name="dueElapsed"/> after the submit, after
-    /// <paramref name="polls"/> earlier polls of the task: how long the task may have been finished unseen. While nothing
-    /// was learned the gaps are the probing ones (×1.5 each); the model may have learned from other tasks meanwhile, so a
-    /// due time on the probing series (within the jitter) counts as probing. Otherwise the late gap.
+    /// How long a task seen finished by a poll due <paramref name="dueElapsed"/> after the submit, after
+    /// <paramref name="polls"/> earlier polls, may have been finished unseen: the gap the schedule left before that poll
+    /// (without jitter). While nothing was learned that is the probing gap (×1.5 each). Once something is, the task may
+    /// still have been probed before the model learned from another one, and due times carry each earlier poll's own
+    /// delay, so which gap it was cannot be told apart: the larger of the probing and late gaps is taken, which errs
+    /// towards an earlier estimate (an extra call) rather than a later one (lag).
     /// </summary>
     public TimeSpan GapBefore(TimeSpan dueElapsed, int polls, TimeSpan? expected)
     {
@@ -49,14 +51,14 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
             return dueElapsed;
         }
 
-        var probingDue = TimeSpan.Zero;
-        for (var i = 0; i <= polls && i <= 40; i++)
+        var probing = ProbeGap(polls);
+        if (expected is null)
         {
-            probingDue += ProbeGap(i);
+            return probing;
         }
 
-        var onProbingSeries = Math.Abs((dueElapsed - probingDue).Ticks) <= probingDue.Ticks * 0.12;
-        return expected is null || onProbingSeries ? ProbeGap(polls) : LateGap(dueElapsed);
+        var late = LateGap(dueElapsed);
+        return probing > late ? probing : late;
     }
 
     private TimeSpan ProbeGap(int polls) => Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40)));

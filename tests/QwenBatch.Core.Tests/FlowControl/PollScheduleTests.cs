@@ -12,22 +12,26 @@ public sealed class PollScheduleTests
         Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, expected: null).ShouldBe(TimeSpan.FromSeconds(3.375));
 
     [Fact]
-    public void GapBefore_OnTheProbingSeriesButLearnedMeanwhile_IsStillTheProbingGap() =>
+    public void GapBefore_ProbedButLearnedMeanwhile_IsStillTheProbingGap() =>
         Schedule.GapBefore(TimeSpan.FromSeconds(8.5), 3, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(3.375));
 
     [Fact]
-    public void GapBefore_AfterAFirstPollAtTheExpectedTime_IsTheLateGap() =>
-        Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1));
+    public void GapBefore_LateTaskLearned_IsTheLateGapWhenLarger() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(40), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(4));
 
     [Fact]
-    public void ObserveCompletion_SeenAfterProbing_LearnsTheMiddleOfTheLastGap()
+    public void GapBefore_AfterAFirstPollAtTheExpectedTime_ErrsTowardsTheLargerProbingGap() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1.5));
+
+    [Fact]
+    public void ObserveCompletion_SeenAfterProbing_LearnsEarlyInTheLastGap()
     {
         var model = new LatencyModel();
         var key = LatencyModel.Key("odirouter", 1, null);
 
-        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: 6.44 s is the best guess, not 8.
+        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: a quarter into that gap, 5.59 s, not 8.
         model.ObserveCompletion(key, TimeSpan.FromSeconds(8.125), 3, Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, null));
 
-        model.Expected(key)!.Value.TotalSeconds.ShouldBe(6.4375, tolerance: 1e-9);
+        model.Expected(key)!.Value.TotalSeconds.ShouldBe(5.59375, tolerance: 1e-9);
     }
 }
