@@ -61,6 +61,18 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
         return probing > late ? probing : late;
     }
 
+    /// <summary>
+    /// Whether a poll answered <paramref name="late"/> after it was due still says when the task finished: within twice
+    /// the first poll delay or half the time it was due after the submit. A poll that waited much longer (for the request
+    /// allowance of a request-bound run, for a busy machine) may have found a task finished long before it was due, and
+    /// learning its due time would teach a far too early first poll.
+    /// </summary>
+    public bool RanOnTime(TimeSpan dueElapsed, TimeSpan late)
+    {
+        var slack = options.FirstPollDelay * 2;
+        return late <= (dueElapsed / 2 > slack ? dueElapsed / 2 : slack);
+    }
+
     private TimeSpan ProbeGap(int polls) => Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40)));
 
     private TimeSpan Clamp(TimeSpan delay) =>

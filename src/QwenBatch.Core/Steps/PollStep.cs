@@ -47,7 +47,11 @@ public sealed partial class PollStep(
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
                 var due = job.DueAt - job.SubmittedAt!.Value;
-                latency.ObserveCompletion(key, due, job.Polls, schedule.GapBefore(due, job.Polls, latency.Expected(key)));
+                if (schedule.RanOnTime(due, now - job.DueAt))
+                {
+                    latency.ObserveCompletion(key, due, job.Polls, schedule.GapBefore(due, job.Polls, latency.Expected(key)));
+                }
+
 
                 // Settle: the reservation becomes the actual charge for the images the provider made.
                 await changer.MoveAsync(job, job with

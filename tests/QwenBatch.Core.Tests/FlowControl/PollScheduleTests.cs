@@ -23,6 +23,15 @@ public sealed class PollScheduleTests
     public void GapBefore_AfterAFirstPollAtTheExpectedTime_ErrsTowardsTheLargerProbingGap() =>
         Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1.5));
 
+    [Theory]
+    [InlineData(6, 1.5, true)]
+    [InlineData(6, 2.9, true)]
+    [InlineData(1, 1.9, true)]
+    [InlineData(1, 80, false)]
+    [InlineData(8, 4.5, false)]
+    public void RanOnTime_PollAnsweredLate_CountsOnlyWithinTheSlack(double dueSeconds, double lateSeconds, bool expected) =>
+        Schedule.RanOnTime(TimeSpan.FromSeconds(dueSeconds), TimeSpan.FromSeconds(lateSeconds)).ShouldBe(expected);
+
     [Fact]
     public void ObserveCompletion_SeenAfterProbing_LearnsEarlyInTheLastGap()
     {
