@@ -141,7 +141,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         using var response = await client.GetAsync("/healthz");
 
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
-        (await response.Content.ReadAsStringAsync()).ShouldContain("\"schema\":4");
+        (await response.Content.ReadAsStringAsync()).ShouldContain("\"schema\":5");
     }
 
     [Fact]
