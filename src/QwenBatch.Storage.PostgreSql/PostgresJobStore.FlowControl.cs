@@ -134,6 +134,42 @@ public sealed partial class PostgresJobStore
         return verdict;
     }
 
+    public async Task<IReadOnlyList<ProviderLatency>> MergeLatenciesAsync(IReadOnlyList<ProviderLatency> observed, CancellationToken ct)
+    {
+        // One round trip: the upsert (a weighted mean, the stored side capped in weight), then the read of every row,
+        // which as a statement of its own sees the upsert.
+        await using var command = _dataSource.CreateCommand(
+            """
+            INSERT INTO provider_latency AS p (provider, n, size, seconds, samples, updated_at)
+            SELECT * FROM unnest(@providers::text[], @ns::int[], @sizes::text[], @seconds::float8[], @samples::bigint[]) AS o, (SELECT @now::timestamptz) t
+            ORDER BY 1, 2, 3
+            ON CONFLICT (provider, n, size) DO UPDATE SET
+                seconds = (p.seconds * least(p.samples, @weight) + excluded.seconds * excluded.samples) / (least(p.samples, @weight) + excluded.samples),
+                samples = p.samples + excluded.samples,
+                updated_at = excluded.updated_at;
+            SELECT provider, n, size, seconds, samples FROM provider_latency ORDER BY provider, n, size;
+            """);
+        command.Parameters.AddWithValue("providers", observed.Select(o => o.Provider).ToArray());
+        command.Parameters.AddWithValue("ns", observed.Select(o => o.N).ToArray());
+        command.Parameters.AddWithValue("sizes", observed.Select(o => o.Size).ToArray());
+        command.Parameters.AddWithValue("seconds", observed.Select(o => o.Seconds).ToArray());
+        command.Parameters.AddWithValue("samples", observed.Select(o => Math.Max(1, o.Samples)).ToArray());
+        command.Parameters.AddWithValue("now", _time.GetUtcNow());
+        command.Parameters.AddWithValue("weight", (long)ProviderLatency.MaxStoredWeight);
+        var rows = new List<ProviderLatency>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        do
+        {
+            while (reader.FieldCount == 5 && await reader.ReadAsync(ct))
+            {
+                rows.Add(new ProviderLatency(reader.GetString(0), reader.GetInt32(1), reader.GetString(2), reader.GetDouble(3), reader.GetInt64(4)));
+            }
+        }
+        while (await reader.NextResultAsync(ct));
+
+        return rows;
+    }
+
     private static NpgsqlBatchCommand Statement(BudgetReservation reservation, DateOnly day, string sql)
     {
         var command = new NpgsqlBatchCommand(sql);

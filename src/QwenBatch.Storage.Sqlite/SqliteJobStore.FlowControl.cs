@@ -59,6 +59,31 @@ public sealed partial class SqliteJobStore
         return count;
     }
 
+    public async Task<IReadOnlyList<ProviderLatency>> MergeLatenciesAsync(IReadOnlyList<ProviderLatency> observed, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var tx = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+        foreach (var o in observed)
+        {
+            await using var upsert = Command(connection, tx,
+                """
+                INSERT INTO provider_latency AS p (provider, n, size, seconds, samples, updated_at) VALUES (@provider, @n, @size, @seconds, @samples, @now)
+                ON CONFLICT (provider, n, size) DO UPDATE SET
+                    seconds = (p.seconds * min(p.samples, @weight) + excluded.seconds * excluded.samples) / (min(p.samples, @weight) + excluded.samples),
+                    samples = p.samples + excluded.samples,
+                    updated_at = excluded.updated_at
+                """,
+                ("provider", o.Provider), ("n", o.N), ("size", o.Size), ("seconds", o.Seconds), ("samples", Math.Max(1, o.Samples)),
+                ("now", Ms(_time.GetUtcNow())), ("weight", ProviderLatency.MaxStoredWeight));
+            await upsert.ExecuteNonQueryAsync(ct);
+        }
+
+        await using var read = Command(connection, tx, "SELECT provider, n, size, seconds, samples FROM provider_latency ORDER BY provider, n, size");
+        var rows = await ListAsync(read, r => new ProviderLatency(r.GetString(0), r.GetInt32(1), r.GetString(2), r.GetDouble(3), r.GetInt64(4)), ct);
+        await tx.CommitAsync(ct);
+        return rows;
+    }
+
     /// <summary>The account's settled spend on the store clock's UTC day and its open reservations (but job <paramref name="exceptJob"/>'s).</summary>
     private async Task<DailySpend> ReadDailySpendAsync(SqliteConnection connection, SqliteTransaction? tx, string provider, long exceptJob, CancellationToken ct)
     {

@@ -30,11 +30,50 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
             return Jitter(LateGap(elapsed));
         }
 
-        return Jitter(Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40))));
+        return Jitter(ProbeGap(polls));
     }
 
     /// <summary>The gap between polls once a task is late: a tenth of its age, within the bounds.</summary>
     public TimeSpan LateGap(TimeSpan elapsed) => Clamp(elapsed * LateFraction);
+
+    /// <summary>
+    /// How long a task seen finished by a poll due <paramref name="dueElapsed"/> after the submit, after
+    /// <paramref name="polls"/> earlier polls, may have been finished unseen: the gap the schedule left before that poll
+    /// (without jitter). While nothing was learned that is the probing gap (×1.5 each). Once something is, the task may
+    /// still have been probed before the model learned from another one, and due times carry each earlier poll's own
+    /// delay, so which gap it was cannot be told apart: the larger of the probing and late gaps is taken, which errs
+    /// towards an earlier estimate (an extra call) rather than a later one (lag).
+    /// </summary>
+    public TimeSpan GapBefore(TimeSpan dueElapsed, int polls, TimeSpan? expected)
+    {
+        if (polls <= 0)
+        {
+            return dueElapsed;
+        }
+
+        var probing = ProbeGap(polls);
+        if (expected is null)
+        {
+            return probing;
+        }
+
+        var late = LateGap(dueElapsed);
+        return probing > late ? probing : late;
+    }
+
+    /// <summary>
+    /// Whether a poll answered <paramref name="late"/> after it was due still says when the task finished: within twice
+    /// the first poll delay or half the time it was due after the submit. A poll that waited much longer (for the request
+    /// allowance of a request-bound run, for a busy machine) may have found a task finished long before it was due, and
+    /// learning its due time would teach a far too early first poll.
+    /// </summary>
+    public bool RanOnTime(TimeSpan dueElapsed, TimeSpan late)
+    {
+        var slack = options.FirstPollDelay * 2;
+        return late <= (dueElapsed / 2 > slack ? dueElapsed / 2 : slack);
+    }
+
+    private TimeSpan ProbeGap(int polls) => Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40)));
 
     private TimeSpan Clamp(TimeSpan delay) =>
         delay < options.FirstPollDelay ? options.FirstPollDelay : delay > options.MaxPollInterval ? options.MaxPollInterval : delay;

@@ -47,6 +47,7 @@ public static class JobEngine
             new DownloadStep(changer, store, downloader, time),
         ];
         var runner = new JobStepRunner(steps, changer, options, time, random, loggers.CreateLogger<JobStepRunner>());
-        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance, due);
+        var latencies = new LatencyMemory(store, latency, options, time, loggers.CreateLogger<LatencyMemory>());
+        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance, due, latencies);
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using QwenBatch.FlowControl;
 using QwenBatch.Jobs;
 using QwenBatch.Providers;
 using QwenBatch.Steps;
@@ -18,10 +19,9 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
 public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
-    IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null)
+    IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null, LatencyMemory? latencies = null)
 {
     private readonly DueTimes _due = due ?? new DueTimes();
-
 
     /// <summary>When every slot is busy, the dispatcher claims again once this share (1/n) of the slots is free.</summary>
     internal const int ClaimShare = 4;
@@ -43,6 +43,19 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
         LogStarted(Id, options.Concurrency);
 
+        // Start warm: what the fleet learned about task latencies decides the first polls.
+        if (latencies is not null)
+        {
+            try
+            {
+                await latencies.SyncAsync(stopping);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                // Told to stop while loading: the loop below stops at once and gives everything back.
+            }
+        }
+
         var signal = new WorkSignal();
         using var background = new CancellationTokenSource();
         using var steps = new CancellationTokenSource();
@@ -51,6 +64,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             ListenAsync(signal, background.Token),
             HeartbeatLoopAsync(background.Token),
             RescueLoopAsync(signal, background.Token),
+            latencies?.RunAsync(background.Token) ?? Task.CompletedTask,
 
             // Schedules and retention belong to workers serving every batch, not to a 'run' of one batch.
             .. scope.BatchId is null ? (maintenance ?? []).Select(loop => loop.RunAsync(Id, background.Token)) : [],
@@ -190,6 +204,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             await grace.CancelAsync();
             await steps.CancelAsync();
             await Task.WhenAll(inFlight);
+        }
+
+        if (latencies is not null)
+        {
+            await latencies.SyncAsync(CancellationToken.None);
         }
 
         try

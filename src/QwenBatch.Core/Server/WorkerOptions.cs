@@ -53,6 +53,10 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often a process saves the task latencies it learned to the store and reads the fleet's.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan LatencySyncInterval { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>A file touched after every successful heartbeat (for container healthchecks); none when empty.</summary>
     public string? HeartbeatFile { get; set; }
 

@@ -46,8 +46,12 @@ public sealed partial class PollStep(
         {
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
-                var observed = now - job.SubmittedAt!.Value;
-                latency.ObserveCompletion(key, observed, job.Polls, schedule.LateGap(observed));
+                var due = job.DueAt - job.SubmittedAt!.Value;
+                if (schedule.RanOnTime(due, now - job.DueAt))
+                {
+                    latency.ObserveCompletion(key, due, job.Polls, schedule.GapBefore(due, job.Polls, latency.Expected(key)));
+                }
+
 
                 // Settle: the reservation becomes the actual charge for the images the provider made. The download is due
                 // at once, so it runs next under this same lease.

@@ -1,6 +1,6 @@
 namespace QwenBatch.Storage;
 
-/// <summary>Flow control kept in the store beyond the batch budget: the accounts' daily budgets.</summary>
+/// <summary>Flow control kept in the store beyond the batch budget: the accounts' daily budgets, learned latencies.</summary>
 public partial interface IJobStore
 {
     /// <summary>
@@ -13,6 +13,21 @@ public partial interface IJobStore
 
     /// <summary>The provider account's settled spend and open reservations on the store clock's UTC day.</summary>
     Task<DailySpend> GetDailySpendAsync(string provider, CancellationToken ct);
+
+    /// <summary>
+    /// Blends <paramref name="observed"/> (a process's estimates and how many completions each learned from since its last
+    /// save) into the stored latencies in one statement, and returns every stored latency. A stored estimate weighs as at
+    /// most <see cref="ProviderLatency.MaxStoredWeight"/> completions, so the fleet's estimate follows a provider that
+    /// changes. With nothing observed it only reads (a process starting warm).
+    /// </summary>
+    Task<IReadOnlyList<ProviderLatency>> MergeLatenciesAsync(IReadOnlyList<ProviderLatency> observed, CancellationToken ct);
+}
+
+/// <summary>A learned task latency: provider, n and size class (empty for the default size), seconds, completions seen.</summary>
+public sealed record ProviderLatency(string Provider, int N, string Size, double Seconds, long Samples)
+{
+    /// <summary>How many completions a stored estimate counts for, at most, when new ones are blended in.</summary>
+    public const int MaxStoredWeight = 20;
 }
 
 /// <summary>One budget reservation before a submit.</summary>

@@ -75,10 +75,11 @@ internal sealed class EngineHarness : IAsyncDisposable
     /// <summary>The one scripted account, as the engine sees it.</summary>
     public ProviderRegistry Providers => new([new ProviderAccount(Provider, Scripted, Account)]);
 
-    public JobServer Server(IJobStore? store = null)
+    /// <param name="latency">What the server's process has learned; by default the harness's shared model.</param>
+    public JobServer Server(IJobStore? store = null, LatencyModel? latency = null)
     {
         store ??= Store;
-        return JobEngine.Create(new EngineParts(store, Providers, Options, Time, Jitter, Latency, new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
+        return JobEngine.Create(new EngineParts(store, Providers, Options, Time, Jitter, latency ?? Latency, new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
     }
 
     public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch", decimal? budget = null)
@@ -147,9 +148,9 @@ internal sealed class EngineHarness : IAsyncDisposable
     }
 
     /// <summary>Runs one server over the batch until it settles, on the fake clock, and returns the batch's jobs.</summary>
-    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false)
+    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false, LatencyModel? latency = null)
     {
-        var run = Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        var run = Server(latency: latency).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250), quiesce: quiesce);
         await run;
         return await Store.GetJobsAsync(batch.Id, CancellationToken.None);

@@ -163,4 +163,50 @@ public sealed class FlowControlTests
         ((provider.PollCalls - pollsBefore) / 40.0).ShouldBeLessThanOrEqualTo(3.0);
         provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1) + Tick);
     }
+
+    [Fact]
+    public async Task RunAsync_NewProcessOnAStoreThatLearned_StartsWarmAtMostThreePollsPerJobAndLittleLag()
+    {
+        var time = new Testing.Time.ManualTimeProvider();
+        var provider = new ScriptedProvider { Clock = time, TaskLatency = TimeSpan.FromSeconds(6) };
+        await using var engine = new EngineHarness(provider, time);
+        engine.Options.Concurrency = 8;
+        engine.Options.FirstPollDelay = TimeSpan.FromMilliseconds(500);
+        await engine.RunBatchAsync(await engine.ImportAsync(8, "yesterday"), quiesce: true);
+        var pollsBefore = provider.PollCalls;
+        provider.CompletionLags.Clear();
+
+        // A process that has seen no task itself: all it knows comes from the store.
+        var fresh = new LatencyModel();
+        await engine.RunBatchAsync(await engine.ImportAsync(40, "tonight"), quiesce: true, latency: fresh);
+
+        ((provider.PollCalls - pollsBefore) / 40.0).ShouldBeLessThanOrEqualTo(3.0);
+        provider.CompletionLags.Max().ShouldBeLessThanOrEqualTo(TimeSpan.FromSeconds((6 * 0.1) + 1) + Tick);
+        (await engine.Store.MergeLatenciesAsync([], CancellationToken.None)).ShouldHaveSingleItem().Samples.ShouldBe(48);
+    }
+
+    [Fact]
+    public async Task RunAsync_LearningWorker_SavesWhatItLearnedEverySyncIntervalNotPerJob()
+    {
+        var time = new Testing.Time.ManualTimeProvider();
+        var provider = new ScriptedProvider { Clock = time, TaskLatency = TimeSpan.FromSeconds(6) };
+        await using var engine = new EngineHarness(provider, time);
+        engine.Options.LatencySyncInterval = TimeSpan.FromMinutes(10);
+        var batch = await engine.ImportAsync(4, "long");
+        using var stopping = new CancellationTokenSource();
+        var worker = engine.Server().RunAsync(ServerScope.Everything, stopping.Token);
+        await engine.RunClockUntilAsync(() => engine.SettledAsync(batch.Id), Tick);
+
+        // Every job is done and learned from, and nothing was written for any of them yet.
+        engine.Latency.Expected(LatencyModel.Key(EngineHarness.Provider, 1, null)).ShouldNotBeNull();
+        (await engine.Store.MergeLatenciesAsync([], CancellationToken.None)).ShouldBeEmpty();
+
+        // At the sync interval one write carries all four completions.
+        await engine.RunClockUntilAsync(async () => (await engine.Store.MergeLatenciesAsync([], CancellationToken.None)).Count == 1, TimeSpan.FromSeconds(30));
+        var saved = (await engine.Store.MergeLatenciesAsync([], CancellationToken.None)).Single();
+        (saved.Provider, saved.N, saved.Size, saved.Samples).ShouldBe((EngineHarness.Provider, 1, "", 4L));
+        await stopping.CancelAsync();
+        await engine.RunClockUntilAsync(() => Task.FromResult(worker.IsCompleted), Tick);
+        await worker;
+    }
 }

@@ -1,0 +1,60 @@
+using Microsoft.Extensions.Logging;
+using QwenBatch.Server;
+using QwenBatch.Storage;
+
+namespace QwenBatch.FlowControl;
+
+/// <summary>
+/// Keeps a process's <see cref="LatencyModel"/> in step with the store: loaded when the server starts (so a new worker,
+/// or tonight's run, polls near the expected completion from its first task), then every
+/// <see cref="WorkerOptions.LatencySyncInterval"/> what it learned is blended in and the fleet's estimates read back, and
+/// once more when it stops. One small statement per interval, never one per job: the hot path stays as it was.
+/// </summary>
+public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, WorkerOptions options, TimeProvider time, ILogger<LatencyMemory> logger)
+{
+    /// <summary>Saves what was learned since the last sync and takes the fleet's estimates; false when the store failed.</summary>
+    public async Task<bool> SyncAsync(CancellationToken ct)
+    {
+        try
+        {
+            var unsaved = model.Unsaved();
+            var stored = await store.MergeLatenciesAsync(unsaved, ct);
+            model.Adopt(unsaved, stored);
+            return true;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            // Learned latencies only make polling cheaper; without the store the model keeps learning in memory.
+            LogSyncFailed(ex);
+            return false;
+        }
+    }
+
+    /// <summary>Syncs every interval until cancelled.</summary>
+    public async Task RunAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            try
+            {
+                await Task.Delay(options.LatencySyncInterval, time, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            try
+            {
+                await SyncAsync(ct);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not sync learned provider latencies with the store; trying again at the next interval")]
+    private partial void LogSyncFailed(Exception ex);
+}

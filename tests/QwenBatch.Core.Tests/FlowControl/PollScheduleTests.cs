@@ -1,0 +1,46 @@
+using QwenBatch.FlowControl;
+using QwenBatch.Server;
+
+namespace QwenBatch.Core.Tests.FlowControl;
+
+public sealed class PollScheduleTests
+{
+    private static readonly PollSchedule Schedule = new(new WorkerOptions { FirstPollDelay = TimeSpan.FromSeconds(1), MaxPollInterval = TimeSpan.FromSeconds(30) }, () => 0.5);
+
+    [Fact]
+    public void GapBefore_ProbingNothingLearned_IsTheLastProbingGap() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, expected: null).ShouldBe(TimeSpan.FromSeconds(3.375));
+
+    [Fact]
+    public void GapBefore_ProbedButLearnedMeanwhile_IsStillTheProbingGap() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(8.5), 3, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(3.375));
+
+    [Fact]
+    public void GapBefore_LateTaskLearned_IsTheLateGapWhenLarger() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(40), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(4));
+
+    [Fact]
+    public void GapBefore_AfterAFirstPollAtTheExpectedTime_ErrsTowardsTheLargerProbingGap() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1.5));
+
+    [Theory]
+    [InlineData(6, 1.5, true)]
+    [InlineData(6, 2.9, true)]
+    [InlineData(1, 1.9, true)]
+    [InlineData(1, 80, false)]
+    [InlineData(8, 4.5, false)]
+    public void RanOnTime_PollAnsweredLate_CountsOnlyWithinTheSlack(double dueSeconds, double lateSeconds, bool expected) =>
+        Schedule.RanOnTime(TimeSpan.FromSeconds(dueSeconds), TimeSpan.FromSeconds(lateSeconds)).ShouldBe(expected);
+
+    [Fact]
+    public void ObserveCompletion_SeenAfterProbing_LearnsEarlyInTheLastGap()
+    {
+        var model = new LatencyModel();
+        var key = LatencyModel.Key("odirouter", 1, null);
+
+        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: a quarter into that gap, 5.59 s, not 8.
+        model.ObserveCompletion(key, TimeSpan.FromSeconds(8.125), 3, Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, null));
+
+        model.Expected(key)!.Value.TotalSeconds.ShouldBe(5.59375, tolerance: 1e-9);
+    }
+}
