@@ -8,6 +8,8 @@ namespace QwenBatch.Storage.PostgreSql;
 /// <summary>The dashboard's queries: counters (migration 3), keyset pages and bulk operations on a selection.</summary>
 public sealed partial class PostgresJobStore
 {
+    public int LatestSchemaVersion => PostgresMigrations.All[^1].Version;
+
     public async Task<int> GetSchemaVersionAsync(CancellationToken ct)
     {
         // Two statements: a query naming a missing table fails when planned, whatever a CASE around it says.

@@ -10,6 +10,8 @@ public sealed partial class SqliteJobStore
 {
     private const long MsPerDay = 86_400_000;
 
+    public int LatestSchemaVersion => SqliteMigrations.All[^1].Version;
+
     public async Task<int> GetSchemaVersionAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);

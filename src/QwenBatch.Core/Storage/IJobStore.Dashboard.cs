@@ -11,6 +11,9 @@ public partial interface IJobStore
     /// <summary>The highest applied migration (for health checks); 0 on an empty database.</summary>
     Task<int> GetSchemaVersionAsync(CancellationToken ct);
 
+    /// <summary>The highest migration this build knows: a database below it has migrations to apply.</summary>
+    int LatestSchemaVersion { get; }
+
     /// <summary>Every batch's job count per state, from the maintained counters (zero counts left out).</summary>
     Task<IReadOnlyList<BatchStateCount>> GetStateCountsAsync(CancellationToken ct);
 

@@ -12,9 +12,6 @@ namespace QwenBatch.Dashboard.Api;
 /// <summary>The REST API under <c>/api</c>, and <c>/healthz</c>.</summary>
 internal static class ApiEndpoints
 {
-    /// <summary>The schema version this build expects; a lower one means migrations are not applied.</summary>
-    public const int SchemaVersion = 9;
-
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", HealthAsync);
@@ -40,7 +37,7 @@ internal static class ApiEndpoints
         try
         {
             var version = await store.GetSchemaVersionAsync(ct);
-            return version >= SchemaVersion
+            return version >= store.LatestSchemaVersion
                 ? Results.Ok(new { status = "healthy", database = "reachable", schema = version })
                 : Results.Json(new { status = "unhealthy", database = "reachable", schema = version, error = "migrations are not applied" }, statusCode: StatusCodes.Status503ServiceUnavailable);
         }
