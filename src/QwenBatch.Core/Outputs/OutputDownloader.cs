@@ -17,6 +17,15 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
     /// <summary>Temporary files of downloads start with this, so a sweep can find what a crash left behind.</summary>
     public const string TempPrefix = ".dl-";
 
+    /// <summary>
+    /// The hidden folder, inside the batch folder (so the final rename stays on one file system), where downloads are
+    /// written until they are whole. Kept apart from the outputs so finding a job's leftovers reads only the downloads
+    /// in flight, not a folder of 100,000 finished images once per download.
+    /// </summary>
+    public const string PartsFolder = ".downloads";
+
+    public static string PartsDirectory(string directory) => Path.Combine(directory, PartsFolder);
+
     /// <summary>Redirects followed for one output URL.</summary>
     public const int MaxRedirects = 5;
 
@@ -27,13 +36,13 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
 
     /// <summary>
     /// Writes the output and returns it as recorded. <paramref name="name"/> maps the extension read from the bytes to the
-    /// file's path relative to <paramref name="directory"/>; the temporary file's name starts with
-    /// <c>.dl-&lt;<paramref name="tempTag"/>&gt;-</c> so the job's own leftovers can be found again.
+    /// file's path relative to <paramref name="directory"/>; the temporary file, in <see cref="PartsFolder"/>, is named
+    /// <c>.dl-&lt;<paramref name="tempTag"/>&gt;-…</c> so the job's own leftovers can be found again.
     /// </summary>
     public async Task<OutputFile> DownloadAsync(ProviderOutput output, string directory, string tempTag, Func<string, string> name, CancellationToken ct)
     {
-        Directory.CreateDirectory(directory);
-        var temp = Path.Combine(directory, $"{TempPrefix}{tempTag}-{Guid.NewGuid():N}.part");
+        var parts = Directory.CreateDirectory(PartsDirectory(directory)).FullName;
+        var temp = Path.Combine(parts, $"{TempPrefix}{tempTag}-{Guid.NewGuid():N}.part");
         try
         {
             long length;

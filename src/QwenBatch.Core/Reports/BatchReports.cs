@@ -69,5 +69,11 @@ public static class BatchReports
         {
             File.Delete(stale);
         }
+
+        var parts = OutputDownloader.PartsDirectory(directory);
+        if (Directory.Exists(parts) && !Directory.EnumerateFileSystemEntries(parts).Any())
+        {
+            Directory.Delete(parts);
+        }
     }
 }

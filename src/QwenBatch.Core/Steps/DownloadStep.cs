@@ -65,12 +65,13 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
     /// </summary>
     private static void RemoveLeftovers(string directory, string tag)
     {
-        if (!Directory.Exists(directory))
+        var parts = OutputDownloader.PartsDirectory(directory);
+        if (!Directory.Exists(parts))
         {
             return;
         }
 
-        foreach (var stale in Directory.EnumerateFiles(directory, $"{OutputDownloader.TempPrefix}{tag}-*.part"))
+        foreach (var stale in Directory.EnumerateFiles(parts, $"{OutputDownloader.TempPrefix}{tag}-*.part"))
         {
             File.Delete(stale);
         }

@@ -1,4 +1,5 @@
 using QwenBatch.Jobs;
+using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
 using QwenBatch.Storage;
@@ -25,6 +26,29 @@ public sealed class JobServerTests
         jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0].Path)));
         engine.Scripted.Accepted.ShouldBe(10);
         (await engine.Store.GetProgressAsync(batch.Id, CancellationToken.None)).SpentUsd.ShouldBe(0.20m);
+    }
+
+    [Fact]
+    public async Task RunAsync_DownloadLeftoversOfACrash_RemovedWithTheJobsDownloadAndTheOutputsFolderHasOnlyImages()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 1 });
+        var batch = await engine.ImportAsync(3);
+        var first = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
+        var parts = Directory.CreateDirectory(OutputDownloader.PartsDirectory(batch.StorageDir)).FullName;
+        var leftover = Path.Combine(parts, $"{OutputDownloader.TempPrefix}{first.Id}-1-crashed.part");
+        var othersFile = Path.Combine(parts, ".dl-999999-1-other.part");
+        await File.WriteAllTextAsync(leftover, "half an image");
+        await File.WriteAllTextAsync(othersFile, "someone else's download");
+        using var stop = new CancellationTokenSource();
+
+        var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        File.Exists(leftover).ShouldBeFalse();
+        File.Exists(othersFile).ShouldBeTrue();
+        Directory.GetFiles(batch.StorageDir).Length.ShouldBe(3);
+        Directory.GetFiles(batch.StorageDir).ShouldAllBe(f => f.EndsWith(".png"));
     }
 
     [Fact]
