@@ -47,8 +47,17 @@ public sealed class LoopbackHook : IDisposable
 
     public void Dispose()
     {
-        _listener.Stop();
-        _listener.Close();
+        // Close alone: it stops listening too. Stop followed by Close makes the managed listener look its endpoint up a
+        // second time, which binds the port again and fails ("Address already in use") once another process has it.
+        try
+        {
+            _listener.Close();
+        }
+        catch (HttpListenerException)
+        {
+            // Already closed; nothing is left to release.
+        }
+
         _serving.Wait(TimeSpan.FromSeconds(5));
     }
 
@@ -66,18 +75,31 @@ public sealed class LoopbackHook : IDisposable
                 return;
             }
 
-            using var body = new MemoryStream();
-            await context.Request.InputStream.CopyToAsync(body);
-            var headers = context.Request.Headers.AllKeys.Where(k => k is not null).ToDictionary(k => k!, k => context.Request.Headers[k] ?? "", StringComparer.OrdinalIgnoreCase);
-            HttpStatusCode status;
-            lock (_requests)
+            try
             {
-                _requests.Add(new HookRequest(context.Request.HttpMethod, context.Request.ContentType ?? "", body.ToArray(), headers));
-                status = _answers.Count > 0 ? _answers.Dequeue() : HttpStatusCode.OK;
+                await AnswerAsync(context);
             }
-
-            context.Response.StatusCode = (int)status;
-            context.Response.Close();
+            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or IOException)
+            {
+                // The listener closed while answering: the test is over.
+                return;
+            }
         }
+    }
+
+    private async Task AnswerAsync(HttpListenerContext context)
+    {
+        using var body = new MemoryStream();
+        await context.Request.InputStream.CopyToAsync(body);
+        var headers = context.Request.Headers.AllKeys.Where(k => k is not null).ToDictionary(k => k!, k => context.Request.Headers[k] ?? "", StringComparer.OrdinalIgnoreCase);
+        HttpStatusCode status;
+        lock (_requests)
+        {
+            _requests.Add(new HookRequest(context.Request.HttpMethod, context.Request.ContentType ?? "", body.ToArray(), headers));
+            status = _answers.Count > 0 ? _answers.Dequeue() : HttpStatusCode.OK;
+        }
+
+        context.Response.StatusCode = (int)status;
+        context.Response.Close();
     }
 }
