@@ -44,6 +44,13 @@ public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, W
                 return;
             }
 
+            // Nothing learned since the last sync: this process is idle, and an idle worker must cost the database next to
+            // nothing. It read the fleet's estimates at start, and reads them again with its next save.
+            if (model.Unsaved().Count == 0)
+            {
+                continue;
+            }
+
             try
             {
                 await SyncAsync(ct);
