@@ -1,8 +1,8 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
 using QwenBatch.Cli.Tests.Support;
+using QwenBatch.Testing.Http;
 using Xunit.Abstractions;
 
 namespace QwenBatch.Cli.Tests.Reliability;
@@ -81,55 +81,18 @@ public sealed partial class HostileProviderTests(ITestOutputHelper output) : IDi
     /// <summary>Answers the odirouter paths; the job's prompt ("case &lt;phase&gt; &lt;i&gt;") chooses which call gets which hostile body.</summary>
     private sealed partial class HostileProvider : IAsyncDisposable
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _serving;
+        private readonly LoopbackServer _server;
         private int _served;
 
-        private HostileProvider(int port)
-        {
-            BaseUrl = $"http://127.0.0.1:{port}/";
-            _listener.Prefixes.Add(BaseUrl);
-            _listener.Start();
-            _serving = ServeAsync();
-        }
+        private HostileProvider() => _server = new LoopbackServer(AnswerAsync);
 
-        public string BaseUrl { get; }
+        public string BaseUrl => _server.BaseUrl;
 
         public int Served => Volatile.Read(ref _served);
 
-        public static HostileProvider Start() => new(FreePort());
+        public static HostileProvider Start() => new();
 
-        private static int FreePort()
-        {
-            using var socket = new TcpListener(IPAddress.Loopback, 0);
-            socket.Start();
-            return ((IPEndPoint)socket.LocalEndpoint).Port;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            _listener.Stop();
-            _listener.Close();
-            await _serving;
-        }
-
-        private async Task ServeAsync()
-        {
-            while (true)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-
-                _ = Task.Run(() => AnswerAsync(context));
-            }
-        }
+        public ValueTask DisposeAsync() => _server.DisposeAsync();
 
         private async Task AnswerAsync(HttpListenerContext context)
         {
@@ -152,19 +115,12 @@ public sealed partial class HostileProviderTests(ITestOutputHelper output) : IDi
                     : path.EndsWith("/response", StringComparison.Ordinal) ? Hostile(index) : "{\"status\":\"ALREADY_COMPLETED\"}";
             }
 
+            // A client giving up on a huge body cuts the write; the server takes that as the answer's end.
             var bytes = Encoding.UTF8.GetBytes(body);
-            try
-            {
-                context.Response.StatusCode = 200;
-                context.Response.ContentType = "application/json";
-                context.Response.ContentLength64 = bytes.Length;
-                await context.Response.OutputStream.WriteAsync(bytes);
-                context.Response.Close();
-            }
-            catch (HttpListenerException)
-            {
-                // The client gave up on a huge body.
-            }
+            context.Response.StatusCode = 200;
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength64 = bytes.Length;
+            await context.Response.OutputStream.WriteAsync(bytes);
         }
 
         private string Hostile(int index)

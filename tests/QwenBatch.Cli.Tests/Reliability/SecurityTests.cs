@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Npgsql;
 using QwenBatch.Cli.Tests.Support;
+using QwenBatch.Testing.Http;
 using QwenBatch.Testing.Postgres;
 using Xunit.Abstractions;
 
@@ -36,7 +37,7 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
         var database = new NpgsqlConnectionStringBuilder(await postgres.CreateDatabaseAsync("secrets")) { Password = DatabasePassword }.ConnectionString;
         await using var simulator = await SimulatorProcess.StartAsync(_workspace.Root, "0.1-0.3", "--error-rate", "0.2", "--fail-rate", "0.3", "--truncate-rate", "0.1");
         await using var echo = EchoingProvider.Start();
-        var port = FreePort();
+        var port = LoopbackServer.FreePort();
         var environment = new Dictionary<string, string>
         {
             ["Providers__Odirouter__BaseUrl"] = simulator.BaseUrl.ToString(),
@@ -225,64 +226,31 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
             .Select(a => a.Address)
             .FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(a));
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
     /// <summary>A provider that answers every submit 401 with the key it was sent, as some real APIs do.</summary>
     private sealed class EchoingProvider : IAsyncDisposable
     {
-        private readonly HttpListener _listener = new();
-        private readonly Task _serving;
+        private readonly LoopbackServer _server;
         private int _echoed;
 
-        private EchoingProvider(int port)
-        {
-            BaseUrl = $"http://127.0.0.1:{port}/";
-            _listener.Prefixes.Add(BaseUrl);
-            _listener.Start();
-            _serving = ServeAsync();
-        }
+        private EchoingProvider() => _server = new LoopbackServer(AnswerAsync);
 
-        public string BaseUrl { get; }
+        public string BaseUrl => _server.BaseUrl;
 
         public int Echoed => Volatile.Read(ref _echoed);
 
-        public static EchoingProvider Start() => new(FreePort());
+        public static EchoingProvider Start() => new();
 
-        public async ValueTask DisposeAsync()
+        public ValueTask DisposeAsync() => _server.DisposeAsync();
+
+        private async Task AnswerAsync(HttpListenerContext context)
         {
-            _listener.Stop();
-            _listener.Close();
-            await _serving;
-        }
-
-        private async Task ServeAsync()
-        {
-            while (true)
-            {
-                HttpListenerContext context;
-                try
-                {
-                    context = await _listener.GetContextAsync();
-                }
-                catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-                {
-                    return;
-                }
-
-                var token = context.Request.Headers["Authorization"]?.Replace("Bearer ", "", StringComparison.Ordinal) ?? "";
-                var body = JsonSerializer.SerializeToUtf8Bytes(new { code = 401, message = $"Invalid API key: {token}", data = (object?)null });
-                Interlocked.Increment(ref _echoed);
-                context.Response.StatusCode = 401;
-                context.Response.ContentType = "application/json";
-                context.Response.ContentLength64 = body.Length;
-                await context.Response.OutputStream.WriteAsync(body);
-                context.Response.Close();
-            }
+            var token = context.Request.Headers["Authorization"]?.Replace("Bearer ", "", StringComparison.Ordinal) ?? "";
+            var body = JsonSerializer.SerializeToUtf8Bytes(new { code = 401, message = $"Invalid API key: {token}", data = (object?)null });
+            Interlocked.Increment(ref _echoed);
+            context.Response.StatusCode = 401;
+            context.Response.ContentType = "application/json";
+            context.Response.ContentLength64 = body.Length;
+            await context.Response.OutputStream.WriteAsync(body);
         }
     }
 }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Playwright;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Dashboard.Tests.Support;
+using QwenBatch.Storage;
 using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Dashboard.Tests.Browser;
@@ -78,6 +79,11 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
     protected IBrowser Browser => _browser ?? throw new InvalidOperationException("Not started.");
 
     protected string BaseUrl => _baseUrl;
+
+    /// <summary>The session's own temporary folder (outputs under <c>output</c>), deleted with it.</summary>
+    protected string Folder => _folder;
+
+    protected IJobStore Store => (_runtime ?? throw new InvalidOperationException("Not started.")).Store;
 
     protected async Task<long> UploadAsync(string name, int jobs)
     {

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 
 namespace QwenBatch.Testing.Http;
 
@@ -7,32 +6,22 @@ namespace QwenBatch.Testing.Http;
 public sealed record HookRequest(string Method, string ContentType, byte[] Body, IReadOnlyDictionary<string, string> Headers);
 
 /// <summary>
-/// A real HTTP endpoint on a loopback port (a webhook receiver): answers the given statuses in turn (then 200) and records
-/// every request, so tests see what went over the wire.
+/// A webhook receiver on a <see cref="LoopbackServer"/>: answers the given statuses in turn (then 200) and records every
+/// request, so tests see what went over the wire.
 /// </summary>
 public sealed class LoopbackHook : IDisposable
 {
-    private readonly HttpListener _listener = new();
     private readonly Queue<HttpStatusCode> _answers;
     private readonly List<HookRequest> _requests = [];
-    private readonly Task _serving;
+    private readonly LoopbackServer _server;
 
     public LoopbackHook(params HttpStatusCode[] answers)
     {
         _answers = new Queue<HttpStatusCode>(answers);
-
-        // HttpListener cannot take port 0: borrow a free port from the OS first.
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        Url = $"http://127.0.0.1:{port}/hooks/batch-done/";
-        _listener.Prefixes.Add(Url);
-        _listener.Start();
-        _serving = Task.Run(ServeAsync);
+        _server = new LoopbackServer(AnswerAsync, "/hooks/batch-done/");
     }
 
-    public string Url { get; }
+    public string Url => _server.BaseUrl;
 
     public IReadOnlyList<HookRequest> Requests
     {
@@ -45,47 +34,7 @@ public sealed class LoopbackHook : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        // Close alone: it stops listening too. Stop followed by Close makes the managed listener look its endpoint up a
-        // second time, which binds the port again and fails ("Address already in use") once another process has it.
-        try
-        {
-            _listener.Close();
-        }
-        catch (HttpListenerException)
-        {
-            // Already closed; nothing is left to release.
-        }
-
-        _serving.Wait(TimeSpan.FromSeconds(5));
-    }
-
-    private async Task ServeAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync();
-            }
-            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-
-            try
-            {
-                await AnswerAsync(context);
-            }
-            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or IOException)
-            {
-                // The listener closed while answering: the test is over.
-                return;
-            }
-        }
-    }
+    public void Dispose() => _server.DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     private async Task AnswerAsync(HttpListenerContext context)
     {
@@ -100,6 +49,5 @@ public sealed class LoopbackHook : IDisposable
         }
 
         context.Response.StatusCode = (int)status;
-        context.Response.Close();
     }
 }
