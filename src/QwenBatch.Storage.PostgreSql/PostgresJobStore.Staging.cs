@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text;
-using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using QwenBatch.Batches;
@@ -47,10 +45,16 @@ public sealed partial class PostgresJobStore
 
     /// <summary>
     /// A new batch's jobs: one chunk or fewer go straight into jobs with binary COPY (small batches are jobs rows at once);
-    /// more are staged a chunk per row. Either way an id named twice refuses the whole import.
+    /// more are staged a chunk per row — as they come, or as an import already encoded them (<see cref="EncodedJobs"/>).
+    /// Either way an id named twice refuses the whole import.
     /// </summary>
     private async Task<int> CopyNewBatchAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
+        if (jobs is EncodedJobs { Count: var encodedCount } encoded && encodedCount > _stagedChunkSize)
+        {
+            return await StageAsync(connection, batchId, now, encoded.Chunks.ToAsyncEnumerable(), ct);
+        }
+
         await using var enumerator = jobs.GetAsyncEnumerator(ct);
         var first = new List<NewJob>();
         var more = false;
@@ -70,66 +74,50 @@ public sealed partial class PostgresJobStore
             return await CopyJobsAsync(connection, "jobs", batchId, now, first.ToAsyncEnumerable(), ct);
         }
 
-        var keys = new HashSet<string>(StringComparer.Ordinal);
-        var count = 0;
-        var chunk = new ArrayBufferWriter<byte>(256 * _stagedChunkSize);
-        await using (var copy = await connection.BeginBinaryImportAsync("COPY job_chunks (batch_id, jobs, due_at, payload) FROM STDIN (FORMAT BINARY)", ct))
+        return await StageAsync(connection, batchId, now, Encode(), ct);
+
+        async IAsyncEnumerable<(byte[] Json, int Jobs)> Encode()
         {
-            var inChunk = 0;
-            var writer = new Utf8JsonWriter(chunk);
-            writer.WriteStartArray();
+            using var writer = new EncodedJobs.Writer(_stagedChunkSize);
             foreach (var job in first)
             {
-                Stage(job);
+                writer.Add(job);
             }
 
             do
             {
-                if (inChunk == _stagedChunkSize)
+                writer.Add(enumerator.Current);
+                while (writer.TryTakeChunk(out var chunk))
                 {
-                    await FlushAsync();
+                    yield return chunk;
                 }
-
-                Stage(enumerator.Current);
             }
             while (await enumerator.MoveNextAsync());
 
-            await FlushAsync();
-
-            await copy.CompleteAsync(ct);
-
-            void Stage(NewJob job)
+            foreach (var chunk in writer.Complete().Chunks)
             {
-                if (!keys.Add(job.Key))
-                {
-                    throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
-                }
-
-                writer.WriteStartObject();
-                writer.WriteString("k", job.Key);
-                writer.WriteString("h", job.ContentHash);
-                writer.WriteString("p", job.Provider);
-                writer.WritePropertyName("s");
-                StoreJson.Write(writer, job.Spec);
-                writer.WriteEndObject();
-                inChunk++;
-                count++;
+                yield return chunk;
             }
+        }
+    }
 
-            async Task FlushAsync()
+    /// <summary>Writes the chunks with binary COPY, counts their jobs as pending, and tells every listener to expand.</summary>
+    private async Task<int> StageAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<(byte[] Json, int Jobs)> chunks, CancellationToken ct)
+    {
+        var count = 0;
+        await using (var copy = await connection.BeginBinaryImportAsync("COPY job_chunks (batch_id, jobs, due_at, payload) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            await foreach (var (json, jobs) in chunks.WithCancellation(ct))
             {
-                writer.WriteEndArray();
-                writer.Flush();
                 await copy.StartRowAsync(ct);
                 await copy.WriteAsync(batchId, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(inChunk, NpgsqlDbType.Integer, ct);
+                await copy.WriteAsync(jobs, NpgsqlDbType.Integer, ct);
                 await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(Encoding.UTF8.GetString(chunk.WrittenSpan), NpgsqlDbType.Text, ct);
-                chunk.ResetWrittenCount();
-                writer.Reset(chunk);
-                writer.WriteStartArray();
-                inChunk = 0;
+                await copy.WriteAsync(Encoding.UTF8.GetString(json), NpgsqlDbType.Text, ct);
+                count += jobs;
             }
+
+            await copy.CompleteAsync(ct);
         }
 
         // Staged jobs are pending jobs from now on; their expansion takes them off this count as its insert adds them.
