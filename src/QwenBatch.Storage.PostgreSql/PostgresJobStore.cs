@@ -614,6 +614,15 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);
 
+    public async Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct)
+    {
+        // Staged jobs were never submitted: nothing to expand.
+        await using var command = _dataSource.CreateCommand("SELECT min(submitted_at) FROM jobs WHERE batch_id = @batch");
+        command.Parameters.AddWithValue("batch", batchId);
+        var value = await command.ExecuteScalarAsync(ct);
+        return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
+    }
+
     public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id");

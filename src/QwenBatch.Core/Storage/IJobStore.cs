@@ -102,6 +102,9 @@ public partial interface IJobStore : IAsyncDisposable
 
     Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct);
 
+    /// <summary>When the batch's first job was submitted (its pace is measured from there); null before any was.</summary>
+    Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct);
+
     Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct);
 
     /// <summary>The batch's jobs in key order (for reports).</summary>

@@ -8,8 +8,7 @@ namespace QwenBatch.Cli.Tests.Commands;
 
 /// <summary>
 /// A manifest of more than one staged chunk (a thousand jobs) on PostgreSQL: its jobs are staged at import and become
-/// job rows as work needs them, and the commands around a batch must not tell the difference. (No look at the batch in
-/// between: <c>status</c> reads every job for its estimate, which expands what is staged.)
+/// job rows as work needs them, and the commands around a batch must not tell the difference.
 /// </summary>
 public sealed class StagedImportTests : IDisposable
 {
@@ -53,6 +52,7 @@ public sealed class StagedImportTests : IDisposable
 
         submitted.ExitCode.ShouldBe(0, submitted.Output);
         submitted.Stdout.ShouldContain($"enqueued: {Rows} job(s)");
+        (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["pending"] = Rows });
         return store;
     }
 
