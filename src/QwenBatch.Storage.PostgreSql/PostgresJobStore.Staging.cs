@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text;
 using Npgsql;
 using NpgsqlTypes;
 using QwenBatch.Batches;
@@ -113,7 +112,7 @@ public sealed partial class PostgresJobStore
                 await copy.WriteAsync(batchId, NpgsqlDbType.Bigint, ct);
                 await copy.WriteAsync(jobs, NpgsqlDbType.Integer, ct);
                 await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(Encoding.UTF8.GetString(json), NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(json, NpgsqlDbType.Bytea, ct);
                 count += jobs;
             }
 
@@ -157,7 +156,7 @@ public sealed partial class PostgresJobStore
             ), expanded AS (
                 INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
                 SELECT chunk.batch_id, r.k, r.h, 'pending', r.p, r.s, chunk.due_at, chunk.due_at, chunk.due_at
-                FROM chunk CROSS JOIN LATERAL ROWS FROM (json_to_recordset(chunk.payload::json) AS (k text, h text, p text, s jsonb))
+                FROM chunk CROSS JOIN LATERAL ROWS FROM (json_to_recordset(convert_from(chunk.payload, 'UTF8')::json) AS (k text, h text, p text, s jsonb))
                     WITH ORDINALITY AS r (k, h, p, s, ord)
                 ORDER BY chunk.id, r.ord
                 RETURNING 1

@@ -352,9 +352,10 @@ internal static class PostgresMigrations
                 batch_id bigint NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
                 jobs     int NOT NULL,
                 due_at   timestamptz NOT NULL,
-                payload  text NOT NULL
+                payload  bytea NOT NULL
             );
-            -- Written once, read once, a few hundred kilobytes each: not worth compressing on the import's clock.
+            -- UTF-8 JSON as the importer encoded it (bytes in, bytes stored); written once, read once, a few hundred
+            -- kilobytes each: not worth compressing on the import's clock.
             ALTER TABLE job_chunks ALTER COLUMN payload SET STORAGE EXTERNAL;
             CREATE INDEX job_chunks_batch ON job_chunks (batch_id, id);
             """),
