@@ -39,6 +39,8 @@ public sealed partial class PostgresJobStore
 
     private void SignalStaged() => Interlocked.Increment(ref _stagedSignals);
 
+    private void ForgetNothingStaged(long? batchId) => _nothingStaged.TryRemove(batchId ?? 0, out _);
+
     private bool MayHaveStaged(long? batchId, DateTimeOffset now) =>
         !_nothingStaged.TryGetValue(batchId ?? 0, out var seen) || seen.Signals != Interlocked.Read(ref _stagedSignals) || now - seen.At >= StagedRecheck;
 

@@ -601,15 +601,24 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<DateTimeOffset?> NextDueAtAsync(long? batchId, CancellationToken ct)
     {
+        // Staged jobs are due from their import on. Chunks still there mean the next claim must look for them, whatever
+        // this process last found (an expansion it saw in progress may have been rolled back).
         await using var command = _dataSource.CreateCommand(
             $"""
-            SELECT least(
-                (SELECT min(due_at) FROM jobs WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND (@batch::bigint IS NULL OR batch_id = @batch)),
-                (SELECT min(due_at) FROM job_chunks WHERE @batch::bigint IS NULL OR batch_id = @batch))
+            SELECT (SELECT min(due_at) FROM jobs WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND (@batch::bigint IS NULL OR batch_id = @batch)),
+                   (SELECT min(due_at) FROM job_chunks WHERE @batch::bigint IS NULL OR batch_id = @batch)
             """);
         command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)batchId ?? DBNull.Value });
-        var value = await command.ExecuteScalarAsync(ct);
-        return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var due = Dialect.NullableTime(reader, 0);
+        if (Dialect.NullableTime(reader, 1) is not { } staged)
+        {
+            return due;
+        }
+
+        ForgetNothingStaged(batchId);
+        return due is { } d && d < staged ? d : staged;
     }
 
     public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);

@@ -45,16 +45,28 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
     }
 
     [Fact]
-    public async Task ClaimAsync_AnotherProcessStaged_IsWokenAndExpands()
+    public async Task ClaimAsync_StagedByAnotherProcessUnheard_ExpandsOnceNextDueAtSeesTheChunks()
     {
         var worker = OpenStore();
         (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
-
         await ImportAsync(3);
 
-        // The worker looked and found nothing a moment ago; the import's notification (or, missed, the periodic look)
-        // tells it to look again. Without listening it still looks within the recheck interval.
-        Time.Advance(TimeSpan.FromMinutes(1));
+        // The worker found nothing staged a moment ago and heard no notification (it is not listening): a claim does not
+        // look again, but the due time it asks for next does see the chunks, and then the claim looks.
+        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
+        (await worker.NextDueAtAsync(null, Ct)).ShouldBe(Now);
+        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).Count.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task ClaimAsync_StagedByAnotherProcessUnheard_LooksAgainAfterTheRecheckInterval()
+    {
+        var worker = OpenStore();
+        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
+        await ImportAsync(3);
+
+        Time.Advance(TimeSpan.FromSeconds(31));
+
         (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).Count.ShouldBe(3);
     }
 
