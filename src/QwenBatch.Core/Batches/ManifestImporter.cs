@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
 using QwenBatch.Storage;
 using QwenBatch.Manifests;
 
@@ -67,9 +68,11 @@ public static class ManifestImporter
     {
         using var writer = new EncodedJobs.Writer();
         var keeping = true;
+        ExceptionDispatchInfo? failure = null;
         foreach (var jobs in handOff.GetConsumingEnumerable())
         {
-            if (!keeping)
+            // Whatever happens here, the hand-off is drained to the end: the reading thread must never wait on a full one.
+            if (!keeping || failure is not null)
             {
                 continue;
             }
@@ -89,10 +92,15 @@ public static class ManifestImporter
                 // The validator reports the id; an import (with --skip-invalid) reads the file again and the store refuses it.
                 keeping = false;
             }
+            catch (Exception ex)
+            {
+                failure = ExceptionDispatchInfo.Capture(ex);
+            }
 
             keeping &= writer.Bytes <= maxBufferedBytes;
         }
 
+        failure?.Throw();
         return keeping ? writer.Complete() : null;
     }
 
