@@ -677,6 +677,13 @@ public sealed partial class PostgresJobStore : IJobStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    public async Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("DELETE FROM servers WHERE heartbeat_at < @before");
+        command.Parameters.AddWithValue("before", before);
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
     public async Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM servers ORDER BY started_at, id");

@@ -510,6 +510,13 @@ public sealed partial class SqliteJobStore : IJobStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    public async Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "DELETE FROM servers WHERE heartbeat_at < @before", ("before", Ms(before)));
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
     public async Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);

@@ -170,6 +170,17 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
+    public async Task RemoveServersSilentSinceAsync_OldHeartbeats_RemovesOnlyThose()
+    {
+        await Store.RegisterServerAsync(new ServerInfo("crashed", "host-a", 1, 4, Now.AddDays(-40), Now.AddDays(-31)), Ct);
+        await Store.RegisterServerAsync(new ServerInfo("alive", "host-b", 2, 4, Now.AddDays(-40), Now), Ct);
+
+        (await Store.RemoveServersSilentSinceAsync(Now.AddDays(-30), Ct)).ShouldBe(1);
+
+        (await Store.GetServersAsync(Ct)).Select(s => s.Id).ShouldBe(["alive"]);
+    }
+
+    [Fact]
     public async Task RegisterServerAsync_SameIdAgain_UpdatesTheHeartbeat()
     {
         var server = new ServerInfo("host-a:101", "host-a", 101, 8, Now, Now);

@@ -116,6 +116,9 @@ public partial interface IJobStore : IAsyncDisposable
 
     Task RemoveServerAsync(string serverId, CancellationToken ct);
 
+    /// <summary>Forgets servers whose last heartbeat is older than <paramref name="before"/> (crashed long ago); how many.</summary>
+    Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct);
+
     Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct);
 
     /// <summary>Pulses <paramref name="signal"/> whenever new work may be due (new jobs, rescued jobs) until cancelled.</summary>
