@@ -51,9 +51,9 @@ public sealed partial class PostgresJobStore
     /// </summary>
     private async Task<int> CopyNewBatchAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
-        if (jobs is EncodedJobs { Count: var encodedCount } encoded && encodedCount > _stagedChunkSize)
+        if (jobs is EncodedJobs { Count: var encodedCount } && encodedCount > _stagedChunkSize)
         {
-            return await StageAsync(connection, batchId, now, encoded.Chunks.ToAsyncEnumerable(), ct);
+            return await StageAsync(connection, batchId, now, Chunks(jobs, _stagedChunkSize), ct);
         }
 
         await using var enumerator = jobs.GetAsyncEnumerator(ct);
@@ -72,54 +72,62 @@ public sealed partial class PostgresJobStore
 
         if (!more)
         {
-            return await CopyJobsAsync(connection, "jobs", batchId, now, first.ToAsyncEnumerable(), ct);
+            return await CopyJobsAsync(connection, batchId, now, first.ToAsyncEnumerable(), ct);
         }
 
-        return await StageAsync(connection, batchId, now, Encode(), ct);
+        return await StageAsync(connection, batchId, now, Chunks(Rest(), _stagedChunkSize), ct);
 
-        async IAsyncEnumerable<(byte[] Json, int Jobs)> Encode()
+        async IAsyncEnumerable<NewJob> Rest()
         {
-            using var writer = new EncodedJobs.Writer(_stagedChunkSize);
             foreach (var job in first)
             {
-                writer.Add(job);
+                yield return job;
             }
 
             do
             {
-                writer.Add(enumerator.Current);
-                while (writer.TryTakeChunk(out var chunk))
-                {
-                    yield return chunk;
-                }
+                yield return enumerator.Current;
             }
             while (await enumerator.MoveNextAsync());
+        }
+    }
 
-            foreach (var chunk in writer.Complete().Chunks)
+    /// <summary>
+    /// Jobs as staged chunks: an import's <see cref="EncodedJobs"/> as they are, anything else encoded as it comes (an id
+    /// named twice is refused either way: the writer refuses it).
+    /// </summary>
+    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Chunks(IAsyncEnumerable<NewJob> jobs, int chunkSize)
+    {
+        if (jobs is EncodedJobs encoded)
+        {
+            foreach (var chunk in encoded.Chunks)
+            {
+                yield return chunk;
+            }
+
+            yield break;
+        }
+
+        using var writer = new EncodedJobs.Writer(chunkSize);
+        await foreach (var job in jobs)
+        {
+            writer.Add(job);
+            while (writer.TryTakeChunk(out var chunk))
             {
                 yield return chunk;
             }
         }
+
+        foreach (var chunk in writer.Complete().Chunks)
+        {
+            yield return chunk;
+        }
     }
 
-    /// <summary>Writes the chunks with binary COPY, counts their jobs as pending, and tells every listener to expand.</summary>
+    /// <summary>Writes the chunks into job_chunks, counts their jobs as pending, and tells every listener to expand.</summary>
     private async Task<int> StageAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<(byte[] Json, int Jobs)> chunks, CancellationToken ct)
     {
-        var count = 0;
-        await using (var copy = await connection.BeginBinaryImportAsync("COPY job_chunks (batch_id, jobs, due_at, payload) FROM STDIN (FORMAT BINARY)", ct))
-        {
-            await foreach (var (json, jobs) in chunks.WithCancellation(ct))
-            {
-                await copy.StartRowAsync(ct);
-                await copy.WriteAsync(batchId, NpgsqlDbType.Bigint, ct);
-                await copy.WriteAsync(jobs, NpgsqlDbType.Integer, ct);
-                await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
-                await copy.WriteAsync(json, NpgsqlDbType.Bytea, ct);
-                count += jobs;
-            }
-
-            await copy.CompleteAsync(ct);
-        }
+        var count = await CopyChunksAsync(connection, "job_chunks", batchId, now, chunks, ct);
 
         // Staged jobs are pending jobs from now on; their expansion takes them off this count as its insert adds them.
         await using var counted = new NpgsqlCommand(
@@ -132,6 +140,26 @@ public sealed partial class PostgresJobStore
         await counted.ExecuteNonQueryAsync(ct);
         await ExecuteAsync(connection, $"SELECT pg_notify('{Channel}', '{StagedPayload}')", ct);
         SignalStaged();
+        return count;
+    }
+
+    /// <summary>Binary COPY of chunks into <paramref name="table"/> (job_chunks, or a temporary table shaped like it); how many jobs.</summary>
+    private static async Task<int> CopyChunksAsync(
+        NpgsqlConnection connection, string table, long batchId, DateTimeOffset now, IAsyncEnumerable<(byte[] Json, int Jobs)> chunks, CancellationToken ct)
+    {
+        var count = 0;
+        await using var copy = await connection.BeginBinaryImportAsync($"COPY {table} (batch_id, jobs, due_at, payload) FROM STDIN (FORMAT BINARY)", ct);
+        await foreach (var (json, jobs) in chunks.WithCancellation(ct))
+        {
+            await copy.StartRowAsync(ct);
+            await copy.WriteAsync(batchId, NpgsqlDbType.Bigint, ct);
+            await copy.WriteAsync(jobs, NpgsqlDbType.Integer, ct);
+            await copy.WriteAsync(now, NpgsqlDbType.TimestampTz, ct);
+            await copy.WriteAsync(json, NpgsqlDbType.Bytea, ct);
+            count += jobs;
+        }
+
+        await copy.CompleteAsync(ct);
         return count;
     }
 
