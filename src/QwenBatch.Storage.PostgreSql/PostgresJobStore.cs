@@ -33,13 +33,35 @@ public sealed partial class PostgresJobStore : IJobStore
         // (and a commit) per store call, half of the engine's traffic. The store keeps no session state on pooled
         // connections (temporary tables drop at commit, locks are transaction-scoped, LISTEN has its own connection), so
         // there is nothing to reset; keep it so: session settings only with SET LOCAL inside a transaction.
-        _dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString);
+        _dataSource = NpgsqlDataSource.Create(Pooled(connectionString));
 
         // The listener gets a connection of its own, outside the pool: a pooled connection is reset when returned and
         // would silently stop listening.
         _listenConnectionString = new NpgsqlConnectionStringBuilder(listenConnectionString ?? connectionString) { Pooling = false, KeepAlive = 30 }.ConnectionString;
         _time = time;
         _logger = logger;
+    }
+
+    /// <summary>Statements each pooled connection keeps prepared (Npgsql's <c>Max Auto Prepare</c>) unless the connection string says.</summary>
+    public const int AutoPreparedStatements = 64;
+
+    /// <summary>The pool's connection string: no reset on close, and statements prepared unless the user said otherwise.</summary>
+    internal static string Pooled(string connectionString)
+    {
+        var pooled = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
+
+        // Statements used again and again (transitions, claims, heartbeats) are prepared on each pooled connection: parsing,
+        // analysing and planning the transition statement cost PostgreSQL more than running it (a third of the machine's
+        // CPU in the engine benchmark's profile). Behind PgBouncer in transaction mode older than 1.21 (no prepared
+        // statements), the connection string says "Max Auto Prepare=0", and that is kept.
+        var said = new DbConnectionStringBuilder { ConnectionString = connectionString }.Keys.Cast<string>()
+            .Any(key => string.Equals(key.Replace(" ", "", StringComparison.Ordinal), "MaxAutoPrepare", StringComparison.OrdinalIgnoreCase));
+        if (!said)
+        {
+            pooled.MaxAutoPrepare = AutoPreparedStatements;
+        }
+
+        return pooled.ConnectionString;
     }
 
     public async Task MigrateAsync(CancellationToken ct)
@@ -319,8 +341,7 @@ public sealed partial class PostgresJobStore : IJobStore
         // One statement for the whole group: the counters' statement trigger runs once and takes its locks in (batch,
         // state) order like every other statement, so groups written by different processes cannot deadlock on them; job
         // rows are locked in id order, then batch rows, the order of every transition and reservation.
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        await using var command = new NpgsqlCommand(
+        await using var command = _dataSource.CreateCommand(
             """
             WITH input AS (
                 SELECT * FROM unnest(@id, @owner, @from, @state, @request_id, @attempt, @accepted, @uncertain, @polls, @due_at,
@@ -373,7 +394,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 ORDER BY id
             )
             SELECT id FROM moved
-            """, connection);
+            """);
         var p = command.Parameters;
         var jobs = transitions.Select(t => t.Job).ToArray();
         p.AddWithValue("id", jobs.Select(j => j.Id).ToArray());
@@ -397,10 +418,6 @@ public sealed partial class PostgresJobStore : IJobStore
         p.AddWithValue("keep", transitions.Select(t => t.KeepLease).ToArray());
         p.Add(Array("reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.Reason)));
         p.AddWithValue("now", _time.GetUtcNow());
-
-        // Prepared (once per pooled connection; later calls find it there): parsing, analysing and planning this statement
-        // cost PostgreSQL more than running it — a third of the machine's CPU in the engine benchmark's profile.
-        await command.PrepareAsync(ct);
         var moved = new HashSet<long>();
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
@@ -753,9 +770,6 @@ public sealed partial class PostgresJobStore : IJobStore
         command.Parameters.AddWithValue("limit", limit);
         command.Parameters.AddWithValue("capped", capped);
         command.Parameters.Add(Text("provider", provider));
-
-        // Prepared once per pooled connection and filter (see TransitionManyAsync): planning is most of a claim's cost.
-        await command.PrepareAsync(ct);
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
