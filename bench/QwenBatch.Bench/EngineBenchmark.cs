@@ -291,9 +291,9 @@ internal static class EngineBenchmark
         var result = await MeasureAsync(dataSource, statements, async () =>
         {
             var clock = Stopwatch.StartNew();
-            Console.Error.WriteLine($"[phase] engine start {Stopwatch.GetTimestamp()}");
+            Phase($"{name} start");
             await server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-            Console.Error.WriteLine($"[phase] engine end {Stopwatch.GetTimestamp()}");
+            Phase($"{name} end");
             return clock.Elapsed.TotalSeconds;
         });
         var progress = await store.GetProgressAsync(batch.Id, CancellationToken.None);
@@ -304,6 +304,18 @@ internal static class EngineBenchmark
 
         Directory.Delete(output, recursive: true);
         return result;
+    }
+
+    /// <summary>
+    /// With QWENBATCH_BENCH_PHASES set, prints when a run starts and ends on the monotonic clock in nanoseconds (what
+    /// <c>perf record -k CLOCK_MONOTONIC</c> stamps samples with), so a profile can be cut to the measured run.
+    /// </summary>
+    private static void Phase(string what)
+    {
+        if (Environment.GetEnvironmentVariable("QWENBATCH_BENCH_PHASES") is { Length: > 0 })
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[phase] {what} {Stopwatch.GetTimestamp()}"));
+        }
     }
 
     /// <summary>Top-level statements run in this database so far, per query text (pg_stat_statements), without our own probes.</summary>
