@@ -45,6 +45,7 @@ public sealed partial class PostgresJobStore
 
     public async Task<IReadOnlyList<JobRecord>> QueryJobsAsync(JobQuery query, CancellationToken ct)
     {
+        await ExpandForListAsync(query.BatchId, ct);
         // Newest first by id: the (state, id) index serves a state page, (batch_id, state, id) a batch's, the primary key the
         // rest; no OFFSET.
         const string Filters = """

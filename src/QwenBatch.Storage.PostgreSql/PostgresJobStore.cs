@@ -22,13 +22,18 @@ public sealed partial class PostgresJobStore : IJobStore
     private readonly string _listenConnectionString;
     private readonly TimeProvider _time;
     private readonly ILogger<PostgresJobStore> _logger;
+    private readonly int _stagedChunkSize;
 
     /// <param name="listenConnectionString">
     /// Where to LISTEN when <paramref name="connectionString"/> goes through PgBouncer in transaction mode, which cannot
     /// carry LISTEN: a direct connection to PostgreSQL. Without it, the main connection string is used.
     /// </param>
-    public PostgresJobStore(string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger, string? listenConnectionString = null)
+    /// <param name="stagedChunkSize">Jobs per staged chunk of a large import (see PostgresJobStore.Staging); tests make it small.</param>
+    public PostgresJobStore(
+        string connectionString, TimeProvider time, ILogger<PostgresJobStore> logger, string? listenConnectionString = null, int stagedChunkSize = DefaultStagedChunkSize)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(stagedChunkSize, 1);
+        _stagedChunkSize = stagedChunkSize;
         // No reset on close: Npgsql would otherwise send DISCARD ALL each time a pooled connection is reused, a statement
         // (and a commit) per store call, half of the engine's traffic. The store keeps no session state on pooled
         // connections (temporary tables drop at commit, locks are transaction-scoped, LISTEN has its own connection), so
@@ -136,9 +141,9 @@ public sealed partial class PostgresJobStore : IJobStore
         {
             if (created is not null)
             {
-                // A batch made by this very import has no rows that could conflict: the jobs go straight into jobs with
-                // binary COPY, and the unique index on the current job of an id refuses a duplicate id.
-                added = await CopyJobsAsync(connection, "jobs", record.Id, now, jobs, ct);
+                // A batch made by this very import has no rows that could conflict: the jobs go straight in with binary COPY
+                // (into jobs, or staged when more than a chunk), and a duplicate id is refused.
+                added = await CopyNewBatchAsync(connection, record.Id, now, jobs, ct);
             }
             else
             {
@@ -195,8 +200,10 @@ public sealed partial class PostgresJobStore : IJobStore
     /// </summary>
     private static async Task<(int Added, int Replaced)> ResumeJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
-        // Imports into one batch take turns, so two of them never both replace the same current job.
+        // Imports into one batch take turns, so two of them never both replace the same current job; they compare with
+        // every job of the batch, so whatever is still staged becomes jobs rows first.
         await ExecuteAsync(connection, $"SELECT id FROM batches WHERE id = {batchId} FOR UPDATE", ct);
+        await ExpandBatchAsync(connection, batchId, ct);
         await ExecuteAsync(connection,
             """
             CREATE TEMP TABLE import_jobs (ord bigint GENERATED ALWAYS AS IDENTITY, batch_id bigint NOT NULL, key text NOT NULL,
@@ -317,15 +324,25 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
+        var jobs = await ClaimOnceAsync(request, ct);
+        if (jobs.Count < request.Limit && await TryExpandForClaimAsync(request.BatchId, request.Limit - jobs.Count, ct))
+        {
+            jobs.AddRange(await ClaimOnceAsync(request with { Limit = request.Limit - jobs.Count }, ct));
+        }
+
+        jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
+        return jobs;
+    }
+
+    private async Task<List<JobRecord>> ClaimOnceAsync(ClaimRequest request, CancellationToken ct)
+    {
         if (request.MaxInFlight is { Count: > 0 } caps)
         {
             return await ClaimWithinCapsAsync(request, caps, ct);
         }
 
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
-        var jobs = await ClaimWhereAsync(connection, request, _time.GetUtcNow(), "TRUE", request.Limit, null, [], ct);
-        jobs.Sort((a, b) => a.DueAt != b.DueAt ? a.DueAt.CompareTo(b.DueAt) : a.Id.CompareTo(b.Id));
-        return jobs;
+        return await ClaimWhereAsync(connection, request, _time.GetUtcNow(), "TRUE", request.Limit, null, [], ct);
     }
 
     public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
@@ -524,6 +541,8 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<int> RequestCancelAsync(long batchId, CancellationToken ct)
     {
+        // Staged jobs are waiting jobs too: made rows first, so the cancel below takes them with the rest.
+        await ExpandBatchAsync(batchId, ct);
         await using var command = _dataSource.CreateCommand(
             $"""
             WITH waiting AS (
@@ -604,14 +623,36 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<DateTimeOffset?> NextDueAtAsync(long? batchId, CancellationToken ct)
     {
+        // Staged jobs are due from their import on. Chunks still there mean the next claim must look for them, whatever
+        // this process last found (an expansion it saw in progress may have been rolled back).
         await using var command = _dataSource.CreateCommand(
-            $"SELECT min(due_at) FROM jobs WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND (@batch::bigint IS NULL OR batch_id = @batch)");
+            $"""
+            SELECT (SELECT min(due_at) FROM jobs WHERE lease_owner IS NULL AND state IN {ClaimableSql} AND (@batch::bigint IS NULL OR batch_id = @batch)),
+                   (SELECT min(due_at) FROM job_chunks WHERE @batch::bigint IS NULL OR batch_id = @batch)
+            """);
         command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)batchId ?? DBNull.Value });
-        var value = await command.ExecuteScalarAsync(ct);
-        return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        await reader.ReadAsync(ct);
+        var due = Dialect.NullableTime(reader, 0);
+        if (Dialect.NullableTime(reader, 1) is not { } staged)
+        {
+            return due;
+        }
+
+        ForgetNothingStaged(batchId);
+        return due is { } d && d < staged ? d : staged;
     }
 
     public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);
+
+    public async Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct)
+    {
+        // Staged jobs were never submitted: nothing to expand.
+        await using var command = _dataSource.CreateCommand("SELECT min(submitted_at) FROM jobs WHERE batch_id = @batch");
+        command.Parameters.AddWithValue("batch", batchId);
+        var value = await command.ExecuteScalarAsync(ct);
+        return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
+    }
 
     public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {
@@ -622,6 +663,7 @@ public sealed partial class PostgresJobStore : IJobStore
 
     public async Task<IReadOnlyList<JobRecord>> GetJobsAsync(long batchId, CancellationToken ct)
     {
+        await ExpandBatchAsync(batchId, ct);
         await using var command = _dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE batch_id = @batch ORDER BY key, id");
         command.Parameters.AddWithValue("batch", batchId);
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
@@ -657,6 +699,13 @@ public sealed partial class PostgresJobStore : IJobStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
+    public async Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        await using var command = _dataSource.CreateCommand("DELETE FROM servers WHERE heartbeat_at < @before");
+        command.Parameters.AddWithValue("before", before);
+        return await command.ExecuteNonQueryAsync(ct);
+    }
+
     public async Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("SELECT id, host, pid, concurrency, started_at, heartbeat_at FROM servers ORDER BY started_at, id");
@@ -672,10 +721,19 @@ public sealed partial class PostgresJobStore : IJobStore
             {
                 await using var connection = new NpgsqlConnection(_listenConnectionString);
                 await connection.OpenAsync(ct);
-                connection.Notification += (_, _) => signal.Pulse();
+                connection.Notification += (_, e) =>
+                {
+                    if (e.Payload == StagedPayload)
+                    {
+                        SignalStaged();
+                    }
+
+                    signal.Pulse();
+                };
                 await ExecuteAsync(connection, $"LISTEN {Channel}", ct);
 
                 // Anything announced while we were not listening is found by looking once.
+                SignalStaged();
                 signal.Pulse();
                 backoff = TimeSpan.FromSeconds(1);
                 while (true)
@@ -703,7 +761,7 @@ public sealed partial class PostgresJobStore : IJobStore
     /// A claim that keeps each capped provider within its MaxInFlight: the provider's limiter row is locked while its
     /// in-flight tasks are counted and its pending jobs claimed, so two workers cannot both take the last free place.
     /// </summary>
-    private async Task<IReadOnlyList<JobRecord>> ClaimWithinCapsAsync(ClaimRequest request, IReadOnlyDictionary<string, int> caps, CancellationToken ct)
+    private async Task<List<JobRecord>> ClaimWithinCapsAsync(ClaimRequest request, IReadOnlyDictionary<string, int> caps, CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         var capped = caps.Keys.Order(StringComparer.Ordinal).ToArray();

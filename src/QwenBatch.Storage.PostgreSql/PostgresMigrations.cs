@@ -343,5 +343,21 @@ internal static class PostgresMigrations
             -- The rule both stores enforce: one current job per (batch, id). It also refuses an import that names one id twice.
             CREATE UNIQUE INDEX jobs_current_key ON jobs (batch_id, key) WHERE superseded_by IS NULL;
             """),
+        (10, "staged imports: a large import's jobs a chunk per row until work needs them", """
+            -- A new batch of more than one chunk of jobs is imported as a JSON array of jobs per chunk (PostgresJobStore.Staging):
+            -- no per-job index entries, foreign key checks or trigram entries in the import transaction. Claims expand chunks
+            -- into jobs in id order as they run short of due jobs; the counters hold staged jobs as pending meanwhile.
+            CREATE TABLE job_chunks (
+                id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                batch_id bigint NOT NULL REFERENCES batches (id) ON DELETE CASCADE,
+                jobs     int NOT NULL,
+                due_at   timestamptz NOT NULL,
+                payload  bytea NOT NULL
+            );
+            -- UTF-8 JSON as the importer encoded it (bytes in, bytes stored); written once, read once, a few hundred
+            -- kilobytes each: not worth compressing on the import's clock.
+            ALTER TABLE job_chunks ALTER COLUMN payload SET STORAGE EXTERNAL;
+            CREATE INDEX job_chunks_batch ON job_chunks (batch_id, id);
+            """),
     ];
 }

@@ -462,6 +462,13 @@ public sealed partial class SqliteJobStore : IJobStore
 
     public Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct) => ProgressFromCountersAsync(batchId, ct);
 
+    public async Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "SELECT min(submitted_at) FROM jobs WHERE batch_id = @batch", ("batch", batchId));
+        return await command.ExecuteScalarAsync(ct) is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
+    }
+
     public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
@@ -501,6 +508,13 @@ public sealed partial class SqliteJobStore : IJobStore
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, "DELETE FROM servers WHERE id = @id", ("id", serverId));
         await command.ExecuteNonQueryAsync(ct);
+    }
+
+    public async Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, "DELETE FROM servers WHERE heartbeat_at < @before", ("before", Ms(before)));
+        return await command.ExecuteNonQueryAsync(ct);
     }
 
     public async Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct)

@@ -235,5 +235,11 @@ internal static class SqliteMigrations
             -- The rule both stores enforce: one current job per (batch, id). It also refuses an import that names one id twice.
             CREATE UNIQUE INDEX jobs_current_key ON jobs (batch_id, key) WHERE superseded_by IS NULL;
             """),
+        (10, "staged imports (PostgreSQL's): nothing to change here", """
+            -- PostgreSQL stages a large import's jobs a chunk per row and expands them as work needs them. The embedded store
+            -- writes a row per job at import (one process, no index contention to spare it from); the version is kept so
+            -- both backends' migration numbers mean the same thing.
+            SELECT 1;
+            """),
     ];
 }

@@ -89,6 +89,20 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
+    public async Task GetFirstSubmitAsync_SubmittedJobs_IsTheEarliestOfThatBatch()
+    {
+        var jobs = await ImportAndClaimAsync(3);
+        var other = await ImportAndClaimAsync(1, name: "other");
+        (await Store.GetFirstSubmitAsync(jobs[0].BatchId, Ct)).ShouldBeNull();
+        var first = Now.AddSeconds(2);
+        (await MoveAsync(other[0], other[0] with { State = JobState.AtProvider, SubmittedAt = Now.AddSeconds(1) })).ShouldBeTrue();
+        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.AtProvider, SubmittedAt = Now.AddSeconds(5) })).ShouldBeTrue();
+        (await MoveAsync(jobs[2], jobs[2] with { State = JobState.Succeeded, SubmittedAt = first })).ShouldBeTrue();
+
+        (await Store.GetFirstSubmitAsync(jobs[0].BatchId, Ct)).ShouldBe(first);
+    }
+
+    [Fact]
     public async Task GetProgressAsync_UnknownBatch_IsEmpty()
     {
         var progress = await Store.GetProgressAsync(12345, Ct);
@@ -153,6 +167,17 @@ public abstract partial class JobStoreContract
         await Store.RegisterServerAsync(a, Ct);
 
         (await Store.GetServersAsync(Ct)).ShouldBe([a, b]);
+    }
+
+    [Fact]
+    public async Task RemoveServersSilentSinceAsync_OldHeartbeats_RemovesOnlyThose()
+    {
+        await Store.RegisterServerAsync(new ServerInfo("crashed", "host-a", 1, 4, Now.AddDays(-40), Now.AddDays(-31)), Ct);
+        await Store.RegisterServerAsync(new ServerInfo("alive", "host-b", 2, 4, Now.AddDays(-40), Now), Ct);
+
+        (await Store.RemoveServersSilentSinceAsync(Now.AddDays(-30), Ct)).ShouldBe(1);
+
+        (await Store.GetServersAsync(Ct)).Select(s => s.Id).ShouldBe(["alive"]);
     }
 
     [Fact]

@@ -30,12 +30,12 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
 /// </summary>
 internal static class BatchEta
 {
-    public static TimeSpan? Estimate(IReadOnlyList<JobRecord> jobs, DateTimeOffset now)
+    /// <summary>From the counters and the first submit: <c>status</c> reads no job for it, however large the batch.</summary>
+    public static TimeSpan? Estimate(BatchProgress progress, DateTimeOffset? firstSubmit, DateTimeOffset now)
     {
-        var started = jobs.Where(j => j.SubmittedAt is not null).Select(j => j.SubmittedAt!.Value).DefaultIfEmpty().Min();
-        var finished = jobs.Count(j => j.State.IsTerminal());
-        var remaining = jobs.Count(j => !j.State.IsSettled());
-        return Estimate(finished, remaining, started == default ? null : now - started);
+        var finished = progress.Counts.Where(c => c.Key.IsTerminal()).Sum(c => c.Value);
+        var remaining = progress.Counts.Where(c => !c.Key.IsSettled()).Sum(c => c.Value);
+        return Estimate(finished, remaining, firstSubmit is { } started ? now - started : null);
     }
 
     public static TimeSpan? Estimate(int finished, int remaining, TimeSpan? elapsed)

@@ -78,7 +78,7 @@ internal static class StatusCommand
     private static async Task<BatchSummary> SummarizeAsync(IJobStore store, QwenBatch.Batches.BatchRecord batch, DateTimeOffset now, CancellationToken ct)
     {
         var progress = await store.GetProgressAsync(batch.Id, ct);
-        var eta = progress.IsSettled ? TimeSpan.Zero : BatchEta.Estimate(await store.GetJobsAsync(batch.Id, ct), now);
+        var eta = progress.IsSettled ? TimeSpan.Zero : BatchEta.Estimate(progress, await store.GetFirstSubmitAsync(batch.Id, ct), now);
         return new BatchSummary(batch, progress, eta);
     }
 

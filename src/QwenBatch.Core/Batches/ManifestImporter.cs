@@ -1,4 +1,7 @@
+using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
+using System.Runtime.ExceptionServices;
+using QwenBatch.Storage;
 using QwenBatch.Manifests;
 
 namespace QwenBatch.Batches;
@@ -20,79 +23,90 @@ public static class ManifestImporter
         return stream;
     }
 
-    /// <summary>How much the first pass may keep of the planned jobs (estimated), so that the import need not read again.</summary>
+    /// <summary>How much the first pass may keep of the planned jobs (their encoded size), so that the import need not read again.</summary>
     public const long DefaultMaxBufferedBytes = 32L * 1024 * 1024;
 
+    /// <summary>Manifest jobs handed from the reading thread to the planning one at a time.</summary>
+    private const int HandOff = 256;
+
     /// <summary>
-    /// The first pass, which also keeps the planned jobs while they fit in <paramref name="maxBufferedBytes"/> (an
-    /// estimate of their size in memory): then the import writes them without reading, validating and planning the file
-    /// a second time. Past the bound the kept jobs are dropped at once, and the import reads the file again — memory stays
-    /// bounded whatever the manifest's size.
+    /// The first pass, which also keeps the planned jobs while their encoded form (<see cref="EncodedJobs"/>, about 200
+    /// bytes a job) fits in <paramref name="maxBufferedBytes"/>: then the import writes them without reading, validating
+    /// and planning the file a second time. Past the bound the kept jobs are dropped at once, and the import reads the file
+    /// again — memory stays bounded whatever the manifest's size. Reading and validating (this thread) overlap with
+    /// planning and encoding (a second one), which cost about as much.
     /// </summary>
     public static CheckedJobs CheckAndPlan(string path, ManifestOptions options, string provider, Action<SkippedJob>? onSkipped = null, long maxBufferedBytes = DefaultMaxBufferedBytes)
     {
         var stream = ManifestReader.Open(path, options);
-        List<NewJob>? planned = [];
-        var bytes = 0L;
-        foreach (var job in stream.Jobs(onSkipped))
+        using var handOff = new BlockingCollection<ManifestJob[]>(boundedCapacity: 8);
+        var planner = Task.Run(() => Plan(handOff, provider, maxBufferedBytes));
+        try
         {
-            if (planned is null)
+            var pending = new List<ManifestJob>(HandOff);
+            foreach (var job in stream.Jobs(onSkipped))
+            {
+                pending.Add(job);
+                if (pending.Count == HandOff)
+                {
+                    handOff.Add([.. pending]);
+                    pending.Clear();
+                }
+            }
+
+            handOff.Add([.. pending]);
+        }
+        finally
+        {
+            handOff.CompleteAdding();
+        }
+
+        return new CheckedJobs(stream, provider, planner.GetAwaiter().GetResult());
+    }
+
+    private static EncodedJobs? Plan(BlockingCollection<ManifestJob[]> handOff, string provider, long maxBufferedBytes)
+    {
+        using var writer = new EncodedJobs.Writer();
+        var keeping = true;
+        ExceptionDispatchInfo? failure = null;
+        foreach (var jobs in handOff.GetConsumingEnumerable())
+        {
+            // Whatever happens here, the hand-off is drained to the end: the reading thread must never wait on a full one.
+            if (!keeping || failure is not null)
             {
                 continue;
             }
 
-            foreach (var newJob in BatchPlanner.Jobs(job, provider))
+            try
             {
-                bytes += EstimatedBytes(newJob);
-                planned.Add(newJob);
+                foreach (var job in jobs)
+                {
+                    foreach (var newJob in BatchPlanner.Jobs(job, provider))
+                    {
+                        writer.Add(newJob);
+                    }
+                }
+            }
+            catch (DuplicateJobKeyException)
+            {
+                // The validator reports the id; an import (with --skip-invalid) reads the file again and the store refuses it.
+                keeping = false;
+            }
+            catch (Exception ex)
+            {
+                failure = ExceptionDispatchInfo.Capture(ex);
             }
 
-            if (bytes > maxBufferedBytes)
-            {
-                planned = null;
-            }
+            keeping &= writer.Bytes <= maxBufferedBytes;
         }
 
-        return new CheckedJobs(stream, provider, planned);
+        failure?.Throw();
+        return keeping ? writer.Complete() : null;
     }
 
     /// <summary>The jobs to import after <see cref="CheckAndPlan"/>: the kept ones, or the file read again.</summary>
     public static IAsyncEnumerable<NewJob> ValidJobs(CheckedJobs check, ManifestOptions options, bool skipInvalid, CancellationToken ct) =>
-        check.Planned is { } planned ? Kept(planned, ct) : ValidJobs(check.Stream.Path, options, check.Provider, skipInvalid, ct);
-
-    private static async IAsyncEnumerable<NewJob> Kept(IReadOnlyList<NewJob> jobs, [EnumeratorCancellation] CancellationToken ct)
-    {
-        for (var i = 0; i < jobs.Count; i++)
-        {
-            if ((i & 1023) == 0)
-            {
-                ct.ThrowIfCancellationRequested();
-            }
-
-            yield return jobs[i];
-        }
-
-        await Task.CompletedTask;
-    }
-
-    /// <summary>A rough size of a planned job in memory: its strings (UTF-16) and the objects around them.</summary>
-    private static long EstimatedBytes(NewJob job)
-    {
-        var spec = job.Spec;
-        var chars = job.Key.Length + job.ContentHash.Length + job.Provider.Length + spec.Prompt.Length + (spec.NegativePrompt?.Length ?? 0)
-            + (spec.Size?.Length ?? 0) + (spec.Output?.Length ?? 0) + (spec.OutputFormat?.Length ?? 0);
-        foreach (var image in spec.Images)
-        {
-            chars += image.Length + 16;
-        }
-
-        foreach (var (name, value) in spec.Variables)
-        {
-            chars += name.Length + value.Length + 24;
-        }
-
-        return 512 + (2L * chars);
-    }
+        check.Planned ?? ValidJobs(check.Stream.Path, options, check.Provider, skipInvalid, ct);
 
     /// <summary>
     /// The manifest's valid jobs, read again and planned for the batch's provider. If the file changed since it was
@@ -128,7 +142,7 @@ public static class ManifestImporter
 
 /// <summary>A manifest after its first pass: the diagnostics, and the planned jobs when they fitted in memory.</summary>
 /// <param name="Planned">The valid jobs planned for <paramref name="Provider"/>, or null when the import must read the file again.</param>
-public sealed record CheckedJobs(ManifestStream Stream, string Provider, IReadOnlyList<NewJob>? Planned);
+public sealed record CheckedJobs(ManifestStream Stream, string Provider, EncodedJobs? Planned);
 
 /// <summary>The manifest became invalid between validation and import; the import was rolled back.</summary>
 public sealed class ManifestChangedException : IOException

@@ -6,7 +6,8 @@ namespace QwenBatch.Retention;
 
 /// <summary>
 /// Deletes finished batches older than <see cref="RetentionOptions.MaxAge"/>, one chunk per short statement, in every
-/// worker. Workers racing on one batch only delete what is there; the batch row goes once its jobs are gone.
+/// worker. Workers racing on one batch only delete what is there; the batch row goes once its jobs are gone. Servers
+/// silent for longer than that are forgotten too.
 /// </summary>
 public sealed partial class RetentionLoop(IJobStore store, RetentionOptions options, TimeProvider time, ILogger<RetentionLoop> logger) : IServerLoop
 {
@@ -77,6 +78,13 @@ public sealed partial class RetentionLoop(IJobStore store, RetentionOptions opti
             LogPurged(batches, jobs, options.MaxAge);
         }
 
+        // A server that stopped answering that long ago crashed (a stopped one removes itself): the servers page keeps
+        // showing it as stopped until then. The jobs the rescuer took from it stay in their history.
+        if (await store.RemoveServersSilentSinceAsync(cutoff, ct) is > 0 and var servers)
+        {
+            LogForgotServers(servers, options.MaxAge);
+        }
+
         return (jobs, batches);
     }
 
@@ -85,6 +93,9 @@ public sealed partial class RetentionLoop(IJobStore store, RetentionOptions opti
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Retention deleted {Batches} batch(es) and {Jobs} job(s) finished more than {MaxAge} ago")]
     private partial void LogPurged(int batches, int jobs, TimeSpan maxAge);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Retention forgot {Servers} server(s) silent for more than {MaxAge}")]
+    private partial void LogForgotServers(int servers, TimeSpan maxAge);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Retention failed; trying again at the next interval")]
     private partial void LogFailed(Exception ex);

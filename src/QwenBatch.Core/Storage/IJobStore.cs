@@ -102,6 +102,9 @@ public partial interface IJobStore : IAsyncDisposable
 
     Task<BatchProgress> GetProgressAsync(long batchId, CancellationToken ct);
 
+    /// <summary>When the batch's first job was submitted (its pace is measured from there); null before any was.</summary>
+    Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct);
+
     Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct);
 
     /// <summary>The batch's jobs in key order (for reports).</summary>
@@ -112,6 +115,9 @@ public partial interface IJobStore : IAsyncDisposable
     Task RegisterServerAsync(ServerInfo server, CancellationToken ct);
 
     Task RemoveServerAsync(string serverId, CancellationToken ct);
+
+    /// <summary>Forgets servers whose last heartbeat is older than <paramref name="before"/> (crashed long ago); how many.</summary>
+    Task<int> RemoveServersSilentSinceAsync(DateTimeOffset before, CancellationToken ct);
 
     Task<IReadOnlyList<ServerInfo>> GetServersAsync(CancellationToken ct);
 

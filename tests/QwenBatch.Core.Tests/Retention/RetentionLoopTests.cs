@@ -43,4 +43,19 @@ public sealed class RetentionLoopTests : IAsyncLifetime
         (await loop.PurgeAsync(CancellationToken.None)).ShouldBe((0, 0));
         (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count.ShouldBe(2);
     }
+
+    [Fact]
+    public async Task PurgeAsync_ServerSilentLongerThanMaxAge_IsForgotten()
+    {
+        var started = _engine.Time.GetUtcNow();
+        await _engine.Store.RegisterServerAsync(new QwenBatch.Server.ServerInfo("crashed", "host-a", 1, 4, started, started), CancellationToken.None);
+        _engine.Time.Advance(TimeSpan.FromDays(31));
+        var now = _engine.Time.GetUtcNow();
+        await _engine.Store.RegisterServerAsync(new QwenBatch.Server.ServerInfo("alive", "host-b", 2, 4, now, now), CancellationToken.None);
+        var loop = new RetentionLoop(_engine.Store, new RetentionOptions(), _engine.Time, NullLogger<RetentionLoop>.Instance);
+
+        await loop.PurgeAsync(CancellationToken.None);
+
+        (await _engine.Store.GetServersAsync(CancellationToken.None)).Select(s => s.Id).ShouldBe(["alive"]);
+    }
 }

@@ -4,8 +4,11 @@ using QwenBatch.Storage.PostgreSql;
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
 /// <summary>The store contract on a real PostgreSQL (started by the tests unless QWENBATCH_TEST_POSTGRES names one).</summary>
-public sealed class PostgresJobStoreTests(PostgresDatabaseFixture database) : JobStoreContract, IClassFixture<PostgresDatabaseFixture>
+public class PostgresJobStoreTests(PostgresDatabaseFixture database) : JobStoreContract, IClassFixture<PostgresDatabaseFixture>
 {
+    /// <summary>Jobs per staged chunk: the default stages only imports of more than a thousand jobs.</summary>
+    protected virtual int StagedChunkSize => PostgresJobStore.DefaultStagedChunkSize;
+
     protected override bool SignalsAcrossInstances => true;
 
     protected override bool PulsesWhenListening => true;
@@ -25,5 +28,5 @@ public sealed class PostgresJobStoreTests(PostgresDatabaseFixture database) : Jo
     protected override Task<string> NewDatabaseAsync() => database.CreateDatabaseAsync();
 
     protected override IJobStore CreateStore(string location, TimeProvider time) =>
-        new PostgresJobStore(location, time, NullLogger<PostgresJobStore>.Instance);
+        new PostgresJobStore(location, time, NullLogger<PostgresJobStore>.Instance, stagedChunkSize: StagedChunkSize);
 }

@@ -1,0 +1,136 @@
+using System.Buffers;
+using System.Text.Json;
+using QwenBatch.Batches;
+using QwenBatch.Jobs;
+
+namespace QwenBatch.Storage;
+
+/// <summary>
+/// Planned jobs in their compact stored form: chunks of up to <see cref="ChunkSize"/> jobs, each one JSON array of
+/// <c>{"k": key, "h": content hash, "p": provider, "s": spec}</c> in UTF-8 — about a fifth of the memory the same jobs take
+/// as objects. An import keeps a manifest's jobs this way between its validating pass and the store's transaction;
+/// PostgreSQL stages the chunks as they are (its job_chunks rows), any other store reads them back as jobs.
+/// </summary>
+public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
+{
+    public const int ChunkSize = 1000;
+
+    private readonly IReadOnlyList<(byte[] Json, int Jobs)> _chunks;
+
+    private EncodedJobs(IReadOnlyList<(byte[] Json, int Jobs)> chunks, int count, long bytes)
+    {
+        _chunks = chunks;
+        Count = count;
+        Bytes = bytes;
+    }
+
+    public int Count { get; }
+
+    /// <summary>The chunks' size in UTF-8 bytes.</summary>
+    public long Bytes { get; }
+
+    /// <summary>The chunks in order, each with how many jobs it holds.</summary>
+    public IReadOnlyList<(byte[] Json, int Jobs)> Chunks => _chunks;
+
+    public async IAsyncEnumerator<NewJob> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        foreach (var (chunk, _) in _chunks)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            foreach (var job in Decode(chunk))
+            {
+                yield return job;
+            }
+        }
+
+        await Task.CompletedTask;
+    }
+
+    /// <summary>The jobs of one chunk, read back.</summary>
+    public static IEnumerable<NewJob> Decode(byte[] chunk)
+    {
+        using var document = JsonDocument.Parse(chunk);
+        foreach (var job in document.RootElement.EnumerateArray())
+        {
+            yield return new NewJob(
+                job.GetProperty("k").GetString()!,
+                job.GetProperty("h").GetString()!,
+                job.GetProperty("p").GetString()!,
+                StoreJson.Read<JobSpec>(job.GetProperty("s").GetRawText()));
+        }
+    }
+
+    /// <summary>
+    /// Writes jobs into chunks one at a time and refuses an id named twice, as every store does. Completed chunks are kept
+    /// for <see cref="Complete"/>, or taken as they fill by a caller that streams them (<see cref="TryTakeChunk"/>).
+    /// </summary>
+    public sealed class Writer(int chunkSize = ChunkSize) : IDisposable
+    {
+        private readonly Queue<(byte[] Json, int Jobs)> _chunks = new();
+        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+        private readonly ArrayBufferWriter<byte> _buffer = new(256 * Math.Min(chunkSize, ChunkSize));
+        private Utf8JsonWriter? _json;
+        private int _inChunk;
+        private long _bytes;
+
+        public int Count { get; private set; }
+
+        /// <summary>The bytes of the completed chunks and the open one.</summary>
+        public long Bytes => _bytes + (_json is null ? 0 : _json.BytesPending + _json.BytesCommitted);
+
+        public void Add(NewJob job)
+        {
+            if (!_keys.Add(job.Key))
+            {
+                throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
+            }
+
+            _json ??= new Utf8JsonWriter(_buffer);
+            if (_inChunk == 0)
+            {
+                _json.WriteStartArray();
+            }
+
+            _json.WriteStartObject();
+            _json.WriteString("k", job.Key);
+            _json.WriteString("h", job.ContentHash);
+            _json.WriteString("p", job.Provider);
+            _json.WritePropertyName("s");
+            StoreJson.Write(_json, job.Spec);
+            _json.WriteEndObject();
+            Count++;
+            if (++_inChunk == chunkSize)
+            {
+                Flush();
+            }
+        }
+
+        /// <summary>A completed chunk not taken yet, oldest first.</summary>
+        public bool TryTakeChunk(out (byte[] Json, int Jobs) chunk) => _chunks.TryDequeue(out chunk);
+
+        /// <summary>Closes the open chunk; the jobs not taken. The writer is spent.</summary>
+        public EncodedJobs Complete()
+        {
+            if (_inChunk > 0)
+            {
+                Flush();
+            }
+
+            return new EncodedJobs(_chunks.ToArray(), _chunks.Sum(c => c.Jobs), _chunks.Sum(c => (long)c.Json.Length));
+        }
+
+        public void Dispose() => _json?.Dispose();
+
+        private void Flush()
+        {
+            _json!.WriteEndArray();
+            _json.Flush();
+            var chunk = _buffer.WrittenSpan.ToArray();
+            _bytes += chunk.Length;
+            _buffer.ResetWrittenCount();
+            _json.Reset(_buffer);
+            _chunks.Enqueue((chunk, _inChunk));
+            _inChunk = 0;
+        }
+    }
+}

@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using QwenBatch.Cli.Tests.Support;
+using QwenBatch.Testing.Postgres;
+
+namespace QwenBatch.Cli.Tests.Commands;
+
+/// <summary>
+/// A manifest of more than one staged chunk (a thousand jobs) on PostgreSQL: its jobs are staged at import and become
+/// job rows as work needs them, and the commands around a batch must not tell the difference.
+/// </summary>
+public sealed class StagedImportTests : IDisposable
+{
+    private const int Rows = 2_500;
+
+    private readonly Workspace _workspace = new();
+
+    public void Dispose() => _workspace.Dispose();
+
+    [Fact]
+    public async Task Resubmit_ChangedRowOfAStagedBatch_SupersedesThatJobOnly()
+    {
+        var store = await SubmitAsync("cli_staged_resubmit");
+
+        // Row 2,000 changes: the resumed import compares with every job, staged ones included, and supersedes that one.
+        await File.WriteAllTextAsync(Path.Combine(_workspace.Root, "big.csv"), Csv(changed: 2_000));
+        var resubmitted = await CliProcess.RunAsync(_workspace.Root, null, ["submit", "big.csv", "--provider", "odirouter", .. store]);
+
+        resubmitted.ExitCode.ShouldBe(0, resubmitted.Output);
+        resubmitted.Stdout.ShouldContain("resumed: 1 new job(s), of which 1 replace jobs of changed rows");
+        (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["pending"] = Rows, ["cancelled"] = 1 });
+    }
+
+    [Fact]
+    public async Task Cancel_StagedBatch_CancelsEveryJob()
+    {
+        var store = await SubmitAsync("cli_staged_cancel");
+
+        var cancel = await CliProcess.RunAsync(_workspace.Root, null, ["cancel", "big", .. store]);
+
+        cancel.ExitCode.ShouldBe(0, cancel.Output);
+        (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["cancelled"] = Rows });
+    }
+
+    private async Task<string[]> SubmitAsync(string databaseName)
+    {
+        string[] store = ["--database", await (await PostgresServer.GetAsync()).CreateDatabaseAsync(databaseName)];
+        await File.WriteAllTextAsync(Path.Combine(_workspace.Root, "big.csv"), Csv(changed: null));
+
+        var submitted = await CliProcess.RunAsync(_workspace.Root, null, ["submit", "big.csv", "--provider", "odirouter", .. store]);
+
+        submitted.ExitCode.ShouldBe(0, submitted.Output);
+        submitted.Stdout.ShouldContain($"enqueued: {Rows} job(s)");
+        (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["pending"] = Rows });
+        return store;
+    }
+
+    private async Task<Dictionary<string, int>> CountsAsync(string[] store)
+    {
+        var status = await CliProcess.RunAsync(_workspace.Root, null, ["status", "big", "--json", .. store]);
+        status.ExitCode.ShouldBe(0, status.Output);
+        return JsonDocument.Parse(status.Stdout).RootElement.GetProperty("counts").EnumerateObject()
+            .Where(c => c.Value.GetInt32() != 0)
+            .ToDictionary(c => c.Name, c => c.Value.GetInt32());
+    }
+
+    private static string Csv(int? changed)
+    {
+        var csv = new StringBuilder("id,prompt,images\n");
+        for (var i = 1; i <= Rows; i++)
+        {
+            var prompt = i == changed ? "Warm studio light" : "White background";
+            csv.Append(CultureInfo.InvariantCulture, $"item-{i:D5},{prompt},https://cdn.example.com/items/{i:D5}.jpg\n");
+        }
+
+        return csv.ToString();
+    }
+}
