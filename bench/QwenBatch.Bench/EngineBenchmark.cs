@@ -32,13 +32,30 @@ internal static class EngineBenchmark
         await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database) { NoResetOnClose = true }.ConnectionString);
         var statements = await TryEnableStatementsAsync(dataSource);
 
-        var raw = await RawLoopAsync(dataSource, statements, jobs, concurrency);
-        var ours = await EngineAsync(database, dataSource, statements, jobs, concurrency);
+        // Warm-up, not measured: a worker runs for hours, so what is compared is the steady state, not the JIT compiling the
+        // code paths (in a run of a few seconds the tiered JIT took 10–25 % of the machine's CPU). Each loop gets its own
+        // right before it is measured: the JIT starts counting calls for its optimised tier only once new methods stop
+        // appearing, then recompiles thousands of methods (twice, with profile-guided optimisation) on a background thread.
+        var warmUp = Math.Min(jobs, 1000);
+
+        // The warm-ups' files are deleted only at the end: on ext4 a file created seconds after thousands were deleted
+        // waits while the inode allocator skips every recently freed inode (in one profile, creating the temporary
+        // download files took 11 % of the machine's CPU when each warm-up deleted its folder right away).
+        var outputs = Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
+        await RawLoopAsync(dataSource, statements, warmUp, concurrency, "raw_warm_up");
+        var raw = await RawLoopAsync(dataSource, statements, jobs, concurrency, "raw_jobs");
+        for (var round = 1; round <= 3; round++)
+        {
+            await EngineAsync(database, dataSource, statements, warmUp, concurrency, $"noop-warm-up-{round}", outputs);
+        }
+
+        var ours = await EngineAsync(database, dataSource, statements, jobs, concurrency, "noop", outputs);
+        Directory.Delete(outputs, recursive: true);
         var version = await ScalarAsync(dataSource, "SHOW server_version");
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{jobs} no-op jobs, {concurrency} workers/slots, PostgreSQL {version}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw SKIP LOCKED loop: {jobs / raw.Seconds,8:N0} jobs/s, {raw.Commits / (double)jobs:0.00} commits/job, {PerJob(raw, jobs)} statements/job"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch engine:     {jobs / ours.Seconds,8:N0} jobs/s, {ours.Commits / (double)jobs:0.00} commits/job, {PerJob(ours, jobs)} statements/job"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw SKIP LOCKED loop: {jobs / raw.Seconds,8:N0} jobs/s, {raw.Commits / (double)jobs:0.00} commits/job, {PerJob(raw, jobs)} statements/job, {CpuPerJob(raw, jobs)}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch engine:     {jobs / ours.Seconds,8:N0} jobs/s, {ours.Commits / (double)jobs:0.00} commits/job, {PerJob(ours, jobs)} statements/job, {CpuPerJob(ours, jobs)}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio:                {raw.Seconds / ours.Seconds:P0} of the raw loop"));
         if (ours.Statements is { } engineStatements)
         {
@@ -53,15 +70,84 @@ internal static class EngineBenchmark
         return 0;
     }
 
-    private sealed record Measurement(double Seconds, long Commits, Dictionary<string, long>? Statements);
+    /// <param name="ProcessCpu">CPU time this process spent in the run (all threads).</param>
+    /// <param name="DatabaseCpu">CPU time the cluster's server processes spent in the run (Linux /proc), or null.</param>
+    private sealed record Measurement(
+        double Seconds, long Commits, Dictionary<string, long>? Statements, TimeSpan ProcessCpu, TimeSpan? DatabaseCpu);
 
     private static async Task<Measurement> MeasureAsync(NpgsqlDataSource dataSource, bool statements, Func<Task<double>> run)
     {
         var commits = await CommitsAsync(dataSource);
         var before = statements ? await StatementsAsync(dataSource) : null;
+        var cluster = await DatabaseCpu.FindAsync(dataSource);
+        var databaseBefore = cluster?.Sample();
+        var processBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var seconds = await run();
+        var processCpu = Process.GetCurrentProcess().TotalProcessorTime - processBefore;
+        var databaseCpu = cluster?.Since(databaseBefore!);
         var committed = await CommitsAsync(dataSource) - commits;
-        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)));
+        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)), processCpu, databaseCpu);
+    }
+
+    private static string CpuPerJob(Measurement m, int jobs) => string.Create(CultureInfo.InvariantCulture,
+        $"CPU/job {m.ProcessCpu.TotalMilliseconds / jobs:0.000} ms here + {(m.DatabaseCpu is { } db ? (db.TotalMilliseconds / jobs).ToString("0.000", CultureInfo.InvariantCulture) : "n/a")} ms PostgreSQL");
+
+    /// <summary>
+    /// CPU time of the PostgreSQL server processes (the postmaster's children) from /proc: on a shared 2-core machine the
+    /// CPU a job costs is steadier than jobs/s, which moves with whatever else runs. Processes that exit during the run
+    /// take their time with them (the pool keeps its connections, so few do).
+    /// </summary>
+    private sealed class DatabaseCpu(int postmaster)
+    {
+        public static async Task<DatabaseCpu?> FindAsync(NpgsqlDataSource dataSource)
+        {
+            if (!OperatingSystem.IsLinux())
+            {
+                return null;
+            }
+
+            var backend = Convert.ToInt32(await ScalarAsync(dataSource, "SELECT pg_backend_pid()"), CultureInfo.InvariantCulture);
+            return Stat(backend) is { } stat ? new DatabaseCpu(stat.Parent) : null;
+        }
+
+        public Dictionary<int, long> Sample()
+        {
+            var ticks = new Dictionary<int, long>();
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                if (int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+                    && Stat(pid) is { } stat && stat.Parent == postmaster)
+                {
+                    ticks[pid] = stat.Ticks;
+                }
+            }
+
+            return ticks;
+        }
+
+        public TimeSpan Since(Dictionary<int, long> before)
+        {
+            var ticks = Sample().Sum(kv => kv.Value - before.GetValueOrDefault(kv.Key));
+
+            // USER_HZ: 100 on every Linux this runs on.
+            return TimeSpan.FromMilliseconds(ticks * 10);
+        }
+
+        /// <summary>Parent pid and utime + stime (clock ticks) from /proc/pid/stat; null when the process is gone.</summary>
+        private static (int Parent, long Ticks)? Stat(int pid)
+        {
+            try
+            {
+                var text = File.ReadAllText($"/proc/{pid}/stat");
+                var fields = text[(text.LastIndexOf(')') + 2)..].Split(' ');
+                return (int.Parse(fields[1], CultureInfo.InvariantCulture),
+                    long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture));
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
     }
 
     private static string PerJob(Measurement m, int jobs) =>
@@ -163,10 +249,10 @@ internal static class EngineBenchmark
         }
     }
 
-    private static async Task<Measurement> RawLoopAsync(NpgsqlDataSource dataSource, bool statements, int jobs, int workers)
+    private static async Task<Measurement> RawLoopAsync(NpgsqlDataSource dataSource, bool statements, int jobs, int workers, string table)
     {
-        await ExecuteAsync(dataSource, "CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, state text NOT NULL, payload text NOT NULL)");
-        await ExecuteAsync(dataSource, $"INSERT INTO raw_jobs (state, payload) SELECT 'pending', 'p' || g FROM generate_series(1, {jobs}) g");
+        await ExecuteAsync(dataSource, $"CREATE TABLE {table} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, state text NOT NULL, payload text NOT NULL)");
+        await ExecuteAsync(dataSource, $"INSERT INTO {table} (state, payload) SELECT 'pending', 'p' || g FROM generate_series(1, {jobs}) g");
         return await MeasureAsync(dataSource, statements, async () =>
         {
             var clock = Stopwatch.StartNew();
@@ -177,13 +263,13 @@ internal static class EngineBenchmark
                 {
                     await using var tx = await connection.BeginTransactionAsync();
                     await using var claim = new NpgsqlCommand(
-                        "SELECT id FROM raw_jobs WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", connection, tx);
+                        $"SELECT id FROM {table} WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED", connection, tx);
                     if (await claim.ExecuteScalarAsync() is not long id)
                     {
                         return;
                     }
 
-                    await using var done = new NpgsqlCommand("UPDATE raw_jobs SET state = 'succeeded' WHERE id = @id", connection, tx);
+                    await using var done = new NpgsqlCommand($"UPDATE {table} SET state = 'succeeded' WHERE id = @id", connection, tx);
                     done.Parameters.AddWithValue("id", id);
                     await done.ExecuteNonQueryAsync();
                     await tx.CommitAsync();
@@ -193,14 +279,16 @@ internal static class EngineBenchmark
         });
     }
 
-    private static async Task<Measurement> EngineAsync(string database, NpgsqlDataSource dataSource, bool statements, int jobs, int concurrency)
+    /// <param name="outputs">Where the runs' batch folders go; deleted only after every run (see <see cref="RunAsync"/>).</param>
+    private static async Task<Measurement> EngineAsync(
+        string database, NpgsqlDataSource dataSource, bool statements, int jobs, int concurrency, string name, string outputs)
     {
         var time = TimeProvider.System;
         await using var store = new PostgresJobStore(database, time, NullLogger<PostgresJobStore>.Instance);
         await store.MigrateAsync(CancellationToken.None);
-        var output = Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
+        var output = Path.Combine(outputs, name);
         var batch = (await store.ImportBatchAsync(
-            new NewBatch("noop", "/bench/noop.csv", "noop", output),
+            new NewBatch(name, $"/bench/{name}.csv", "noop", output),
             Enumerable.Range(1, jobs).Select(i => new NewJob($"job-{i:00000}", $"h{i}", "noop", new JobSpec { Prompt = "p", Images = ["https://x.example/a.png"] })),
             CancellationToken.None)).Batch;
 
@@ -212,7 +300,9 @@ internal static class EngineBenchmark
         var result = await MeasureAsync(dataSource, statements, async () =>
         {
             var clock = Stopwatch.StartNew();
+            Phase($"{name} start");
             await server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+            Phase($"{name} end");
             return clock.Elapsed.TotalSeconds;
         });
         var progress = await store.GetProgressAsync(batch.Id, CancellationToken.None);
@@ -221,8 +311,19 @@ internal static class EngineBenchmark
             throw new InvalidOperationException($"Only {progress.Count(JobState.Succeeded)} of {jobs} jobs succeeded.");
         }
 
-        Directory.Delete(output, recursive: true);
         return result;
+    }
+
+    /// <summary>
+    /// With QWENBATCH_BENCH_PHASES set, prints when a run starts and ends on the monotonic clock in nanoseconds (what
+    /// <c>perf record -k CLOCK_MONOTONIC</c> stamps samples with), so a profile can be cut to the measured run.
+    /// </summary>
+    private static void Phase(string what)
+    {
+        if (Environment.GetEnvironmentVariable("QWENBATCH_BENCH_PHASES") is { Length: > 0 })
+        {
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[phase] {what} {Stopwatch.GetTimestamp()}"));
+        }
     }
 
     /// <summary>Top-level statements run in this database so far, per query text (pg_stat_statements), without our own probes.</summary>

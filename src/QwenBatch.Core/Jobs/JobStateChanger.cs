@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using QwenBatch.Secrets;
+using QwenBatch.Server;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Jobs;
@@ -12,12 +13,14 @@ namespace QwenBatch.Jobs;
 /// </summary>
 /// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
 /// <param name="writers">Group commits written at once (see <see cref="GroupCommit"/>).</param>
+/// <param name="slots">Told when a step waits only for the write that gives its job back, so its slot can be used meanwhile.</param>
 public sealed partial class JobStateChanger(
     IJobStore store,
     ILogger<JobStateChanger> logger,
     SecretRedactor? redactor = null,
     Action<DateTimeOffset>? released = null,
-    int writers = 1)
+    int writers = 1,
+    StepSlots? slots = null)
 {
     private readonly SecretRedactor _redactor = redactor ?? SecretRedactor.None;
 
@@ -62,7 +65,27 @@ public sealed partial class JobStateChanger(
 
         // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
         // result is already paid for).
-        var moved = await _commits.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)));
+        var write = _commits.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)));
+        bool moved;
+        if (keepLease || slots is null)
+        {
+            moved = await write;
+        }
+        else
+        {
+            // Giving the job back is the last thing a step does: while it waits for the write, its slot may take the next
+            // job. The job stays leased to us until the write is durable, so nobody else can take it meanwhile.
+            slots.FinishingStarted();
+            try
+            {
+                moved = await write;
+            }
+            finally
+            {
+                slots.FinishingEnded();
+            }
+        }
+
         if (!moved)
         {
             LogGuardMissed(current.Id, current.State, next.State, owner);

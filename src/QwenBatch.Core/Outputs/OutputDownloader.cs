@@ -47,7 +47,11 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
         {
             long length;
             string sha;
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferBytes, useAsync: true))
+            string extension;
+
+            // Unbuffered: what is written comes in chunks already (a body's reads, decoded base64), and a FileStream buffer
+            // would be another 80 KB allocated and zeroed per output.
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, bufferSize: 0, useAsync: true))
             {
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 var sink = new HashingSink(file, hash);
@@ -67,9 +71,11 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
                 await file.FlushAsync(ct);
                 length = sink.Written;
                 sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+
+                // Checked from the bytes as they went to the file (a failed write throws), not by reading the file again.
+                extension = Check(sink.Head, sink.Tail, length);
             }
 
-            var extension = await CheckAsync(temp, length, ct);
             var relative = name(extension);
             var target = OutputNames.Resolve(directory, relative);
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
@@ -106,22 +112,11 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
     }
 
     /// <summary>The format from the first bytes, and the format's own end marker, so a cut file is caught even without a length.</summary>
-    private static async Task<string> CheckAsync(string path, long length, CancellationToken ct)
+    private static string Check(ReadOnlySpan<byte> head, ReadOnlySpan<byte> tail, long length)
     {
-        var head = new byte[64];
-        var tail = new byte[16];
-        int headRead;
-        int tailRead;
-        await using (var check = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096, useAsync: true))
-        {
-            headRead = await check.ReadAtLeastAsync(head, head.Length, throwOnEndOfStream: false, ct);
-            check.Seek(Math.Max(0, length - tail.Length), SeekOrigin.Begin);
-            tailRead = await check.ReadAtLeastAsync(tail, tail.Length, throwOnEndOfStream: false, ct);
-        }
-
-        var extension = ImageFormat.Sniff(head.AsSpan(0, headRead))
+        var extension = ImageFormat.Sniff(head)
             ?? throw new InvalidDataException("The downloaded output is not an image in a known format.");
-        if (!ImageFormat.IsComplete(extension, head.AsSpan(0, headRead), tail.AsSpan(0, tailRead), length))
+        if (!ImageFormat.IsComplete(extension, head, tail, length))
         {
             throw new IOException($"The downloaded {extension} output is incomplete ({length} bytes, no end marker); it is fetched again.");
         }
@@ -215,10 +210,22 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
         }
     }
 
-    /// <summary>A write-only stream that hashes and counts what passes through to the file.</summary>
+    /// <summary>A write-only stream that hashes and counts what passes through to the file, keeping its first and last bytes.</summary>
     private sealed class HashingSink(Stream inner, IncrementalHash hash) : Stream
     {
+        private const int HeadBytes = 64;
+        private const int TailBytes = 16;
+        private readonly byte[] _head = new byte[HeadBytes];
+        private readonly byte[] _tail = new byte[TailBytes];
+        private int _tailLength;
+
         public long Written { get; private set; }
+
+        /// <summary>The first bytes written (up to 64), for the format's signature.</summary>
+        public ReadOnlySpan<byte> Head => _head.AsSpan(0, (int)Math.Min(Written, HeadBytes));
+
+        /// <summary>The last bytes written (up to 16), for the format's end marker.</summary>
+        public ReadOnlySpan<byte> Tail => _tail.AsSpan(0, _tailLength);
 
         public override bool CanRead => false;
 
@@ -242,16 +249,39 @@ public sealed class OutputDownloader(HttpClient http, long maxOutputBytes = Outp
 
         public override void Write(byte[] buffer, int offset, int count)
         {
-            hash.AppendData(buffer, offset, count);
-            Written += count;
+            Observe(buffer.AsSpan(offset, count));
             inner.Write(buffer, offset, count);
         }
 
         public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
         {
-            hash.AppendData(buffer.Span);
-            Written += buffer.Length;
+            Observe(buffer.Span);
             await inner.WriteAsync(buffer, cancellationToken);
+        }
+
+        private void Observe(ReadOnlySpan<byte> bytes)
+        {
+            hash.AppendData(bytes);
+            if (Written < HeadBytes)
+            {
+                var take = (int)Math.Min(HeadBytes - Written, bytes.Length);
+                bytes[..take].CopyTo(_head.AsSpan((int)Written));
+            }
+
+            Written += bytes.Length;
+            if (bytes.Length >= TailBytes)
+            {
+                bytes[^TailBytes..].CopyTo(_tail);
+                _tailLength = TailBytes;
+            }
+            else
+            {
+                // Shift what is kept left and append: the tail is the last 16 bytes of everything written so far.
+                var keep = Math.Min(_tailLength, TailBytes - bytes.Length);
+                _tail.AsSpan(_tailLength - keep, keep).CopyTo(_tail);
+                bytes.CopyTo(_tail.AsSpan(keep));
+                _tailLength = keep + bytes.Length;
+            }
         }
 
         public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -279,8 +309,10 @@ internal static class Base64Decoder
             start = comma + 1;
         }
 
-        var chars = new char[ChunkChars];
-        var bytes = new byte[ChunkChars / 4 * 3];
+        // Sized to the text when it is smaller than a chunk (most inline outputs): no 128 KB buffer per small image.
+        var size = Math.Min(ChunkChars, ((text.Length - start) + 3) / 4 * 4);
+        var chars = new char[size];
+        var bytes = new byte[size / 4 * 3];
         var filled = 0;
         long total = 0;
         for (var i = start; i <= text.Length; i++)
@@ -291,7 +323,7 @@ internal static class Base64Decoder
                 chars[filled++] = text[i];
             }
 
-            if (filled == ChunkChars || (i == text.Length && filled > 0))
+            if (filled == chars.Length || (i == text.Length && filled > 0))
             {
                 if (!Convert.TryFromBase64Chars(chars.AsSpan(0, filled), bytes, out var written))
                 {

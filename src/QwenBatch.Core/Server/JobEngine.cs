@@ -33,10 +33,11 @@ public static class JobEngine
     {
         var (store, providers, options, time, random, latency, downloader, loggers, maintenance, redactor) = parts;
         var due = new DueTimes();
+        var slots = new StepSlots();
         // A group writer per 8 slots (2 for the default 16): more writers make smaller groups without more throughput
         // (measured in the engine benchmark, docs/benchmarks.md).
         var changer = new JobStateChanger(
-            store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, options.Concurrency / 8);
+            store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, options.Concurrency / 8, slots);
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =
@@ -48,6 +49,6 @@ public static class JobEngine
         ];
         var runner = new JobStepRunner(steps, changer, options, time, random, loggers.CreateLogger<JobStepRunner>());
         var latencies = new LatencyMemory(store, latency, options, time, loggers.CreateLogger<LatencyMemory>());
-        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance, due, latencies);
+        return new JobServer(store, runner, providers, options, time, loggers.CreateLogger<JobServer>(), maintenance, due, latencies, slots);
     }
 }

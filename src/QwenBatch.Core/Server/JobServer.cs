@@ -19,9 +19,10 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 /// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
 /// </summary>
 public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
-    IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null, LatencyMemory? latencies = null)
+    IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null, LatencyMemory? latencies = null, StepSlots? slots = null)
 {
     private readonly DueTimes _due = due ?? new DueTimes();
+    private readonly StepSlots _slots = slots ?? new StepSlots();
 
     /// <summary>When every slot is busy, the dispatcher claims again once this share (1/n) of the slots is free.</summary>
     internal const int ClaimShare = 4;
@@ -121,7 +122,8 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     {
         // Take the pulse before looking, so work announced while we look still wakes us.
         var wake = signal.Next;
-        var free = options.Concurrency - inFlight.Count;
+        inFlight.RemoveWhere(t => t.IsCompleted);
+        var free = _slots.Free(options.Concurrency, inFlight.Count);
         if (free > 0)
         {
             _due.ClaimingAt(time.GetUtcNow());
@@ -133,7 +135,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             : [];
         foreach (var job in claimed)
         {
-            inFlight.Add(runner.RunAsync(job, Id, stepToken));
+            inFlight.Add(RunStepAsync(job, stepToken));
         }
 
         if (claimed.Count == free)
@@ -141,10 +143,16 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             // Every slot is busy (or was before this look) and more may be due: wait for a share of the slots to free up,
             // so the next claim takes several jobs in one statement instead of one per finished step.
             var want = Math.Max(1, options.Concurrency / ClaimShare);
-            while (options.Concurrency - inFlight.Count < want && !stopping.IsCancellationRequested)
+            while (!stopping.IsCancellationRequested)
             {
-                await Task.WhenAny(Task.WhenAny(inFlight), stopped);
+                var freed = _slots.Freed;
                 inFlight.RemoveWhere(t => t.IsCompleted);
+                if (_slots.Free(options.Concurrency, inFlight.Count) >= want)
+                {
+                    break;
+                }
+
+                await Task.WhenAny(freed, stopped);
             }
 
             return false;
@@ -159,9 +167,19 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
         // Everything due when we claimed was taken (by us or another worker). Our own steps tell us when the jobs they
         // give back come due; only when none is running does the store get asked, which also finds other processes' work.
-        DateTimeOffset? stored = free > 0 && inFlight.Count == 0 ? await store.NextDueAtAsync(scope.BatchId, stopping) : null;
+        var looked = free > 0 && inFlight.Count == 0;
+        DateTimeOffset? stored = looked ? await store.NextDueAtAsync(scope.BatchId, stopping) : null;
         while (true)
         {
+            // Take the pulse before reading what our steps told us, so a step ending in between still wakes us.
+            var freed = _slots.Freed;
+            inFlight.RemoveWhere(t => t.IsCompleted);
+            if (!looked && inFlight.Count == 0)
+            {
+                // Our last step ended since we looked: the full look, with the store's next due time.
+                return false;
+            }
+
             var next = _due.Earliest;
             if (stored is { } s && (next is null || s < next))
             {
@@ -177,7 +195,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
             using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             var timer = Task.Delay(wait, time, sleep.Token);
-            var slot = inFlight.Count > 0 ? Task.WhenAny(inFlight) : Task.Delay(Timeout.Infinite, sleep.Token);
+            var slot = inFlight.Count > 0 ? freed : Task.Delay(Timeout.Infinite, sleep.Token);
             var woken = await Task.WhenAny(slot, wake, timer, stopped);
             await sleep.CancelAsync();
             inFlight.RemoveWhere(t => t.IsCompleted);
@@ -189,6 +207,19 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             {
                 return false;
             }
+        }
+    }
+
+    /// <summary>One claimed job's steps; its end frees a slot (the runner never throws for a failed step).</summary>
+    private async Task RunStepAsync(JobRecord job, CancellationToken ct)
+    {
+        try
+        {
+            await runner.RunAsync(job, Id, ct);
+        }
+        finally
+        {
+            _slots.Ended();
         }
     }
 

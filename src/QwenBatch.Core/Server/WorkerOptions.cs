@@ -10,7 +10,10 @@ public sealed class WorkerOptions
     public const int DefaultMaxAttempts = 5;
     public const int DefaultMaxProviderResubmits = 2;
 
-    /// <summary>Steps this process runs at once. Steps are short HTTP calls, so this is not a thread count.</summary>
+    /// <summary>
+    /// Steps this process runs at once. Steps are short HTTP calls, so this is not a thread count. A step that only waits
+    /// for the write giving its job back does not count (up to as many again), so a slot does not idle on the database.
+    /// </summary>
     [Range(1, 1000)]
     public int Concurrency { get; set; } = DefaultConcurrency;
 

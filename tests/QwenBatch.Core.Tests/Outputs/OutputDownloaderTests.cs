@@ -51,6 +51,29 @@ public sealed class OutputDownloaderTests : IDisposable
         Directory.GetFiles(_folder, "*", SearchOption.AllDirectories).ShouldBeEmpty();
     }
 
+    [Theory]
+    [InlineData(10_000, true)]
+    [InlineData(9_990, false)]
+    public async Task DownloadAsync_BodyArrivingAFewBytesAtATime_SignatureAndEndMarkerCheckedAcrossWrites(int received, bool whole)
+    {
+        // The check reads the first and last bytes as they are written: here the signature and the end marker each span
+        // several writes of 3 bytes.
+        var png = Png(10_000);
+        var downloader = new OutputDownloader(new HttpClient(new FixedHandler(png[..received], null, readSize: 3)));
+        var download = () => downloader.DownloadAsync(new ProviderOutput("http://files.test/1.png", null, null), _folder, "1-1", ext => $"job.{ext}", CancellationToken.None);
+
+        if (whole)
+        {
+            (await download()).ShouldBe(new OutputFile("job.png", Convert.ToHexStringLower(SHA256.HashData(png)), png.Length));
+            (await File.ReadAllBytesAsync(Path.Combine(_folder, "job.png"))).ShouldBe(png);
+        }
+        else
+        {
+            (await Should.ThrowAsync<IOException>(download)).Message.ShouldContain("incomplete");
+            Directory.GetFiles(_folder, "*", SearchOption.AllDirectories).ShouldBeEmpty();
+        }
+    }
+
     [Fact]
     public async Task DownloadAsync_NotAnImage_Throws()
     {
@@ -88,13 +111,27 @@ public sealed class OutputDownloaderTests : IDisposable
         return bytes;
     }
 
-    private sealed class FixedHandler(byte[] body, long? contentLength) : HttpMessageHandler
+    private sealed class FixedHandler(byte[] body, long? contentLength, int? readSize = null) : HttpMessageHandler
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            var content = new StreamContent(new MemoryStream(body));
+            var content = new StreamContent(readSize is { } size ? new TrickleStream(body, size) : new MemoryStream(body));
             content.Headers.ContentLength = contentLength;
             return Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = content });
         }
+    }
+
+    /// <summary>A body that hands out at most <c>size</c> bytes per read, as a slow connection does.</summary>
+    private sealed class TrickleStream(byte[] body, int size) : MemoryStream(body)
+    {
+        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(count, size));
+
+        public override int Read(Span<byte> buffer) => base.Read(buffer[..Math.Min(buffer.Length, size)]);
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            base.ReadAsync(buffer[..Math.Min(buffer.Length, size)], cancellationToken);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            base.ReadAsync(buffer, offset, Math.Min(count, size), cancellationToken);
     }
 }

@@ -29,6 +29,37 @@ public sealed class JobServerTests
     }
 
     [Fact]
+    public async Task RunAsync_StepWaitingOnlyToGiveItsJobBack_ItsSlotTakesTheNextJobButNoMore()
+    {
+        await using var engine = new EngineHarness();
+        engine.Options.Concurrency = 1;
+        var batch = await engine.ImportAsync(3);
+        var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Every accepted submit's write (the request id, giving the job back until its first poll) waits at the gate.
+        var (store, gated) = GatedStore.Wrap(engine.Store, t => t.Job.State == JobState.AtProvider && t.From.Contains(JobState.Submitting), gate.Task);
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+
+        // The first job waits only for its write: its slot takes the second job. That one is working (its own move to
+        // 'submitting' queues behind the held write), so the one slot is busy and the third job is not taken.
+        await engine.RunClockUntilAsync(() => Task.FromResult(gated.Claimed.Count >= 2), Tick);
+        for (var i = 0; i < 20; i++)
+        {
+            engine.Time.Advance(Tick);
+            await Task.Delay(5);
+        }
+
+        gated.Claimed.ShouldBe([jobs[0].Id, jobs[1].Id]);
+        engine.Scripted.Accepted.ShouldBe(1);
+
+        gate.SetResult();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1);
+    }
+
+    [Fact]
     public async Task RunAsync_DownloadLeftoversOfACrash_RemovedWithTheJobsDownloadAndTheOutputsFolderHasOnlyImages()
     {
         await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 1 });

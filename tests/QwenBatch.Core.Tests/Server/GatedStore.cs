@@ -1,0 +1,83 @@
+using System.Reflection;
+using QwenBatch.Jobs;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Core.Tests.Server;
+
+/// <summary>
+/// A store whose chosen transitions wait at a gate before they are written (a slow database round trip, held as long as
+/// the test likes), and that records which jobs were claimed. Every other call goes straight to the real store.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1852", Justification = "DispatchProxy derives a type from it at run time.")]
+internal class GatedStore : DispatchProxy
+{
+    private IJobStore _inner = null!;
+    private Func<JobTransition, bool> _held = null!;
+    private Task _gate = null!;
+    private readonly List<long> _claimed = [];
+
+    /// <summary>The ids of every job claimed so far, in claim order.</summary>
+    public IReadOnlyList<long> Claimed
+    {
+        get
+        {
+            lock (_claimed)
+            {
+                return [.. _claimed];
+            }
+        }
+    }
+
+    public static (IJobStore Store, GatedStore Gate) Wrap(IJobStore inner, Func<JobTransition, bool> held, Task gate)
+    {
+        var store = Create<IJobStore, GatedStore>();
+        var gated = (GatedStore)(object)store;
+        gated._inner = inner;
+        gated._held = held;
+        gated._gate = gate;
+        return (store, gated);
+    }
+
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        ArgumentNullException.ThrowIfNull(targetMethod);
+        ArgumentNullException.ThrowIfNull(args);
+        return targetMethod.Name switch
+        {
+            nameof(IJobStore.TransitionAsync) when _held((JobTransition)args[0]!) => HoldAsync(() => _inner.TransitionAsync((JobTransition)args[0]!, CancellationToken.None)),
+            nameof(IJobStore.TransitionManyAsync) when ((IReadOnlyList<JobTransition>)args[0]!).Any(_held) =>
+                HoldAsync(() => _inner.TransitionManyAsync((IReadOnlyList<JobTransition>)args[0]!, CancellationToken.None)),
+            nameof(IJobStore.ClaimAsync) => ClaimAsync((ClaimRequest)args[0]!, (CancellationToken)args[1]!),
+            _ => Forward(targetMethod, args),
+        };
+    }
+
+    private async Task<T> HoldAsync<T>(Func<Task<T>> write)
+    {
+        await _gate;
+        return await write();
+    }
+
+    private async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
+    {
+        var jobs = await _inner.ClaimAsync(request, ct);
+        lock (_claimed)
+        {
+            _claimed.AddRange(jobs.Select(j => j.Id));
+        }
+
+        return jobs;
+    }
+
+    private object? Forward(MethodInfo method, object?[] args)
+    {
+        try
+        {
+            return method.Invoke(_inner, args);
+        }
+        catch (TargetInvocationException ex) when (ex.InnerException is not null)
+        {
+            throw ex.InnerException;
+        }
+    }
+}
