@@ -23,7 +23,11 @@ public sealed class ProviderRunTests : IDisposable
     [InlineData("wavespeed", "0.2", 5, "jpg")]
     public async Task Run_ProviderAgainstSimulatorWithErrorRate_EveryJobSucceedsWithOnePaidSubmitEach(string provider, string errorRate, int jobs, string extension)
     {
-        await using var simulator = await SimulatorProcess.StartAsync(_workspace.Root, "0.1-0.3", "--error-rate", errorRate);
+        // Faults in a fixed order: with seed 6 the first API request is answered 503 (its roll is 0.14), so a run with errors
+        // always meets one, however few requests the learned poll times leave (unseeded, 12 requests at 0.2 missed every
+        // fault about one run in 15).
+        await using var simulator = await SimulatorProcess.StartAsync(
+            _workspace.Root, "0.1-0.3", new Dictionary<string, string> { ["Simulator__RandomSeed"] = "6" }, "--error-rate", errorRate);
 
         var result = await CliProcess.RunAsync(_workspace.Root, Environment(simulator), "run", "samples/products.csv", "--provider", provider);
 

@@ -15,13 +15,15 @@ internal sealed class SimulatorProcess : IAsyncDisposable
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(10) };
     private readonly string _workingDirectory;
     private readonly string[] _args;
+    private readonly IReadOnlyDictionary<string, string>? _environment;
     private readonly List<JsonElement> _pastLives = [];
     private CliProcess? _process;
 
-    private SimulatorProcess(string workingDirectory, string[] args, Uri baseUrl)
+    private SimulatorProcess(string workingDirectory, string[] args, Uri baseUrl, IReadOnlyDictionary<string, string>? environment = null)
     {
         _workingDirectory = workingDirectory;
         _args = args;
+        _environment = environment;
         BaseUrl = baseUrl;
     }
 
@@ -29,10 +31,14 @@ internal sealed class SimulatorProcess : IAsyncDisposable
 
     public bool IsRunning => _process is not null;
 
-    public static async Task<SimulatorProcess> StartAsync(string workingDirectory, string latency, params string[] options)
+    public static Task<SimulatorProcess> StartAsync(string workingDirectory, string latency, params string[] options) =>
+        StartAsync(workingDirectory, latency, null, options);
+
+    /// <param name="environment">Configuration for the simulator process, e.g. <c>Simulator__RandomSeed</c> for faults in a fixed order.</param>
+    public static async Task<SimulatorProcess> StartAsync(string workingDirectory, string latency, IReadOnlyDictionary<string, string>? environment, params string[] options)
     {
         var port = FreePort().ToString(CultureInfo.InvariantCulture);
-        var simulator = new SimulatorProcess(workingDirectory, ["simulate", "--port", port, "--latency", latency, .. options], new Uri($"http://127.0.0.1:{port}/"));
+        var simulator = new SimulatorProcess(workingDirectory, ["simulate", "--port", port, "--latency", latency, .. options], new Uri($"http://127.0.0.1:{port}/"), environment);
         await simulator.StartAgainAsync();
         return simulator;
     }
@@ -55,7 +61,7 @@ internal sealed class SimulatorProcess : IAsyncDisposable
             throw new InvalidOperationException("The simulator is already running.");
         }
 
-        _process = CliProcess.Start(_workingDirectory, null, _args);
+        _process = CliProcess.Start(_workingDirectory, _environment, _args);
         for (var i = 0; i < 300; i++)
         {
             try
