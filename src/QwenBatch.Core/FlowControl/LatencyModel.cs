@@ -11,8 +11,8 @@ public sealed class LatencyModel
 {
     private const double Weight = 0.2;
 
-    /// <summary>Where in the last gap a completion is taken to have happened, from its end: three quarters back.</summary>
-    private const double EarlyInGap = 0.75;
+    /// <summary>Where in the last gap a completion is taken to have happened, from its end: half way back.</summary>
+    private const double EarlyInGap = 0.5;
 
     /// <summary>One observation moves the estimate at most within this factor of it (a stuck task is not the norm).</summary>
     internal const double OutlierFactor = 2.0;
@@ -51,8 +51,10 @@ public sealed class LatencyModel
     /// <summary>
     /// Learns from a completion seen by a poll. A task found finished at the first poll finished at some unknown time
     /// before it, so the estimate is nudged earlier; otherwise the task finished within the last gap between polls, and
-    /// the guess is early in it, a quarter in: a first poll that comes too early costs one more status call, one that
-    /// comes too late costs lag, and the goal bounds the lag while leaving calls to spare (3 per task).
+    /// the guess is its middle. A first poll that comes too early costs status calls, one that comes too late costs lag;
+    /// the nudges at first polls keep the estimate from drifting late. (A quarter into the gap, as before, kept it early
+    /// enough to spend 2.9 status calls a task in the race against the WaveSpeed SDK; the middle spends 2.2, for 0.05 s
+    /// more lag at the median — docs/benchmarks.md.)
     /// </summary>
     /// <param name="observed">
     /// From the accepted submit to when the poll that saw completion was due. The due time, not when the poll ran: the

@@ -33,14 +33,14 @@ public sealed class PollScheduleTests
         Schedule.RanOnTime(TimeSpan.FromSeconds(dueSeconds), TimeSpan.FromSeconds(lateSeconds)).ShouldBe(expected);
 
     [Fact]
-    public void ObserveCompletion_SeenAfterProbing_LearnsEarlyInTheLastGap()
+    public void ObserveCompletion_SeenAfterProbing_LearnsTheMiddleOfTheLastGap()
     {
         var model = new LatencyModel();
         var key = LatencyModel.Key("odirouter", 1, null);
 
-        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: a quarter into that gap, 5.59 s, not 8.
+        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: the middle of that gap, 6.44 s, not 8.
         model.ObserveCompletion(key, TimeSpan.FromSeconds(8.125), 3, Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, null));
 
-        model.Expected(key)!.Value.TotalSeconds.ShouldBe(5.59375, tolerance: 1e-9);
+        model.Expected(key)!.Value.TotalSeconds.ShouldBe(6.4375, tolerance: 1e-9);
     }
 }
