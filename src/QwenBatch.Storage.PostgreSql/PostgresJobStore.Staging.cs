@@ -186,8 +186,7 @@ public sealed partial class PostgresJobStore
             ), expanded AS (
                 INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
                 SELECT chunk.batch_id, r.k, r.h, 'pending', r.p, r.s, chunk.due_at, chunk.due_at, chunk.due_at
-                FROM chunk CROSS JOIN LATERAL ROWS FROM (json_to_recordset(convert_from(chunk.payload, 'UTF8')::json) AS (k text, h text, p text, s jsonb))
-                    WITH ORDINALITY AS r (k, h, p, s, ord)
+                FROM chunk CROSS JOIN LATERAL {ChunkJobs("chunk", "jsonb")}
                 ORDER BY chunk.id, r.ord
                 RETURNING 1
             ), notify AS (
@@ -199,6 +198,14 @@ public sealed partial class PostgresJobStore
         command.Parameters.AddWithValue("chunks", chunks);
         return (int)(await command.ExecuteScalarAsync(ct))!;
     }
+
+    /// <summary>
+    /// The jobs of the chunk rows aliased <paramref name="chunk"/> (job_chunks or the resume's copy of it), unpacked on
+    /// the server as <c>r (k, h, p, s, ord)</c>: key, content hash, provider, spec as <paramref name="specType"/>, place in
+    /// the chunk. The one place the server reads the format <see cref="EncodedJobs"/> writes.
+    /// </summary>
+    private static string ChunkJobs(string chunk, string specType) =>
+        $"ROWS FROM (json_to_recordset(convert_from({chunk}.payload, 'UTF8')::json) AS (k text, h text, p text, s {specType})) WITH ORDINALITY AS r (k, h, p, s, ord)";
 
     /// <summary>Expands every chunk still staged for <paramref name="batchId"/>, waiting for any another worker holds.</summary>
     private static Task<int> ExpandBatchAsync(NpgsqlConnection connection, long batchId, CancellationToken ct) =>

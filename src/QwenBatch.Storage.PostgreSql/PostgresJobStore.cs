@@ -214,11 +214,10 @@ public sealed partial class PostgresJobStore : IJobStore
         await ExecuteAsync(connection, "CREATE TEMP TABLE import_chunks (LIKE job_chunks INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP", ct);
         await CopyChunksAsync(connection, "import_chunks", batchId, now, Chunks(jobs, EncodedJobs.ChunkSize), ct);
         await ExecuteAsync(connection,
-            """
+            $"""
             CREATE TEMP TABLE import_jobs ON COMMIT DROP AS
             SELECT (c.id << 32) + r.ord AS ord, r.k AS key, r.h AS content_hash, r.p AS provider, r.s AS spec
-            FROM import_chunks c CROSS JOIN LATERAL ROWS FROM (json_to_recordset(convert_from(c.payload, 'UTF8')::json) AS (k text, h text, p text, s json))
-                WITH ORDINALITY AS r (k, h, p, s, ord)
+            FROM import_chunks c CROSS JOIN LATERAL {ChunkJobs("c", "json")}
             """, ct);
 
         // What changed, in manifest order; a new job's id is drawn here so the job it displaces can point at it.
