@@ -33,7 +33,7 @@ internal static class CsvManifestReader
 
         while (TryRead(csv, diagnostics))
         {
-            var row = new ManifestRow((int)csv.LineNumber);
+            var row = new ManifestRow((int)csv.LineNumber, columns.Length);
             var empty = true;
             for (var i = 0; i < columns.Length; i++)
             {

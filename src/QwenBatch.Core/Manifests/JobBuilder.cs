@@ -20,6 +20,12 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
     private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
     private readonly InputImages _images = new(baseDir, options.InputRoot);
 
+    /// <summary>Columns that --map turned into provider fields: not variables.</summary>
+    private readonly HashSet<string> _mapped = new(options.FieldMap.Values, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>A row without a matrix is one job.</summary>
+    private static readonly List<Dictionary<string, string>> NoMatrix = [null!];
+
     public IEnumerable<(ManifestJob? Job, SkippedJob? Skipped)> Build(ManifestRow row)
     {
         if (row.ShapeErrors.Count > 0)
@@ -34,7 +40,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             yield break;
         }
 
-        var entries = row.Matrix ?? [null!];
+        var entries = row.Matrix ?? NoMatrix;
         for (var index = 0; index < entries.Count; index++)
         {
             var entry = entries[index];
@@ -194,34 +200,41 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
         private List<string> Images()
         {
-            var raw = new List<string>();
+            var images = new List<string>(1);
             if (row.ImageList is { } list && !_options.FieldMap.ContainsKey(ManifestFields.Images))
             {
-                raw.AddRange(list.Where(i => i.Length > 0));
+                images.AddRange(list.Where(i => i.Length > 0));
             }
             else if (Get(ManifestFields.Images) is { } joined)
             {
-                raw.AddRange(joined.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                if (joined.Contains('|', StringComparison.Ordinal))
+                {
+                    images.AddRange(joined.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                }
+                else
+                {
+                    images.Add(joined);
+                }
             }
 
             foreach (var column in ManifestFields.SingleImages)
             {
                 if (Get(column) is { } single)
                 {
-                    raw.Add(single);
+                    images.Add(single);
                 }
             }
 
-            if (raw.Count is 0 or > ManifestFields.MaxImages)
+            if (images.Count is 0 or > ManifestFields.MaxImages)
             {
-                Error(ManifestFields.Images, $"has {raw.Count} image(s); expected 1 to {ManifestFields.MaxImages}, separated by '|'");
-                return raw;
+                Error(ManifestFields.Images, $"has {images.Count} image(s); expected 1 to {ManifestFields.MaxImages}, separated by '|'");
+                return images;
             }
 
-            var resolved = new List<string>(raw.Count);
-            foreach (var image in raw)
+            // Each reference is replaced by what is stored for it (an absolute path for a local file).
+            for (var i = 0; i < images.Count; i++)
             {
-                var check = owner._images.Inspect(image);
+                var check = owner._images.Inspect(images[i]);
                 if (check.Error is { } error)
                 {
                     Error(ManifestFields.Images, error);
@@ -232,10 +245,10 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                     Warning(ManifestFields.Images, warning);
                 }
 
-                resolved.Add(check.Value);
+                images[i] = check.Value;
             }
 
-            return resolved;
+            return images;
         }
 
         private string? Size(ProviderLimits limits)
@@ -361,11 +374,10 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
         private Dictionary<string, string> Variables()
         {
-            var mapped = new HashSet<string>(_options.FieldMap.Values, StringComparer.OrdinalIgnoreCase);
             var variables = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (var (name, value) in cells)
             {
-                if (!ManifestFields.Known.Contains(name) && !mapped.Contains(name))
+                if (!ManifestFields.Known.Contains(name) && (owner._mapped.Count == 0 || !owner._mapped.Contains(name)))
                 {
                     variables[name] = value;
                 }
@@ -399,7 +411,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
         private string? Get(string field) => cells.TryGetValue(Column(field), out var value) && value.Length > 0 ? value : null;
 
-        private string Column(string field) => _options.FieldMap.TryGetValue(field, out var mapped) ? mapped : field;
+        private string Column(string field) => _options.FieldMap.Count > 0 && _options.FieldMap.TryGetValue(field, out var mapped) ? mapped : field;
 
         private static string Short(string text) => text.Length <= 40 ? text : text[..37] + "...";
 

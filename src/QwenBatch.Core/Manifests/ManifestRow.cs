@@ -4,11 +4,11 @@ namespace QwenBatch.Manifests;
 /// One job as a format reader found it, before validation: its line, its cells by name (case-insensitive, trimmed), and
 /// for JSON the image list, the fan-out entries and any shape errors (a number where a list was expected…).
 /// </summary>
-internal sealed class ManifestRow(int line)
+internal sealed class ManifestRow(int line, int columns = 0)
 {
     public int Line { get; } = line;
 
-    public Dictionary<string, string> Cells { get; } = new(StringComparer.OrdinalIgnoreCase);
+    public Dictionary<string, string> Cells { get; } = new(columns, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>JSON <c>"images": [ … ]</c>; CSV uses the <c>images</c> cell.</summary>
     public List<string>? ImageList { get; set; }

@@ -12,6 +12,11 @@ internal static class Template
     /// <summary>The filled text; names with no value are left as written and returned in <paramref name="unknown"/>.</summary>
     public static string Apply(string text, IReadOnlyDictionary<string, string> values, ref List<string>? unknown)
     {
+        if (!text.Contains('{', StringComparison.Ordinal))
+        {
+            return text;
+        }
+
         List<string>? missing = null;
         var filled = Replace(text, name =>
         {

@@ -1,4 +1,6 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
+using QwenBatch.Jobs;
 
 namespace QwenBatch.Storage;
 
@@ -12,11 +14,31 @@ public static class StoreJson
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static string Write<T>(T value) => JsonSerializer.Serialize(value, Options);
+    public static string Write<T>(T value) => value is JobSpec spec
+        ? JsonSerializer.Serialize(spec, StoreJsonContext.Default.JobSpec)
+        : JsonSerializer.Serialize(value, Options);
 
     /// <summary>The same JSON, written into a larger document (a staged chunk of jobs).</summary>
-    public static void Write<T>(Utf8JsonWriter writer, T value) => JsonSerializer.Serialize(writer, value, Options);
+    public static void Write<T>(Utf8JsonWriter writer, T value)
+    {
+        if (value is JobSpec spec)
+        {
+            JsonSerializer.Serialize(writer, spec, StoreJsonContext.Default.JobSpec);
+        }
+        else
+        {
+            JsonSerializer.Serialize(writer, value, Options);
+        }
+    }
 
     public static T Read<T>(string json) =>
         JsonSerializer.Deserialize<T>(json, Options) ?? throw new InvalidDataException($"A stored {typeof(T).Name} is null.");
 }
+
+/// <summary>
+/// A job's spec written by generated code (one per job of an import: the reflection serializer cost a third of planning
+/// one), with <see cref="StoreJson"/>'s options: web defaults, nulls left out. A test holds the two to the same bytes.
+/// </summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, GenerationMode = JsonSourceGenerationMode.Serialization)]
+[JsonSerializable(typeof(JobSpec))]
+internal sealed partial class StoreJsonContext : JsonSerializerContext;
