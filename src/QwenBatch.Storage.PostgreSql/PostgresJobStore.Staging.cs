@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
 using QwenBatch.Batches;
@@ -51,56 +52,45 @@ public sealed partial class PostgresJobStore
     /// </summary>
     private async Task<int> CopyNewBatchAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
     {
-        if (jobs is EncodedJobs { Count: var encodedCount } && encodedCount > _stagedChunkSize)
+        await using var chunks = Chunks(jobs, _stagedChunkSize, ct).GetAsyncEnumerator(ct);
+        var first = new List<(byte[] Json, int Jobs)>();
+        var count = 0;
+        while (count <= _stagedChunkSize && await chunks.MoveNextAsync())
         {
-            return await StageAsync(connection, batchId, now, Chunks(jobs, _stagedChunkSize), ct);
+            first.Add(chunks.Current);
+            count += chunks.Current.Jobs;
         }
 
-        await using var enumerator = jobs.GetAsyncEnumerator(ct);
-        var first = new List<NewJob>();
-        var more = false;
-        while (await enumerator.MoveNextAsync())
+        if (count <= _stagedChunkSize)
         {
-            if (first.Count == _stagedChunkSize)
-            {
-                more = true;
-                break;
-            }
-
-            first.Add(enumerator.Current);
+            return await CopyJobsAsync(connection, batchId, now, first.SelectMany(c => EncodedJobs.Decode(c.Json)).ToAsyncEnumerable(), ct);
         }
 
-        if (!more)
-        {
-            return await CopyJobsAsync(connection, batchId, now, first.ToAsyncEnumerable(), ct);
-        }
+        return await StageAsync(connection, batchId, now, Rest(), ct);
 
-        return await StageAsync(connection, batchId, now, Chunks(Rest(), _stagedChunkSize), ct);
-
-        async IAsyncEnumerable<NewJob> Rest()
+        async IAsyncEnumerable<(byte[] Json, int Jobs)> Rest()
         {
-            foreach (var job in first)
+            foreach (var chunk in first)
             {
-                yield return job;
+                yield return chunk;
             }
 
-            do
+            while (await chunks.MoveNextAsync())
             {
-                yield return enumerator.Current;
+                yield return chunks.Current;
             }
-            while (await enumerator.MoveNextAsync());
         }
     }
 
     /// <summary>
-    /// Jobs as staged chunks: an import's <see cref="EncodedJobs"/> as they are, anything else encoded as it comes (an id
-    /// named twice is refused either way: the writer refuses it).
+    /// Jobs as staged chunks: an import's <see cref="EncodedJobs"/> as they are (kept or live), anything else encoded as it
+    /// comes (an id named twice is refused either way: the writer refuses it).
     /// </summary>
-    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Chunks(IAsyncEnumerable<NewJob> jobs, int chunkSize)
+    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Chunks(IAsyncEnumerable<NewJob> jobs, int chunkSize, [EnumeratorCancellation] CancellationToken ct)
     {
         if (jobs is EncodedJobs encoded)
         {
-            foreach (var chunk in encoded.Chunks)
+            await foreach (var chunk in encoded.ChunksAsync(ct))
             {
                 yield return chunk;
             }
@@ -109,7 +99,7 @@ public sealed partial class PostgresJobStore
         }
 
         using var writer = new EncodedJobs.Writer(chunkSize);
-        await foreach (var job in jobs)
+        await foreach (var job in jobs.WithCancellation(ct))
         {
             writer.Add(job);
             while (writer.TryTakeChunk(out var chunk))
@@ -118,7 +108,8 @@ public sealed partial class PostgresJobStore
             }
         }
 
-        foreach (var chunk in writer.Complete().Chunks)
+        writer.CloseChunk();
+        while (writer.TryTakeChunk(out var chunk))
         {
             yield return chunk;
         }

@@ -212,7 +212,7 @@ public sealed partial class PostgresJobStore : IJobStore
         // stay json (text) here; only the changed rows' become jsonb, when inserted. A job's place in the manifest is its
         // chunk's then its own: no sort needed.
         await ExecuteAsync(connection, "CREATE TEMP TABLE import_chunks (LIKE job_chunks INCLUDING DEFAULTS INCLUDING IDENTITY) ON COMMIT DROP", ct);
-        await CopyChunksAsync(connection, "import_chunks", batchId, now, Chunks(jobs, EncodedJobs.ChunkSize), ct);
+        await CopyChunksAsync(connection, "import_chunks", batchId, now, Chunks(jobs, EncodedJobs.ChunkSize, ct), ct);
         await ExecuteAsync(connection,
             $"""
             CREATE TEMP TABLE import_jobs ON COMMIT DROP AS

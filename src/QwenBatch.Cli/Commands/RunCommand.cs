@@ -58,6 +58,8 @@ internal static class RunCommand
             return ExitCodes.InvalidManifest;
         }
 
+        await using var checkedManifest = check;
+
         using var shutdown = new ShutdownSignal();
         await using var runtime = await Runtime.StartAsync(configuration, provider == ProviderNames.Simulator, shutdown.Token);
         if (provider != ProviderNames.Simulator && runtime.Providers.Get(provider).Options is { BaseUrl: null } or { ApiKey: null })
@@ -67,7 +69,11 @@ internal static class RunCommand
                 $"The {provider} provider needs Providers:{section}:BaseUrl and an API key (set {provider.ToUpperInvariant()}_API_KEY).");
         }
 
-        var import = await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), shutdown.Token);
+        if (await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), shutdown.Token) is not { } import)
+        {
+            return ExitCodes.InvalidManifest;
+        }
+
         var batch = import.Batch;
         if (!then.IsEmpty)
         {

@@ -54,8 +54,14 @@ internal static class SubmitCommand
             return ExitCodes.InvalidManifest;
         }
 
+        await using var checkedManifest = check;
+
         await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
-        var import = await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), ct);
+        if (await ManifestImport.ImportAsync(runtime.Store, check, CommonOptions.StorageRoot(configuration), ct) is not { } import)
+        {
+            return ExitCodes.InvalidManifest;
+        }
+
         var batch = import.Batch;
         if (!then.IsEmpty)
         {

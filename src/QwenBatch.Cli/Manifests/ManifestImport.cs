@@ -8,33 +8,81 @@ namespace QwenBatch.Cli.Manifests;
 /// <summary>What <c>run</c> and <c>submit</c> were asked to enqueue.</summary>
 internal sealed record ImportRequest(string ManifestPath, string Provider, string? Name, ManifestOptions Options, bool SkipInvalid, decimal? BudgetUsd = null);
 
-/// <summary>A manifest that passed its first, validating pass, with the jobs <c>--skip-invalid</c> left out.</summary>
-internal sealed record CheckedManifest(ImportRequest Request, CheckedJobs Checked, IReadOnlyList<SkippedJob> Skipped)
+/// <summary>
+/// A manifest whose validating pass has started: over (and valid) when <see cref="Reported"/>, else still reading a
+/// large file while its first jobs wait for the import. Disposing stops a pass nobody imported.
+/// </summary>
+internal sealed record CheckedManifest(ImportRequest Request, ManifestPass Pass, IReadOnlyList<SkippedJob> Skipped, bool Reported) : IAsyncDisposable
 {
-    public ManifestStream Stream => Checked.Stream;
+    public ManifestStream Stream => Pass.Stream;
+
+    public ValueTask DisposeAsync() => Pass.DisposeAsync();
 }
 
 /// <summary>
-/// The one path from a manifest to a batch in the store, shared by <c>run</c> and <c>submit</c>: validate the whole file
-/// (streamed) before anything is enqueued, then stream the valid jobs into the store's one import transaction.
+/// The one path from a manifest to a batch in the store, shared by <c>run</c> and <c>submit</c>: one validating pass over
+/// the whole file (streamed) and the store's one import transaction, which commits only if the whole file is valid.
 /// </summary>
 internal static class ManifestImport
 {
     private const int MaxPrinted = 200;
 
     /// <summary>
-    /// First pass: prints the manifest's errors and warnings; null when nothing may be enqueued (exit 2). The planned jobs
-    /// are kept when they fit the importer's memory bound, so the import does not read the file again.
+    /// Starts the validating pass. A manifest shorter than a chunk of jobs (1,000), or one whose problems are known before
+    /// that, is read to its end here: its errors and warnings are printed, and null means nothing may be enqueued (exit 2)
+    /// — nothing else has been touched. A longer one returns as soon as its first jobs are planned: the import takes them
+    /// while the rest is read, and the problems are printed when it is over (an invalid file rolls the import back).
+    /// A JSON manifest may name its batch anywhere in the file, so without --name it is read to its end first; its planned
+    /// jobs are kept within the importer's memory bound, or read again by the import.
     /// </summary>
     public static async Task<CheckedManifest?> CheckAsync(ImportRequest request)
     {
         var skipped = new List<SkippedJob>();
-        var check = ManifestImporter.CheckAndPlan(request.ManifestPath, request.Options, request.Provider, skipped.Add);
-        return await ReportProblemsAsync(check.Stream, request.SkipInvalid) ? new CheckedManifest(request, check, skipped) : null;
+        var pass = request.Name is null && NamesItsBatch(Path.GetFullPath(request.ManifestPath))
+            ? ManifestPass.StartKept(request.ManifestPath, request.Options, request.Provider, ManifestImporter.DefaultMaxBufferedBytes, skipped.Add)
+            : ManifestPass.StartLive(request.ManifestPath, request.Options, request.Provider, request.SkipInvalid, skipped.Add);
+        try
+        {
+            await pass.Started;
+            if (!pass.Completion.IsCompleted)
+            {
+                return new CheckedManifest(request, pass, skipped, Reported: false);
+            }
+
+            await pass.Completion;
+            if (await ReportProblemsAsync(pass.Stream, request.SkipInvalid))
+            {
+                return new CheckedManifest(request, pass, skipped, Reported: true);
+            }
+        }
+        catch
+        {
+            await pass.DisposeAsync();
+            throw;
+        }
+
+        await pass.DisposeAsync();
+        return null;
     }
 
-    /// <summary>Second pass: creates (or resumes) the batch with its outputs under <paramref name="storageRoot"/>.</summary>
-    public static async Task<BatchImport> ImportAsync(IJobStore store, CheckedManifest manifest, string storageRoot, CancellationToken ct)
+    /// <summary>A JSON document may carry the batch's name; a file that cannot be read is the pass's to report.</summary>
+    private static bool NamesItsBatch(string path)
+    {
+        try
+        {
+            return File.Exists(path) && ManifestFormats.Detect(path).Format == ManifestFormat.Json;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Creates (or resumes) the batch with its outputs under <paramref name="storageRoot"/>; null when the manifest turned
+    /// out invalid while it was imported (its problems printed, nothing enqueued: exit 2).
+    /// </summary>
+    public static async Task<BatchImport?> ImportAsync(IJobStore store, CheckedManifest manifest, string storageRoot, CancellationToken ct)
     {
         var request = manifest.Request;
         var provider = request.Provider;
@@ -55,13 +103,18 @@ internal static class ManifestImport
                 $"Batch '{existing.Name}' was started with provider '{existing.Provider}'; rerun with --provider {existing.Provider}, or pass --name to start a new batch.");
         }
 
-        // Second pass, streamed into the store's one transaction. A budget on a resume replaces the old one and releases
-        // the jobs it held.
+        // The jobs as the pass planned them (live, kept, or the file read again), into the store's one transaction. A
+        // budget on a resume replaces the old one and releases the jobs it held.
+        var jobs = manifest.Pass.Planned ?? ManifestImporter.ValidJobs(path, request.Options, provider, request.SkipInvalid, ct);
         BatchImport import;
         try
         {
-            import = await store.ImportBatchAsync(batch with { BudgetUsd = request.BudgetUsd },
-                ManifestImporter.ValidJobs(manifest.Checked, request.Options, request.SkipInvalid, ct), ct);
+            import = await store.ImportBatchAsync(batch with { BudgetUsd = request.BudgetUsd }, jobs, ct);
+        }
+        catch (ManifestInvalidException)
+        {
+            await ReportProblemsAsync(manifest.Stream, request.SkipInvalid);
+            return null;
         }
         catch (ManifestChangedException)
         {
@@ -71,6 +124,11 @@ internal static class ManifestImport
         {
             // The validator refuses duplicate ids first; this is the store's own guard, reported the same way.
             throw new CliException(ExitCodes.InvalidManifest, ex.Message);
+        }
+
+        if (!manifest.Reported)
+        {
+            await ReportProblemsAsync(manifest.Stream, request.SkipInvalid);
         }
 
         if (manifest.Skipped.Count > 0)

@@ -1,6 +1,4 @@
-using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
-using System.Runtime.ExceptionServices;
 using QwenBatch.Storage;
 using QwenBatch.Manifests;
 
@@ -26,82 +24,26 @@ public static class ManifestImporter
     /// <summary>How much the first pass may keep of the planned jobs (their encoded size), so that the import need not read again.</summary>
     public const long DefaultMaxBufferedBytes = 32L * 1024 * 1024;
 
-    /// <summary>Manifest jobs handed from the reading thread to the planning one at a time.</summary>
-    private const int HandOff = 256;
-
     /// <summary>
-    /// The first pass, which also keeps the planned jobs while their encoded form (<see cref="EncodedJobs"/>, about 200
-    /// bytes a job) fits in <paramref name="maxBufferedBytes"/>: then the import writes them without reading, validating
-    /// and planning the file a second time. Past the bound the kept jobs are dropped at once, and the import reads the file
-    /// again — memory stays bounded whatever the manifest's size. Reading and validating (this thread) overlap with
-    /// planning and encoding (a second one), which cost about as much.
+    /// The whole first pass (<see cref="ManifestPass.StartKept"/>), for an import that must wait for the end of the file:
+    /// the planned jobs are kept while their encoded form (<see cref="EncodedJobs"/>, about 200 bytes a job) fits in
+    /// <paramref name="maxBufferedBytes"/>, and the import writes them without reading, validating and planning the file a
+    /// second time. Past the bound they are dropped, and the import reads the file again — memory stays bounded whatever
+    /// the manifest's size. An import that may start before the end of the file takes a live pass instead
+    /// (<see cref="ManifestPass.StartLive"/>).
     /// </summary>
     public static CheckedJobs CheckAndPlan(string path, ManifestOptions options, string provider, Action<SkippedJob>? onSkipped = null, long maxBufferedBytes = DefaultMaxBufferedBytes)
     {
-        var stream = ManifestReader.Open(path, options);
-        using var handOff = new BlockingCollection<ManifestJob[]>(boundedCapacity: 8);
-        var planner = Task.Run(() => Plan(handOff, provider, maxBufferedBytes));
+        var pass = ManifestPass.StartKept(path, options, provider, maxBufferedBytes, onSkipped);
         try
         {
-            var pending = new List<ManifestJob>(HandOff);
-            foreach (var job in stream.Jobs(onSkipped))
-            {
-                pending.Add(job);
-                if (pending.Count == HandOff)
-                {
-                    handOff.Add([.. pending]);
-                    pending.Clear();
-                }
-            }
-
-            handOff.Add([.. pending]);
+            pass.Completion.GetAwaiter().GetResult();
+            return new CheckedJobs(pass.Stream, provider, pass.Planned);
         }
         finally
         {
-            handOff.CompleteAdding();
+            pass.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
-
-        return new CheckedJobs(stream, provider, planner.GetAwaiter().GetResult());
-    }
-
-    private static EncodedJobs? Plan(BlockingCollection<ManifestJob[]> handOff, string provider, long maxBufferedBytes)
-    {
-        using var writer = new EncodedJobs.Writer();
-        var keeping = true;
-        ExceptionDispatchInfo? failure = null;
-        foreach (var jobs in handOff.GetConsumingEnumerable())
-        {
-            // Whatever happens here, the hand-off is drained to the end: the reading thread must never wait on a full one.
-            if (!keeping || failure is not null)
-            {
-                continue;
-            }
-
-            try
-            {
-                foreach (var job in jobs)
-                {
-                    foreach (var newJob in BatchPlanner.Jobs(job, provider))
-                    {
-                        writer.Add(newJob);
-                    }
-                }
-            }
-            catch (DuplicateJobKeyException)
-            {
-                // The validator reports the id; an import (with --skip-invalid) reads the file again and the store refuses it.
-                keeping = false;
-            }
-            catch (Exception ex)
-            {
-                failure = ExceptionDispatchInfo.Capture(ex);
-            }
-
-            keeping &= writer.Bytes <= maxBufferedBytes;
-        }
-
-        failure?.Throw();
-        return keeping ? writer.Complete() : null;
     }
 
     /// <summary>The jobs to import after <see cref="CheckAndPlan"/>: the kept ones, or the file read again.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using QwenBatch.Batches;
 using QwenBatch.Jobs;
@@ -8,14 +9,16 @@ namespace QwenBatch.Storage;
 /// <summary>
 /// Planned jobs in their compact stored form: chunks of up to <see cref="ChunkSize"/> jobs, each one JSON array of
 /// <c>{"k": key, "h": content hash, "p": provider, "s": spec}</c> in UTF-8 — about a fifth of the memory the same jobs take
-/// as objects. An import keeps a manifest's jobs this way between its validating pass and the store's transaction;
-/// PostgreSQL stages the chunks as they are (its job_chunks rows), any other store reads them back as jobs.
+/// as objects. An import's validating pass hands its jobs to the store this way — all of them once the pass is over
+/// (<see cref="Writer.Complete"/>), or live, chunk by chunk while the pass still reads (<see cref="Live"/>); PostgreSQL
+/// stages the chunks as they are (its job_chunks rows), any other store reads them back as jobs.
 /// </summary>
 public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 {
     public const int ChunkSize = 1000;
 
-    private readonly IReadOnlyList<(byte[] Json, int Jobs)> _chunks;
+    private readonly IReadOnlyList<(byte[] Json, int Jobs)>? _chunks;
+    private readonly Func<CancellationToken, IAsyncEnumerable<(byte[] Json, int Jobs)>>? _live;
 
     private EncodedJobs(IReadOnlyList<(byte[] Json, int Jobs)> chunks, int count, long bytes)
     {
@@ -24,23 +27,42 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         Bytes = bytes;
     }
 
-    public int Count { get; }
+    private EncodedJobs(Func<CancellationToken, IAsyncEnumerable<(byte[] Json, int Jobs)>> live) => _live = live;
 
-    /// <summary>The chunks' size in UTF-8 bytes.</summary>
-    public long Bytes { get; }
+    /// <summary>
+    /// Jobs still being planned: <paramref name="chunks"/> yields each chunk as it is written and, at its end, throws if
+    /// the jobs must not be imported after all (the manifest turned out invalid) — inside the store's transaction, which
+    /// then rolls back. Enumerated once.
+    /// </summary>
+    public static EncodedJobs Live(Func<CancellationToken, IAsyncEnumerable<(byte[] Json, int Jobs)>> chunks) => new(chunks);
+
+    /// <summary>How many jobs; null while they are still being planned.</summary>
+    public int? Count { get; }
+
+    /// <summary>The chunks' size in UTF-8 bytes; null while the jobs are still being planned.</summary>
+    public long? Bytes { get; }
 
     /// <summary>The chunks in order, each with how many jobs it holds.</summary>
-    public IReadOnlyList<(byte[] Json, int Jobs)> Chunks => _chunks;
+    public IAsyncEnumerable<(byte[] Json, int Jobs)> ChunksAsync(CancellationToken ct = default) => _live?.Invoke(ct) ?? Kept(_chunks!, ct);
 
     public async IAsyncEnumerator<NewJob> GetAsyncEnumerator(CancellationToken cancellationToken = default)
     {
-        foreach (var (chunk, _) in _chunks)
+        await foreach (var (chunk, _) in ChunksAsync(cancellationToken))
         {
             cancellationToken.ThrowIfCancellationRequested();
             foreach (var job in Decode(chunk))
             {
                 yield return job;
             }
+        }
+    }
+
+    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Kept(IReadOnlyList<(byte[] Json, int Jobs)> chunks, [EnumeratorCancellation] CancellationToken ct)
+    {
+        foreach (var chunk in chunks)
+        {
+            ct.ThrowIfCancellationRequested();
+            yield return chunk;
         }
 
         await Task.CompletedTask;
@@ -111,12 +133,17 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         /// <summary>Closes the open chunk; the jobs not taken. The writer is spent.</summary>
         public EncodedJobs Complete()
         {
+            CloseChunk();
+            return new EncodedJobs(_chunks.ToArray(), _chunks.Sum(c => c.Jobs), _chunks.Sum(c => (long)c.Json.Length));
+        }
+
+        /// <summary>Closes the open chunk (if any), so that <see cref="TryTakeChunk"/> takes it too: the last jobs of a stream.</summary>
+        public void CloseChunk()
+        {
             if (_inChunk > 0)
             {
                 Flush();
             }
-
-            return new EncodedJobs(_chunks.ToArray(), _chunks.Sum(c => c.Jobs), _chunks.Sum(c => (long)c.Json.Length));
         }
 
         public void Dispose() => _json?.Dispose();

@@ -43,6 +43,41 @@ public sealed class StagedImportTests : IDisposable
         (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["cancelled"] = Rows });
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Submit_LargeManifestInvalidOnItsLastRow_EnqueuesNothingAndReportsTheLine(bool postgres)
+    {
+        // More jobs than the validating pass hands on untaken (8 chunks of 1,000), so the import has taken jobs before the
+        // file's end is read; the error there rolls the import back.
+        const int rows = 30_000;
+        string[] store = postgres ? ["--database", await (await PostgresServer.GetAsync()).CreateDatabaseAsync("cli_staged_invalid")] : [];
+        await File.WriteAllTextAsync(Path.Combine(_workspace.Root, "big.csv"), Csv(changed: null, rows) + "item-bad,,https://cdn.example.com/items/bad.jpg\n");
+
+        var submitted = await CliProcess.RunAsync(_workspace.Root, null, ["submit", "big.csv", "--provider", "odirouter", .. store]);
+
+        submitted.ExitCode.ShouldBe(2, submitted.Output);
+        submitted.Stderr.ShouldContain($"big.csv:{rows + 2}: prompt: is empty; expected the edit instruction");
+        submitted.Stderr.ShouldContain("The manifest has 1 error(s); nothing was enqueued.");
+        var status = await CliProcess.RunAsync(_workspace.Root, null, ["status", "--json", .. store]);
+        status.ExitCode.ShouldBe(0, status.Output);
+        JsonDocument.Parse(status.Stdout).RootElement.GetProperty("batches").GetArrayLength().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task Submit_LargeManifestInvalidOnItsLastRowWithSkipInvalid_EnqueuesTheValidJobs()
+    {
+        string[] store = ["--database", await (await PostgresServer.GetAsync()).CreateDatabaseAsync("cli_staged_skip")];
+        await File.WriteAllTextAsync(Path.Combine(_workspace.Root, "big.csv"), Csv(changed: null) + "item-bad,,https://cdn.example.com/items/bad.jpg\n");
+
+        var submitted = await CliProcess.RunAsync(_workspace.Root, null, ["submit", "big.csv", "--provider", "odirouter", "--skip-invalid", .. store]);
+
+        submitted.ExitCode.ShouldBe(0, submitted.Output);
+        submitted.Stdout.ShouldContain($"enqueued: {Rows} job(s)");
+        submitted.Stderr.ShouldContain("Skipped 1 invalid job(s)");
+        (await CountsAsync(store)).ShouldBe(new Dictionary<string, int> { ["pending"] = Rows });
+    }
+
     private async Task<string[]> SubmitAsync(string databaseName)
     {
         string[] store = ["--database", await (await PostgresServer.GetAsync()).CreateDatabaseAsync(databaseName)];
@@ -65,10 +100,10 @@ public sealed class StagedImportTests : IDisposable
             .ToDictionary(c => c.Name, c => c.Value.GetInt32());
     }
 
-    private static string Csv(int? changed)
+    private static string Csv(int? changed, int rows = Rows)
     {
         var csv = new StringBuilder("id,prompt,images\n");
-        for (var i = 1; i <= Rows; i++)
+        for (var i = 1; i <= rows; i++)
         {
             var prompt = i == changed ? "Warm studio light" : "White background";
             csv.Append(CultureInfo.InvariantCulture, $"item-{i:D5},{prompt},https://cdn.example.com/items/{i:D5}.jpg\n");

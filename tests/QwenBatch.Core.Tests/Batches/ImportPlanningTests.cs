@@ -122,8 +122,9 @@ public sealed class ImportPlanningTests : IDisposable
         var encoded = writer.Complete();
 
         encoded.Count.ShouldBe(5);
-        encoded.Chunks.Select(c => c.Jobs).ShouldBe([2, 2, 1]);
-        encoded.Bytes.ShouldBe(encoded.Chunks.Sum(c => (long)c.Json.Length));
+        var chunks = await encoded.ChunksAsync().ToListAsync();
+        chunks.Select(c => c.Jobs).ShouldBe([2, 2, 1]);
+        encoded.Bytes.ShouldBe(chunks.Sum(c => (long)c.Json.Length));
         var read = new List<NewJob>();
         await foreach (var job in encoded)
         {
@@ -177,6 +178,73 @@ public sealed class ImportPlanningTests : IDisposable
         }
 
         count.ShouldBe(2_500);
+    }
+
+    [Fact]
+    public async Task StartLive_ValidManifest_JobsComeInManifestOrderWhileThePassReads()
+    {
+        var path = _folder.Write("products.csv", Csv(12_500));
+
+        await using var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false);
+        await pass.Started;
+        var keys = new List<string>();
+        await foreach (var job in pass.Planned!)
+        {
+            keys.Add(job.Key);
+        }
+
+        keys.ShouldBe(Enumerable.Range(1, 12_500).Select(i => $"product-{i:D5}"));
+        pass.Completion.IsCompletedSuccessfully.ShouldBeTrue();
+        pass.Stream.Diagnostics.ErrorCount.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task StartLive_ErrorOnTheLastRow_JobsEndByRefusingTheImport()
+    {
+        var path = _folder.Write("products.csv", Csv(2_500) + "product-bad,,https://cdn.example.com/bad.jpg,SKU-bad\n");
+
+        await using var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false);
+        var taken = 0;
+        await Should.ThrowAsync<ManifestInvalidException>(async () =>
+        {
+            await foreach (var _ in pass.Planned!)
+            {
+                taken++;
+            }
+        });
+
+        taken.ShouldBeLessThanOrEqualTo(2_500);
+        pass.Stream.Diagnostics.Errors.ShouldHaveSingleItem().ToString().ShouldBe("products.csv:2502: prompt: is empty; expected the edit instruction");
+    }
+
+    [Fact]
+    public async Task StartLive_ErrorOnTheLastRowWithSkipInvalid_JobsAreTheValidOnes()
+    {
+        var path = _folder.Write("products.csv", Csv(2_500) + "product-bad,,https://cdn.example.com/bad.jpg,SKU-bad\n");
+        var skipped = new List<SkippedJob>();
+
+        await using var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: true, skipped.Add);
+        var count = 0;
+        await foreach (var _ in pass.Planned!)
+        {
+            count++;
+        }
+
+        count.ShouldBe(2_500);
+        skipped.ShouldHaveSingleItem().Line.ShouldBe(2_502);
+    }
+
+    [Fact]
+    public async Task StartLive_NobodyTakesTheJobs_DisposeStopsThePass()
+    {
+        // More chunks than the pass hands on untaken: the planner waits for an import that never comes.
+        var path = _folder.Write("products.csv", Csv(30_000));
+
+        var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false);
+        await pass.Started;
+        await pass.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromMinutes(2));
+
+        pass.Completion.IsCompleted.ShouldBeTrue();
     }
 
     private static string Csv(int rows)

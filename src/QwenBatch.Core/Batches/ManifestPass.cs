@@ -1,0 +1,275 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+using QwenBatch.Manifests;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Batches;
+
+/// <summary>
+/// A manifest's one validating pass, on two threads of its own: one reads and validates (the diagnostics), the other plans
+/// the valid jobs and encodes them in chunks (<see cref="EncodedJobs"/>), which cost about as much. The chunks go either
+/// <b>live</b> to the store's import as they fill, while the pass still reads — the import's transaction then finds out at
+/// the end of the jobs whether the manifest was valid, and rolls back if not — or are <b>kept</b> until the pass is over,
+/// while they fit a bound, for an import that must wait for the whole file (past the bound the import reads it again).
+/// </summary>
+public sealed class ManifestPass : IAsyncDisposable
+{
+    /// <summary>Manifest jobs handed from the reading thread to the planning one at a time.</summary>
+    private const int HandOff = 256;
+
+    /// <summary>Live chunks (about 200 KB each) the import has not taken yet; the planner waits beyond this.</summary>
+    private const int LiveChunks = 8;
+
+    private readonly string _provider;
+    private readonly bool _skipInvalid;
+    private readonly long? _keepAtMost;
+    private readonly Channel<(byte[] Json, int Jobs)> _chunks = Channel.CreateBounded<(byte[] Json, int Jobs)>(
+        new BoundedChannelOptions(LiveChunks) { SingleReader = true, SingleWriter = true });
+    private readonly TaskCompletionSource _firstChunk = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource _stop = new();
+    private EncodedJobs? _kept;
+    private int _taken;
+
+    private ManifestPass(ManifestStream stream, string provider, bool skipInvalid, long? keepAtMost)
+    {
+        Stream = stream;
+        _provider = provider;
+        _skipInvalid = skipInvalid;
+        _keepAtMost = keepAtMost;
+    }
+
+    public ManifestStream Stream { get; }
+
+    /// <summary>The whole file read and its jobs planned, so the diagnostics are complete; faults if planning failed.</summary>
+    public Task Completion { get; private set; } = Task.CompletedTask;
+
+    /// <summary>
+    /// A live pass has a chunk of jobs ready for the import before reaching the end of the file, or the pass is over —
+    /// whichever comes first. A manifest shorter than a chunk is always read to its end first.
+    /// </summary>
+    public Task Started => Task.WhenAny(_firstChunk.Task, Completion);
+
+
+    /// <summary>
+    /// Starts a pass whose jobs go to the import as they are planned (<see cref="Jobs"/>). The planner waits while the
+    /// import has not taken them, so memory stays bounded whatever the manifest's size.
+    /// </summary>
+    /// <param name="skipInvalid">Whether the valid jobs of an invalid manifest may be imported (<c>--skip-invalid</c>).</param>
+    public static ManifestPass StartLive(string path, ManifestOptions options, string provider, bool skipInvalid, Action<SkippedJob>? onSkipped = null) =>
+        Start(new ManifestPass(ManifestReader.Open(path, options), provider, skipInvalid, keepAtMost: null), onSkipped);
+
+    /// <summary>Starts a pass that keeps its planned jobs until it is over, while their encoded size fits <paramref name="keepAtMost"/>.</summary>
+    public static ManifestPass StartKept(string path, ManifestOptions options, string provider, long keepAtMost, Action<SkippedJob>? onSkipped = null) =>
+        Start(new ManifestPass(ManifestReader.Open(path, options), provider, skipInvalid: false, keepAtMost), onSkipped);
+
+    /// <summary>
+    /// The jobs for the store's import. A live pass's come as they are planned and are enumerated once; when they end, the
+    /// pass is over, and if the manifest turned out invalid (and <c>--skip-invalid</c> does not apply, or left no job) the
+    /// enumeration throws <see cref="ManifestInvalidException"/> inside the import's transaction, so nothing is enqueued.
+    /// A kept pass's are there once it is over — or null, when they outgrew the bound and the import must read the file again.
+    /// </summary>
+    public EncodedJobs? Planned => _keepAtMost is null
+        ? EncodedJobs.Live(LiveChunksAsync)
+        : Completion.IsCompletedSuccessfully ? _kept : throw new InvalidOperationException("A kept pass's jobs are there once it is over.");
+
+    /// <summary>Whether a live pass's jobs may be imported (so far): valid, or with <c>--skip-invalid</c> at least one valid job.</summary>
+    private bool Acceptable => Stream.Diagnostics.ErrorCount == 0 || (_skipInvalid && Stream.JobCount > 0);
+
+    /// <summary>Stops the pass if it is still reading (an import that failed or was cancelled) and waits for its threads.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        try
+        {
+            await Completion;
+        }
+        catch (Exception)
+        {
+            // Whoever took the jobs (the import, or CheckAndPlan) has seen this through Completion, or stopped the pass.
+        }
+
+        _stop.Dispose();
+    }
+
+    private static ManifestPass Start(ManifestPass pass, Action<SkippedJob>? onSkipped)
+    {
+        var handOff = new BlockingCollection<ManifestJob[]>(boundedCapacity: 8);
+        var reading = Task.Factory.StartNew(() => pass.Read(handOff, onSkipped), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var planning = Task.Factory.StartNew(() => pass.Plan(handOff), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        pass.Completion = WhenBothAsync(reading, planning, handOff);
+        return pass;
+    }
+
+    private static async Task WhenBothAsync(Task reading, Task planning, BlockingCollection<ManifestJob[]> handOff)
+    {
+        try
+        {
+            await Task.WhenAll(reading, planning);
+        }
+        finally
+        {
+            handOff.Dispose();
+        }
+    }
+
+    private void Read(BlockingCollection<ManifestJob[]> handOff, Action<SkippedJob>? onSkipped)
+    {
+        try
+        {
+            var pending = new List<ManifestJob>(HandOff);
+            foreach (var job in Stream.Jobs(onSkipped))
+            {
+                if (_stop.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                pending.Add(job);
+                if (pending.Count == HandOff)
+                {
+                    handOff.Add([.. pending]);
+                    pending.Clear();
+                }
+            }
+
+            handOff.Add([.. pending]);
+        }
+        finally
+        {
+            handOff.CompleteAdding();
+        }
+    }
+
+    private void Plan(BlockingCollection<ManifestJob[]> handOff)
+    {
+        using var writer = new EncodedJobs.Writer();
+        var planning = true;
+        Exception? failure = null;
+        foreach (var jobs in handOff.GetConsumingEnumerable())
+        {
+            // Whatever happens here, the hand-off is drained to the end: the reading thread must never wait on a full one.
+            if (!planning)
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var job in jobs)
+                {
+                    foreach (var newJob in BatchPlanner.Jobs(job, _provider))
+                    {
+                        writer.Add(newJob);
+                    }
+                }
+
+                if (_keepAtMost is { } keepAtMost)
+                {
+                    planning = writer.Bytes <= keepAtMost;
+                }
+                else if (Acceptable)
+                {
+                    if (Send(writer))
+                    {
+                        _firstChunk.TrySetResult();
+                    }
+                }
+                else
+                {
+                    // Already invalid (and not --skip-invalid): the import will be rolled back, so nothing more goes to it;
+                    // the reading thread still validates to the end, so that every error of the file is reported.
+                    planning = false;
+                }
+            }
+            catch (DuplicateJobKeyException) when (_keepAtMost is not null)
+            {
+                // The validator reports the id; an import (with --skip-invalid) reads the file again and the store refuses it.
+                planning = false;
+            }
+            catch (Exception ex)
+            {
+                failure = ex;
+                planning = false;
+            }
+        }
+
+        if (failure is null && planning)
+        {
+            writer.CloseChunk();
+            if (_keepAtMost is null)
+            {
+                Send(writer);
+            }
+            else
+            {
+                _kept = writer.Complete();
+            }
+        }
+
+        // A failure reaches the import through Completion, as it was thrown.
+        _chunks.Writer.TryComplete();
+        if (failure is not null)
+        {
+            throw failure;
+        }
+    }
+
+    /// <summary>Hands the chunks the writer has filled to the import, waiting while it has not taken the earlier ones.</summary>
+    private bool Send(EncodedJobs.Writer writer)
+    {
+        var sent = false;
+        while (writer.TryTakeChunk(out var chunk))
+        {
+            while (!_chunks.Writer.TryWrite(chunk))
+            {
+                _chunks.Writer.WaitToWriteAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
+            }
+
+            sent = true;
+        }
+
+        return sent;
+    }
+
+    private async IAsyncEnumerable<(byte[] Json, int Jobs)> LiveChunksAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        if (Interlocked.Exchange(ref _taken, 1) == 1)
+        {
+            throw new InvalidOperationException("A live pass's jobs are enumerated once.");
+        }
+
+        while (await _chunks.Reader.WaitToReadAsync(ct))
+        {
+            while (_chunks.Reader.TryRead(out var chunk))
+            {
+                yield return chunk;
+            }
+        }
+
+        await Completion;
+        if (!Acceptable)
+        {
+            throw new ManifestInvalidException();
+        }
+    }
+}
+
+/// <summary>The manifest was found invalid while its jobs were being imported; the import was rolled back.</summary>
+public sealed class ManifestInvalidException : IOException
+{
+    public ManifestInvalidException()
+        : base("The manifest is invalid; nothing was enqueued.")
+    {
+    }
+
+    public ManifestInvalidException(string message)
+        : base(message)
+    {
+    }
+
+    public ManifestInvalidException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+}
