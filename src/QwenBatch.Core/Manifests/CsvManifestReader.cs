@@ -31,9 +31,10 @@ internal static class CsvManifestReader
             yield break;
         }
 
+        var row = new ManifestRow(0, columns.Length);
         while (TryRead(csv, diagnostics))
         {
-            var row = new ManifestRow((int)csv.LineNumber, columns.Length);
+            row.Reuse((int)csv.LineNumber);
             var empty = true;
             for (var i = 0; i < columns.Length; i++)
             {

@@ -36,7 +36,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 _diagnostics.Error(row.Line, field, message);
             }
 
-            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = row.Cells });
+            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(row.Cells) });
             yield break;
         }
 
@@ -50,14 +50,14 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var job = new RowJob(this, row, cells, entry is null || entries.Count == 1 ? null : index + 1).Build();
             if (_diagnostics.ErrorCount > before || job is null)
             {
-                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = cells });
+                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(cells) });
                 continue;
             }
 
             if (_seen.TryGetValue(job.Key, out var firstLine))
             {
                 _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
-                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = cells });
+                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = Copy(cells) });
                 continue;
             }
 
@@ -78,6 +78,9 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
         return merged;
     }
+
+    /// <summary>A refused job keeps its cells, which the reader may reuse for its next row.</summary>
+    private static Dictionary<string, string> Copy(Dictionary<string, string> cells) => new(cells, StringComparer.OrdinalIgnoreCase);
 
     private static string? Raw(ManifestRow row, string field) => row.Cells.TryGetValue(field, out var v) && v.Length > 0 ? v : null;
 

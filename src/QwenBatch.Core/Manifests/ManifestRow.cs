@@ -6,7 +6,7 @@ namespace QwenBatch.Manifests;
 /// </summary>
 internal sealed class ManifestRow(int line, int columns = 0)
 {
-    public int Line { get; } = line;
+    public int Line { get; private set; } = line;
 
     public Dictionary<string, string> Cells { get; } = new(columns, StringComparer.OrdinalIgnoreCase);
 
@@ -18,4 +18,15 @@ internal sealed class ManifestRow(int line, int columns = 0)
 
     /// <summary>Problems with the row's shape, found by the reader; the row yields no job when there are any.</summary>
     public List<(string? Field, string Message)> ShapeErrors { get; } = [];
+
+    /// <summary>
+    /// Empties the row for the next one of a CSV file, which reuses it: a row is validated before the next is read, and
+    /// whatever outlives it (a refused job's cells, a job's variables) is a copy.
+    /// </summary>
+    public void Reuse(int line)
+    {
+        Line = line;
+        Cells.Clear();
+        ShapeErrors.Clear();
+    }
 }
