@@ -5,22 +5,13 @@ using QwenBatch.Manifests;
 namespace QwenBatch.Batches;
 
 /// <summary>
-/// The one way a manifest becomes a batch, shared by the CLI (<c>run</c>) and the dashboard's upload: validate the whole
-/// file streamed, then read it again into the store's one import transaction.
+/// The one way a manifest becomes a batch, shared by the CLI (<c>run</c>, <c>submit</c>), the dashboard's upload and
+/// unattended imports (schedules, continuations): one validating pass over the whole file, streamed
+/// (<see cref="ManifestPass"/>), whose planned jobs go into the store's one import transaction — live as they are ready,
+/// or kept until the pass is over — and the file is read a second time only when a kept pass outgrew its memory bound.
 /// </summary>
 public static class ManifestImporter
 {
-    /// <summary>The first pass: every job enumerated (and refused ones reported), so the diagnostics are complete.</summary>
-    public static ManifestStream Check(string path, ManifestOptions options, Action<SkippedJob>? onSkipped = null)
-    {
-        var stream = ManifestReader.Open(path, options);
-        foreach (var _ in stream.Jobs(onSkipped))
-        {
-        }
-
-        return stream;
-    }
-
     /// <summary>How much the first pass may keep of the planned jobs (their encoded size), so that the import need not read again.</summary>
     public const long DefaultMaxBufferedBytes = 32L * 1024 * 1024;
 

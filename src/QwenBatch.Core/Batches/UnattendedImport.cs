@@ -29,17 +29,17 @@ public static class UnattendedImport
         List<string> failure;
         try
         {
-            failure = Problems(manifest, options);
+            (failure, var check) = Problems(manifest, options, batch.Provider);
             if (failure.Count == 0)
             {
-                var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(manifest, options, batch.Provider, skipInvalid: false, ct), ct);
+                var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(check!, options, skipInvalid: false, ct), ct);
                 return new UnattendedResult(import.Batch, null);
             }
         }
         catch (ManifestChangedException)
         {
             // Rewritten between the two passes: the import rolled back; report the file as it is now.
-            failure = Problems(manifest, options) is { Count: > 0 } now ? now : [$"{manifest}: the manifest changed while it was imported; nothing was enqueued"];
+            failure = Problems(manifest, options, batch.Provider).Errors is { Count: > 0 } now ? now : [$"{manifest}: the manifest changed while it was imported; nothing was enqueued"];
         }
 
         // The occurrence is decided: record the failed batch and its errors.csv even when stopping.
@@ -48,33 +48,37 @@ public static class UnattendedImport
         return new UnattendedResult(failed, Summary(manifest, failure));
     }
 
-    /// <summary>Every error of the manifest as <c>file:line: field: message</c> lines; empty when it can be imported.</summary>
-    private static List<string> Problems(string manifest, ManifestOptions options)
+    /// <summary>
+    /// Every error of the manifest as <c>file:line: field: message</c> lines — empty when it can be imported, and then the
+    /// validating pass's planned jobs for the import.
+    /// </summary>
+    private static (List<string> Errors, CheckedJobs? Check) Problems(string manifest, ManifestOptions options, string provider)
     {
         try
         {
             if (!File.Exists(manifest))
             {
-                return [$"{manifest}: the manifest does not exist"];
+                return ([$"{manifest}: the manifest does not exist"], null);
             }
 
-            var check = ManifestImporter.Check(manifest, options);
-            if (check.Diagnostics.ErrorCount == 0)
+            var check = ManifestImporter.CheckAndPlan(manifest, options, provider);
+            var diagnostics = check.Stream.Diagnostics;
+            if (diagnostics.ErrorCount == 0)
             {
-                return [];
+                return ([], check);
             }
 
-            var lines = ManifestStream.Sorted(check.Diagnostics.Errors).Take(MaxFailureLines).Select(e => e.ToString()).ToList();
-            if (check.Diagnostics.ErrorCount > lines.Count)
+            var lines = ManifestStream.Sorted(diagnostics.Errors).Take(MaxFailureLines).Select(e => e.ToString()).ToList();
+            if (diagnostics.ErrorCount > lines.Count)
             {
-                lines.Add(string.Create(CultureInfo.InvariantCulture, $"{manifest}: … and {check.Diagnostics.ErrorCount - lines.Count} more error(s)"));
+                lines.Add(string.Create(CultureInfo.InvariantCulture, $"{manifest}: … and {diagnostics.ErrorCount - lines.Count} more error(s)"));
             }
 
-            return lines;
+            return (lines, null);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or ArgumentException)
         {
-            return [$"{manifest}: cannot be read: {ex.Message}"];
+            return ([$"{manifest}: cannot be read: {ex.Message}"], null);
         }
     }
 

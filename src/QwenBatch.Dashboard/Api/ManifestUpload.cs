@@ -55,7 +55,8 @@ internal static class ManifestUpload
         }
 
         var manifestOptions = new ManifestOptions { Provider = provider, InputRoot = options.InputRoot ?? "" };
-        var check = ManifestImporter.Check(path, manifestOptions);
+        var planned = ManifestImporter.CheckAndPlan(path, manifestOptions, provider);
+        var check = planned.Stream;
         if (check.Diagnostics.ErrorCount > 0)
         {
             File.Delete(path);
@@ -72,7 +73,7 @@ internal static class ManifestUpload
 
         try
         {
-            var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(path, manifestOptions, provider, skipInvalid: false, ct), ct);
+            var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(planned, manifestOptions, skipInvalid: false, ct), ct);
             return Results.Created($"/api/batches/{import.Batch.Id}", new { batch = import.Batch.Id, jobs = import.JobsAdded, name = import.Batch.Name, resumed = import.Resumed });
         }
         catch (ManifestChangedException ex)
