@@ -45,7 +45,7 @@ internal static class CsvManifestReader
 
                 var value = i < csv.FieldCount ? csv.GetString(i).Trim() : "";
                 empty &= value.Length == 0;
-                if (value.Contains('\uFFFD', StringComparison.Ordinal) || value.Contains('\0', StringComparison.Ordinal))
+                if (value.AsSpan().IndexOfAny('\uFFFD', '\0') >= 0)
                 {
                     row.ShapeErrors.Add((columns[i], "is not UTF-8 text; save the manifest as UTF-8 (CSV UTF-8 in spreadsheet programs)"));
                 }
