@@ -26,8 +26,15 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
     /// <summary>A row without a matrix is one job.</summary>
     private static readonly List<Dictionary<string, string>> NoMatrix = [null!];
 
-    public IEnumerable<(ManifestJob? Job, SkippedJob? Skipped)> Build(ManifestRow row)
+    private readonly List<(ManifestJob? Job, SkippedJob? Skipped)> _built = [];
+
+    /// <summary>
+    /// The row's jobs (one per matrix entry), each valid or refused, in order. The list is this builder's and is reused
+    /// by the next call: read it before building the next row.
+    /// </summary>
+    public IReadOnlyList<(ManifestJob? Job, SkippedJob? Skipped)> Build(ManifestRow row)
     {
+        _built.Clear();
         if (row.ShapeErrors.Count > 0)
         {
             var start = _diagnostics.Errors.Count;
@@ -36,8 +43,8 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 _diagnostics.Error(row.Line, field, message);
             }
 
-            yield return (null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(row.Cells) });
-            yield break;
+            _built.Add((null, new SkippedJob(row.Line, Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(row.Cells) }));
+            return _built;
         }
 
         var entries = row.Matrix ?? NoMatrix;
@@ -50,20 +57,20 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             var job = new RowJob(this, row, cells, entry is null || entries.Count == 1 ? null : index + 1).Build();
             if (_diagnostics.ErrorCount > before || job is null)
             {
-                yield return (null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(cells) });
-                continue;
+                _built.Add((null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(cells) }));
             }
-
-            if (_seen.TryGetValue(job.Key, out var firstLine))
+            else if (!_seen.TryAdd(job.Key, row.Line))
             {
-                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
-                yield return (null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = Copy(cells) });
-                continue;
+                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {_seen[job.Key]}; ids must be unique");
+                _built.Add((null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = Copy(cells) }));
             }
-
-            _seen[job.Key] = row.Line;
-            yield return (job, null);
+            else
+            {
+                _built.Add((job, null));
+            }
         }
+
+        return _built;
     }
 
     private List<ManifestError> Since(int start) => _diagnostics.Errors.Skip(start).ToList();
