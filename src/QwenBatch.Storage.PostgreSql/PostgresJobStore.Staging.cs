@@ -18,7 +18,10 @@ namespace QwenBatch.Storage.PostgreSql;
 /// </summary>
 public sealed partial class PostgresJobStore
 {
-    /// <summary>Jobs per staged chunk: a claim's expansion inserts this many at once (tens of milliseconds).</summary>
+    /// <summary>
+    /// Jobs per staged chunk, at most (an import's chunks also close at <see cref="EncodedJobs.MaxChunkBytes"/>): a claim's
+    /// expansion inserts this many at once (tens of milliseconds).
+    /// </summary>
     public const int DefaultStagedChunkSize = 1000;
 
     /// <summary>How often a worker that believes nothing is staged looks anyway (a missed notification, a crashed expander).</summary>
@@ -27,8 +30,9 @@ public sealed partial class PostgresJobStore
     private const string StagedPayload = "staged";
 
     /// <summary>
-    /// At most this many staged jobs are expanded for one look at the jobs list (about a second's work): a freshly imported
-    /// batch lists every job at once, a larger one fills in as workers claim (its counts include every job meanwhile).
+    /// At most this many staged jobs (as chunks of the largest size; fewer when the jobs are large) are expanded for one
+    /// look at the jobs list (about a second's work): a freshly imported batch lists every job at once, a larger one fills
+    /// in as workers claim (its counts include every job meanwhile).
     /// </summary>
     private const int MaxExpandedForList = 20_000;
 

@@ -18,15 +18,22 @@ public sealed class ManifestPass : IAsyncDisposable
     /// <summary>Manifest jobs handed from the reading thread to the planning one at a time.</summary>
     private const int HandOff = 256;
 
-    /// <summary>Live chunks (about 200 KB each) the import has not taken yet; the planner waits beyond this.</summary>
+    /// <summary>Live chunks (at most about 64 KB each) the import has not taken yet; the planner waits beyond this.</summary>
     private const int LiveChunks = 8;
+
+    /// <summary>
+    /// A live pass is <see cref="Started"/> once this many jobs are ready (or sooner, when large jobs fill the chunks the
+    /// import has not taken): a smaller manifest is read to its end first.
+    /// </summary>
+    public const int LiveAfter = EncodedJobs.ChunkSize;
 
     private readonly string _provider;
     private readonly bool _skipInvalid;
     private readonly long? _keepAtMost;
     private readonly Channel<(byte[] Json, int Jobs)> _chunks = Channel.CreateBounded<(byte[] Json, int Jobs)>(
         new BoundedChannelOptions(LiveChunks) { SingleReader = true, SingleWriter = true });
-    private readonly TaskCompletionSource _firstChunk = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _sent;
     private readonly CancellationTokenSource _stop = new();
     private EncodedJobs? _kept;
     private int _taken;
@@ -45,10 +52,10 @@ public sealed class ManifestPass : IAsyncDisposable
     public Task Completion { get; private set; } = Task.CompletedTask;
 
     /// <summary>
-    /// A live pass has a chunk of jobs ready for the import before reaching the end of the file, or the pass is over —
-    /// whichever comes first. A manifest shorter than a chunk is always read to its end first.
+    /// A live pass has <see cref="LiveAfter"/> jobs ready for the import before reaching the end of the file, or the pass
+    /// is over — whichever comes first. A smaller manifest is always read to its end first.
     /// </summary>
-    public Task Started => Task.WhenAny(_firstChunk.Task, Completion);
+    public Task Started => Task.WhenAny(_started.Task, Completion);
 
 
     /// <summary>
@@ -170,9 +177,10 @@ public sealed class ManifestPass : IAsyncDisposable
                 }
                 else if (Acceptable)
                 {
-                    if (Send(writer))
+                    Send(writer);
+                    if (_sent >= LiveAfter)
                     {
-                        _firstChunk.TrySetResult();
+                        _started.TrySetResult();
                     }
                 }
                 else
@@ -216,20 +224,19 @@ public sealed class ManifestPass : IAsyncDisposable
     }
 
     /// <summary>Hands the chunks the writer has filled to the import, waiting while it has not taken the earlier ones.</summary>
-    private bool Send(EncodedJobs.Writer writer)
+    private void Send(EncodedJobs.Writer writer)
     {
-        var sent = false;
         while (writer.TryTakeChunk(out var chunk))
         {
             while (!_chunks.Writer.TryWrite(chunk))
             {
+                // Untaken chunks fill the hand-on (large jobs make small chunks): the import must start now.
+                _started.TrySetResult();
                 _chunks.Writer.WaitToWriteAsync(_stop.Token).AsTask().GetAwaiter().GetResult();
             }
 
-            sent = true;
+            _sent += chunk.Jobs;
         }
-
-        return sent;
     }
 
     private async IAsyncEnumerable<(byte[] Json, int Jobs)> LiveChunksAsync([EnumeratorCancellation] CancellationToken ct)

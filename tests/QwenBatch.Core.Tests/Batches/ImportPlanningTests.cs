@@ -136,6 +136,22 @@ public sealed class ImportPlanningTests : IDisposable
     }
 
     [Fact]
+    public async Task EncodedJobsWriter_LargeJobs_ChunksStaySmallerThanTheLargeObjectThreshold()
+    {
+        using var writer = new EncodedJobs.Writer();
+        for (var i = 0; i < 300; i++)
+        {
+            writer.Add(new NewJob($"row-{i}", "h", "odirouter", new JobSpec { Prompt = new string('p', 1_000), Images = ["https://x.example/a.png"] }));
+        }
+
+        var chunks = await writer.Complete().ChunksAsync().ToListAsync();
+
+        chunks.Sum(c => c.Jobs).ShouldBe(300);
+        chunks.Count.ShouldBeGreaterThan(1);
+        chunks.ShouldAllBe(c => c.Json.Length < 85_000);
+    }
+
+    [Fact]
     public void EncodedJobsWriter_IdNamedTwice_IsRefused()
     {
         using var writer = new EncodedJobs.Writer();
@@ -232,6 +248,31 @@ public sealed class ImportPlanningTests : IDisposable
 
         count.ShouldBe(2_500);
         skipped.ShouldHaveSingleItem().Line.ShouldBe(2_502);
+    }
+
+    [Fact]
+    public async Task StartLive_FewButLargeJobs_StartsOnceTheUntakenChunksFillUp()
+    {
+        // 300 jobs of 5,000-character prompts make more 64 KB chunks than the pass hands on untaken, long before 1,000 jobs:
+        // the import must be told to start, or the pass and the import would wait for each other.
+        var prompt = new string('p', 5_000);
+        var csv = new StringBuilder("id,prompt,images\n");
+        for (var i = 1; i <= 300; i++)
+        {
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"big-{i},{prompt},https://cdn.example.com/{i}.jpg\n");
+        }
+
+        var path = _folder.Write("big.csv", csv.ToString());
+
+        await using var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false);
+        await pass.Started.WaitAsync(TimeSpan.FromMinutes(2));
+        var count = 0;
+        await foreach (var _ in pass.Planned!)
+        {
+            count++;
+        }
+
+        count.ShouldBe(300);
     }
 
     [Fact]
