@@ -70,6 +70,33 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
         (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).Count.ShouldBe(3);
     }
 
+    [Fact]
+    public async Task ImportBatchAsync_StagedBatchAgainUnchanged_ResumesWithoutExpanding()
+    {
+        await ImportAsync(5);
+
+        var again = await ImportAsync(5);
+
+        again.Resumed.ShouldBeTrue();
+        (again.JobsAdded, again.JobsReplaced).ShouldBe((0, 0));
+        (await CountAsync("job_chunks")).ShouldBe(3);
+        (await Store.GetProgressAsync(again.Batch.Id, Ct)).Count(JobState.Pending).ShouldBe(5);
+    }
+
+    [Fact]
+    public async Task ImportBatchAsync_StagedBatchAgainWithAChangedRow_ExpandsAndSupersedesThatJob()
+    {
+        var first = await ImportAsync(5);
+        var rows = Enumerable.Range(1, 5).Select(i => NewJob($"row-{i:D4}", hash: i == 4 ? "h2" : "h1")).ToList();
+
+        var again = await Store.ImportBatchAsync(Batch(), rows, Ct);
+
+        (again.JobsAdded, again.JobsReplaced).ShouldBe((1, 1));
+        (await CountAsync("job_chunks")).ShouldBe(0);
+        var progress = await Store.GetProgressAsync(first.Batch.Id, Ct);
+        (progress.Count(JobState.Pending), progress.Count(JobState.Cancelled)).ShouldBe((5, 1));
+    }
+
     private async Task<long> CountAsync(string table)
     {
         await using var connection = new NpgsqlConnection(_database.ConnectionString);
