@@ -220,15 +220,16 @@ public sealed partial class PostgresJobStore : IJobStore
 
         // The same manifest submitted again (a retried submit, a nightly resubmission) changes nothing: every row is a
         // current job of the same content, as a job row or still staged. Then the import is over, and the staged jobs stay
-        // staged — comparing with them unpacked costs a fraction of turning them into rows.
+        // staged — comparing with them unpacked costs a fraction of turning them into rows. A set difference, so the plan
+        // hashes both sides whatever the planner guesses about the temporary table.
         await using var unchanged = new NpgsqlCommand(
             $"""
-            WITH staged AS MATERIALIZED (
-                SELECT r.k AS key, r.h AS content_hash FROM job_chunks c CROSS JOIN LATERAL {ChunkJobs("c", "json")} WHERE c.batch_id = @batch)
             SELECT NOT EXISTS (
-                SELECT 1 FROM import_jobs i
-                WHERE NOT EXISTS (SELECT 1 FROM jobs cur WHERE cur.batch_id = @batch AND cur.key = i.key AND cur.superseded_by IS NULL AND cur.content_hash = i.content_hash)
-                  AND NOT EXISTS (SELECT 1 FROM staged s WHERE s.key = i.key AND s.content_hash = i.content_hash))
+                SELECT key, content_hash FROM import_jobs
+                EXCEPT (
+                    SELECT key, content_hash FROM jobs WHERE batch_id = @batch AND superseded_by IS NULL
+                    UNION ALL
+                    SELECT r.k, r.h FROM job_chunks c CROSS JOIN LATERAL {ChunkJobs("c", "json")} WHERE c.batch_id = @batch))
             """, connection);
         unchanged.Parameters.AddWithValue("batch", batchId);
         if ((bool)(await unchanged.ExecuteScalarAsync(ct))!)
