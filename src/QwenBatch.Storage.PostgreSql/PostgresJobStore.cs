@@ -363,9 +363,10 @@ public sealed partial class PostgresJobStore : IJobStore
             """
             WITH input AS (
                 SELECT * FROM unnest(@id, @owner, @from, @state, @request_id, @attempt, @accepted, @uncertain, @polls, @due_at,
-                                     @outputs, @files, @cost, @reserved, @error, @submitted_at, @started_at, @finished_at, @keep, @reason)
+                                     @outputs, @files, @cost, @reserved, @error, @submitted_at, @started_at, @finished_at, @keep, @reason,
+                                     @via, @via_reason)
                     AS i(id, owner, from_states, state, request_id, attempt, accepted, uncertain, polls, due_at,
-                         outputs, files, cost, reserved, error, submitted_at, started_at, finished_at, keep, reason)
+                         outputs, files, cost, reserved, error, submitted_at, started_at, finished_at, keep, reason, via, via_reason)
             ), prev AS (
                 SELECT j.id, j.batch_id, j.state, j.cost_usd, j.reserved_usd FROM jobs j JOIN input i ON i.id = j.id
                 WHERE j.lease_owner = i.owner AND j.state = ANY(string_to_array(i.from_states, ','))
@@ -398,7 +399,7 @@ public sealed partial class PostgresJobStore : IJobStore
                     lease_expires_at = CASE WHEN i.keep THEN j.lease_expires_at END
                 FROM prev, input i WHERE j.id = prev.id AND i.id = prev.id
                   AND NOT (i.reserved > prev.reserved_usd AND prev.batch_id IN (SELECT id FROM over))
-                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state, i.reason, i.owner,
+                RETURNING j.id, prev.batch_id, prev.state AS from_state, j.state AS to_state, i.reason, i.owner, i.via, i.via_reason,
                           j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
             ), money AS (
                 -- The batches' money counters move in the same statement as the jobs, so they never drift.
@@ -406,10 +407,16 @@ public sealed partial class PostgresJobStore : IJobStore
                 FROM (SELECT batch_id, sum(spent) AS spent, sum(reserved) AS reserved FROM moved GROUP BY batch_id ORDER BY batch_id) m
                 WHERE b.id = m.batch_id AND (m.spent <> 0 OR m.reserved <> 0)
             ), history AS (
+                -- A state the job passed through unwritten (JobTransition.Via) gets its entry first.
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-                SELECT id, @now, from_state, to_state, reason, owner FROM moved
-                WHERE from_state <> to_state OR reason IS NOT NULL
-                ORDER BY id
+                SELECT m.id, @now, h.from_state, h.to_state, h.reason, m.owner FROM moved m
+                CROSS JOIN LATERAL (
+                    SELECT 1, m.from_state, m.via, m.via_reason WHERE m.via IS NOT NULL
+                    UNION ALL
+                    SELECT 2, coalesce(m.via, m.from_state), m.to_state, m.reason
+                ) h(n, from_state, to_state, reason)
+                WHERE h.from_state <> h.to_state OR h.reason IS NOT NULL
+                ORDER BY m.id, h.n
             )
             SELECT id FROM moved
             """);
@@ -435,6 +442,8 @@ public sealed partial class PostgresJobStore : IJobStore
         p.Add(Array("finished_at", NpgsqlDbType.TimestampTz, jobs.Select(j => (object?)j.FinishedAt)));
         p.AddWithValue("keep", transitions.Select(t => t.KeepLease).ToArray());
         p.Add(Array("reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.Reason)));
+        p.Add(Array("via", NpgsqlDbType.Text, transitions.Select(t => (object?)t.Via?.ToDbName())));
+        p.Add(Array("via_reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.ViaReason)));
         p.AddWithValue("now", _time.GetUtcNow());
         var moved = new HashSet<long>();
         await using (var reader = await command.ExecuteReaderAsync(ct))
