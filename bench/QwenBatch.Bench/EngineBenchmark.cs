@@ -50,6 +50,7 @@ internal static class EngineBenchmark
         }
 
         var ours = await EngineAsync(database, dataSource, statements, jobs, concurrency, "noop", outputs);
+        Directory.Delete(outputs, recursive: true);
         var version = await ScalarAsync(dataSource, "SHOW server_version");
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{jobs} no-op jobs, {concurrency} workers/slots, PostgreSQL {version}"));
@@ -65,33 +66,8 @@ internal static class EngineBenchmark
             }
         }
 
-        if (Environment.GetEnvironmentVariable("QWENBATCH_BENCH_COUNTERS_AB") is { Length: > 0 })
-        {
-            await CountersAbAsync(database, dataSource, statements, jobs, concurrency, outputs);
-        }
-
-        Directory.Delete(outputs, recursive: true);
         await IdleWorkerAsync(database, dataSource, statements, idleSeconds);
         return 0;
-    }
-
-    /// <summary>
-    /// An experiment, not a configuration (QWENBATCH_BENCH_COUNTERS_AB=1): what the batch counters' update trigger costs,
-    /// measured as the same engine run with and without it (on, off, on, off), each stopped the same way — a watcher that
-    /// counts succeeded jobs in the jobs table, since with the trigger off the counters (and so the settle check) do not
-    /// move. The counters of the runs without it are recounted afterwards.
-    /// </summary>
-    private static async Task CountersAbAsync(string database, NpgsqlDataSource dataSource, bool statements, int jobs, int concurrency, string outputs)
-    {
-        Console.WriteLine("counters trigger A/B (same engine, runs stopped by a watcher):");
-        for (var round = 1; round <= 4; round++)
-        {
-            var on = round % 2 == 1;
-            var name = $"noop-counters-{(on ? "on" : "off")}-{round}";
-            var m = await EngineAsync(database, dataSource, statements, jobs, concurrency, name, outputs, countersTrigger: on);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  trigger {(on ? "on " : "off")}: {jobs / m.Seconds,8:N0} jobs/s, {PerJob(m, jobs)} statements/job, {CpuPerJob(m, jobs)}"));
-        }
     }
 
     /// <param name="ProcessCpu">CPU time this process spent in the run (all threads).</param>
@@ -304,12 +280,8 @@ internal static class EngineBenchmark
     }
 
     /// <param name="outputs">Where the runs' batch folders go; deleted only after every run (see <see cref="RunAsync"/>).</param>
-    /// <param name="countersTrigger">
-    /// Null: an ordinary run, stopped by the server's own settle check. True or false: the counters A/B, the update trigger
-    /// on or off, the run stopped by a watcher (see <see cref="CountersAbAsync"/>).
-    /// </param>
     private static async Task<Measurement> EngineAsync(
-        string database, NpgsqlDataSource dataSource, bool statements, int jobs, int concurrency, string name, string outputs, bool? countersTrigger = null)
+        string database, NpgsqlDataSource dataSource, bool statements, int jobs, int concurrency, string name, string outputs)
     {
         var time = TimeProvider.System;
         await using var store = new PostgresJobStore(database, time, NullLogger<PostgresJobStore>.Instance);
@@ -325,50 +297,14 @@ internal static class EngineBenchmark
         var server = JobEngine.Create(new EngineParts(
             store, providers, options, time, Random.Shared.NextDouble, new LatencyModel(), new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance));
 
-        if (countersTrigger is false)
+        var result = await MeasureAsync(dataSource, statements, async () =>
         {
-            await ExecuteAsync(dataSource, "ALTER TABLE jobs DISABLE TRIGGER jobs_counters_update");
-        }
-
-        Measurement result;
-        try
-        {
-            result = await MeasureAsync(dataSource, statements, async () =>
-            {
-                var clock = Stopwatch.StartNew();
-                Phase($"{name} start");
-                if (countersTrigger is null)
-                {
-                    await server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-                }
-                else
-                {
-                    using var stop = new CancellationTokenSource();
-                    var run = server.RunAsync(new ServerScope(batch.Id), stop.Token);
-                    while (Convert.ToInt64(await ScalarAsync(dataSource, $"SELECT count(*) FROM jobs WHERE batch_id = {batch.Id} AND state = 'succeeded'"), CultureInfo.InvariantCulture) < jobs)
-                    {
-                        await Task.Delay(20);
-                    }
-
-                    await stop.CancelAsync();
-                    await run;
-                }
-
-                Phase($"{name} end");
-                return clock.Elapsed.TotalSeconds;
-            });
-        }
-        finally
-        {
-            if (countersTrigger is false)
-            {
-                await ExecuteAsync(dataSource, "ALTER TABLE jobs ENABLE TRIGGER jobs_counters_update");
-                await ExecuteAsync(dataSource,
-                    $"DELETE FROM batch_state_counts WHERE batch_id = {batch.Id}; "
-                    + $"INSERT INTO batch_state_counts (batch_id, state, count) SELECT batch_id, state, count(*) FROM jobs WHERE batch_id = {batch.Id} GROUP BY 1, 2");
-            }
-        }
-
+            var clock = Stopwatch.StartNew();
+            Phase($"{name} start");
+            await server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+            Phase($"{name} end");
+            return clock.Elapsed.TotalSeconds;
+        });
         var progress = await store.GetProgressAsync(batch.Id, CancellationToken.None);
         if (progress.Count(JobState.Succeeded) != jobs)
         {
