@@ -401,7 +401,7 @@ public sealed partial class PostgresJobStore : IJobStore
                     lease_expires_at = CASE WHEN i.keep THEN j.lease_expires_at END
                 FROM prev, input i WHERE j.id = prev.id AND i.id = prev.id
                   AND NOT (i.reserved > prev.reserved_usd AND prev.batch_id IN (SELECT id FROM over))
-                RETURNING j.id, prev.batch_id, j.provider, prev.state AS from_state, j.state AS to_state, i.reason, i.owner, i.via, i.via_reason,
+                RETURNING j.id, prev.batch_id, j.provider, prev.state AS from_state, j.state AS to_state, j.finished_at, i.reason, i.owner, i.via, i.via_reason,
                           j.cost_usd - prev.cost_usd AS spent, j.reserved_usd - prev.reserved_usd AS reserved
             ), money AS (
                 -- The batches' money counters move in the same statement as the jobs, so they never drift.
@@ -415,6 +415,14 @@ public sealed partial class PostgresJobStore : IJobStore
                 SELECT (@now::timestamptz AT TIME ZONE 'UTC')::date, provider, sum(spent) FROM moved WHERE spent <> 0
                 GROUP BY provider ORDER BY provider
                 ON CONFLICT (day, provider) DO UPDATE SET spent_usd = s.spent_usd + excluded.spent_usd
+            ), outcomes AS (
+                -- Succeeded and failed per UTC hour (the overview's graph). Only transitions finish jobs that way, so the
+                -- row trigger that counted them (a function call per finished job) is gone with migration 11.
+                INSERT INTO job_outcomes_by_hour AS o (hour, state, count)
+                SELECT date_trunc('hour', coalesce(finished_at, @now), 'UTC'), to_state, count(*) FROM moved
+                WHERE to_state IN ('succeeded', 'failed') AND from_state <> to_state
+                GROUP BY 1, 2 ORDER BY 1, 2
+                ON CONFLICT (hour, state) DO UPDATE SET count = o.count + excluded.count
             ), history AS (
                 -- A state the job passed through unwritten (JobTransition.Via) gets its entry first.
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
