@@ -361,7 +361,14 @@ public sealed partial class PostgresJobStore : IJobStore
         // One statement for the whole group: the counters move once and take their locks in (batch, state) order like
         // every other statement, so groups written by different processes cannot deadlock on them; job rows are locked in
         // id order, then batch rows, then counters, the order of every transition and reservation.
-        await using var command = _dataSource.CreateCommand(
+        //
+        // Its plan is the prepared generic one. Left to choose, PostgreSQL kept planning it afresh for every group (a custom
+        // plan for each array length: 7 % of its CPU in the engine benchmark's profile, and 0.3–0.4 ms of PostgreSQL CPU
+        // per job measured with and without); the plan does not depend on the values. Set for this transaction only: a
+        // batch's commands share one implicit transaction, so the setting ends with it and no pooled connection keeps it.
+        await using var batch = _dataSource.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"));
+        var command = new NpgsqlBatchCommand(
             $$"""
             WITH input AS (
                 SELECT * FROM unnest(@id, @owner, @from, @state, @request_id, @attempt, @accepted, @uncertain, @polls, @due_at,
@@ -437,6 +444,7 @@ public sealed partial class PostgresJobStore : IJobStore
             )
             SELECT id FROM moved
             """);
+        batch.BatchCommands.Add(command);
         var p = command.Parameters;
         var jobs = transitions.Select(t => t.Job).ToArray();
         p.AddWithValue("id", jobs.Select(j => j.Id).ToArray());
@@ -463,8 +471,9 @@ public sealed partial class PostgresJobStore : IJobStore
         p.Add(Array("via_reason", NpgsqlDbType.Text, transitions.Select(t => (object?)t.ViaReason)));
         p.AddWithValue("now", _time.GetUtcNow());
         var moved = new HashSet<long>();
-        await using (var reader = await command.ExecuteReaderAsync(ct))
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
         {
+            await reader.NextResultAsync(ct);
             while (await reader.ReadAsync(ct))
             {
                 moved.Add(reader.GetInt64(0));
