@@ -120,10 +120,11 @@ public sealed partial class PostgresJobStore
                 UPDATE jobs j SET state = 'pending', attempt = 0, polls = 0, request_id = NULL, outputs = '[]', error = NULL,
                     cancel_requested = false, due_at = @now, finished_at = NULL, updated_at = @now
                 FROM again WHERE j.id = again.id
-                RETURNING j.id, j.batch_id, again.state AS from_state
+                RETURNING j.id, j.batch_id, again.state AS from_state, j.state AS to_state
             ), batch AS (
                 UPDATE batches SET cancel_requested_at = NULL WHERE id IN (SELECT batch_id FROM requeued)
-            ), history AS (
+                RETURNING id
+            ), {CountMoves("requeued", after: "batch")}, history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason)
                 SELECT id, @now, from_state, 'pending', 'requeued by an operator' FROM requeued
             ), notify AS (
@@ -147,7 +148,7 @@ public sealed partial class PostgresJobStore
                 UPDATE jobs j SET state = 'cancelled', reserved_usd = 0, lease_owner = NULL, lease_expires_at = NULL,
                     error = 'cancelled by an operator', finished_at = @now, updated_at = @now
                 FROM waiting WHERE j.id = waiting.id
-                RETURNING j.id, j.batch_id, waiting.state AS from_state, waiting.reserved_usd AS released
+                RETURNING j.id, j.batch_id, waiting.state AS from_state, j.state AS to_state, waiting.reserved_usd AS released
             ), flagged AS (
                 UPDATE jobs SET cancel_requested = true, due_at = least(due_at, @now), updated_at = @now
                 WHERE id = ANY(@ids) AND state IN ('submitting', 'at_provider') AND NOT cancel_requested
@@ -156,7 +157,8 @@ public sealed partial class PostgresJobStore
                 UPDATE batches b SET reserved_usd = b.reserved_usd - r.released
                 FROM (SELECT batch_id, sum(released) AS released FROM cancelled GROUP BY batch_id) r
                 WHERE b.id = r.batch_id AND r.released <> 0
-            ), history AS (
+                RETURNING b.id
+            ), {CountMoves("cancelled", after: "money")}, history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason)
                 SELECT id, @now, from_state, 'cancelled', 'cancelled by an operator' FROM cancelled
             ), notify AS (

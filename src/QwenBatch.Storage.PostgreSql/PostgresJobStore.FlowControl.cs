@@ -47,8 +47,8 @@ public sealed partial class PostgresJobStore
             ), released AS (
                 UPDATE jobs j SET state = 'pending', due_at = @now, updated_at = @now, error = NULL, attempt = 0
                 FROM chosen WHERE j.id = chosen.id AND j.state = 'held' AND j.lease_owner IS NULL
-                RETURNING j.id
-            ), history AS (
+                RETURNING j.id, j.batch_id, 'held'::text AS from_state, j.state AS to_state
+            ), {CountMoves("released")}, history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason)
                 SELECT id, @now, 'held', 'pending', @reason FROM released
             ), notify AS (

@@ -247,6 +247,17 @@ public sealed partial class SqliteJobStore : IJobStore
             await money.ExecuteNonQueryAsync(ct);
         }
 
+        // A state the job passed through unwritten (JobTransition.Via) gets its entry first.
+        if (transition.Via is { } via)
+        {
+            if (previous != via.ToDbName() || transition.ViaReason is not null)
+            {
+                await InsertHistoryAsync(connection, tx, job.Id, now, previous, via.ToDbName(), transition.ViaReason, transition.Owner, ct);
+            }
+
+            previous = via.ToDbName();
+        }
+
         if (previous != job.State.ToDbName() || transition.Reason is not null)
         {
             await InsertHistoryAsync(connection, tx, job.Id, now, previous, job.State.ToDbName(), transition.Reason, transition.Owner, ct);

@@ -33,6 +33,51 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
+    public async Task GetStateCountsAsync_AfterGroupsReleasesRebudgetsSupersedingAndRevival_MatchesTheJobs()
+    {
+        // Every kind of state change the first test does not make, each checked on its own.
+        var jobs = await ImportAndClaimAsync(6);
+        var moved = await Store.TransitionManyAsync(
+        [
+            new JobTransition(jobs[0] with { State = JobState.Submitting }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+            new JobTransition(jobs[1] with { State = JobState.Held }, [JobState.Pending], Worker, KeepLease: false, Reason: "over budget"),
+            new JobTransition(jobs[2] with { State = JobState.Held }, [JobState.Pending], Worker, KeepLease: false, Reason: "over budget"),
+            new JobTransition(jobs[3] with { State = JobState.AtProvider, CostUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+            new JobTransition(jobs[4] with { Polls = 1 }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+        ], Ct);
+        moved.ShouldBe([true, true, true, true, true]);
+        await AssertCountersMatchAsync();
+
+        // A submit caught by a stop goes back to pending.
+        (await Store.ReleaseLeasesAsync(Worker, Ct)).ShouldBeGreaterThan(0);
+        await AssertCountersMatchAsync();
+
+        // A resumed import with a budget gives held jobs another look.
+        await Store.ImportBatchAsync(Batch() with { BudgetUsd = 100m }, NewJobs(6), Ct);
+        await AssertCountersMatchAsync();
+
+        // Held again, then released within the account's daily budget.
+        var again = await ClaimAsync(limit: 2, batchId: jobs[0].BatchId);
+        foreach (var job in again)
+        {
+            await PutAsync(job, JobState.Held, keepLease: false);
+        }
+
+        await AssertCountersMatchAsync();
+        (await Store.ReleaseHeldWithinDailyBudgetAsync(new DailyBudgetRelease(Provider, 100m, 0.02m), Ct)).ShouldBe(2);
+        await AssertCountersMatchAsync();
+
+        // A changed row supersedes its pending job (cancelled) with a new one; the old content back revives it.
+        var changed = NewJobs(6);
+        changed[5] = NewJob(changed[5].Key, "h2");
+        (await Store.ImportBatchAsync(Batch(), changed, Ct)).JobsReplaced.ShouldBe(1);
+        await AssertCountersMatchAsync();
+        await Store.ImportBatchAsync(Batch(), NewJobs(6), Ct);
+        await AssertCountersMatchAsync();
+        (await Store.GetJobsAsync(jobs[0].BatchId, Ct)).Count(j => j.State == JobState.Cancelled).ShouldBe(1);
+    }
+
+    [Fact]
     public async Task GetProgressAsync_CostSettled_CountsFromCountersAndSpendFromTheBatch()
     {
         var jobs = await ImportAndClaimAsync(3);
@@ -144,7 +189,7 @@ public abstract partial class JobStoreContract
     public async Task GetSchemaVersionAsync_MigratedOrEmpty_ReportsTheLatestOrZero()
     {
         // One number for both backends: their migration lists must not drift apart.
-        Store.LatestSchemaVersion.ShouldBe(10);
+        Store.LatestSchemaVersion.ShouldBe(11);
         (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(Store.LatestSchemaVersion);
         (await OpenStore(await NewDatabaseAsync()).GetSchemaVersionAsync(Ct)).ShouldBe(0);
     }

@@ -161,4 +161,49 @@ public abstract partial class JobStoreContract
         (await Store.GetBatchAsync(import.Batch.Id, Ct))!.ReservedUsd.ShouldBe(0.10m);
         (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(JobState.Submitting).ShouldBe(5);
     }
+
+    [Fact]
+    public async Task TransitionManyAsync_ThroughAnUnwrittenState_GuardsOnTheStoredStateWritesBothHistoryEntriesAndChargesOnce()
+    {
+        var jobs = await ImportAndClaimAsync(3);
+        var atProvider = new List<JobRecord>();
+        foreach (var job in jobs)
+        {
+            atProvider.Add(await PutAsync(job, JobState.AtProvider, keepLease: true));
+        }
+
+        var before = (await Store.GetHistoryAsync(jobs[0].Id, Ct)).Count;
+        var done = atProvider[0] with { State = JobState.Succeeded, CostUsd = 0.02m, FinishedAt = Now, Outputs = [new ProviderOutput(null, "aGVsbG8=", "image/png")] };
+        var retry = atProvider[1] with { State = JobState.Downloading, CostUsd = 0.02m, Attempt = 1, Error = "disk full" };
+        var notThere = atProvider[2] with { State = JobState.Succeeded, CostUsd = 0.02m };
+
+        var moved = await Store.TransitionManyAsync(
+        [
+            new JobTransition(done, [JobState.AtProvider], Worker, KeepLease: false, Reason: null) { Via = JobState.Downloading, ViaReason = "completed with 1 output(s)" },
+            new JobTransition(retry, [JobState.AtProvider], Worker, KeepLease: false, Reason: "attempt 1 failed: disk full") { Via = JobState.Downloading, ViaReason = "completed" },
+            new JobTransition(notThere, [JobState.Downloading], Worker, KeepLease: false, Reason: null) { Via = JobState.Downloading, ViaReason = "completed" },
+        ], Ct);
+
+        moved.ShouldBe([true, true, false]);
+        var first = await GetAsync(jobs[0].Id);
+        (first.State, first.CostUsd, first.LeaseOwner).ShouldBe((JobState.Succeeded, 0.02m, (string?)null));
+        var history = await Store.GetHistoryAsync(jobs[0].Id, Ct);
+        history.Skip(before).Select(h => (h.From, h.To, h.Reason, h.ServerId)).ShouldBe(
+        [
+            (JobState.AtProvider, JobState.Downloading, "completed with 1 output(s)", Worker),
+            (JobState.Downloading, JobState.Succeeded, (string?)null, Worker),
+        ]);
+        (await Store.GetHistoryAsync(jobs[1].Id, Ct)).Skip(before).Select(h => (h.From, h.To, h.Reason)).ShouldBe(
+        [
+            (JobState.AtProvider, JobState.Downloading, "completed"),
+            (JobState.Downloading, JobState.Downloading, "attempt 1 failed: disk full"),
+        ]);
+        ShouldBeUnchanged(await GetAsync(jobs[2].Id), atProvider[2]);
+        (await Store.GetHistoryAsync(jobs[2].Id, Ct)).Count.ShouldBe(before);
+
+        var progress = await Store.GetProgressAsync(jobs[0].BatchId, Ct);
+        (progress.Count(JobState.Succeeded), progress.Count(JobState.Downloading), progress.Count(JobState.AtProvider)).ShouldBe((1, 1, 1));
+        progress.SpentUsd.ShouldBe(0.04m);
+        (await Store.GetBatchAsync(jobs[0].BatchId, Ct))!.SpentUsd.ShouldBe(0.04m);
+    }
 }

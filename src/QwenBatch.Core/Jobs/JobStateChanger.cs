@@ -45,7 +45,11 @@ public sealed partial class JobStateChanger(
     /// guard missed (the job was moved by someone else, our lease was taken by the rescuer, or a raised reservation does not
     /// fit the batch budget).
     /// </summary>
-    public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false)
+    /// <param name="unwritten">
+    /// How <paramref name="current"/> got to its state without a write of its own (see <see cref="UnwrittenMove"/>): the write
+    /// is guarded by the state stored before it, and history records both moves.
+    /// </param>
+    public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false, UnwrittenMove? unwritten = null)
     {
         if (!IsAllowed(current.State, next.State))
         {
@@ -65,7 +69,13 @@ public sealed partial class JobStateChanger(
 
         // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
         // result is already paid for).
-        var write = _commits.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason)));
+        var transition = new JobTransition(next, [unwritten?.From ?? current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason));
+        if (unwritten is not null)
+        {
+            transition = transition with { Via = current.State, ViaReason = unwritten.Reason is null ? null : _redactor.Redact(unwritten.Reason) };
+        }
+
+        var write = _commits.TransitionAsync(transition);
         bool moved;
         if (keepLease || slots is null)
         {
@@ -108,3 +118,13 @@ public sealed partial class JobStateChanger(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else, or its reservation does not fit the batch budget; {From} → {To} by {Owner} not applied")]
     private partial void LogGuardMissed(long jobId, JobState from, JobState to, string owner);
 }
+
+/// <summary>
+/// A move a step decided but did not write, because the job's next step runs at once under the same lease (a poll that
+/// sees the task completed, then its download): the job's next write carries it, guarded by <see cref="From"/>, the state
+/// still stored. A worker that dies in between loses only the decision: the job comes back in <see cref="From"/> and its
+/// step is run again (a completed task is polled again and its outputs downloaded again, to the same names).
+/// </summary>
+/// <param name="From">The job's stored state.</param>
+/// <param name="Reason">The history reason of the move that was not written.</param>
+public sealed record UnwrittenMove(JobState From, string? Reason);

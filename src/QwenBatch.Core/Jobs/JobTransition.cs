@@ -9,4 +9,14 @@ namespace QwenBatch.Jobs;
 /// <param name="Owner">The lease holder doing the write.</param>
 /// <param name="KeepLease">True while the same worker goes on with the job (for example, submitting → POST).</param>
 /// <param name="Reason">Recorded in history; history is written when the state changes or a reason is given.</param>
-public sealed record JobTransition(JobRecord Job, IReadOnlyList<JobState> From, string Owner, bool KeepLease, string? Reason);
+public sealed record JobTransition(JobRecord Job, IReadOnlyList<JobState> From, string Owner, bool KeepLease, string? Reason)
+{
+    /// <summary>
+    /// A state the job passed through under this lease without it being written on its own (a completion seen by a poll,
+    /// whose download ran at once): history records the move into it (<see cref="ViaReason"/>) before this one.
+    /// </summary>
+    public JobState? Via { get; init; }
+
+    /// <summary>The history reason of the move into <see cref="Via"/>.</summary>
+    public string? ViaReason { get; init; }
+}

@@ -34,10 +34,12 @@ public static class JobEngine
         var (store, providers, options, time, random, latency, downloader, loggers, maintenance, redactor) = parts;
         var due = new DueTimes();
         var slots = new StepSlots();
-        // A group writer per 8 slots (2 for the default 16): more writers make smaller groups without more throughput
-        // (measured in the engine benchmark, docs/benchmarks.md).
+        // A group writer per 8 slots up to the default 16 (2 writers), then one per 16: more writers make smaller groups,
+        // and each group costs a round trip, a commit and its plan's start-up whatever its size. At 32 slots, 2 writers
+        // wrote 0.3–0.6 groups per job against 4 writers' 0.6–1.05, at less PostgreSQL CPU per job (docs/benchmarks.md).
+        var writers = Math.Min(options.Concurrency / 8, Math.Max(2, options.Concurrency / 16));
         var changer = new JobStateChanger(
-            store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, options.Concurrency / 8, slots);
+            store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, writers, slots);
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =

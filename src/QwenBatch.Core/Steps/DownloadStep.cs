@@ -9,7 +9,9 @@ namespace QwenBatch.Steps;
 
 /// <summary>
 /// downloading → succeeded: fetches every output into the batch folder. Each file is recorded (path, SHA-256, length) as
-/// soon as it is whole, so a retried step keeps the files already verified and fetches only the rest.
+/// soon as it is whole, so a retried step keeps the files already verified and fetches only the rest. A download chained
+/// to the poll that saw its task completed starts from at_provider in the store: its first write carries that move too
+/// (<see cref="StepContext.Unwritten"/>).
 /// </summary>
 public sealed class DownloadStep(JobStateChanger changer, IJobStore store, OutputDownloader downloader, TimeProvider time) : IJobStep
 {
@@ -39,24 +41,24 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
             if (k < job.Outputs.Count - 1)
             {
                 // Checkpoint: the whole file is on record before the next is fetched, so a retry does not fetch it again.
-                var moved = await changer.MoveAsync(job, job with { Files = [.. files] }, context.Owner, reason: null, keepLease: true);
+                var moved = await context.MoveAsync(changer, job with { Files = [.. files] }, reason: null, keepLease: true);
                 if (moved is null)
                 {
                     return;
                 }
 
-                context.Current = job = moved;
+                job = moved;
             }
         }
 
-        await changer.MoveAsync(job, job with
+        await context.MoveAsync(changer, job with
         {
             State = JobState.Succeeded,
             Files = files,
             Attempt = 0,
             Error = null,
             FinishedAt = time.GetUtcNow(),
-        }, context.Owner, reason: null);
+        }, reason: null);
     }
 
     /// <summary>

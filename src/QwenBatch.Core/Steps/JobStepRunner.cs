@@ -47,6 +47,7 @@ public sealed partial class JobStepRunner
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 LogAbandoned(context.Current.Id, context.Current.State);
+                await WriteUnwrittenAsync(context);
                 return;
             }
             catch (Exception ex)
@@ -56,12 +57,35 @@ public sealed partial class JobStepRunner
             }
 
             // A stop leaves a handed-on job leased to us; the stop gives every lease back.
-            if (context.Next is not { } next || ct.IsCancellationRequested)
+            if (context.Next is null || ct.IsCancellationRequested)
             {
+                await WriteUnwrittenAsync(context);
                 return;
             }
 
-            context = new StepContext(owner, next) { Chained = context.Chained + 1 };
+            context = context.ForNext();
+        }
+    }
+
+    /// <summary>
+    /// A move handed on unwritten whose next step will not run now (a stop): written and the job given back, so what the
+    /// step learned (a completion, its charge) is kept rather than asked of the provider again. If even that fails, the
+    /// job stays in its stored state and its step runs again later.
+    /// </summary>
+    private async Task WriteUnwrittenAsync(StepContext context)
+    {
+        if (context.Unwritten is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await context.MoveAsync(_changer, context.Current, reason: null);
+        }
+        catch (Exception ex)
+        {
+            LogUnwrittenLost(ex, context.Current.Id, context.Unwritten.From);
         }
     }
 
@@ -103,8 +127,8 @@ public sealed partial class JobStepRunner
         {
             // Nothing was sent: the job waits for the shared allowance without spending an attempt.
             var wait = throttled.RetryAfter ?? _options.FirstPollDelay;
-            await _changer.MoveAsync(job, job with { State = job.State == JobState.Submitting ? JobState.Pending : job.State, DueAt = _time.GetUtcNow() + wait },
-                context.Owner, reason: null);
+            await context.MoveAsync(_changer, job with { State = job.State == JobState.Submitting ? JobState.Pending : job.State, DueAt = _time.GetUtcNow() + wait },
+                reason: null);
             return;
         }
 
@@ -134,7 +158,7 @@ public sealed partial class JobStepRunner
         if (rejected || attempt >= _options.MaxAttempts)
         {
             LogFailed(job.Id, attempt, message);
-            await _changer.MoveAsync(job, failed with { State = JobState.Failed, FinishedAt = _time.GetUtcNow() }, context.Owner,
+            await context.MoveAsync(_changer, failed with { State = JobState.Failed, FinishedAt = _time.GetUtcNow() },
                 rejected ? $"rejected: {message}" : $"gave up after {attempt} attempts: {message}");
             return;
         }
@@ -147,7 +171,7 @@ public sealed partial class JobStepRunner
 
         var retryState = job.State == JobState.Submitting ? JobState.Pending : job.State;
         LogRetrying(job.Id, attempt, delay, message);
-        await _changer.MoveAsync(job, failed with { State = retryState, DueAt = _time.GetUtcNow() + delay }, context.Owner,
+        await context.MoveAsync(_changer, failed with { State = retryState, DueAt = _time.GetUtcNow() + delay },
             $"attempt {attempt} failed{(uncertain ? " (the provider may have accepted the submit)" : "")}: {message}");
     }
 
@@ -162,12 +186,15 @@ public sealed partial class JobStepRunner
             + (_options.RetryBaseDelay * _random());
         var state = job.State == JobState.Submitting ? JobState.Pending : job.State;
         LogWaiting(job.Id, wait, error.Message);
-        await _changer.MoveAsync(job, job with { State = state, Error = error.Message, DueAt = _time.GetUtcNow() + wait }, context.Owner,
+        await context.MoveAsync(_changer, job with { State = state, Error = error.Message, DueAt = _time.GetUtcNow() + wait },
             $"provider unavailable, waiting {wait.TotalSeconds:0.#} s: {error.Message}");
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} waits {Delay} for its provider: {Error}")]
     private partial void LogWaiting(long jobId, TimeSpan delay, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: recording what its step learned failed on shutdown; it stays {State} and that step runs again")]
+    private partial void LogUnwrittenLost(Exception ex, long jobId, JobState state);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: recording the failed step failed; trying again in {Delay}")]
     private partial void LogRecordFailed(Exception ex, long jobId, TimeSpan delay);

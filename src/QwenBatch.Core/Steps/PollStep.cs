@@ -54,8 +54,10 @@ public sealed partial class PollStep(
 
 
                 // Settle: the reservation becomes the actual charge for the images the provider made. The download is due
-                // at once, so it runs next under this same lease.
-                await context.MoveOnAsync(changer, job with
+                // at once, so it runs next under this same lease, and this move goes with the download's first write (one
+                // write fewer per job; the charge is written once, with it). Lost with the worker, it is only a poll to
+                // do again: the job is still at_provider in the store, and the task still completed at the provider.
+                await context.MoveOnUnwrittenAsync(changer, job with
                 {
                     State = JobState.Downloading,
                     Outputs = outputs,

@@ -10,7 +10,7 @@ public sealed class StepContext(string owner, JobRecord job)
 
     public string Owner { get; } = owner;
 
-    /// <summary>The job as last written; a failure is recorded against this.</summary>
+    /// <summary>The job as last moved (written, or <see cref="Unwritten"/>); a failure is recorded against this.</summary>
     public JobRecord Current { get; set; } = job;
 
     /// <summary>
@@ -22,22 +22,72 @@ public sealed class StepContext(string owner, JobRecord job)
     /// <summary>Steps already run under this claim before this one.</summary>
     public int Chained { get; init; }
 
+    /// <summary>The move to <see cref="Current"/> when it was handed on without a write; the job's next write carries it.</summary>
+    public UnwrittenMove? Unwritten { get; private set; }
+
+    /// <summary>The context of the handed-on job's next step under the same claim.</summary>
+    public StepContext ForNext() =>
+        new(Owner, Next ?? throw new InvalidOperationException("No job was handed on.")) { Chained = Chained + 1, Unwritten = Unwritten };
+
     /// <summary>
     /// Moves the job on. When the next step is due at once (and the chain is not at its bound), the lease is kept and the
     /// job is handed back to the runner as <see cref="Next"/>; otherwise the lease is released as usual.
     /// </summary>
     public async Task<JobRecord?> MoveOnAsync(JobStateChanger changer, JobRecord next, string? reason, DateTimeOffset now)
     {
-        var chain = Chained + 1 < MaxChainedSteps && JobStates.Claimable.Contains(next.State) && !next.CancelRequested && next.DueAt <= now;
-        var moved = await changer.MoveAsync(Current, next, Owner, reason, keepLease: chain);
+        var chain = CanChain(next, now);
+        var moved = await MoveAsync(changer, next, reason, keepLease: chain);
+        Next = chain ? moved : null;
+        return moved;
+    }
+
+    /// <summary>
+    /// Like <see cref="MoveOnAsync"/>, but when the next step runs at once under this lease, the move is not written on its
+    /// own: the next step's first write carries it (guarded by the state still stored, with this move's history entry).
+    /// For moves whose only purpose is to be remembered across a lost lease (a completion seen by a poll, before its
+    /// download): if the worker dies in between, the job comes back in its stored state and that step is run again.
+    /// </summary>
+    public async Task<JobRecord?> MoveOnUnwrittenAsync(JobStateChanger changer, JobRecord next, string? reason, DateTimeOffset now)
+    {
+        if (!CanChain(next, now))
+        {
+            return await MoveOnAsync(changer, next, reason, now);
+        }
+
+        if (!JobStateChanger.IsAllowed(Current.State, next.State))
+        {
+            throw new InvalidOperationException($"Job {Current.Id}: {Current.State} → {next.State} is not an allowed transition.");
+        }
+
+        // Two unwritten moves in a row would need two history entries carried: write the first instead.
+        if (Unwritten is not null)
+        {
+            return await MoveOnAsync(changer, next, reason, now);
+        }
+
+        Unwritten = new UnwrittenMove(Current.State, reason);
+        Current = Next = next;
+        return next;
+    }
+
+    /// <summary>Writes a move of the job, carrying the <see cref="Unwritten"/> one if any; updates <see cref="Current"/>.</summary>
+    public async Task<JobRecord?> MoveAsync(JobStateChanger changer, JobRecord next, string? reason, bool keepLease = false)
+    {
+        var moved = await changer.MoveAsync(Current, next, Owner, reason, keepLease, Unwritten);
+
+        // Written or missed (someone else moved the job), the unwritten move is settled either way; a store failure (thrown)
+        // keeps it for the retry.
+        Unwritten = null;
         if (moved is not null)
         {
             Current = moved;
-            Next = chain ? moved : null;
         }
 
         return moved;
     }
+
+    private bool CanChain(JobRecord next, DateTimeOffset now) =>
+        Chained + 1 < MaxChainedSteps && JobStates.Claimable.Contains(next.State) && !next.CancelRequested && next.DueAt <= now;
 }
 
 /// <summary>A short unit of work for a job in one claimable state: one submit, one poll or one download.</summary>

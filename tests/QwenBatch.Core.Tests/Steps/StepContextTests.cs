@@ -93,6 +93,138 @@ public sealed class StepContextTests
         claims.ShouldBeLessThanOrEqualTo(4);
     }
 
+    [Fact]
+    public async Task MoveOnUnwrittenAsync_NextStepDueNow_WritesNothingAndHandsTheJobOn()
+    {
+        await using var engine = new EngineHarness();
+        var job = await ClaimAtProviderAsync(engine);
+        var context = new QwenBatch.Steps.StepContext(Owner, job);
+        var now = engine.Time.GetUtcNow();
+        var downloading = job with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now };
+
+        var moved = await context.MoveOnUnwrittenAsync(engine.Changer(), downloading, "completed", now);
+
+        moved.ShouldBe(downloading);
+        context.Next.ShouldBe(downloading);
+        context.Unwritten.ShouldBe(new UnwrittenMove(JobState.AtProvider, "completed"));
+        var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.AtProvider, Owner, 0m));
+    }
+
+    [Fact]
+    public async Task MoveAsync_AfterAnUnwrittenMove_WritesFromTheStoredStateWithBothHistoryEntriesAndChargesOnce()
+    {
+        await using var engine = new EngineHarness();
+        var job = await ClaimAtProviderAsync(engine);
+        var context = new QwenBatch.Steps.StepContext(Owner, job);
+        var now = engine.Time.GetUtcNow();
+        var changer = engine.Changer();
+        await context.MoveOnUnwrittenAsync(changer, job with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed with 1 output(s)", now);
+        var download = context.ForNext();
+        download.Unwritten.ShouldNotBeNull();
+
+        var succeeded = await download.MoveAsync(changer, download.Current with { State = JobState.Succeeded, FinishedAt = now }, reason: null);
+
+        succeeded.ShouldNotBeNull();
+        download.Unwritten.ShouldBeNull();
+        var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.Succeeded, (string?)null, 0.02m));
+        var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
+        history.TakeLast(2).Select(h => (h.From, h.To, h.Reason, h.ServerId)).ShouldBe(
+        [
+            (JobState.AtProvider, JobState.Downloading, "completed with 1 output(s)", Owner),
+            (JobState.Downloading, JobState.Succeeded, (string?)null, Owner),
+        ]);
+        (await engine.Store.GetBatchAsync(job.BatchId, CancellationToken.None))!.SpentUsd.ShouldBe(0.02m);
+        var progress = await engine.Store.GetProgressAsync(job.BatchId, CancellationToken.None);
+        (progress.Count(JobState.Succeeded), progress.Count(JobState.AtProvider)).ShouldBe((1, 0));
+    }
+
+    [Fact]
+    public async Task MoveOnUnwrittenAsync_ChainAtItsBound_WritesTheMoveAndGivesTheLeaseBack()
+    {
+        await using var engine = new EngineHarness();
+        var job = await ClaimAtProviderAsync(engine);
+        var context = new QwenBatch.Steps.StepContext(Owner, job) { Chained = QwenBatch.Steps.StepContext.MaxChainedSteps - 1 };
+        var now = engine.Time.GetUtcNow();
+
+        await context.MoveOnUnwrittenAsync(engine.Changer(), job with { State = JobState.Downloading, DueAt = now }, "completed", now);
+
+        context.Next.ShouldBeNull();
+        context.Unwritten.ShouldBeNull();
+        var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
+        (stored.State, stored.LeaseOwner).ShouldBe((JobState.Downloading, (string?)null));
+    }
+
+    [Fact]
+    public async Task RunAsync_StopRequestedBetweenACompletionAndItsDownload_CompletionIsWrittenAndTheJobGivenBack()
+    {
+        await using var engine = new EngineHarness();
+        var job = await ClaimAtProviderAsync(engine);
+        using var stop = new CancellationTokenSource();
+        var download = new RecordingStep(JobState.Downloading, (_, _) => Task.CompletedTask);
+        var poll = new RecordingStep(JobState.AtProvider, async (context, _) =>
+        {
+            var now = engine.Time.GetUtcNow();
+            await context.MoveOnUnwrittenAsync(engine.Changer(), context.Current with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
+            await stop.CancelAsync();
+        });
+        var runner = new QwenBatch.Steps.JobStepRunner([poll, download], engine.Changer(), engine.Options, engine.Time, EngineHarness.Jitter,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<QwenBatch.Steps.JobStepRunner>.Instance);
+
+        await runner.RunAsync(job, Owner, stop.Token);
+
+        download.Runs.ShouldBe(0);
+        var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.Downloading, (string?)null, 0.02m));
+        (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))[^1].Reason.ShouldBe("completed");
+    }
+
+    [Fact]
+    public async Task RunAsync_WorkerDiesBetweenACompletionAndItsDownload_RescuedJobIsPolledAgainAndChargedOnce()
+    {
+        await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 0 });
+        var batch = await engine.ImportAsync(1);
+        var claimed = (await engine.Store.ClaimAsync(new ClaimRequest("crashed-worker", 1, engine.Options.LeaseDuration), CancellationToken.None)).Single();
+        var changer = engine.Changer();
+        var accepted = await engine.Scripted.SubmitAsync(new QwenBatch.Providers.EditRequest(claimed.Spec.Prompt, claimed.Spec.Images, null, null, 1, null), CancellationToken.None);
+        var submitting = (await changer.MoveAsync(claimed, claimed with { State = JobState.Submitting }, "crashed-worker", null, keepLease: true))!;
+        var now = engine.Time.GetUtcNow();
+        var atProvider = (await changer.MoveAsync(submitting, submitting with { State = JobState.AtProvider, RequestId = accepted.RequestId, SubmittedAt = now }, "crashed-worker", "accepted", keepLease: true))!;
+
+        // The crashed worker's poll saw the task completed and handed the job on to its download, then died: nothing of
+        // that was written.
+        var context = new QwenBatch.Steps.StepContext("crashed-worker", atProvider);
+        await context.MoveOnUnwrittenAsync(changer, atProvider with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
+
+        var jobs = await engine.RunBatchAsync(batch);
+
+        var job = jobs.Single();
+        job.State.ShouldBe(JobState.Succeeded);
+        job.CostUsd.ShouldBe(0.02m);
+        (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.SpentUsd.ShouldBe(0.02m);
+        engine.Scripted.PollCalls.ShouldBe(1);
+        engine.Scripted.Accepted.ShouldBe(1);
+        var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
+        history.ShouldContain(h => h.Reason != null && h.Reason.Contains("lease expired (held by crashed-worker)", StringComparison.Ordinal));
+        history.Count(h => h.To == JobState.Downloading).ShouldBe(1);
+        File.Exists(Path.Combine(batch.StorageDir, job.Files.Single().Path)).ShouldBeTrue();
+    }
+
+    /// <summary>A step for one state that runs what the test says and counts its runs.</summary>
+    private sealed class RecordingStep(JobState state, Func<QwenBatch.Steps.StepContext, CancellationToken, Task> run) : QwenBatch.Steps.IJobStep
+    {
+        public int Runs { get; private set; }
+
+        public bool CanRun(JobRecord job) => job.State == state;
+
+        public Task RunAsync(QwenBatch.Steps.StepContext context, CancellationToken ct)
+        {
+            Runs++;
+            return run(context, ct);
+        }
+    }
+
     private static async Task<JobRecord> ClaimAtProviderAsync(EngineHarness engine)
     {
         await engine.ImportAsync(1);
