@@ -82,6 +82,11 @@ public sealed partial class PostgresJobStore : IJobStore
         await ExecuteAsync(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)", ct);
         await using var current = new NpgsqlCommand("SELECT coalesce(max(version), 0) FROM schema_migrations", connection);
         var applied = (int)(await current.ExecuteScalarAsync(ct))!;
+        if (applied > LatestSchemaVersion)
+        {
+            throw new StoreSchemaTooNewException(applied, LatestSchemaVersion);
+        }
+
         foreach (var (version, name, sql) in PostgresMigrations.All.Where(m => m.Version > applied))
         {
             await ExecuteAsync(connection, sql, ct);

@@ -45,6 +45,11 @@ public sealed partial class SqliteJobStore : IJobStore
         await ExecuteAsync(connection, tx, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)", ct);
         await using var current = Command(connection, tx, "SELECT coalesce(max(version), 0) FROM schema_migrations");
         var applied = (long)(await current.ExecuteScalarAsync(ct))!;
+        if (applied > LatestSchemaVersion)
+        {
+            throw new StoreSchemaTooNewException((int)applied, LatestSchemaVersion);
+        }
+
         foreach (var (version, name, sql) in SqliteMigrations.All.Where(m => m.Version > applied))
         {
             await ExecuteAsync(connection, tx, sql, ct);

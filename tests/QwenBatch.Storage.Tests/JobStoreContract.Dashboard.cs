@@ -195,6 +195,19 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
+    public async Task MigrateAsync_StoreMigratedByANewerBuild_IsRefusedNamingBothVersions()
+    {
+        var location = await NewDatabaseAsync();
+        await OpenStore(location).MigrateAsync(Ct);
+        await RecordSchemaVersionAsync(location, Store.LatestSchemaVersion + 1);
+
+        var refused = await Should.ThrowAsync<StoreSchemaTooNewException>(() => OpenStore(location).MigrateAsync(Ct));
+
+        (refused.Found, refused.Known).ShouldBe((Store.LatestSchemaVersion + 1, Store.LatestSchemaVersion));
+        refused.Message.ShouldContain($"version {Store.LatestSchemaVersion + 1}, newer than this QwenBatch knows (version {Store.LatestSchemaVersion})");
+    }
+
+    [Fact]
     public async Task GetRateLimitsAsync_PausedAccount_IsListed()
     {
         await Store.PauseAccountAsync("wavespeed", Now.AddSeconds(30), Ct);

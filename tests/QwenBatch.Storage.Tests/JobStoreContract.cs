@@ -41,6 +41,9 @@ public abstract partial class JobStoreContract : IAsyncLifetime
 
     protected abstract IJobStore CreateStore(string location, TimeProvider time);
 
+    /// <summary>Records a schema version in a database's migration table, as a newer build's migration would.</summary>
+    protected abstract Task RecordSchemaVersionAsync(string location, int version);
+
     /// <summary>Called after every store is disposed, to remove what <see cref="CleanDatabaseAsync"/> made.</summary>
     protected virtual Task CleanUpAsync() => Task.CompletedTask;
 
