@@ -41,7 +41,11 @@ internal static class EngineBenchmark
         // The warm-ups' files are deleted only at the end: on ext4 a file created seconds after thousands were deleted
         // waits while the inode allocator skips every recently freed inode (in one profile, creating the temporary
         // download files took 11 % of the machine's CPU when each warm-up deleted its folder right away).
-        var outputs = Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
+        // QWENBATCH_BENCH_OUTPUTS puts the output files elsewhere (a tmpfs such as /dev/shm): on this VM's disk, creating
+        // them costs the engine's process more CPU than the engine itself (docs/benchmarks.md shows both).
+        var outputs = Environment.GetEnvironmentVariable("QWENBATCH_BENCH_OUTPUTS") is { Length: > 0 } elsewhere
+            ? Directory.CreateDirectory(Path.Combine(elsewhere, $"qwenbatch-engine-{Guid.NewGuid():N}")).FullName
+            : Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
         await RawLoopAsync(dataSource, statements, warmUp, concurrency, "raw_warm_up");
         var raw = await RawLoopAsync(dataSource, statements, jobs, concurrency, "raw_jobs");
         for (var round = 1; round <= 3; round++)
