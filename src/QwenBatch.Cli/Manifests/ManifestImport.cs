@@ -39,7 +39,7 @@ internal static class ManifestImport
     {
         var skipped = new List<SkippedJob>();
         var pass = request.Name is null && NamesItsBatch(Path.GetFullPath(request.ManifestPath))
-            ? ManifestPass.StartKept(request.ManifestPath, request.Options, request.Provider, ManifestImporter.DefaultMaxBufferedBytes, skipped.Add)
+            ? ManifestPass.StartKept(request.ManifestPath, request.Options, request.Provider, ManifestImporter.DefaultMaxBufferedBytes, request.SkipInvalid, skipped.Add)
             : ManifestPass.StartLive(request.ManifestPath, request.Options, request.Provider, request.SkipInvalid, skipped.Add);
         try
         {
@@ -105,11 +105,10 @@ internal static class ManifestImport
 
         // The jobs as the pass planned them (live, kept, or the file read again), into the store's one transaction. A
         // budget on a resume replaces the old one and releases the jobs it held.
-        var jobs = manifest.Pass.Planned ?? ManifestImporter.ValidJobs(path, request.Options, provider, request.SkipInvalid, ct);
         BatchImport import;
         try
         {
-            import = await store.ImportBatchAsync(batch with { BudgetUsd = request.BudgetUsd }, jobs, ct);
+            import = await store.ImportBatchAsync(batch with { BudgetUsd = request.BudgetUsd }, manifest.Pass.JobsToImport(ct), ct);
         }
         catch (ManifestInvalidException)
         {

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
-using QwenBatch.Storage;
 using QwenBatch.Manifests;
+using QwenBatch.Storage;
 
 namespace QwenBatch.Batches;
 
@@ -18,28 +18,25 @@ public static class ManifestImporter
     /// <summary>
     /// The whole first pass (<see cref="ManifestPass.StartKept"/>), for an import that must wait for the end of the file:
     /// the planned jobs are kept while their encoded form (<see cref="EncodedJobs"/>, about 200 bytes a job) fits in
-    /// <paramref name="maxBufferedBytes"/>, and the import writes them without reading, validating and planning the file a
-    /// second time. Past the bound they are dropped, and the import reads the file again — memory stays bounded whatever
-    /// the manifest's size. An import that may start before the end of the file takes a live pass instead
-    /// (<see cref="ManifestPass.StartLive"/>).
+    /// <paramref name="maxBufferedBytes"/>, and the import (<see cref="ManifestPass.JobsToImport"/>) writes them without
+    /// reading, validating and planning the file a second time. Past the bound they are dropped, and the import reads the
+    /// file again — memory stays bounded whatever the manifest's size. An import that may start before the end of the file
+    /// takes a live pass instead (<see cref="ManifestPass.StartLive"/>). The pass returned is over; dispose it.
     /// </summary>
-    public static CheckedJobs CheckAndPlan(string path, ManifestOptions options, string provider, Action<SkippedJob>? onSkipped = null, long maxBufferedBytes = DefaultMaxBufferedBytes)
+    public static async Task<ManifestPass> CheckAndPlanAsync(string path, ManifestOptions options, string provider, Action<SkippedJob>? onSkipped = null, long maxBufferedBytes = DefaultMaxBufferedBytes)
     {
-        var pass = ManifestPass.StartKept(path, options, provider, maxBufferedBytes, onSkipped);
+        var pass = ManifestPass.StartKept(path, options, provider, maxBufferedBytes, onSkipped: onSkipped);
         try
         {
-            pass.Completion.GetAwaiter().GetResult();
-            return new CheckedJobs(pass.Stream, provider, pass.Planned);
+            await pass.Completion;
+            return pass;
         }
-        finally
+        catch
         {
-            pass.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            await pass.DisposeAsync();
+            throw;
         }
     }
-
-    /// <summary>The jobs to import after <see cref="CheckAndPlan"/>: the kept ones, or the file read again.</summary>
-    public static IAsyncEnumerable<NewJob> ValidJobs(CheckedJobs check, ManifestOptions options, bool skipInvalid, CancellationToken ct) =>
-        check.Planned ?? ValidJobs(check.Stream.Path, options, check.Provider, skipInvalid, ct);
 
     /// <summary>
     /// The manifest's valid jobs, read again and planned for the batch's provider. If the file changed since it was
@@ -72,10 +69,6 @@ public static class ManifestImporter
         await Task.CompletedTask;
     }
 }
-
-/// <summary>A manifest after its first pass: the diagnostics, and the planned jobs when they fitted in memory.</summary>
-/// <param name="Planned">The valid jobs planned for <paramref name="Provider"/>, or null when the import must read the file again.</param>
-public sealed record CheckedJobs(ManifestStream Stream, string Provider, EncodedJobs? Planned);
 
 /// <summary>The manifest became invalid between validation and import; the import was rolled back.</summary>
 public sealed class ManifestChangedException : IOException

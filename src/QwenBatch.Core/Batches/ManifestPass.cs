@@ -27,20 +27,23 @@ public sealed class ManifestPass : IAsyncDisposable
     /// </summary>
     public const int LiveAfter = EncodedJobs.ChunkSize;
 
+    private readonly ManifestOptions _options;
     private readonly string _provider;
     private readonly bool _skipInvalid;
     private readonly long? _keepAtMost;
     private readonly Channel<(byte[] Json, int Jobs)> _chunks = Channel.CreateBounded<(byte[] Json, int Jobs)>(
         new BoundedChannelOptions(LiveChunks) { SingleReader = true, SingleWriter = true });
     private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private int _sent;
     private readonly CancellationTokenSource _stop = new();
     private EncodedJobs? _kept;
+    private int _sent;
     private int _taken;
+    private bool _disposed;
 
-    private ManifestPass(ManifestStream stream, string provider, bool skipInvalid, long? keepAtMost)
+    private ManifestPass(string path, ManifestOptions options, string provider, bool skipInvalid, long? keepAtMost)
     {
-        Stream = stream;
+        Stream = ManifestReader.Open(path, options);
+        _options = options;
         _provider = provider;
         _skipInvalid = skipInvalid;
         _keepAtMost = keepAtMost;
@@ -57,18 +60,18 @@ public sealed class ManifestPass : IAsyncDisposable
     /// </summary>
     public Task Started => Task.WhenAny(_started.Task, Completion);
 
-
     /// <summary>
-    /// Starts a pass whose jobs go to the import as they are planned (<see cref="Jobs"/>). The planner waits while the
+    /// Starts a pass whose jobs go to the import as they are planned (<see cref="Planned"/>). The planner waits while the
     /// import has not taken them, so memory stays bounded whatever the manifest's size.
     /// </summary>
     /// <param name="skipInvalid">Whether the valid jobs of an invalid manifest may be imported (<c>--skip-invalid</c>).</param>
     public static ManifestPass StartLive(string path, ManifestOptions options, string provider, bool skipInvalid, Action<SkippedJob>? onSkipped = null) =>
-        Start(new ManifestPass(ManifestReader.Open(path, options), provider, skipInvalid, keepAtMost: null), onSkipped);
+        Start(new ManifestPass(path, options, provider, skipInvalid, keepAtMost: null), onSkipped);
 
     /// <summary>Starts a pass that keeps its planned jobs until it is over, while their encoded size fits <paramref name="keepAtMost"/>.</summary>
-    public static ManifestPass StartKept(string path, ManifestOptions options, string provider, long keepAtMost, Action<SkippedJob>? onSkipped = null) =>
-        Start(new ManifestPass(ManifestReader.Open(path, options), provider, skipInvalid: false, keepAtMost), onSkipped);
+    /// <param name="skipInvalid">Whether the file read again (past the bound) yields the valid jobs of an invalid manifest.</param>
+    public static ManifestPass StartKept(string path, ManifestOptions options, string provider, long keepAtMost, bool skipInvalid = false, Action<SkippedJob>? onSkipped = null) =>
+        Start(new ManifestPass(path, options, provider, skipInvalid, keepAtMost), onSkipped);
 
     /// <summary>
     /// The jobs for the store's import. A live pass's come as they are planned and are enumerated once; when they end, the
@@ -80,12 +83,25 @@ public sealed class ManifestPass : IAsyncDisposable
         ? EncodedJobs.Live(LiveChunksAsync)
         : Completion.IsCompletedSuccessfully ? _kept : throw new InvalidOperationException("A kept pass's jobs are there once it is over.");
 
+    /// <summary>
+    /// What the store's import takes: the <see cref="Planned"/> jobs, or — when a kept pass dropped them — the file read
+    /// again (<see cref="ManifestImporter.ValidJobs(string, ManifestOptions, string, bool, CancellationToken)"/>).
+    /// </summary>
+    public IAsyncEnumerable<NewJob> JobsToImport(CancellationToken ct) =>
+        Planned ?? ManifestImporter.ValidJobs(Stream.Path, _options, _provider, _skipInvalid, ct);
+
     /// <summary>Whether a live pass's jobs may be imported (so far): valid, or with <c>--skip-invalid</c> at least one valid job.</summary>
     private bool Acceptable => Stream.Diagnostics.ErrorCount == 0 || (_skipInvalid && Stream.JobCount > 0);
 
     /// <summary>Stops the pass if it is still reading (an import that failed or was cancelled) and waits for its threads.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         await _stop.CancelAsync();
         try
         {
@@ -93,7 +109,7 @@ public sealed class ManifestPass : IAsyncDisposable
         }
         catch (Exception)
         {
-            // Whoever took the jobs (the import, or CheckAndPlan) has seen this through Completion, or stopped the pass.
+            // Whoever took the jobs (the import, or CheckAndPlanAsync) has seen this through Completion, or stopped the pass.
         }
 
         _stop.Dispose();

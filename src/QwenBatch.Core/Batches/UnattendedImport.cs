@@ -29,17 +29,26 @@ public static class UnattendedImport
         List<string> failure;
         try
         {
-            (failure, var check) = Problems(manifest, options, batch.Provider);
-            if (failure.Count == 0)
+            (failure, var pass) = await ProblemsAsync(manifest, options, batch.Provider);
+            await using (pass)
             {
-                var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(check!, options, skipInvalid: false, ct), ct);
-                return new UnattendedResult(import.Batch, null);
+                if (pass is not null)
+                {
+                    var import = await store.ImportBatchAsync(batch, pass.JobsToImport(ct), ct);
+                    return new UnattendedResult(import.Batch, null);
+                }
             }
         }
         catch (ManifestChangedException)
         {
             // Rewritten between the two passes: the import rolled back; report the file as it is now.
-            failure = Problems(manifest, options, batch.Provider).Errors is { Count: > 0 } now ? now : [$"{manifest}: the manifest changed while it was imported; nothing was enqueued"];
+            var (now, again) = await ProblemsAsync(manifest, options, batch.Provider);
+            if (again is not null)
+            {
+                await again.DisposeAsync();
+            }
+
+            failure = now is { Count: > 0 } ? now : [$"{manifest}: the manifest changed while it was imported; nothing was enqueued"];
         }
 
         // The occurrence is decided: record the failed batch and its errors.csv even when stopping.
@@ -50,9 +59,9 @@ public static class UnattendedImport
 
     /// <summary>
     /// Every error of the manifest as <c>file:line: field: message</c> lines — empty when it can be imported, and then the
-    /// validating pass's planned jobs for the import.
+    /// validating pass, over, whose jobs the import takes (the caller disposes it).
     /// </summary>
-    private static (List<string> Errors, CheckedJobs? Check) Problems(string manifest, ManifestOptions options, string provider)
+    private static async Task<(List<string> Errors, ManifestPass? Pass)> ProblemsAsync(string manifest, ManifestOptions options, string provider)
     {
         try
         {
@@ -61,12 +70,14 @@ public static class UnattendedImport
                 return ([$"{manifest}: the manifest does not exist"], null);
             }
 
-            var check = ManifestImporter.CheckAndPlan(manifest, options, provider);
-            var diagnostics = check.Stream.Diagnostics;
+            var pass = await ManifestImporter.CheckAndPlanAsync(manifest, options, provider);
+            var diagnostics = pass.Stream.Diagnostics;
             if (diagnostics.ErrorCount == 0)
             {
-                return ([], check);
+                return ([], pass);
             }
+
+            await pass.DisposeAsync();
 
             var lines = ManifestStream.Sorted(diagnostics.Errors).Take(MaxFailureLines).Select(e => e.ToString()).ToList();
             if (diagnostics.ErrorCount > lines.Count)

@@ -55,8 +55,8 @@ internal static class ManifestUpload
         }
 
         var manifestOptions = new ManifestOptions { Provider = provider, InputRoot = options.InputRoot ?? "" };
-        var planned = ManifestImporter.CheckAndPlan(path, manifestOptions, provider);
-        var check = planned.Stream;
+        await using var pass = await ManifestImporter.CheckAndPlanAsync(path, manifestOptions, provider);
+        var check = pass.Stream;
         if (check.Diagnostics.ErrorCount > 0)
         {
             File.Delete(path);
@@ -73,7 +73,7 @@ internal static class ManifestUpload
 
         try
         {
-            var import = await store.ImportBatchAsync(batch, ManifestImporter.ValidJobs(planned, manifestOptions, skipInvalid: false, ct), ct);
+            var import = await store.ImportBatchAsync(batch, pass.JobsToImport(ct), ct);
             return Results.Created($"/api/batches/{import.Batch.Id}", new { batch = import.Batch.Id, jobs = import.JobsAdded, name = import.Batch.Name, resumed = import.Resumed });
         }
         catch (ManifestChangedException ex)

@@ -161,17 +161,17 @@ public sealed class ImportPlanningTests : IDisposable
     }
 
     [Fact]
-    public async Task CheckAndPlan_WithinTheBound_KeepsEveryValidJobInManifestOrder()
+    public async Task CheckAndPlanAsync_WithinTheBound_KeepsEveryValidJobInManifestOrder()
     {
         var path = _folder.Write("products.csv", Csv(2_500));
 
-        var check = ManifestImporter.CheckAndPlan(path, new ManifestOptions { Provider = "odirouter" }, "odirouter");
+        await using var check = await ManifestImporter.CheckAndPlanAsync(path, new ManifestOptions { Provider = "odirouter" }, "odirouter");
 
         check.Stream.Diagnostics.ErrorCount.ShouldBe(0);
         check.Planned.ShouldNotBeNull();
         check.Planned.Count.ShouldBe(2_500);
         var keys = new List<string>();
-        await foreach (var job in ManifestImporter.ValidJobs(check, new ManifestOptions { Provider = "odirouter" }, skipInvalid: false, CancellationToken.None))
+        await foreach (var job in check.JobsToImport(CancellationToken.None))
         {
             keys.Add(job.Key);
         }
@@ -180,15 +180,15 @@ public sealed class ImportPlanningTests : IDisposable
     }
 
     [Fact]
-    public async Task CheckAndPlan_PastTheBound_DropsTheKeptJobsAndTheImportReadsAgain()
+    public async Task CheckAndPlanAsync_PastTheBound_DropsTheKeptJobsAndTheImportReadsAgain()
     {
         var path = _folder.Write("products.csv", Csv(2_500));
 
-        var check = ManifestImporter.CheckAndPlan(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", maxBufferedBytes: 50_000);
+        await using var check = await ManifestImporter.CheckAndPlanAsync(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", maxBufferedBytes: 50_000);
 
         check.Planned.ShouldBeNull();
         var count = 0;
-        await foreach (var job in ManifestImporter.ValidJobs(check, new ManifestOptions { Provider = "odirouter" }, skipInvalid: false, CancellationToken.None))
+        await foreach (var job in check.JobsToImport(CancellationToken.None))
         {
             count++;
         }
