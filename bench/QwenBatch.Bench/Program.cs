@@ -190,22 +190,8 @@ static async Task<double> StoreOnlyAsync(IJobStore store, string path, string st
     }
 
     var start = Stopwatch.GetTimestamp();
-    await store.ImportBatchAsync(batch, Jobs(path, new ManifestOptions { Provider = "odirouter" }), CancellationToken.None);
+    await store.ImportBatchAsync(batch, ReadAgain(path), CancellationToken.None);
     return Stopwatch.GetElapsedTime(start).TotalSeconds;
-}
-
-// The jobs of the manifest read again (the import's second pass when they do not fit in memory).
-static async IAsyncEnumerable<NewJob> Jobs(string path, ManifestOptions options)
-{
-    foreach (var job in ManifestReader.Open(path, options).Jobs())
-    {
-        foreach (var newJob in BatchPlanner.Jobs(job, "odirouter"))
-        {
-            yield return newJob;
-        }
-    }
-
-    await Task.CompletedTask;
 }
 
 // The client's share of the import pass: the same enumeration and spec serialization, written nowhere.
@@ -213,13 +199,17 @@ static async Task<double> DryAsync(string path)
 {
     var start = Stopwatch.GetTimestamp();
     var bytes = 0L;
-    await foreach (var job in Jobs(path, new ManifestOptions { Provider = "odirouter" }))
+    await foreach (var job in ReadAgain(path))
     {
         bytes += StoreJson.Write(job.Spec).Length + job.Key.Length + job.ContentHash.Length;
     }
 
     return bytes > 0 ? Stopwatch.GetElapsedTime(start).TotalSeconds : 0;
 }
+
+// The manifest's jobs read again on one thread, as an import does past the kept pass's memory bound.
+static IAsyncEnumerable<NewJob> ReadAgain(string path) =>
+    ManifestImporter.ValidJobs(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false, CancellationToken.None);
 
 static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
