@@ -29,15 +29,16 @@ public static class BatchPlanner
     public static IEnumerable<NewJob> Jobs(ManifestJob job, string batchProvider)
     {
         var provider = job.Provider ?? batchProvider;
-        if (job.Spec.N <= Providers.ProviderLimits.For(provider).MaxOutputs)
-        {
-            return [new NewJob(job.Key, ContentHash(job, provider), provider, job.Spec)];
-        }
+        return job.Spec.N <= Providers.ProviderLimits.For(provider).MaxOutputs
+            ? [new NewJob(job.Key, ContentHash(job, provider), provider, job.Spec)]
+            : Split(job, provider);
+    }
 
-        return Enumerable.Range(1, job.Spec.N)
+    // Its own method: lambdas capturing job and provider in Jobs made every call allocate their closure, split or not.
+    private static IEnumerable<NewJob> Split(ManifestJob job, string provider) =>
+        Enumerable.Range(1, job.Spec.N)
             .Select(k => job with { Key = $"{job.Key}-{k}", Spec = job.Spec with { N = 1, Output = SplitOutput(job.Spec.Output, job.Key, k) } })
             .Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec));
-    }
 
     /// <summary>
     /// A split job's template names its part: {id} is the manifest's id and {k} the part, as they would be for one job with

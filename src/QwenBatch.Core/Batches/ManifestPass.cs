@@ -16,7 +16,13 @@ namespace QwenBatch.Batches;
 public sealed class ManifestPass : IAsyncDisposable
 {
     /// <summary>Manifest jobs handed from the reading thread to the planning one at a time.</summary>
-    private const int HandOff = 256;
+    private const int HandOff = 64;
+
+    /// <summary>
+    /// Hand-offs the planning thread has not taken yet; the reading thread, the faster one, waits beyond this. The jobs in
+    /// flight are alive at every collection and are copied by it: 8 hand-offs of 256 jobs made each one copy 2 MB.
+    /// </summary>
+    private const int HandOffsInFlight = 2;
 
     /// <summary>Live chunks (at most about 64 KB each) the import has not taken yet; the planner waits beyond this.</summary>
     private const int LiveChunks = 8;
@@ -117,7 +123,7 @@ public sealed class ManifestPass : IAsyncDisposable
 
     private static ManifestPass Start(ManifestPass pass, Action<SkippedJob>? onSkipped)
     {
-        var handOff = new BlockingCollection<ManifestJob[]>(boundedCapacity: 8);
+        var handOff = new BlockingCollection<ManifestJob[]>(boundedCapacity: HandOffsInFlight);
         var reading = Task.Factory.StartNew(() => pass.Read(handOff, onSkipped), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var planning = Task.Factory.StartNew(() => pass.Plan(handOff), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         pass.Completion = WhenBothAsync(reading, planning, handOff);

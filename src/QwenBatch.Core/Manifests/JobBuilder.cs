@@ -17,7 +17,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
     private readonly ManifestOptions _options = options;
     private readonly ManifestDiagnostics _diagnostics = diagnostics;
-    private readonly Dictionary<string, int> _seen = new(StringComparer.Ordinal);
+    private readonly JobKeySet _seen = new();
     private readonly InputImages _images = new(baseDir, options.InputRoot);
 
     /// <summary>Columns that --map turned into provider fields: not variables.</summary>
@@ -59,9 +59,9 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             {
                 _built.Add((null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(cells) }));
             }
-            else if (!_seen.TryAdd(job.Key, row.Line))
+            else if (!_seen.TryAdd(job.Key, row.Line, out var firstLine))
             {
-                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {_seen[job.Key]}; ids must be unique");
+                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
                 _built.Add((null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = Copy(cells) }));
             }
             else
@@ -336,16 +336,18 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 return null;
             }
 
-            switch (raw.ToLowerInvariant())
+            if (raw is "1" || raw.Equals("true", StringComparison.OrdinalIgnoreCase) || raw.Equals("yes", StringComparison.OrdinalIgnoreCase))
             {
-                case "true" or "1" or "yes":
-                    return true;
-                case "false" or "0" or "no":
-                    return false;
-                default:
-                    Error(field, $"'{Short(raw)}' is not a boolean; expected true/false, 1/0 or yes/no");
-                    return null;
+                return true;
             }
+
+            if (raw is "0" || raw.Equals("false", StringComparison.OrdinalIgnoreCase) || raw.Equals("no", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            Error(field, $"'{Short(raw)}' is not a boolean; expected true/false, 1/0 or yes/no");
+            return null;
         }
 
         private string? OutputFormat()

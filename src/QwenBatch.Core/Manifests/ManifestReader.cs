@@ -80,8 +80,10 @@ public sealed class ManifestStream
         var builder = new JobBuilder(_options, System.IO.Path.GetDirectoryName(Path)!, Diagnostics);
         foreach (var row in rows)
         {
-            foreach (var (job, skipped) in builder.Build(row))
+            var built = builder.Build(row);
+            for (var i = 0; i < built.Count; i++)
             {
+                var (job, skipped) = built[i];
                 if (job is not null)
                 {
                     JobCount++;

@@ -97,7 +97,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
     public sealed class Writer(int chunkSize = ChunkSize) : IDisposable
     {
         private readonly Queue<(byte[] Json, int Jobs)> _chunks = new();
-        private readonly HashSet<string> _keys = new(StringComparer.Ordinal);
+        private readonly JobKeySet _keys = new();
         private readonly ArrayBufferWriter<byte> _buffer = new(MaxChunkBytes + 8 * 1024);
         private Utf8JsonWriter? _json;
         private int _inChunk;
@@ -110,7 +110,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 
         public void Add(NewJob job)
         {
-            if (!_keys.Add(job.Key))
+            if (!_keys.TryAdd(job.Key, 0, out _))
             {
                 throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
             }
