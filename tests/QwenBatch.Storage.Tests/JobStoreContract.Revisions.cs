@@ -91,6 +91,30 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
+    public async Task ImportBatchAsync_NewBatchOfAnOddCount_EveryJobStoredInOrderWithItsOwnFields()
+    {
+        // 37 jobs: more than one statement's worth where a store writes several rows a statement, and a remainder.
+        var import = await Store.ImportBatchAsync(Batch(), NewJobs(37), Ct);
+
+        import.JobsAdded.ShouldBe(37);
+        var jobs = (await Store.GetJobsAsync(import.Batch.Id, Ct)).OrderBy(j => j.Id).ToList();
+        jobs.Select(j => j.Key).ShouldBe(NewJobs(37).Select(j => j.Key));
+        jobs.ShouldAllBe(j => j.State == JobState.Pending && j.ContentHash == "h1" && j.Provider == Provider);
+        jobs.Select(j => j.Spec.Prompt).ShouldBe(NewJobs(37).Select(j => j.Spec.Prompt));
+        jobs[36].Spec.Variables["sku"].ShouldBe("ROW-0037");
+    }
+
+    [Fact]
+    public async Task ImportBatchAsync_DuplicateIdFarIntoANewBatch_ThrowsAndImportsNothing()
+    {
+        var jobs = NewJobs(40).Append(NewJob("row-0003", hash: "h2"));
+
+        await Should.ThrowAsync<DuplicateJobKeyException>(() => Store.ImportBatchAsync(Batch(), jobs, Ct));
+
+        (await Store.FindBatchAsync("spring-catalog", Ct)).ShouldBeNull();
+    }
+
+    [Fact]
     public async Task ImportBatchAsync_DuplicateIdOnAResume_ThrowsAndChangesNothing()
     {
         var first = await Store.ImportBatchAsync(Batch(), [NewJob("a")], Ct);
