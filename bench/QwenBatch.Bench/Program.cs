@@ -181,10 +181,10 @@ static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IJobSto
     await pass.Started;
     var started = Stopwatch.GetElapsedTime(start).TotalSeconds;
     var batch = BatchPlanner.Batch(pass.Stream.Path, pass.Stream.Name, "odirouter", storage);
-    var passDone = 0.0;
-    _ = pass.Completion.ContinueWith(_ => passDone = Stopwatch.GetElapsedTime(start).TotalSeconds, TaskScheduler.Default);
+    var passEnded = pass.Completion.ContinueWith(_ => Stopwatch.GetElapsedTime(start).TotalSeconds, TaskScheduler.Default);
     var import = await store.ImportBatchAsync(batch, pass.Planned!, CancellationToken.None);
     var total = Stopwatch.GetElapsedTime(start).TotalSeconds;
+    var passDone = await passEnded;
     if (pass.Stream.Diagnostics.ErrorCount > 0)
     {
         throw new InvalidOperationException(string.Join("\n", pass.Stream.Diagnostics.Errors.Take(5)));

@@ -1,6 +1,7 @@
 using Microsoft.Data.Sqlite;
 using static QwenBatch.Storage.JobRows;
 using QwenBatch.Batches;
+using QwenBatch.Jobs;
 
 namespace QwenBatch.Storage.Sqlite;
 
@@ -41,7 +42,7 @@ public sealed partial class SqliteJobStore
         await using var known = Command(connection, tx,
             "SELECT id, state, request_id, error FROM jobs WHERE batch_id = @batch AND key = @key AND content_hash = @hash",
             ("batch", batchId), ("key", ""), ("hash", ""));
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var seen = new JobKeySet();
         int added = 0, replaced = 0;
         await foreach (var job in jobs.WithCancellation(ct))
         {
@@ -146,36 +147,36 @@ public sealed partial class SqliteJobStore
 
     private static NewJobsStatement NewJobsInsert(SqliteConnection connection, SqliteTransaction tx, long batchId, long now, int rows)
     {
-        var command = Command(connection, tx, "", ("batch", batchId), ("now", now));
-        var values = new string[rows];
-        var row = new SqliteParameter[rows * 4];
-        for (var i = 0; i < rows; i++)
+        var values = string.Join(", ", Enumerable.Range(0, rows).Select(i => $"(@batch, @k{i}, @h{i}, 'pending', @p{i}, @s{i}, @now, @now, @now, 1)"));
+        var command = Command(connection, tx,
+            $"INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at, revision) VALUES {values}",
+            ("batch", batchId), ("now", now));
+        var parameters = new SqliteParameter[rows * NewJobsStatement.Fields.Length];
+        for (var i = 0; i < parameters.Length; i++)
         {
-            values[i] = $"(@batch, @k{i}, @h{i}, 'pending', @p{i}, @s{i}, @now, @now, @now, 1)";
-            row[i * 4] = command.Parameters.Add($"@k{i}", SqliteType.Text);
-            row[(i * 4) + 1] = command.Parameters.Add($"@h{i}", SqliteType.Text);
-            row[(i * 4) + 2] = command.Parameters.Add($"@p{i}", SqliteType.Text);
-            row[(i * 4) + 3] = command.Parameters.Add($"@s{i}", SqliteType.Text);
+            parameters[i] = command.Parameters.Add($"@{NewJobsStatement.Fields[i % NewJobsStatement.Fields.Length]}{i / NewJobsStatement.Fields.Length}", SqliteType.Text);
         }
 
-        command.CommandText = "INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at, revision) VALUES "
-            + string.Join(", ", values);
-        return new NewJobsStatement(command, row);
+        return new NewJobsStatement(command, parameters);
     }
 
-    /// <summary>An INSERT of a fixed number of new jobs, with its parameters in row order (key, hash, provider, spec).</summary>
-    private sealed class NewJobsStatement(SqliteCommand command, SqliteParameter[] row) : IAsyncDisposable
+    /// <summary>An INSERT of a fixed number of new jobs, with its parameters row by row in <see cref="Fields"/> order.</summary>
+    private sealed class NewJobsStatement(SqliteCommand command, SqliteParameter[] parameters) : IAsyncDisposable
     {
+        /// <summary>Each row's parameters: key, content hash, provider, spec.</summary>
+        public static readonly string[] Fields = ["k", "h", "p", "s"];
+
         public SqliteCommand Command { get; } = command;
 
         public Task<int> ExecuteAsync(List<NewJob> jobs, CancellationToken ct)
         {
             for (var i = 0; i < jobs.Count; i++)
             {
-                row[i * 4].Value = jobs[i].Key;
-                row[(i * 4) + 1].Value = jobs[i].ContentHash;
-                row[(i * 4) + 2].Value = jobs[i].Provider;
-                row[(i * 4) + 3].Value = StoreJson.Write(jobs[i].Spec);
+                var row = parameters.AsSpan(i * Fields.Length, Fields.Length);
+                row[0].Value = jobs[i].Key;
+                row[1].Value = jobs[i].ContentHash;
+                row[2].Value = jobs[i].Provider;
+                row[3].Value = StoreJson.Write(jobs[i].Spec);
             }
 
             return Command.ExecuteNonQueryAsync(ct);

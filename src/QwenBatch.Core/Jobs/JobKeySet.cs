@@ -22,6 +22,9 @@ internal sealed class JobKeySet
 
     public int Count { get; private set; }
 
+    /// <summary>Adds the key; false when it is already there.</summary>
+    public bool Add(ReadOnlySpan<char> key) => TryAdd(key, 0, out _);
+
     /// <summary>Adds the key with its number; false when it is already there, with the number it was added with.</summary>
     public bool TryAdd(ReadOnlySpan<char> key, int number, out int existing)
     {

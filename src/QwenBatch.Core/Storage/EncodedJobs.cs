@@ -110,7 +110,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 
         public void Add(NewJob job)
         {
-            if (!_keys.TryAdd(job.Key, 0, out _))
+            if (!_keys.Add(job.Key))
             {
                 throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
             }
