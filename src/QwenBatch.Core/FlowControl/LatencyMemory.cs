@@ -10,11 +10,17 @@ namespace QwenBatch.FlowControl;
 /// <see cref="WorkerOptions.LatencySyncInterval"/> what it learned is blended in and the fleet's estimates read back, and
 /// once more when it stops. One small statement per interval, never one per job: the hot path stays as it was.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "A SemaphoreSlim holds nothing to release unless its AvailableWaitHandle is asked for, which this one never is.")]
 public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, WorkerOptions options, TimeProvider time, ILogger<LatencyMemory> logger)
 {
+    // One sync at a time. The sync at stop runs while the periodic one may still be saving: both took the same unsaved
+    // completions before either adopted the result, and the store counted them twice (a flaky test caught it).
+    private readonly SemaphoreSlim _syncing = new(1, 1);
+
     /// <summary>Saves what was learned since the last sync and takes the fleet's estimates; false when the store failed.</summary>
     public async Task<bool> SyncAsync(CancellationToken ct)
     {
+        await _syncing.WaitAsync(ct);
         try
         {
             var unsaved = model.Unsaved();
@@ -27,6 +33,10 @@ public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, W
             // Learned latencies only make polling cheaper; without the store the model keeps learning in memory.
             LogSyncFailed(ex);
             return false;
+        }
+        finally
+        {
+            _syncing.Release();
         }
     }
 
