@@ -215,6 +215,32 @@ public sealed class ImportPlanningTests : IDisposable
     }
 
     [Fact]
+    public async Task StartLive_PlannerBehind_TheReadingThreadPlansTooAndTheJobsKeepTheirOrder()
+    {
+        // Nobody takes the chunks at first, so the planning thread waits with its hand-off full: the reading thread must
+        // plan the next jobs itself (splitting each in two for WaveSpeed), and hand them on behind the earlier ones.
+        var csv = new StringBuilder("id,prompt,images,n\n");
+        for (var i = 1; i <= 30_000; i++)
+        {
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"product-{i:D5},\"White background, item {i}\",https://cdn.example.com/{i}.jpg,2\n");
+        }
+
+        var path = _folder.Write("products.csv", csv.ToString());
+
+        await using var pass = ManifestPass.StartLive(path, new ManifestOptions { Provider = "wavespeed" }, "wavespeed", skipInvalid: false);
+        SpinWait.SpinUntil(() => pass.PlannedWhileReading > 0, TimeSpan.FromMinutes(2)).ShouldBeTrue();
+        var keys = new List<string>();
+        await foreach (var job in pass.Planned!)
+        {
+            keys.Add(job.Key);
+        }
+
+        var expected = Enumerable.Range(1, 30_000).SelectMany(i => new[] { $"product-{i:D5}-1", $"product-{i:D5}-2" });
+        keys.ShouldBe(expected);
+        pass.Stream.Diagnostics.ErrorCount.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task StartLive_ErrorOnTheLastRow_JobsEndByRefusingTheImport()
     {
         var path = _folder.Write("products.csv", Csv(2_500) + "product-bad,,https://cdn.example.com/bad.jpg,SKU-bad\n");
