@@ -2,8 +2,10 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using QwenBatch.Jobs;
 using QwenBatch.Manifests;
 using QwenBatch.Outputs;
+using QwenBatch.Storage;
 
 namespace QwenBatch.Batches;
 
@@ -68,12 +70,20 @@ public static class BatchPlanner
     /// A short hash of what the job asks for, so an edited row is a new job rather than a silent no-op. Stored with every
     /// job and compared when a manifest is imported again: these exact bytes must not change. They are the JSON the
     /// serializer's defaults write for <c>new { Key, provider, Prompt, Images, NegativePrompt, Size, N, Seed,
-    /// PromptExtend, Watermark, OutputFormat, Output }</c> (nulls written, the default encoder), written here by hand.
+    /// PromptExtend, Watermark, OutputFormat, Output }</c> (nulls written, the default encoder), written here by hand —
+    /// straight into bytes when no text needs escaping (<see cref="PlainJson"/>), through the JSON writer otherwise.
     /// </summary>
     private static string ContentHash(ManifestJob job, string provider)
     {
         var scratch = _scratch ??= new HashScratch();
         var spec = job.Spec;
+        if (PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(provider) && PlainJson.IsPlain(spec.Prompt) && PlainJson.IsPlain(spec.Images)
+            && PlainJson.IsPlain(spec.NegativePrompt) && PlainJson.IsPlain(spec.Size) && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output))
+        {
+            WritePlain(scratch.StartPlain(), job.Key, provider, spec);
+            return scratch.Hash();
+        }
+
         var json = scratch.Start();
         json.WriteStartObject();
         json.WriteString("Key", job.Key);
@@ -114,6 +124,56 @@ public static class BatchPlanner
         return scratch.Hash();
     }
 
+    /// <summary>The same bytes as the writer's, for a job whose text needs no escaping.</summary>
+    private static void WritePlain(ArrayBufferWriter<byte> json, string key, string provider, JobSpec spec)
+    {
+        PlainJson.Raw(json, "{\"Key\":"u8);
+        PlainJson.String(json, key);
+        PlainJson.Raw(json, ",\"provider\":"u8);
+        PlainJson.String(json, provider);
+        PlainJson.Raw(json, ",\"Prompt\":"u8);
+        PlainJson.String(json, spec.Prompt);
+        PlainJson.Raw(json, ",\"Images\":"u8);
+        PlainJson.Strings(json, spec.Images);
+        PlainJson.Raw(json, ",\"NegativePrompt\":"u8);
+        PlainJson.StringOrNull(json, spec.NegativePrompt);
+        PlainJson.Raw(json, ",\"Size\":"u8);
+        PlainJson.StringOrNull(json, spec.Size);
+        PlainJson.Raw(json, ",\"N\":"u8);
+        PlainJson.Number(json, spec.N);
+        PlainJson.Raw(json, ",\"Seed\":"u8);
+        if (spec.Seed is { } seed)
+        {
+            PlainJson.Number(json, seed);
+        }
+        else
+        {
+            PlainJson.Raw(json, "null"u8);
+        }
+
+        PlainJson.Raw(json, ",\"PromptExtend\":"u8);
+        BooleanOrNull(json, spec.PromptExtend);
+        PlainJson.Raw(json, ",\"Watermark\":"u8);
+        BooleanOrNull(json, spec.Watermark);
+        PlainJson.Raw(json, ",\"OutputFormat\":"u8);
+        PlainJson.StringOrNull(json, spec.OutputFormat);
+        PlainJson.Raw(json, ",\"Output\":"u8);
+        PlainJson.StringOrNull(json, spec.Output);
+        PlainJson.Raw(json, "}"u8);
+
+        static void BooleanOrNull(ArrayBufferWriter<byte> json, bool? value)
+        {
+            if (value is { } flag)
+            {
+                PlainJson.Boolean(json, flag);
+            }
+            else
+            {
+                PlainJson.Raw(json, "null"u8);
+            }
+        }
+    }
+
     private static void WriteStringOrNull(Utf8JsonWriter json, string name, string? value)
     {
         if (value is null)
@@ -152,6 +212,14 @@ public static class BatchPlanner
             _buffer.ResetWrittenCount();
             _json.Reset(_buffer);
             return _json;
+        }
+
+        /// <summary>The buffer, empty, for JSON written without the writer (<see cref="PlainJson"/>).</summary>
+        public ArrayBufferWriter<byte> StartPlain()
+        {
+            _buffer.ResetWrittenCount();
+            _json.Reset(_buffer);
+            return _buffer;
         }
 
         public string Hash()

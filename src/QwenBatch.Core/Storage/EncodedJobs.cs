@@ -106,7 +106,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         public int Count { get; private set; }
 
         /// <summary>The bytes of the completed chunks and the open one.</summary>
-        public long Bytes => _bytes + (_json is null ? 0 : _json.BytesPending + _json.BytesCommitted);
+        public long Bytes => _bytes + _buffer.WrittenCount;
 
         public void Add(NewJob job)
         {
@@ -115,23 +115,117 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
                 throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
             }
 
-            _json ??= new Utf8JsonWriter(_buffer);
-            if (_inChunk == 0)
+            PlainJson.Raw(_buffer, _inChunk == 0 ? "["u8 : ","u8);
+            if (IsPlain(job))
             {
-                _json.WriteStartArray();
+                WritePlain(job);
+            }
+            else
+            {
+                // The writer, reset, writes the one object after what the buffer holds.
+                _json ??= new Utf8JsonWriter(_buffer);
+                _json.Reset(_buffer);
+                _json.WriteStartObject();
+                _json.WriteString("k", job.Key);
+                _json.WriteString("h", job.ContentHash);
+                _json.WriteString("p", job.Provider);
+                _json.WritePropertyName("s");
+                StoreJson.Write(_json, job.Spec);
+                _json.WriteEndObject();
+                _json.Flush();
             }
 
-            _json.WriteStartObject();
-            _json.WriteString("k", job.Key);
-            _json.WriteString("h", job.ContentHash);
-            _json.WriteString("p", job.Provider);
-            _json.WritePropertyName("s");
-            StoreJson.Write(_json, job.Spec);
-            _json.WriteEndObject();
             Count++;
-            if (++_inChunk == chunkSize || _json.BytesCommitted + _json.BytesPending >= MaxChunkBytes)
+            if (++_inChunk == chunkSize || _buffer.WrittenCount >= MaxChunkBytes)
             {
                 Flush();
+            }
+        }
+
+        private static bool IsPlain(NewJob job)
+        {
+            var spec = job.Spec;
+            if (!(PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider) && PlainJson.IsPlain(spec.Prompt)
+                && PlainJson.IsPlain(spec.Images) && PlainJson.IsPlain(spec.NegativePrompt) && PlainJson.IsPlain(spec.Size)
+                && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output)))
+            {
+                return false;
+            }
+
+            return spec.Variables is null || spec.Variables.All(v => PlainJson.IsPlain(v.Key) && PlainJson.IsPlain(v.Value));
+        }
+
+        /// <summary>
+        /// The job as <see cref="StoreJson"/> writes its spec (web names, nulls left out, in declaration order), for a job
+        /// whose text needs no escaping; a test holds the two to the same bytes.
+        /// </summary>
+        private void WritePlain(NewJob job)
+        {
+            var json = _buffer;
+            var spec = job.Spec;
+            PlainJson.Raw(json, "{\"k\":"u8);
+            PlainJson.String(json, job.Key);
+            PlainJson.Raw(json, ",\"h\":"u8);
+            PlainJson.String(json, job.ContentHash);
+            PlainJson.Raw(json, ",\"p\":"u8);
+            PlainJson.String(json, job.Provider);
+            PlainJson.Raw(json, ",\"s\":{\"prompt\":"u8);
+            PlainJson.String(json, spec.Prompt);
+            if (spec.Images is { } images)
+            {
+                PlainJson.Raw(json, ",\"images\":"u8);
+                PlainJson.Strings(json, images);
+            }
+
+            Optional(",\"negativePrompt\":"u8, spec.NegativePrompt);
+            Optional(",\"size\":"u8, spec.Size);
+            PlainJson.Raw(json, ",\"n\":"u8);
+            PlainJson.Number(json, spec.N);
+            if (spec.Seed is { } seed)
+            {
+                PlainJson.Raw(json, ",\"seed\":"u8);
+                PlainJson.Number(json, seed);
+            }
+
+            if (spec.PromptExtend is { } promptExtend)
+            {
+                PlainJson.Raw(json, ",\"promptExtend\":"u8);
+                PlainJson.Boolean(json, promptExtend);
+            }
+
+            if (spec.Watermark is { } watermark)
+            {
+                PlainJson.Raw(json, ",\"watermark\":"u8);
+                PlainJson.Boolean(json, watermark);
+            }
+
+            Optional(",\"outputFormat\":"u8, spec.OutputFormat);
+            Optional(",\"output\":"u8, spec.Output);
+            if (spec.Variables is { } variables)
+            {
+                PlainJson.Raw(json, ",\"variables\":{"u8);
+                var first = true;
+                foreach (var (name, value) in variables)
+                {
+                    PlainJson.Raw(json, first ? ""u8 : ","u8);
+                    PlainJson.String(json, name);
+                    PlainJson.Raw(json, ":"u8);
+                    PlainJson.String(json, value);
+                    first = false;
+                }
+
+                PlainJson.Raw(json, "}"u8);
+            }
+
+            PlainJson.Raw(json, "}}"u8);
+
+            void Optional(ReadOnlySpan<byte> name, string? value)
+            {
+                if (value is not null)
+                {
+                    PlainJson.Raw(json, name);
+                    PlainJson.String(json, value);
+                }
             }
         }
 
@@ -158,12 +252,10 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 
         private void Flush()
         {
-            _json!.WriteEndArray();
-            _json.Flush();
+            PlainJson.Raw(_buffer, "]"u8);
             var chunk = _buffer.WrittenSpan.ToArray();
             _bytes += chunk.Length;
             _buffer.ResetWrittenCount();
-            _json.Reset(_buffer);
             _chunks.Enqueue((chunk, _inChunk));
             _inChunk = 0;
         }

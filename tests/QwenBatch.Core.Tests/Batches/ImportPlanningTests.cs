@@ -58,6 +58,55 @@ public sealed class ImportPlanningTests : IDisposable
     }
 
     [Fact]
+    public void ContentHash_PlainTextJobs_IsTheHashOfWhatTheSerializerWritesForIt()
+    {
+        // Most jobs' text needs no escaping, and their hash's JSON is written straight into bytes: the same check as above,
+        // on jobs made of every character that path takes (PlainJson), and on the same jobs with one character it must not.
+        var random = new Random(20261122);
+        for (var i = 0; i < 500; i++)
+        {
+            var spec = RandomSpec(random, PlainText);
+            var key = PlainText(random, 1);
+            if (i % 5 == 0)
+            {
+                spec = spec with { Prompt = spec.Prompt + OutsidePlain[i / 5 % OutsidePlain.Length] };
+            }
+
+            var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { Key = key, provider = "odirouter", spec.Prompt, spec.Images, spec.NegativePrompt, spec.Size, spec.N, spec.Seed, spec.PromptExtend, spec.Watermark, spec.OutputFormat, spec.Output });
+            var expected = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json))[..16];
+
+            BatchPlanner.Jobs(new ManifestJob(i + 2, key, spec), "odirouter").Single().ContentHash.ShouldBe(expected, $"job {i}: {Encoding.UTF8.GetString(json)}");
+        }
+    }
+
+    [Fact]
+    public void EncodedJobs_AnyJob_SpecIsWhatStoreJsonWrites()
+    {
+        // Jobs whose text needs no escaping are encoded straight into bytes; every job must read back as the same key, hash,
+        // provider and spec, and its spec must be the very bytes StoreJson writes (what the server stores as it is).
+        var random = new Random(20261123);
+        var jobs = Enumerable.Range(0, 600).Select(i =>
+        {
+            var spec = RandomSpec(random, i % 3 == 0 ? Text : PlainText);
+            spec = i % 5 == 1 ? spec with { Output = spec.Output + OutsidePlain[i / 5 % OutsidePlain.Length] } : spec;
+            return new NewJob($"job-{i}", Convert.ToHexStringLower(BitConverter.GetBytes(random.NextInt64())), i % 2 == 0 ? "odirouter" : "wavespeed", i % 7 == 0 ? spec with { Variables = new Dictionary<string, string> { [Text(random, 1)] = "x" } } : spec);
+        }).ToList();
+        using var writer = new EncodedJobs.Writer(chunkSize: 50);
+        jobs.ForEach(writer.Add);
+
+        var encoded = writer.Complete();
+
+        var read = new List<(string Key, string Hash, string Provider, string Spec)>();
+        foreach (var (chunk, _) in encoded.ChunksAsync().ToBlockingEnumerable())
+        {
+            using var document = System.Text.Json.JsonDocument.Parse(chunk);
+            read.AddRange(document.RootElement.EnumerateArray().Select(j => (j.GetProperty("k").GetString()!, j.GetProperty("h").GetString()!, j.GetProperty("p").GetString()!, j.GetProperty("s").GetRawText())));
+        }
+
+        read.ShouldBe(jobs.Select(j => (j.Key, j.ContentHash, j.Provider, StoreJson.Write(j.Spec))));
+    }
+
+    [Fact]
     public void StoreJson_Spec_IsWhatTheStoreOptionsWriteByReflection()
     {
         // Specs are written by generated code; the stored JSON must be the same as the store's options write for any other type.
@@ -75,20 +124,31 @@ public sealed class ImportPlanningTests : IDisposable
         }
     }
 
-    private static JobSpec RandomSpec(Random random) => new()
+    private static JobSpec RandomSpec(Random random) => RandomSpec(random, Text);
+
+    private static JobSpec RandomSpec(Random random, Func<Random, int, string> text) => new()
     {
-        Prompt = Text(random, 1),
-        Images = Enumerable.Range(0, random.Next(1, 4)).Select(_ => Text(random, 1)).ToList(),
-        NegativePrompt = Maybe(random, Text(random, 0)),
+        Prompt = text(random, 1),
+        Images = Enumerable.Range(0, random.Next(0, 4)).Select(_ => text(random, 1)).ToList(),
+        NegativePrompt = Maybe(random, text(random, 0)),
         Size = Maybe(random, $"{random.Next(512, 2049)}*{random.Next(512, 2049)}"),
         N = random.Next(1, 7),
         Seed = random.Next(3) == 0 ? null : random.NextInt64(-1, 2147483648),
         PromptExtend = random.Next(3) switch { 0 => null, 1 => true, _ => false },
         Watermark = random.Next(3) switch { 0 => null, 1 => true, _ => false },
         OutputFormat = Maybe(random, "webp"),
-        Output = Maybe(random, "{id}-{k}/" + Text(random, 0)),
-        Variables = Enumerable.Range(0, random.Next(3)).ToDictionary(k => $"v{k}", _ => Text(random, 0)),
+        Output = Maybe(random, "{id}-{k}/" + text(random, 0)),
+        Variables = Enumerable.Range(0, random.Next(3)).ToDictionary(k => $"v{k}", _ => text(random, 0)),
     };
+
+    /// <summary>Every printable ASCII character the default encoder leaves as it is.</summary>
+    private static readonly char[] Plain = Enumerable.Range(0x20, 0x5F).Select(c => (char)c).Where(c => !"\"\\<>&'+`".Contains(c, StringComparison.Ordinal)).ToArray();
+
+    /// <summary>Characters just outside that set: the ones it leaves out, DEL, a control and the first non-ASCII one.</summary>
+    private static readonly string[] OutsidePlain = ["\"", "\\", "<", ">", "&", "'", "+", "`", "\u007f", "\u001f", "\u0080"];
+
+    private static string PlainText(Random random, int minLength) =>
+        new(Enumerable.Range(0, random.Next(minLength, 40)).Select(_ => Plain[random.Next(Plain.Length)]).ToArray());
 
     private static string? Maybe(Random random, string value) => random.Next(2) == 0 ? null : value;
 

@@ -1,0 +1,97 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+
+namespace QwenBatch.Storage;
+
+/// <summary>
+/// JSON written straight into bytes, for text that needs no escaping: printable ASCII other than the characters the
+/// default encoder escapes (<c>" \ &lt; &gt; &amp; ' + `</c>). <see cref="System.Text.Json.Utf8JsonWriter"/> with the default
+/// encoder writes such text as it is, so the bytes are the same; text with any other character goes through the writer.
+/// An import writes two documents per job (its content hash's and its stored spec), and the writer's per-call state
+/// checks, escaping scans and transcoding were about a third of planning a job.
+/// </summary>
+internal static class PlainJson
+{
+    private static readonly SearchValues<char> PlainChars = SearchValues.Create(
+        Enumerable.Range(0x20, 0x7F - 0x20).Select(c => (char)c).Where(c => c is not ('"' or '\\' or '<' or '>' or '&' or '\'' or '+' or '`')).ToArray());
+
+    /// <summary>Whether the text (or null) is written the same with no escaping.</summary>
+    public static bool IsPlain(string? text) => text is null || !text.AsSpan().ContainsAnyExcept(PlainChars);
+
+    public static bool IsPlain(IReadOnlyList<string>? texts)
+    {
+        if (texts is null)
+        {
+            return true;
+        }
+
+        for (var i = 0; i < texts.Count; i++)
+        {
+            if (!IsPlain(texts[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Bytes as they are: punctuation and property names (<c>"name":</c>).</summary>
+    public static void Raw(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> utf8) => output.Write(utf8);
+
+    /// <summary>A plain string (<see cref="IsPlain(string?)"/>), quoted.</summary>
+    public static void String(ArrayBufferWriter<byte> output, string plain)
+    {
+        var span = output.GetSpan(plain.Length + 2);
+        span[0] = (byte)'"';
+        Ascii.FromUtf16(plain, span[1..], out _);
+        span[plain.Length + 1] = (byte)'"';
+        output.Advance(plain.Length + 2);
+    }
+
+    /// <summary>A plain string, or <c>null</c>.</summary>
+    public static void StringOrNull(ArrayBufferWriter<byte> output, string? plain)
+    {
+        if (plain is null)
+        {
+            Raw(output, "null"u8);
+        }
+        else
+        {
+            String(output, plain);
+        }
+    }
+
+    /// <summary>Plain strings as an array, or <c>null</c>.</summary>
+    public static void Strings(ArrayBufferWriter<byte> output, IReadOnlyList<string>? plain)
+    {
+        if (plain is null)
+        {
+            Raw(output, "null"u8);
+            return;
+        }
+
+        Raw(output, "["u8);
+        for (var i = 0; i < plain.Count; i++)
+        {
+            if (i > 0)
+            {
+                Raw(output, ","u8);
+            }
+
+            String(output, plain[i]);
+        }
+
+        Raw(output, "]"u8);
+    }
+
+    public static void Number(ArrayBufferWriter<byte> output, long value)
+    {
+        var span = output.GetSpan(20);
+        value.TryFormat(span, out var written, provider: CultureInfo.InvariantCulture);
+        output.Advance(written);
+    }
+
+    public static void Boolean(ArrayBufferWriter<byte> output, bool value) => Raw(output, value ? "true"u8 : "false"u8);
+}
