@@ -10,7 +10,7 @@ using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
 // Manifest import benchmark: a generated N-row CSV validated and imported into PostgreSQL by QwenBatch the way `run`
-// does it (one streamed validating pass that plans on a second thread, its chunks of planned jobs binary-COPYed into the
+// does it (one streamed validating pass on two threads that share the planning, its chunks of planned jobs binary-COPYed into the
 // import transaction as they are ready — staged a chunk of 1,000 jobs per row for a batch that large),
 // against a raw text COPY of the same file into a plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
@@ -216,7 +216,7 @@ static Dictionary<int, long> ServerTicks()
 }
 
 // The CLI's path (ManifestImport): a live validating pass — reading and validating on one thread, planning and encoding
-// on another — whose chunks of planned jobs go into the store's one transaction (staged chunks, for a new batch this
+// on another, which the first helps while it is behind — whose chunks of planned jobs go into the store's one transaction (staged chunks, for a new batch this
 // large) as soon as they are ready, while the rest of the file is read; the transaction commits once the whole file is
 // known to be valid.
 static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IJobStore store, string path, string storage)
