@@ -10,8 +10,9 @@ using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
 // Manifest import benchmark: a generated N-row CSV validated and imported into PostgreSQL by QwenBatch the way `run`
-// does it (one streamed validating pass on two threads that share the planning, its chunks of planned jobs binary-COPYed into the
-// import transaction as they are ready — staged a chunk of 1,000 jobs per row for a batch that large),
+// does it (one streamed validating pass on two threads that share the planning, its chunks of planned jobs
+// binary-COPYed into the import transaction as they are ready — staged a chunk of 1,000 jobs per row for a batch that
+// large),
 // against a raw text COPY of the same file into a plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
