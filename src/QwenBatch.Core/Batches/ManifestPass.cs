@@ -20,8 +20,9 @@ public sealed class ManifestPass : IAsyncDisposable
     private const int HandOff = 64;
 
     /// <summary>
-    /// Hand-offs the planning thread has not taken yet; the reading thread, the faster one, waits beyond this. The jobs in
-    /// flight are alive at every collection and are copied by it: 8 hand-offs of 256 jobs made each one copy 2 MB.
+    /// Hand-offs the planning thread has not taken yet; beyond this the reading thread plans its next jobs itself, then
+    /// waits. The jobs in flight are alive at every collection and are copied by it: 8 hand-offs of 256 jobs made each one
+    /// copy 2 MB.
     /// </summary>
     private const int HandOffsInFlight = 2;
 
