@@ -127,51 +127,19 @@ public static class BatchPlanner
     /// <summary>The same bytes as the writer's, for a job whose text needs no escaping.</summary>
     private static void WritePlain(ArrayBufferWriter<byte> json, string key, string provider, JobSpec spec)
     {
-        PlainJson.Raw(json, "{\"Key\":"u8);
-        PlainJson.String(json, key);
-        PlainJson.Raw(json, ",\"provider\":"u8);
-        PlainJson.String(json, provider);
-        PlainJson.Raw(json, ",\"Prompt\":"u8);
-        PlainJson.String(json, spec.Prompt);
-        PlainJson.Raw(json, ",\"Images\":"u8);
-        PlainJson.Strings(json, spec.Images);
-        PlainJson.Raw(json, ",\"NegativePrompt\":"u8);
-        PlainJson.StringOrNull(json, spec.NegativePrompt);
-        PlainJson.Raw(json, ",\"Size\":"u8);
-        PlainJson.StringOrNull(json, spec.Size);
-        PlainJson.Raw(json, ",\"N\":"u8);
-        PlainJson.Number(json, spec.N);
-        PlainJson.Raw(json, ",\"Seed\":"u8);
-        if (spec.Seed is { } seed)
-        {
-            PlainJson.Number(json, seed);
-        }
-        else
-        {
-            PlainJson.Raw(json, "null"u8);
-        }
-
-        PlainJson.Raw(json, ",\"PromptExtend\":"u8);
-        BooleanOrNull(json, spec.PromptExtend);
-        PlainJson.Raw(json, ",\"Watermark\":"u8);
-        BooleanOrNull(json, spec.Watermark);
-        PlainJson.Raw(json, ",\"OutputFormat\":"u8);
-        PlainJson.StringOrNull(json, spec.OutputFormat);
-        PlainJson.Raw(json, ",\"Output\":"u8);
-        PlainJson.StringOrNull(json, spec.Output);
+        PlainJson.Property(json, "{\"Key\":"u8, key);
+        PlainJson.Property(json, ",\"provider\":"u8, provider);
+        PlainJson.Property(json, ",\"Prompt\":"u8, spec.Prompt);
+        PlainJson.PropertyOrNull(json, ",\"Images\":"u8, spec.Images);
+        PlainJson.PropertyOrNull(json, ",\"NegativePrompt\":"u8, spec.NegativePrompt);
+        PlainJson.PropertyOrNull(json, ",\"Size\":"u8, spec.Size);
+        PlainJson.Property(json, ",\"N\":"u8, spec.N);
+        PlainJson.PropertyOrNull(json, ",\"Seed\":"u8, spec.Seed);
+        PlainJson.PropertyOrNull(json, ",\"PromptExtend\":"u8, spec.PromptExtend);
+        PlainJson.PropertyOrNull(json, ",\"Watermark\":"u8, spec.Watermark);
+        PlainJson.PropertyOrNull(json, ",\"OutputFormat\":"u8, spec.OutputFormat);
+        PlainJson.PropertyOrNull(json, ",\"Output\":"u8, spec.Output);
         PlainJson.Raw(json, "}"u8);
-
-        static void BooleanOrNull(ArrayBufferWriter<byte> json, bool? value)
-        {
-            if (value is { } flag)
-            {
-                PlainJson.Boolean(json, flag);
-            }
-            else
-            {
-                PlainJson.Raw(json, "null"u8);
-            }
-        }
     }
 
     private static void WriteStringOrNull(Utf8JsonWriter json, string name, string? value)

@@ -163,54 +163,27 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         {
             var json = _buffer;
             var spec = job.Spec;
-            PlainJson.Raw(json, "{\"k\":"u8);
-            PlainJson.String(json, job.Key);
-            PlainJson.Raw(json, ",\"h\":"u8);
-            PlainJson.String(json, job.ContentHash);
-            PlainJson.Raw(json, ",\"p\":"u8);
-            PlainJson.String(json, job.Provider);
-            PlainJson.Raw(json, ",\"s\":{\"prompt\":"u8);
-            PlainJson.String(json, spec.Prompt);
-            if (spec.Images is { } images)
-            {
-                PlainJson.Raw(json, ",\"images\":"u8);
-                PlainJson.Strings(json, images);
-            }
-
-            Optional(",\"negativePrompt\":"u8, spec.NegativePrompt);
-            Optional(",\"size\":"u8, spec.Size);
-            PlainJson.Raw(json, ",\"n\":"u8);
-            PlainJson.Number(json, spec.N);
-            if (spec.Seed is { } seed)
-            {
-                PlainJson.Raw(json, ",\"seed\":"u8);
-                PlainJson.Number(json, seed);
-            }
-
-            if (spec.PromptExtend is { } promptExtend)
-            {
-                PlainJson.Raw(json, ",\"promptExtend\":"u8);
-                PlainJson.Boolean(json, promptExtend);
-            }
-
-            if (spec.Watermark is { } watermark)
-            {
-                PlainJson.Raw(json, ",\"watermark\":"u8);
-                PlainJson.Boolean(json, watermark);
-            }
-
-            Optional(",\"outputFormat\":"u8, spec.OutputFormat);
-            Optional(",\"output\":"u8, spec.Output);
+            PlainJson.Property(json, "{\"k\":"u8, job.Key);
+            PlainJson.Property(json, ",\"h\":"u8, job.ContentHash);
+            PlainJson.Property(json, ",\"p\":"u8, job.Provider);
+            PlainJson.Property(json, ",\"s\":{\"prompt\":"u8, spec.Prompt);
+            PlainJson.OptionalProperty(json, ",\"images\":"u8, spec.Images);
+            PlainJson.OptionalProperty(json, ",\"negativePrompt\":"u8, spec.NegativePrompt);
+            PlainJson.OptionalProperty(json, ",\"size\":"u8, spec.Size);
+            PlainJson.Property(json, ",\"n\":"u8, spec.N);
+            PlainJson.OptionalProperty(json, ",\"seed\":"u8, spec.Seed);
+            PlainJson.OptionalProperty(json, ",\"promptExtend\":"u8, spec.PromptExtend);
+            PlainJson.OptionalProperty(json, ",\"watermark\":"u8, spec.Watermark);
+            PlainJson.OptionalProperty(json, ",\"outputFormat\":"u8, spec.OutputFormat);
+            PlainJson.OptionalProperty(json, ",\"output\":"u8, spec.Output);
             if (spec.Variables is { } variables)
             {
                 PlainJson.Raw(json, ",\"variables\":{"u8);
                 var first = true;
-                foreach (var (name, value) in variables)
+                foreach (var (variable, value) in variables)
                 {
-                    PlainJson.Raw(json, first ? ""u8 : ","u8);
-                    PlainJson.String(json, name);
-                    PlainJson.Raw(json, ":"u8);
-                    PlainJson.String(json, value);
+                    PlainJson.Property(json, first ? ""u8 : ","u8, variable);
+                    PlainJson.Property(json, ":"u8, value);
                     first = false;
                 }
 
@@ -218,15 +191,6 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
             }
 
             PlainJson.Raw(json, "}}"u8);
-
-            void Optional(ReadOnlySpan<byte> name, string? value)
-            {
-                if (value is not null)
-                {
-                    PlainJson.Raw(json, name);
-                    PlainJson.String(json, value);
-                }
-            }
         }
 
         /// <summary>A completed chunk not taken yet, oldest first.</summary>

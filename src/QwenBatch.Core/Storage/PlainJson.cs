@@ -40,19 +40,25 @@ internal static class PlainJson
     /// <summary>Bytes as they are: punctuation and property names (<c>"name":</c>).</summary>
     public static void Raw(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> utf8) => output.Write(utf8);
 
-    /// <summary>A plain string (<see cref="IsPlain(string?)"/>), quoted.</summary>
-    public static void String(ArrayBufferWriter<byte> output, string plain)
+    // Properties: `name` is the bytes before the value (a comma when it is not the first, the quoted name, the colon).
+    // ...OrNull writes null for an absent value (what the writer does by default); Optional... leaves the property out
+    // (what the store's options do).
+
+    public static void Property(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, string plain)
     {
-        var span = output.GetSpan(plain.Length + 2);
-        span[0] = (byte)'"';
-        Ascii.FromUtf16(plain, span[1..], out _);
-        span[plain.Length + 1] = (byte)'"';
-        output.Advance(plain.Length + 2);
+        Raw(output, name);
+        String(output, plain);
     }
 
-    /// <summary>A plain string, or <c>null</c>.</summary>
-    public static void StringOrNull(ArrayBufferWriter<byte> output, string? plain)
+    public static void Property(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, long value)
     {
+        Raw(output, name);
+        Number(output, value);
+    }
+
+    public static void PropertyOrNull(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, string? plain)
+    {
+        Raw(output, name);
         if (plain is null)
         {
             Raw(output, "null"u8);
@@ -63,8 +69,75 @@ internal static class PlainJson
         }
     }
 
+    public static void PropertyOrNull(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, IReadOnlyList<string>? plain)
+    {
+        Raw(output, name);
+        Strings(output, plain);
+    }
+
+    public static void PropertyOrNull(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, long? value)
+    {
+        Raw(output, name);
+        if (value is { } number)
+        {
+            Number(output, number);
+        }
+        else
+        {
+            Raw(output, "null"u8);
+        }
+    }
+
+    public static void PropertyOrNull(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, bool? value)
+    {
+        Raw(output, name);
+        Raw(output, value switch { true => "true"u8, false => "false"u8, null => "null"u8 });
+    }
+
+    public static void OptionalProperty(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, string? plain)
+    {
+        if (plain is not null)
+        {
+            Property(output, name, plain);
+        }
+    }
+
+    public static void OptionalProperty(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, IReadOnlyList<string>? plain)
+    {
+        if (plain is not null)
+        {
+            PropertyOrNull(output, name, plain);
+        }
+    }
+
+    public static void OptionalProperty(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, long? value)
+    {
+        if (value is not null)
+        {
+            PropertyOrNull(output, name, value);
+        }
+    }
+
+    public static void OptionalProperty(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, bool? value)
+    {
+        if (value is not null)
+        {
+            PropertyOrNull(output, name, value);
+        }
+    }
+
+    /// <summary>A plain string (<see cref="IsPlain(string?)"/>), quoted.</summary>
+    private static void String(ArrayBufferWriter<byte> output, string plain)
+    {
+        var span = output.GetSpan(plain.Length + 2);
+        span[0] = (byte)'"';
+        Ascii.FromUtf16(plain, span[1..], out _);
+        span[plain.Length + 1] = (byte)'"';
+        output.Advance(plain.Length + 2);
+    }
+
     /// <summary>Plain strings as an array, or <c>null</c>.</summary>
-    public static void Strings(ArrayBufferWriter<byte> output, IReadOnlyList<string>? plain)
+    private static void Strings(ArrayBufferWriter<byte> output, IReadOnlyList<string>? plain)
     {
         if (plain is null)
         {
@@ -86,12 +159,10 @@ internal static class PlainJson
         Raw(output, "]"u8);
     }
 
-    public static void Number(ArrayBufferWriter<byte> output, long value)
+    private static void Number(ArrayBufferWriter<byte> output, long value)
     {
         var span = output.GetSpan(20);
         value.TryFormat(span, out var written, provider: CultureInfo.InvariantCulture);
         output.Advance(written);
     }
-
-    public static void Boolean(ArrayBufferWriter<byte> output, bool value) => Raw(output, value ? "true"u8 : "false"u8);
 }
