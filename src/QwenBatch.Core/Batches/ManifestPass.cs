@@ -178,7 +178,7 @@ public sealed class ManifestPass : IAsyncDisposable
 
     /// <summary>
     /// Hands jobs to the planning thread, or — when it has not taken the earlier ones yet — plans them first, on the reading
-    /// thread, which would otherwise wait: planning and encoding cost about twice what reading and validating do.
+    /// thread, which would otherwise wait: planning and encoding cost more than reading and validating do.
     /// </summary>
     private void HandOver(BlockingCollection<Block> handOff, ManifestJob[] jobs)
     {
