@@ -61,7 +61,8 @@ public sealed class ImportPlanningTests : IDisposable
     public void ContentHash_PlainTextJobs_IsTheHashOfWhatTheSerializerWritesForIt()
     {
         // Most jobs' text needs no escaping, and their hash's JSON is written straight into bytes: the same check as above,
-        // on jobs made of every character that path takes (PlainJson), and on the same jobs with one character it must not.
+        // on jobs made of every character that path takes (PlainJson), and on jobs with one character it must not take in
+        // one of their texts (each text and each such character in turn).
         var random = new Random(20261122);
         for (var i = 0; i < 500; i++)
         {
@@ -69,7 +70,12 @@ public sealed class ImportPlanningTests : IDisposable
             var key = PlainText(random, 1);
             if (i % 5 == 0)
             {
-                spec = spec with { Prompt = spec.Prompt + OutsidePlain[i / 5 % OutsidePlain.Length] };
+                spec = WithOneOutsidePlain(spec, i / 5);
+            }
+
+            if (i % 35 == 10)
+            {
+                key += OutsidePlain[i / 35 % OutsidePlain.Length];
             }
 
             var json = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { Key = key, provider = "odirouter", spec.Prompt, spec.Images, spec.NegativePrompt, spec.Size, spec.N, spec.Seed, spec.PromptExtend, spec.Watermark, spec.OutputFormat, spec.Output });
@@ -88,8 +94,8 @@ public sealed class ImportPlanningTests : IDisposable
         var jobs = Enumerable.Range(0, 600).Select(i =>
         {
             var spec = RandomSpec(random, i % 3 == 0 ? Text : PlainText);
-            spec = i % 5 == 1 ? spec with { Output = spec.Output + OutsidePlain[i / 5 % OutsidePlain.Length] } : spec;
-            return new NewJob($"job-{i}", Convert.ToHexStringLower(BitConverter.GetBytes(random.NextInt64())), i % 2 == 0 ? "odirouter" : "wavespeed", i % 7 == 0 ? spec with { Variables = new Dictionary<string, string> { [Text(random, 1)] = "x" } } : spec);
+            spec = i % 5 == 1 ? WithOneOutsidePlain(spec, i / 5) : spec;
+            return new NewJob(i % 35 == 3 ? $"job-{i}{OutsidePlain[i / 35 % OutsidePlain.Length]}" : $"job-{i}", Convert.ToHexStringLower(BitConverter.GetBytes(random.NextInt64())), i % 2 == 0 ? "odirouter" : "wavespeed", i % 7 == 0 ? spec with { Variables = new Dictionary<string, string> { [Text(random, 1)] = "x" } } : spec);
         }).ToList();
         using var writer = new EncodedJobs.Writer(chunkSize: 50);
         jobs.ForEach(writer.Add);
@@ -146,6 +152,25 @@ public sealed class ImportPlanningTests : IDisposable
 
     /// <summary>Characters just outside that set: the ones it leaves out, DEL, a control and the first non-ASCII one.</summary>
     private static readonly string[] OutsidePlain = ["\"", "\\", "<", ">", "&", "'", "+", "`", "\u007f", "\u001f", "\u0080"];
+
+    /// <summary>
+    /// The spec with one character outside the plain set in one of its texts: each text in turn, each character in turn,
+    /// so that a text the plain path forgot to check would be written unescaped and fail the comparison.
+    /// </summary>
+    private static JobSpec WithOneOutsidePlain(JobSpec spec, int n)
+    {
+        var c = OutsidePlain[n % OutsidePlain.Length];
+        return (n / OutsidePlain.Length % 7) switch
+        {
+            0 => spec with { Prompt = spec.Prompt + c },
+            1 => spec with { Images = [.. spec.Images, "image" + c] },
+            2 => spec with { NegativePrompt = spec.NegativePrompt + c },
+            3 => spec with { Size = spec.Size + c },
+            4 => spec with { OutputFormat = spec.OutputFormat + c },
+            5 => spec with { Output = spec.Output + c },
+            _ => spec with { Variables = new Dictionary<string, string>(spec.Variables) { ["v" + c] = c } },
+        };
+    }
 
     private static string PlainText(Random random, int minLength) =>
         new(Enumerable.Range(0, random.Next(minLength, 40)).Select(_ => Plain[random.Next(Plain.Length)]).ToArray());
