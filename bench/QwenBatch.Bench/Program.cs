@@ -80,6 +80,14 @@ var ours = new List<double>();
 var direct = new List<double>();
 var checkedPath = new List<double>();
 var expanded = new List<double>();
+
+// The raw COPY's turn in a round, after the same settling as the import's.
+async Task RawRoundAsync()
+{
+    await SettleAsync(dataSource);
+    raw.Add(await RawCopyAsync(dataSource, manifest));
+}
+
 for (var round = 1; round <= rounds; round++)
 {
     await ExecuteAsync(dataSource, "TRUNCATE raw_rows; TRUNCATE batches, jobs CASCADE");
@@ -87,19 +95,16 @@ for (var round = 1; round <= rounds; round++)
     // Each timed run starts with nothing left to write back: the previous round's expansion and store-only imports wrote
     // a few hundred megabytes, and on this machine's disk their writeback stalled whichever run came next by up to a
     // second. The two take turns going first.
-    var (seconds, added, batchId) = (0.0, 0, 0L);
     if (round % 2 == 1)
     {
-        await SettleAsync(dataSource);
-        raw.Add(await RawCopyAsync(dataSource, manifest));
+        await RawRoundAsync();
     }
 
     await SettleAsync(dataSource);
-    (seconds, added, batchId) = await ImportAsync(store, manifest, dir);
+    var (seconds, added, batchId) = await ImportAsync(store, manifest, dir);
     if (round % 2 == 0)
     {
-        await SettleAsync(dataSource);
-        raw.Add(await RawCopyAsync(dataSource, manifest));
+        await RawRoundAsync();
     }
 
     if (added != rows)
@@ -217,9 +222,9 @@ static Dictionary<int, long> ServerTicks()
 }
 
 // The CLI's path (ManifestImport): a live validating pass — reading and validating on one thread, planning and encoding
-// on another, which the first helps while it is behind — whose chunks of planned jobs go into the store's one transaction (staged chunks, for a new batch this
-// large) as soon as they are ready, while the rest of the file is read; the transaction commits once the whole file is
-// known to be valid.
+// on another, which the first helps while it is behind — whose chunks of planned jobs go into the store's one
+// transaction (staged chunks, for a new batch this large) as soon as they are ready, while the rest of the file is read;
+// the transaction commits once the whole file is known to be valid.
 static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IJobStore store, string path, string storage)
 {
     var server = ServerTicks();
