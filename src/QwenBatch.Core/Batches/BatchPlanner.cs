@@ -31,15 +31,15 @@ public static class BatchPlanner
     public static IEnumerable<NewJob> Jobs(ManifestJob job, string batchProvider)
     {
         var provider = job.Provider ?? batchProvider;
-        return job.Spec.N <= Providers.ProviderLimits.For(provider).MaxOutputs
+        return job.Parts(batchProvider) is var parts && parts == 1
             ? [new NewJob(job.Key, ContentHash(job, provider), provider, job.Spec)]
-            : Split(job, provider);
+            : Split(job, parts, provider);
     }
 
     // Its own method: lambdas capturing job and provider in Jobs made every call allocate their closure, split or not.
-    private static IEnumerable<NewJob> Split(ManifestJob job, string provider) =>
-        Enumerable.Range(1, job.Spec.N)
-            .Select(k => job with { Key = $"{job.Key}-{k}", Spec = job.Spec with { N = 1, Output = SplitOutput(job.Spec.Output, job.Key, k) } })
+    private static IEnumerable<NewJob> Split(ManifestJob job, int parts, string provider) =>
+        Enumerable.Range(1, parts)
+            .Select(k => job with { Key = job.PartKey(k), Spec = job.Spec with { N = 1, Output = SplitOutput(job.Spec.Output, job.Key, k) } })
             .Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec));
 
     /// <summary>

@@ -199,7 +199,9 @@ public sealed class ManifestPass : IAsyncDisposable
 
     private void Plan(BlockingCollection<Block> handOff)
     {
-        using var writer = new EncodedJobs.Writer();
+        // The validator took every job key the planner makes when both split outputs alike (the same provider limits).
+        var keysChecked = Providers.ProviderLimits.For(_options.Provider) == Providers.ProviderLimits.For(_provider);
+        using var writer = new EncodedJobs.Writer(keysChecked: keysChecked);
         var planning = true;
         Exception? failure = null;
         foreach (var block in handOff.GetConsumingEnumerable())

@@ -32,40 +32,60 @@ internal sealed class JobKeySet
     /// <summary>Adds the key; false when it is already there.</summary>
     public bool Add(ReadOnlySpan<char> key) => TryAdd(key, 0, out _);
 
+    /// <summary>Whether the key is there, with the number it was added with.</summary>
+    public bool Contains(ReadOnlySpan<char> key, out int number)
+    {
+        var index = Find(key, string.GetHashCode(key), out _);
+        number = index < 0 ? 0 : _entries[index].Number;
+        return index >= 0;
+    }
+
     /// <summary>Adds the key with its number; false when it is already there, with the number it was added with.</summary>
     public bool TryAdd(ReadOnlySpan<char> key, int number, out int existing)
     {
         var hash = string.GetHashCode(key);
+        var index = Find(key, hash, out var slot);
+        if (index >= 0)
+        {
+            existing = _entries[index].Number;
+            return false;
+        }
+
+        if (Count == _entries.Length)
+        {
+            Grow();
+            Find(key, hash, out slot);
+        }
+
+        var (block, start) = Store(key);
+        _entries[Count] = new Entry(hash, block, start, key.Length, number);
+        _slots[slot] = Slot(hash, Count);
+        Count++;
+        existing = 0;
+        return true;
+    }
+
+    /// <summary>The key's entry, or -1 and the empty slot it would take.</summary>
+    private int Find(ReadOnlySpan<char> key, int hash, out int empty)
+    {
         var mask = _slots.Length - 1;
         var i = hash & mask;
         for (long slot; (slot = _slots[i]) != 0; i = (i + 1) & mask)
         {
             if ((int)(slot >> 32) == hash)
             {
-                ref readonly var entry = ref _entries[(int)slot - 1];
+                var index = (int)slot - 1;
+                ref readonly var entry = ref _entries[index];
                 if (key.SequenceEqual(_blocks[entry.Block].AsSpan(entry.Start, entry.Length)))
                 {
-                    existing = entry.Number;
-                    return false;
+                    empty = -1;
+                    return index;
                 }
             }
         }
 
-        if (Count == _entries.Length)
-        {
-            Grow();
-            mask = _slots.Length - 1;
-            for (i = hash & mask; _slots[i] != 0; i = (i + 1) & mask)
-            {
-            }
-        }
-
-        var (block, start) = Store(key);
-        _entries[Count] = new Entry(hash, block, start, key.Length, number);
-        _slots[i] = Slot(hash, Count);
-        Count++;
-        existing = 0;
-        return true;
+        empty = i;
+        return -1;
     }
 
     private static long Slot(int hash, int index) => ((long)hash << 32) | (uint)(index + 1);

@@ -59,9 +59,9 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             {
                 _built.Add((null, new SkippedJob(row.Line, job?.Key ?? Raw(row, ManifestFields.Id) ?? $"row-{row.Line}", Since(start)) { Cells = Copy(cells) }));
             }
-            else if (!_seen.TryAdd(job.Key, row.Line, out var firstLine))
+            else if (Clash(job) is { } clash)
             {
-                _diagnostics.Error(row.Line, ManifestFields.Id, $"'{job.Key}' is already used on line {firstLine}; ids must be unique");
+                _diagnostics.Error(row.Line, ManifestFields.Id, clash);
                 _built.Add((null, new SkippedJob(row.Line, job.Key, Since(start)) { Cells = Copy(cells) }));
             }
             else
@@ -72,6 +72,47 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
         return _built;
     }
+
+    /// <summary>
+    /// Takes the job's keys, or says why it cannot have them: its id, and — where the provider makes one image per task —
+    /// the key of each output's job (id-1 … id-n, <see cref="ManifestJob.Parts"/>), so that no two jobs of the batch share a
+    /// key in the store and a clash is reported with its line rather than refused by the import. A refused job takes none.
+    /// Ids are kept with their line, output keys with the line negated.
+    /// </summary>
+    private string? Clash(ManifestJob job)
+    {
+        var parts = job.Parts(_options.Provider);
+        if (parts == 1)
+        {
+            return _seen.TryAdd(job.Key, job.Line, out var first) ? null : Used(job.Key, first);
+        }
+
+        if (_seen.Contains(job.Key, out var number))
+        {
+            return Used(job.Key, number);
+        }
+
+        for (var k = 1; k <= parts; k++)
+        {
+            if (_seen.Contains(job.PartKey(k), out number))
+            {
+                var provider = ProviderLimits.For(job.Provider ?? _options.Provider).Provider;
+                return $"with n={parts} on {provider} (one image per task) the row is {parts} jobs, '{job.PartKey(1)}' to '{job.PartKey(parts)}'; {Used(job.PartKey(k), number)}";
+            }
+        }
+
+        _seen.TryAdd(job.Key, job.Line, out _);
+        for (var k = 1; k <= parts; k++)
+        {
+            _seen.TryAdd(job.PartKey(k), -job.Line, out _);
+        }
+
+        return null;
+    }
+
+    private static string Used(string key, int number) => number > 0
+        ? $"'{key}' is already used on line {number}; ids must be unique"
+        : $"'{key}' is already the job of one of line {-number}'s outputs (its provider makes one image per task, so each output is a job of its own, named <id>-<k>); ids must be unique";
 
     private List<ManifestError> Since(int start) => _diagnostics.Errors.Skip(start).ToList();
 
@@ -191,6 +232,11 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
         /// <summary>A rough count: about four characters per token for Latin text, one per character for CJK and others.</summary>
         private static int EstimateTokens(string text)
         {
+            if (System.Text.Ascii.IsValid(text))
+            {
+                return (text.Length + 3) / 4;
+            }
+
             var ascii = 0;
             var other = 0;
             foreach (var c in text)

@@ -11,7 +11,17 @@ public sealed record ManifestError(string File, int Line, string? Field, string 
 /// <param name="Key">The job id, unique within the manifest.</param>
 /// <param name="Spec">What to ask the provider for.</param>
 /// <param name="Provider">The job's own <c>provider</c> field, or null to use the batch's.</param>
-public sealed record ManifestJob(int Line, string Key, Jobs.JobSpec Spec, string? Provider = null);
+public sealed record ManifestJob(int Line, string Key, Jobs.JobSpec Spec, string? Provider = null)
+{
+    /// <summary>
+    /// How many jobs this one is imported as with <paramref name="batchProvider"/> (its own provider wins): one, or — where
+    /// the provider makes one image per task (WaveSpeed) — one per wanted output, keyed <see cref="PartKey"/>.
+    /// </summary>
+    public int Parts(string batchProvider) => Spec.N <= Providers.ProviderLimits.For(Provider ?? batchProvider).MaxOutputs ? 1 : Spec.N;
+
+    /// <summary>The key of part <paramref name="k"/> (1-based) of a job imported as several: &lt;id&gt;-&lt;k&gt;.</summary>
+    public string PartKey(int k) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Key}-{k}");
+}
 
 /// <summary>A job that was refused, kept so that <c>--skip-invalid</c> can list it.</summary>
 public sealed record SkippedJob(int Line, string Key, IReadOnlyList<ManifestError> Errors)

@@ -10,13 +10,13 @@ internal static class Template
     private const int MaxNameLength = 64;
 
     /// <summary>The filled text; names with no value are left as written and returned in <paramref name="unknown"/>.</summary>
-    public static string Apply(string text, IReadOnlyDictionary<string, string> values, ref List<string>? unknown)
-    {
-        if (!text.Contains('{', StringComparison.Ordinal))
-        {
-            return text;
-        }
+    public static string Apply(string text, IReadOnlyDictionary<string, string> values, ref List<string>? unknown) =>
+        text.Contains('{', StringComparison.Ordinal) ? Fill(text, values, ref unknown) : text;
 
+    // Apart from Apply: a lambda capturing a parameter makes the method allocate its closure on entry, and most cells
+    // have no placeholder at all.
+    private static string Fill(string text, IReadOnlyDictionary<string, string> values, ref List<string>? unknown)
+    {
         List<string>? missing = null;
         var filled = Replace(text, name =>
         {

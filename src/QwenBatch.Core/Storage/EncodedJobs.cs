@@ -91,13 +91,15 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
     }
 
     /// <summary>
-    /// Writes jobs into chunks one at a time and refuses an id named twice, as every store does. Completed chunks are kept
-    /// for <see cref="Complete"/>, or taken as they fill by a caller that streams them (<see cref="TryTakeChunk"/>).
+    /// Writes jobs into chunks one at a time and refuses an id named twice, as every store does — unless
+    /// <paramref name="keysChecked"/>: a manifest pass whose validator has taken every key these jobs have already refused
+    /// each clash, with its line. Completed chunks are kept for <see cref="Complete"/>, or taken as they fill by a caller
+    /// that streams them (<see cref="TryTakeChunk"/>).
     /// </summary>
-    public sealed class Writer(int chunkSize = ChunkSize) : IDisposable
+    public sealed class Writer(int chunkSize = ChunkSize, bool keysChecked = false) : IDisposable
     {
         private readonly Queue<(byte[] Json, int Jobs)> _chunks = new();
-        private readonly JobKeySet _keys = new();
+        private readonly JobKeySet? _keys = keysChecked ? null : new();
         private readonly ArrayBufferWriter<byte> _buffer = new(MaxChunkBytes + 8 * 1024);
         private Utf8JsonWriter? _json;
         private int _inChunk;
@@ -110,7 +112,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 
         public void Add(NewJob job)
         {
-            if (!_keys.Add(job.Key))
+            if (_keys is not null && !_keys.Add(job.Key))
             {
                 throw new DuplicateJobKeyException($"An import named the job id '{job.Key}' twice; ids must be unique within a batch. Nothing was imported.");
             }
@@ -145,14 +147,9 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         private static bool IsPlain(NewJob job)
         {
             var spec = job.Spec;
-            if (!(PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider) && PlainJson.IsPlain(spec.Prompt)
+            return PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider) && PlainJson.IsPlain(spec.Prompt)
                 && PlainJson.IsPlain(spec.Images) && PlainJson.IsPlain(spec.NegativePrompt) && PlainJson.IsPlain(spec.Size)
-                && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output)))
-            {
-                return false;
-            }
-
-            return spec.Variables is null || spec.Variables.All(v => PlainJson.IsPlain(v.Key) && PlainJson.IsPlain(v.Value));
+                && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output) && PlainJson.IsPlain(spec.Variables);
         }
 
         /// <summary>
@@ -176,20 +173,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
             PlainJson.OptionalProperty(json, ",\"watermark\":"u8, spec.Watermark);
             PlainJson.OptionalProperty(json, ",\"outputFormat\":"u8, spec.OutputFormat);
             PlainJson.OptionalProperty(json, ",\"output\":"u8, spec.Output);
-            if (spec.Variables is { } variables)
-            {
-                PlainJson.Raw(json, ",\"variables\":{"u8);
-                var first = true;
-                foreach (var (variable, value) in variables)
-                {
-                    PlainJson.Property(json, first ? ""u8 : ","u8, variable);
-                    PlainJson.Property(json, ":"u8, value);
-                    first = false;
-                }
-
-                PlainJson.Raw(json, "}"u8);
-            }
-
+            PlainJson.OptionalProperty(json, ",\"variables\":"u8, spec.Variables);
             PlainJson.Raw(json, "}}"u8);
         }
 

@@ -37,6 +37,31 @@ internal static class PlainJson
         return true;
     }
 
+    public static bool IsPlain(IReadOnlyDictionary<string, string>? texts) => texts switch
+    {
+        null => true,
+        Dictionary<string, string> dictionary => AllPlain(dictionary.GetEnumerator()),
+        _ => AllPlain(texts.GetEnumerator()),
+    };
+
+    // Generic over the enumerator, so a dictionary's (a struct) is not boxed: two allocations a job otherwise.
+    private static bool AllPlain<TEnumerator>(TEnumerator pairs)
+        where TEnumerator : IEnumerator<KeyValuePair<string, string>>
+    {
+        using (pairs)
+        {
+            while (pairs.MoveNext())
+            {
+                if (!IsPlain(pairs.Current.Key) || !IsPlain(pairs.Current.Value))
+                {
+                    return false;
+                }
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Bytes as they are: punctuation and property names (<c>"name":</c>).</summary>
     public static void Raw(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> utf8) => output.Write(utf8);
 
@@ -126,6 +151,24 @@ internal static class PlainJson
         }
     }
 
+    public static void OptionalProperty(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> name, IReadOnlyDictionary<string, string>? plain)
+    {
+        if (plain is null)
+        {
+            return;
+        }
+
+        Raw(output, name);
+        if (plain is Dictionary<string, string> dictionary)
+        {
+            Object(output, dictionary.GetEnumerator());
+        }
+        else
+        {
+            Object(output, plain.GetEnumerator());
+        }
+    }
+
     /// <summary>A plain string (<see cref="IsPlain(string?)"/>), quoted.</summary>
     private static void String(ArrayBufferWriter<byte> output, string plain)
     {
@@ -157,6 +200,23 @@ internal static class PlainJson
         }
 
         Raw(output, "]"u8);
+    }
+
+    /// <summary>Plain names and strings as an object, in the enumerator's order.</summary>
+    private static void Object<TEnumerator>(ArrayBufferWriter<byte> output, TEnumerator pairs)
+        where TEnumerator : IEnumerator<KeyValuePair<string, string>>
+    {
+        using (pairs)
+        {
+            Raw(output, "{"u8);
+            for (var first = true; pairs.MoveNext(); first = false)
+            {
+                Property(output, first ? ""u8 : ","u8, pairs.Current.Key);
+                Property(output, ":"u8, pairs.Current.Value);
+            }
+
+            Raw(output, "}"u8);
+        }
     }
 
     private static void Number(ArrayBufferWriter<byte> output, long value)

@@ -45,6 +45,27 @@ public sealed class ValidateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task ValidateAndSubmit_WaveSpeedOutputJobClashingWithAnId_Exit2WithTheLine_NothingEnqueued()
+    {
+        // n=2 on WaveSpeed is two jobs, a-1 and a-2; the next row's id a-1 would be the same job. validate used to call this
+        // valid, and submit then stopped with exit 1 when the import refused the key.
+        File.WriteAllText(Path.Combine(_workspace.Root, "split.csv"), "id,prompt,images,n\na,p,samples/images/mug.png,2\na-1,p,samples/images/mug.png,1\n");
+        var environment = new Dictionary<string, string> { ["QWENBATCH_Providers__WaveSpeed__ApiKey"] = "ws-test-key" };
+        const string Error = "split.csv:3: id: 'a-1' is already the job of one of line 2's outputs";
+
+        var validate = await CliProcess.RunAsync(_workspace.Root, environment, "validate", "split.csv", "--provider", "wavespeed");
+        var submit = await CliProcess.RunAsync(_workspace.Root, environment, "submit", "split.csv", "--provider", "wavespeed");
+
+        validate.ExitCode.ShouldBe(2, validate.Output);
+        validate.Output.ShouldContain(Error);
+        submit.ExitCode.ShouldBe(2, submit.Output);
+        submit.Stderr.ShouldContain(Error);
+        Directory.Exists(_workspace.BatchDir("split")).ShouldBeFalse();
+        var status = await CliProcess.RunAsync(_workspace.Root, null, "status", "--json");
+        status.Stdout.ShouldNotContain("split");
+    }
+
+    [Fact]
     public async Task Run_SkipInvalid_EnqueuesTheValidJobsAndListsTheSkippedOnes()
     {
         File.WriteAllText(Path.Combine(_workspace.Root, "mixed.csv"), "id,prompt,images\nok,p,samples/images/mug.png\nbad,,samples/images/mug.png\n");

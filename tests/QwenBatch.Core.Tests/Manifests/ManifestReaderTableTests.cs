@@ -227,6 +227,30 @@ public sealed class ManifestReaderTableTests : IDisposable
     }
 
     [Fact]
+    public void Read_WaveSpeedOutputJobs_ClashWithIdsEitherWay_AreReportedWithTheirLines()
+    {
+        // WaveSpeed makes one image per task, so n=2 is two jobs, a-1 and a-2: an id a-1 elsewhere would be the same job.
+        const string Text = "id,prompt,images,n\na,p,a.png,2\na-1,p,a.png,1\nb-2,p,a.png,1\nb,p,a.png,3\nc,p,a.png,2\nc,p,a.png,1\nd,p,a.png,2\n";
+
+        var manifest = _folder.Read("split.csv", Text, new ManifestOptions { Provider = "wavespeed" });
+
+        manifest.Errors.Select(e => $"{e.Line}|{e.Field}|{e.Message}").ShouldBe([
+            "3|id|'a-1' is already the job of one of line 2's outputs (its provider makes one image per task, so each output is a job of its own, named <id>-<k>); ids must be unique",
+            "5|id|with n=3 on wavespeed (one image per task) the row is 3 jobs, 'b-1' to 'b-3'; 'b-2' is already used on line 4; ids must be unique",
+            "7|id|'c' is already used on line 6; ids must be unique",
+        ]);
+        manifest.Jobs.Select(j => j.Key).ShouldBe(["a", "b-2", "c", "d"]);
+
+        // A refused row takes no keys: b's outputs stay free, so b-1 and b-3 are still good ids after it.
+        var after = _folder.Read("after.csv", "id,prompt,images,n\nb-2,p,a.png,1\nb,p,a.png,3\nb-1,p,a.png,1\nb-3,p,a.png,1\n", new ManifestOptions { Provider = "wavespeed" });
+        after.Errors.ShouldHaveSingleItem().Line.ShouldBe(3);
+        after.Jobs.Select(j => j.Key).ShouldBe(["b-2", "b-1", "b-3"]);
+
+        // odirouter makes all n images in one task: the same rows are one job each, and no key is shared.
+        _folder.Read("one-task.csv", Text).Errors.ShouldHaveSingleItem().Message.ShouldBe("'c' is already used on line 6; ids must be unique");
+    }
+
+    [Fact]
     public void Read_SmallImageAndLongPrompt_AreWarningsNotErrors()
     {
         var manifest = _folder.Read("warn.csv", $"id,prompt,images\na,{new string('w', 4000)},small.png\n");
