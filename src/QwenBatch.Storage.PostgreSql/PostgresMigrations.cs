@@ -372,5 +372,19 @@ internal static class PostgresMigrations
             DROP TRIGGER jobs_outcomes_update ON jobs;
             DROP FUNCTION qwenbatch_job_outcome_moved();
             """),
+        (12, "staged chunks compressed with lz4 where the server has it", """
+            -- Uncompressed, a 100k-row import's chunks were 24 MB of TOAST and WAL, all inserted after the last chunk arrived
+            -- (a binary COPY keeps its rows until it has 1,000 or ends): the import's last 60-110 ms. lz4 makes them about a
+            -- fifth, at less server time than storing them as they are (pglz, the default, would cost more than it saves).
+            -- A server built without lz4 (or older than PostgreSQL 14, which has no SET COMPRESSION) keeps them uncompressed.
+            DO $$
+            BEGIN
+                ALTER TABLE job_chunks ALTER COLUMN payload SET COMPRESSION lz4;
+                ALTER TABLE job_chunks ALTER COLUMN payload SET STORAGE EXTENDED;
+            EXCEPTION WHEN feature_not_supported OR syntax_error THEN
+                RAISE NOTICE 'staged chunks stay uncompressed: %', SQLERRM;
+            END
+            $$;
+            """),
     ];
 }

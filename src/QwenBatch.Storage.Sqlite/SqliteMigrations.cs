@@ -247,5 +247,9 @@ internal static class SqliteMigrations
             -- stay; the version is kept so both backends' migration numbers mean the same thing.
             SELECT 1;
             """),
+        (12, "PostgreSQL's staged chunks compressed with lz4: nothing to change here", """
+            -- The embedded store stages nothing; the version is kept so both backends' migration numbers mean the same thing.
+            SELECT 1;
+            """),
     ];
 }

@@ -189,7 +189,7 @@ public abstract partial class JobStoreContract
     public async Task GetSchemaVersionAsync_MigratedOrEmpty_ReportsTheLatestOrZero()
     {
         // One number for both backends: their migration lists must not drift apart.
-        Store.LatestSchemaVersion.ShouldBe(11);
+        Store.LatestSchemaVersion.ShouldBe(12);
         (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(Store.LatestSchemaVersion);
         (await OpenStore(await NewDatabaseAsync()).GetSchemaVersionAsync(Ct)).ShouldBe(0);
     }

@@ -63,7 +63,12 @@ internal static class PlainJson
     }
 
     /// <summary>Bytes as they are: punctuation and property names (<c>"name":</c>).</summary>
-    public static void Raw(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> utf8) => output.Write(utf8);
+    public static void Raw(ArrayBufferWriter<byte> output, ReadOnlySpan<byte> utf8)
+    {
+        // Not the IBufferWriter extension: that calls GetSpan and Advance through the interface, for a few bytes each time.
+        utf8.CopyTo(output.GetSpan(utf8.Length));
+        output.Advance(utf8.Length);
+    }
 
     // Properties: `name` is the bytes before the value (a comma when it is not the first, the quoted name, the colon).
     // ...OrNull writes null for an absent value (what the writer does by default); Optional... leaves the property out

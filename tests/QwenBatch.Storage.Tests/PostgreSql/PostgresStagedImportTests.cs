@@ -97,6 +97,30 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
         (progress.Count(JobState.Pending), progress.Count(JobState.Cancelled)).ShouldBe((5, 1));
     }
 
+    [Fact]
+    public async Task ImportBatchAsync_ChunksLargeEnoughToCompress_AreStoredWithLz4AndClaimedWhole()
+    {
+        // Two jobs a chunk, each with a 6,000-character prompt: 12 KB chunks, past the size PostgreSQL compresses from.
+        var prompt = string.Concat(Enumerable.Repeat("keep the label sharp, the shadow soft and the background white; ", 100));
+        var jobs = NewJobs(5).Select(j => j with { Spec = j.Spec with { Prompt = $"{j.Key}: {prompt}" } }).ToArray();
+
+        await Store.ImportBatchAsync(Batch(), jobs, Ct);
+
+        await using (var connection = new NpgsqlConnection(_database.ConnectionString))
+        {
+            await connection.OpenAsync(Ct);
+            await using var command = new NpgsqlCommand(
+                "SELECT string_agg(DISTINCT coalesce(pg_column_compression(payload), 'none'), ',') || ' ' || count(*) FILTER (WHERE pg_column_size(payload) * 4 < length(payload))::text FROM job_chunks",
+                connection);
+            // Every chunk compressed, each to less than a quarter of its length.
+            (await command.ExecuteScalarAsync(Ct)).ShouldBe("lz4 3");
+        }
+
+        var claimed = await ClaimAsync(limit: 10);
+        claimed.Select(j => j.Key).ShouldBe(jobs.Select(j => j.Key));
+        claimed.Select(j => j.Spec.Prompt).ShouldBe(jobs.Select(j => j.Spec.Prompt));
+    }
+
     private async Task<long> CountAsync(string table)
     {
         await using var connection = new NpgsqlConnection(_database.ConnectionString);
