@@ -31,7 +31,8 @@ public static class BatchPlanner
     public static IEnumerable<NewJob> Jobs(ManifestJob job, string batchProvider)
     {
         var provider = job.Provider ?? batchProvider;
-        return job.Parts(batchProvider) is var parts && parts == 1
+        var parts = job.Parts(batchProvider);
+        return parts == 1
             ? [new NewJob(job.Key, ContentHash(job, provider), provider, job.Spec)]
             : Split(job, parts, provider);
     }
