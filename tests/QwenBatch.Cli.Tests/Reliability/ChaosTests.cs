@@ -56,9 +56,12 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
     {
         const int jobs = 80;
         var outage = TimeSpan.FromSeconds(30);
+
+        // Cut downloads at 15 %: only the ~80 output downloads can be cut, and at 5 % one run in sixty had none at all
+        // (0.95^80), failing the check below that every kind of fault was met. The other faults roll on every request.
         await using var rig = await ChaosRig.StartAsync(_workspace, new ChaosSetup("storm", jobs, "0.3-1.0",
             ["--rate-limit", "10", "--fail-rate", "0.25", "--slow-rate", "0.05", "--drop-rate", "0.03", "--error-rate", "0.03",
-                "--truncate-rate", "0.05", "--max-concurrent", "200"])
+                "--truncate-rate", "0.15", "--max-concurrent", "200"])
         {
             Environment = new Dictionary<string, string>
             {
