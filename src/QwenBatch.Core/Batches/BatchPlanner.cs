@@ -78,8 +78,7 @@ public static class BatchPlanner
     {
         var scratch = _scratch ??= new HashScratch();
         var spec = job.Spec;
-        if (PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(provider) && PlainJson.IsPlain(spec.Prompt) && PlainJson.IsPlain(spec.Images)
-            && PlainJson.IsPlain(spec.NegativePrompt) && PlainJson.IsPlain(spec.Size) && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output))
+        if (PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(provider) && PlainJson.IsPlain(spec))
         {
             WritePlain(scratch.StartPlain(), job.Key, provider, spec);
             return scratch.Hash();

@@ -146,10 +146,8 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
 
         private static bool IsPlain(NewJob job)
         {
-            var spec = job.Spec;
-            return PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider) && PlainJson.IsPlain(spec.Prompt)
-                && PlainJson.IsPlain(spec.Images) && PlainJson.IsPlain(spec.NegativePrompt) && PlainJson.IsPlain(spec.Size)
-                && PlainJson.IsPlain(spec.OutputFormat) && PlainJson.IsPlain(spec.Output) && PlainJson.IsPlain(spec.Variables);
+            return PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider)
+                && PlainJson.IsPlain(job.Spec) && PlainJson.IsPlain(job.Spec.Variables);
         }
 
         /// <summary>
