@@ -92,19 +92,21 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
             return Used(job.Key, number);
         }
 
-        for (var k = 1; k <= parts; k++)
+        var keys = new string[parts];
+        for (var k = 0; k < parts; k++)
         {
-            if (_seen.Contains(job.PartKey(k), out number))
+            keys[k] = job.PartKey(k + 1);
+            if (_seen.Contains(keys[k], out number))
             {
                 var provider = ProviderLimits.For(job.Provider ?? _options.Provider).Provider;
-                return $"with n={parts} on {provider} (one image per task) the row is {parts} jobs, '{job.PartKey(1)}' to '{job.PartKey(parts)}'; {Used(job.PartKey(k), number)}";
+                return $"with n={parts} on {provider} (one image per task) the row is {parts} jobs, '{keys[0]}' to '{job.PartKey(parts)}'; {Used(keys[k], number)}";
             }
         }
 
         _seen.TryAdd(job.Key, job.Line, out _);
-        for (var k = 1; k <= parts; k++)
+        foreach (var key in keys)
         {
-            _seen.TryAdd(job.PartKey(k), -job.Line, out _);
+            _seen.TryAdd(key, -job.Line, out _);
         }
 
         return null;
