@@ -605,7 +605,10 @@ public sealed partial class PostgresJobStore : IJobStore
     {
         // Staged jobs are waiting jobs too: made rows first, so the cancel below takes them with the rest.
         await ExpandBatchAsync(batchId, ct);
-        await using var command = _dataSource.CreateCommand(
+        await using var connection = await _dataSource.OpenConnectionAsync(ct);
+        await using var tx = await connection.BeginTransactionAsync(ct);
+        var now = _time.GetUtcNow();
+        await using var cancel = new NpgsqlCommand(
             $"""
             WITH waiting AS (
                 SELECT id, state, reserved_usd FROM jobs WHERE batch_id = @batch AND state IN ('pending', 'held') FOR UPDATE
@@ -614,10 +617,6 @@ public sealed partial class PostgresJobStore : IJobStore
                     error = 'cancelled by an operator', finished_at = @now, updated_at = @now
                 FROM waiting WHERE j.id = waiting.id
                 RETURNING j.id, j.batch_id, waiting.state AS from_state, j.state AS to_state, waiting.reserved_usd AS released
-            ), flagged AS (
-                UPDATE jobs SET cancel_requested = true, due_at = least(due_at, @now), updated_at = @now
-                WHERE batch_id = @batch AND state IN ('submitting', 'at_provider') AND NOT cancel_requested
-                RETURNING id
             ), batch AS (
                 UPDATE batches SET cancel_requested_at = coalesce(cancel_requested_at, @now),
                     reserved_usd = reserved_usd - (SELECT coalesce(sum(released), 0) FROM cancelled)
@@ -626,14 +625,33 @@ public sealed partial class PostgresJobStore : IJobStore
             ), {CountMoves("cancelled", after: "batch")}, history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason)
                 SELECT id, @now, from_state, 'cancelled', 'cancelled by an operator' FROM cancelled
+            )
+            SELECT count(*)::int FROM cancelled
+            """, connection, tx);
+        cancel.Parameters.AddWithValue("batch", batchId);
+        cancel.Parameters.AddWithValue("now", now);
+        var cancelled = (int)(await cancel.ExecuteScalarAsync(ct))!;
+
+        // The jobs already running are flagged for their cancel step by a statement of their own: one that a worker moved
+        // from pending to submitting while the statement above waited for its row lock was still pending in that
+        // statement's snapshot, so it was neither cancelled nor flagged there — and ran to the end, paid for. This one sees
+        // it, and no job of the batch can start any more: none is waiting now.
+        await using var flag = new NpgsqlCommand(
+            $"""
+            WITH flagged AS (
+                UPDATE jobs SET cancel_requested = true, due_at = least(due_at, @now), updated_at = @now
+                WHERE batch_id = @batch AND state IN ('submitting', 'at_provider') AND NOT cancel_requested
+                RETURNING id
             ), notify AS (
                 SELECT pg_notify('{Channel}', '') FROM flagged LIMIT 1
             )
-            SELECT (SELECT count(*) FROM cancelled)::int + (SELECT count(*) FROM flagged)::int + 0 * (SELECT count(*) FROM notify)::int
-            """);
-        command.Parameters.AddWithValue("batch", batchId);
-        command.Parameters.AddWithValue("now", _time.GetUtcNow());
-        return (int)(await command.ExecuteScalarAsync(ct))!;
+            SELECT (SELECT count(*) FROM flagged)::int + 0 * (SELECT count(*) FROM notify)::int
+            """, connection, tx);
+        flag.Parameters.AddWithValue("batch", batchId);
+        flag.Parameters.AddWithValue("now", now);
+        var flagged = (int)(await flag.ExecuteScalarAsync(ct))!;
+        await tx.CommitAsync(ct);
+        return cancelled + flagged;
     }
 
     public async Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct)

@@ -38,4 +38,39 @@ public class PostgresJobStoreTests(PostgresDatabaseFixture database) : JobStoreC
         command.Parameters.AddWithValue("v", version);
         await command.ExecuteNonQueryAsync();
     }
+
+    [Fact]
+    public async Task RequestCancelAsync_WhileAWorkerCommitsAJobIntoSubmitting_FlagsThatJobForItsCancelStep()
+    {
+        var import = await ImportAsync(1);
+        var job = (await ClaimAsync()).ShouldHaveSingleItem();
+
+        // A worker's move to submitting, in flight: the cancel's statement waits for the row, then the move commits.
+        await using var worker = new Npgsql.NpgsqlConnection(database.ConnectionString);
+        await worker.OpenAsync(Ct);
+        await using var move = await worker.BeginTransactionAsync(Ct);
+        await using (var update = new Npgsql.NpgsqlCommand($"UPDATE jobs SET state = 'submitting' WHERE id = {job.Id}", worker, move))
+        {
+            await update.ExecuteNonQueryAsync(Ct);
+        }
+
+        var cancel = Store.RequestCancelAsync(import.Batch.Id, Ct);
+        await using (var look = new Npgsql.NpgsqlConnection(database.ConnectionString))
+        {
+            await look.OpenAsync(Ct);
+            await using var waiting = new Npgsql.NpgsqlCommand("SELECT count(*) FROM pg_locks WHERE NOT granted", look);
+            while ((long)(await waiting.ExecuteScalarAsync(Ct))! == 0)
+            {
+                cancel.IsCompleted.ShouldBeFalse("the cancel did not wait for the worker's row");
+                await Task.Delay(10, Ct);
+            }
+        }
+
+        await move.CommitAsync(Ct);
+        await cancel;
+
+        // Not cancelled (it left pending before the cancel could take it) and not left to run to the end: flagged.
+        var after = await GetAsync(job.Id);
+        (after.State, after.CancelRequested).ShouldBe((QwenBatch.Jobs.JobState.Submitting, true));
+    }
 }
