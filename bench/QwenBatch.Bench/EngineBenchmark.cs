@@ -27,15 +27,17 @@ internal static class EngineBenchmark
         var jobs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 5000;
         var concurrency = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 32;
         var idleSeconds = args.Length > 2 ? int.Parse(args[2], CultureInfo.InvariantCulture) : 60;
+        var rounds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 3;
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("engine");
         // The probes' own pooled connections must not add DISCARD ALL to what is counted.
         await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database) { NoResetOnClose = true }.ConnectionString);
         var statements = await TryEnableStatementsAsync(dataSource);
 
         // Warm-up, not measured: a worker runs for hours, so what is compared is the steady state, not the JIT compiling the
-        // code paths (in a run of a few seconds the tiered JIT took 10–25 % of the machine's CPU). Each loop gets its own
-        // right before it is measured: the JIT starts counting calls for its optimised tier only once new methods stop
-        // appearing, then recompiles thousands of methods (twice, with profile-guided optimisation) on a background thread.
+        // code paths. Each loop gets its own, in rounds until one leaves the JIT little to compile (or eight ran): the tiered
+        // JIT starts counting calls for its optimised tier only once new methods stop appearing, then recompiles thousands
+        // of methods (twice, with profile-guided optimisation) on a background thread — after three fixed rounds it still
+        // compiled 124–323 methods for 0.3–0.6 s of a 3 s measured run on 2 cores; after eight, 30–100 for 40–150 ms.
         var warmUp = Math.Min(jobs, 1000);
 
         // The warm-ups' files are deleted only at the end: on ext4 a file created seconds after thousands were deleted
@@ -46,22 +48,47 @@ internal static class EngineBenchmark
         var outputs = Environment.GetEnvironmentVariable("QWENBATCH_BENCH_OUTPUTS") is { Length: > 0 } elsewhere
             ? Directory.CreateDirectory(Path.Combine(elsewhere, $"qwenbatch-engine-{Guid.NewGuid():N}")).FullName
             : Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
-        await RawLoopAsync(dataSource, statements, warmUp, concurrency, "raw_warm_up");
-        var raw = await RawLoopAsync(dataSource, statements, jobs, concurrency, "raw_jobs");
-        for (var round = 1; round <= 3; round++)
+        var rawWarmUps = await WarmUpAsync(round => RawLoopAsync(dataSource, statements, warmUp, concurrency, $"raw_warm_up_{round}"));
+        var engineWarmUps = await WarmUpAsync(round => EngineAsync(database, dataSource, statements, warmUp, concurrency, $"noop-warm-up-{round}", outputs));
+
+        // The two loops take turns, the order swapped every round: on a virtual machine whose host steals a varying share of
+        // its CPU (0–35 % from one run to the next here), one pair of runs compares the steal as much as the loops.
+        var pairs = new List<(Measurement Raw, Measurement Engine, string Creating)>();
+        for (var round = 1; round <= rounds; round++)
         {
-            await EngineAsync(database, dataSource, statements, warmUp, concurrency, $"noop-warm-up-{round}", outputs);
+            Measurement? raw = null;
+            if (round % 2 == 1)
+            {
+                raw = await RawLoopAsync(dataSource, statements, jobs, concurrency, $"raw_jobs_{round}");
+            }
+
+            var creating = FileCreation.Probe(outputs, round);
+            var engine = await EngineAsync(database, dataSource, statements, jobs, concurrency, $"noop-{round}", outputs);
+            raw ??= await RawLoopAsync(dataSource, statements, jobs, concurrency, $"raw_jobs_{round}");
+            pairs.Add((raw, engine, creating));
         }
 
-        var ours = await EngineAsync(database, dataSource, statements, jobs, concurrency, "noop", outputs);
         Directory.Delete(outputs, recursive: true);
         var version = await ScalarAsync(dataSource, "SHOW server_version");
 
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{jobs} no-op jobs, {concurrency} workers/slots, PostgreSQL {version}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw SKIP LOCKED loop: {jobs / raw.Seconds,8:N0} jobs/s, {raw.Commits / (double)jobs:0.00} commits/job, {PerJob(raw, jobs)} statements/job, {CpuPerJob(raw, jobs)}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch engine:     {jobs / ours.Seconds,8:N0} jobs/s, {ours.Commits / (double)jobs:0.00} commits/job, {PerJob(ours, jobs)} statements/job, {CpuPerJob(ours, jobs)}"));
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio:                {raw.Seconds / ours.Seconds:P0} of the raw loop"));
-        if (ours.Statements is { } engineStatements)
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{jobs} no-op jobs, {concurrency} workers/slots, PostgreSQL {version}; {rounds} rounds of both loops, taking turns (warm-up before them: {rawWarmUps} rounds of the raw loop, {engineWarmUps} of the engine)"));
+        for (var i = 0; i < pairs.Count; i++)
+        {
+            var (raw, engine, creating) = pairs[i];
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  round {i + 1}: raw loop {jobs / raw.Seconds,6:N0} jobs/s ({raw.Runtime.Stolen:P0} stolen), engine {jobs / engine.Seconds,6:N0} jobs/s ({engine.Runtime.Stolen:P0} stolen), {raw.Seconds / engine.Seconds:P0}; creating a file just before: {creating}"));
+        }
+
+        // The run with the median throughput of each loop stands for it; the ratio is of the two medians.
+        var medianRaw = Median(pairs.Select(p => p.Raw));
+        var medianEngine = Median(pairs.Select(p => p.Engine));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw SKIP LOCKED loop: {jobs / medianRaw.Seconds,8:N0} jobs/s, {medianRaw.Commits / (double)jobs:0.00} commits/job, {PerJob(medianRaw, jobs)} statements/job, {CpuPerJob(medianRaw, jobs)}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"QwenBatch engine:     {jobs / medianEngine.Seconds,8:N0} jobs/s, {medianEngine.Commits / (double)jobs:0.00} commits/job, {PerJob(medianEngine, jobs)} statements/job, {CpuPerJob(medianEngine, jobs)}"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ratio:                {medianRaw.Seconds / medianEngine.Seconds:P0} of the raw loop (medians of {rounds} rounds)"));
+        Console.WriteLine($"in the raw loop's median run: {Inside(medianRaw, jobs)}");
+        Console.WriteLine($"in the engine's median run: {Inside(medianEngine, jobs)}");
+        if (medianEngine.Statements is { } engineStatements)
         {
             Console.WriteLine("engine statements per job, by query:");
             foreach (var (query, calls) in engineStatements.OrderByDescending(kv => kv.Value).Take(8))
@@ -74,23 +101,101 @@ internal static class EngineBenchmark
         return 0;
     }
 
+    /// <summary>
+    /// Runs warm-up rounds until one compiles fewer than <see cref="QuietJit"/> methods (at most <see cref="MaxWarmUpRounds"/>),
+    /// and returns how many ran.
+    /// </summary>
+    private static async Task<int> WarmUpAsync(Func<int, Task<Measurement>> round)
+    {
+        for (var n = 1; ; n++)
+        {
+            var measured = await round(n);
+            Phase(string.Create(CultureInfo.InvariantCulture, $"warm-up round {n}: JIT {measured.Runtime.JitMethods} methods in {measured.Runtime.JitTime.TotalMilliseconds:0} ms, {measured.Seconds:0.00} s"));
+            if (measured.Runtime.JitMethods < QuietJit || n == MaxWarmUpRounds)
+            {
+                return n;
+            }
+        }
+    }
+
+    private const int QuietJit = 40;
+
+    private const int MaxWarmUpRounds = 8;
+
+    private static Measurement Median(IEnumerable<Measurement> runs)
+    {
+        var sorted = runs.OrderBy(m => m.Seconds).ToList();
+        return sorted[sorted.Count / 2];
+    }
+
     /// <param name="ProcessCpu">CPU time this process spent in the run (all threads).</param>
     /// <param name="DatabaseCpu">CPU time the cluster's server processes spent in the run (Linux /proc), or null.</param>
+    /// <param name="Runtime">What the process's kernel time, JIT and GC took of it: what a run's figures move with.</param>
     private sealed record Measurement(
-        double Seconds, long Commits, Dictionary<string, long>? Statements, TimeSpan ProcessCpu, TimeSpan? DatabaseCpu);
+        double Seconds, long Commits, Dictionary<string, long>? Statements, TimeSpan ProcessCpu, TimeSpan? DatabaseCpu, RuntimeCost Runtime);
+
+    /// <summary>The process's kernel CPU, the methods the JIT compiled and its time, GC collections and pauses, over a run.</summary>
+    /// <param name="StolenTicks">The machine's CPU ticks stolen by its hypervisor (/proc/stat), of <paramref name="Ticks"/> in all.</param>
+    private sealed record RuntimeCost(
+        TimeSpan KernelCpu, long JitMethods, TimeSpan JitTime, int Collections, TimeSpan GcPause, long StolenTicks, long Ticks)
+    {
+        public double Stolen => Ticks > 0 ? StolenTicks / (double)Ticks : 0;
+
+        public static RuntimeCost Now()
+        {
+            using var process = Process.GetCurrentProcess();
+            var (stolen, ticks) = MachineTicks();
+            return new RuntimeCost(
+                process.PrivilegedProcessorTime,
+                System.Runtime.JitInfo.GetCompiledMethodCount(),
+                System.Runtime.JitInfo.GetCompilationTime(),
+                GC.CollectionCount(0),
+                GC.GetTotalPauseDuration(),
+                stolen,
+                ticks);
+        }
+
+        public RuntimeCost Since(RuntimeCost before) => new(
+            KernelCpu - before.KernelCpu, JitMethods - before.JitMethods, JitTime - before.JitTime,
+            Collections - before.Collections, GcPause - before.GcPause, StolenTicks - before.StolenTicks, Ticks - before.Ticks);
+
+        /// <summary>
+        /// Steal and all ticks from the first line of /proc/stat (user nice system idle iowait irq softirq steal …), zero
+        /// elsewhere: on a virtual machine whose host is busy, the share stolen moves every figure of a run.
+        /// </summary>
+        private static (long Stolen, long Ticks) MachineTicks()
+        {
+            if (!OperatingSystem.IsLinux())
+            {
+                return (0, 0);
+            }
+
+            var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
+                .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
+
+            // Guest time (fields 9 and 10) is already counted in user and nice.
+            return (fields[7], fields.Take(8).Sum());
+        }
+    }
+
+    private static string Inside(Measurement m, int jobs) => string.Create(CultureInfo.InvariantCulture,
+        $"{m.Runtime.KernelCpu.TotalMilliseconds / jobs:0.000} ms/job of this process's CPU in the kernel, JIT {m.Runtime.JitMethods} methods in {m.Runtime.JitTime.TotalMilliseconds:0} ms, {m.Runtime.Collections} GCs pausing {m.Runtime.GcPause.TotalMilliseconds:0} ms, {m.Runtime.Stolen:P0} of the machine's CPU time stolen by its host");
 
     private static async Task<Measurement> MeasureAsync(NpgsqlDataSource dataSource, bool statements, Func<Task<double>> run)
     {
+        // The cluster is found first: its look-up is a statement of ours, not the run's.
+        var cluster = await DatabaseCpu.FindAsync(dataSource);
         var commits = await CommitsAsync(dataSource);
         var before = statements ? await StatementsAsync(dataSource) : null;
-        var cluster = await DatabaseCpu.FindAsync(dataSource);
         var databaseBefore = cluster?.Sample();
         var processBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var runtimeBefore = RuntimeCost.Now();
         var seconds = await run();
         var processCpu = Process.GetCurrentProcess().TotalProcessorTime - processBefore;
+        var runtime = RuntimeCost.Now().Since(runtimeBefore);
         var databaseCpu = cluster?.Since(databaseBefore!);
         var committed = await CommitsAsync(dataSource) - commits;
-        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)), processCpu, databaseCpu);
+        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)), processCpu, databaseCpu, runtime);
     }
 
     private static string CpuPerJob(Measurement m, int jobs) => string.Create(CultureInfo.InvariantCulture,
@@ -232,8 +337,9 @@ internal static class EngineBenchmark
                 return seconds;
             });
 
-            // The probes themselves (snapshot clear, counters) commit too; they are not the worker's.
-            var probes = statements ? 4 : 0;
+            // The probes themselves commit too and are not the worker's: the read of the first count, the statements'
+            // snapshot and the second count's snapshot clear.
+            var probes = statements ? 3 : 0;
             var sent = idle.Statements is { } s ? $"{s.Values.Sum() / (double)seconds:0.00} statements/s" : "statements n/a";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"idle worker ({seconds} s, default settings): {sent}, {Math.Max(0, idle.Commits - probes) / (double)seconds:0.00} commits/s"));
@@ -309,6 +415,12 @@ internal static class EngineBenchmark
             Phase($"{name} end");
             return clock.Elapsed.TotalSeconds;
         });
+        if (Environment.GetEnvironmentVariable("QWENBATCH_BENCH_PHASES") is { Length: > 0 })
+        {
+            var span = await ScalarAsync(dataSource, $"SELECT extract(epoch FROM max(h.at) - min(h.at)) FROM job_history h JOIN jobs j ON j.id = h.job_id WHERE j.batch_id = {batch.Id}");
+            Phase(string.Create(CultureInfo.InvariantCulture, $"{name}: first to last transition {span} s of {result.Seconds:0.000} s"));
+        }
+
         var progress = await store.GetProgressAsync(batch.Id, CancellationToken.None);
         if (progress.Count(JobState.Succeeded) != jobs)
         {
@@ -316,6 +428,39 @@ internal static class EngineBenchmark
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// What creating an output costs on the outputs' file system right now, apart from the engine: files written and renamed
+    /// into place as the downloader does, one at a time. On an ext4 without a journal (this VM's) the inode allocator skips
+    /// every inode freed in the last one to six minutes, so a run started soon after thousands of deletions on the same disk
+    /// (the previous run's clean-up, a test run) pays for them in every file it creates; this line shows when it does.
+    /// The files stay until the outputs are deleted: deleting them now would be such a deletion.
+    /// </summary>
+    private static class FileCreation
+    {
+        private const int Files = 500;
+
+        public static string Probe(string outputs, int round)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(outputs, $"probe-{round}")).FullName;
+            var content = new byte[64];
+            using var process = Process.GetCurrentProcess();
+            var kernel = process.PrivilegedProcessorTime;
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < Files; i++)
+            {
+                var temp = Path.Combine(folder, $".part-{i}");
+                File.WriteAllBytes(temp, content);
+                File.Move(temp, Path.Combine(folder, $"file-{i}"));
+            }
+
+            var wall = clock.Elapsed;
+            process.Refresh();
+            var inKernel = process.PrivilegedProcessorTime - kernel;
+            return string.Create(CultureInfo.InvariantCulture,
+                $"{wall.TotalMicroseconds / Files:0} µs per file ({inKernel.TotalMicroseconds / Files:0} µs in the kernel)");
+        }
     }
 
     /// <summary>
