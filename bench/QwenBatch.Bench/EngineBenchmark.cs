@@ -77,7 +77,7 @@ internal static class EngineBenchmark
         {
             var (raw, engine, creating) = pairs[i];
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  round {i + 1}: raw loop {jobs / raw.Seconds,6:N0} jobs/s ({raw.Runtime.Stolen:P0} stolen), engine {jobs / engine.Seconds,6:N0} jobs/s ({engine.Runtime.Stolen:P0} stolen), {raw.Seconds / engine.Seconds:P0}; creating a file just before: {creating}"));
+                $"  round {i + 1}: raw loop {jobs / raw.Seconds,6:N0} jobs/s ({Machine(raw)}), engine {jobs / engine.Seconds,6:N0} jobs/s ({Machine(engine)}), {raw.Seconds / engine.Seconds:P0}; creating a file just before: {creating}"));
         }
 
         // The run with the median throughput of each loop stands for it; the ratio is of the two medians.
@@ -122,6 +122,9 @@ internal static class EngineBenchmark
 
     private const int MaxWarmUpRounds = 8;
 
+    private static string Machine(Measurement m) =>
+        string.Create(CultureInfo.InvariantCulture, $"CPU {m.Runtime.Stolen:P0} stolen, {m.Runtime.Idle:P0} idle");
+
     private static Measurement Median(IEnumerable<Measurement> runs)
     {
         var sorted = runs.OrderBy(m => m.Seconds).ToList();
@@ -136,15 +139,18 @@ internal static class EngineBenchmark
 
     /// <summary>The process's kernel CPU, the methods the JIT compiled and its time, GC collections and pauses, over a run.</summary>
     /// <param name="StolenTicks">The machine's CPU ticks stolen by its hypervisor (/proc/stat), of <paramref name="Ticks"/> in all.</param>
+    /// <param name="IdleTicks">The machine's idle (and I/O wait) ticks: what a loop that is not CPU-bound leaves unused.</param>
     private sealed record RuntimeCost(
-        TimeSpan KernelCpu, long JitMethods, TimeSpan JitTime, int Collections, TimeSpan GcPause, long StolenTicks, long Ticks)
+        TimeSpan KernelCpu, long JitMethods, TimeSpan JitTime, int Collections, TimeSpan GcPause, long StolenTicks, long IdleTicks, long Ticks)
     {
         public double Stolen => Ticks > 0 ? StolenTicks / (double)Ticks : 0;
+
+        public double Idle => Ticks > 0 ? IdleTicks / (double)Ticks : 0;
 
         public static RuntimeCost Now()
         {
             using var process = Process.GetCurrentProcess();
-            var (stolen, ticks) = MachineTicks();
+            var (stolen, idle, ticks) = MachineTicks();
             return new RuntimeCost(
                 process.PrivilegedProcessorTime,
                 System.Runtime.JitInfo.GetCompiledMethodCount(),
@@ -152,29 +158,31 @@ internal static class EngineBenchmark
                 GC.CollectionCount(0),
                 GC.GetTotalPauseDuration(),
                 stolen,
+                idle,
                 ticks);
         }
 
         public RuntimeCost Since(RuntimeCost before) => new(
             KernelCpu - before.KernelCpu, JitMethods - before.JitMethods, JitTime - before.JitTime,
-            Collections - before.Collections, GcPause - before.GcPause, StolenTicks - before.StolenTicks, Ticks - before.Ticks);
+            Collections - before.Collections, GcPause - before.GcPause, StolenTicks - before.StolenTicks, IdleTicks - before.IdleTicks,
+            Ticks - before.Ticks);
 
         /// <summary>
-        /// Steal and all ticks from the first line of /proc/stat (user nice system idle iowait irq softirq steal …), zero
+        /// Steal, idle (with I/O wait) and all ticks from the first line of /proc/stat (user nice system idle iowait irq softirq steal …), zero
         /// elsewhere: on a virtual machine whose host is busy, the share stolen moves every figure of a run.
         /// </summary>
-        private static (long Stolen, long Ticks) MachineTicks()
+        private static (long Stolen, long Idle, long Ticks) MachineTicks()
         {
             if (!OperatingSystem.IsLinux())
             {
-                return (0, 0);
+                return (0, 0, 0);
             }
 
             var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]
                 .Select(f => long.Parse(f, CultureInfo.InvariantCulture)).ToArray();
 
             // Guest time (fields 9 and 10) is already counted in user and nice.
-            return (fields[7], fields.Take(8).Sum());
+            return (fields[7], fields[3] + fields[4], fields.Take(8).Sum());
         }
     }
 
