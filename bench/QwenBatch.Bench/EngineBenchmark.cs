@@ -52,7 +52,7 @@ internal static class EngineBenchmark
         var engineWarmUps = await WarmUpAsync(round => EngineAsync(database, dataSource, statements, warmUp, concurrency, $"noop-warm-up-{round}", outputs));
 
         // The two loops take turns, the order swapped every round: on a virtual machine whose host steals a varying share of
-        // its CPU (0–35 % from one run to the next here), one pair of runs compares the steal as much as the loops.
+        // its CPU (0–62 % from one run to the next here), one pair of runs compares the steal as much as the loops.
         var pairs = new List<(Measurement Raw, Measurement Engine, string Creating)>();
         for (var round = 1; round <= rounds; round++)
         {
@@ -80,7 +80,8 @@ internal static class EngineBenchmark
                 $"  round {i + 1}: raw loop {jobs / raw.Seconds,6:N0} jobs/s ({Machine(raw)}), engine {jobs / engine.Seconds,6:N0} jobs/s ({Machine(engine)}), {raw.Seconds / engine.Seconds:P0}; creating a file just before: {creating}"));
         }
 
-        // The run with the median throughput of each loop stands for it; the ratio is of the two medians.
+        // The run with the median throughput of each loop stands for it (with an even count, the slower of the two middle
+        // runs); the ratio is of the two medians.
         var medianRaw = Median(pairs.Select(p => p.Raw));
         var medianEngine = Median(pairs.Select(p => p.Engine));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"raw SKIP LOCKED loop: {jobs / medianRaw.Seconds,8:N0} jobs/s, {medianRaw.Commits / (double)jobs:0.00} commits/job, {PerJob(medianRaw, jobs)} statements/job, {CpuPerJob(medianRaw, jobs)}"));
