@@ -48,9 +48,18 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public static string RepositoryRoot { get; } = FindRoot();
 
+    /// <summary>
+    /// True when GNU env (coreutils 8.31+) can start the CLI with SIGINT and SIGQUIT at their default disposition. A test
+    /// runner started in the background — an asynchronous command of a non-interactive shell, as a CI script may start it
+    /// — hands its children those signals ignored, and .NET leaves an ignored SIGINT ignored: the CLI under test would
+    /// never see its Ctrl-C (a fresh-clone run of the suite started that way ran the interrupted batch to the end, twice).
+    /// A user's terminal gives the CLI the default disposition, which this restores.
+    /// </summary>
+    private static bool RestoresSignals { get; } = OperatingSystem.IsLinux() && EnvAccepts("--default-signal=INT,QUIT");
+
     public static CliProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet")
+        var info = new ProcessStartInfo(RestoresSignals ? "env" : "dotnet")
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
@@ -58,6 +67,13 @@ internal sealed class CliProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (RestoresSignals)
+        {
+            // env execs dotnet in its own process, so the process id stays the CLI's.
+            info.ArgumentList.Add("--default-signal=INT,QUIT");
+            info.ArgumentList.Add("dotnet");
+        }
+
         info.ArgumentList.Add("exec");
         info.ArgumentList.Add(CliDll());
         foreach (var arg in args)
@@ -152,6 +168,20 @@ internal sealed class CliProcess : IAsyncDisposable
         var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
         var dll = Path.Combine(RepositoryRoot, "src", "QwenBatch.Cli", "bin", configuration, "net10.0", "qwenbatch.dll");
         return File.Exists(dll) ? dll : throw new FileNotFoundException($"Build the CLI first; {dll} is missing.");
+    }
+
+    private static bool EnvAccepts(string option)
+    {
+        try
+        {
+            using var env = Process.Start(new ProcessStartInfo("env", [option, "true"]) { RedirectStandardError = true, UseShellExecute = false })!;
+            env.WaitForExit();
+            return env.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false;
+        }
     }
 
     private static string FindRoot()
