@@ -132,17 +132,19 @@ internal static class EngineBenchmark
         return sorted[sorted.Count / 2];
     }
 
-    /// <param name="ProcessCpu">CPU time this process spent in the run (all threads).</param>
     /// <param name="DatabaseCpu">CPU time the cluster's server processes spent in the run (Linux /proc), or null.</param>
     /// <param name="Runtime">What the process's kernel time, JIT and GC took of it: what a run's figures move with.</param>
     private sealed record Measurement(
-        double Seconds, long Commits, Dictionary<string, long>? Statements, TimeSpan ProcessCpu, TimeSpan? DatabaseCpu, RuntimeCost Runtime);
+        double Seconds, long Commits, Dictionary<string, long>? Statements, TimeSpan? DatabaseCpu, RuntimeCost Runtime);
 
-    /// <summary>The process's kernel CPU, the methods the JIT compiled and its time, GC collections and pauses, over a run.</summary>
+    /// <summary>
+    /// The process's CPU (all threads) and its kernel share, the methods the JIT compiled and its time, GC collections and
+    /// pauses, and the machine's steal and idle ticks, over a run.
+    /// </summary>
     /// <param name="StolenTicks">The machine's CPU ticks stolen by its hypervisor (/proc/stat), of <paramref name="Ticks"/> in all.</param>
     /// <param name="IdleTicks">The machine's idle (and I/O wait) ticks: what a loop that is not CPU-bound leaves unused.</param>
     private sealed record RuntimeCost(
-        TimeSpan KernelCpu, long JitMethods, TimeSpan JitTime, int Collections, TimeSpan GcPause, long StolenTicks, long IdleTicks, long Ticks)
+        TimeSpan ProcessCpu, TimeSpan KernelCpu, long JitMethods, TimeSpan JitTime, int Collections, TimeSpan GcPause, long StolenTicks, long IdleTicks, long Ticks)
     {
         public double Stolen => Ticks > 0 ? StolenTicks / (double)Ticks : 0;
 
@@ -153,6 +155,7 @@ internal static class EngineBenchmark
             using var process = Process.GetCurrentProcess();
             var (stolen, idle, ticks) = MachineTicks();
             return new RuntimeCost(
+                process.TotalProcessorTime,
                 process.PrivilegedProcessorTime,
                 System.Runtime.JitInfo.GetCompiledMethodCount(),
                 System.Runtime.JitInfo.GetCompilationTime(),
@@ -164,7 +167,7 @@ internal static class EngineBenchmark
         }
 
         public RuntimeCost Since(RuntimeCost before) => new(
-            KernelCpu - before.KernelCpu, JitMethods - before.JitMethods, JitTime - before.JitTime,
+            ProcessCpu - before.ProcessCpu, KernelCpu - before.KernelCpu, JitMethods - before.JitMethods, JitTime - before.JitTime,
             Collections - before.Collections, GcPause - before.GcPause, StolenTicks - before.StolenTicks, IdleTicks - before.IdleTicks,
             Ticks - before.Ticks);
 
@@ -197,18 +200,16 @@ internal static class EngineBenchmark
         var commits = await CommitsAsync(dataSource);
         var before = statements ? await StatementsAsync(dataSource) : null;
         var databaseBefore = cluster?.Sample();
-        var processBefore = Process.GetCurrentProcess().TotalProcessorTime;
         var runtimeBefore = RuntimeCost.Now();
         var seconds = await run();
-        var processCpu = Process.GetCurrentProcess().TotalProcessorTime - processBefore;
         var runtime = RuntimeCost.Now().Since(runtimeBefore);
         var databaseCpu = cluster?.Since(databaseBefore!);
         var committed = await CommitsAsync(dataSource) - commits;
-        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)), processCpu, databaseCpu, runtime);
+        return new Measurement(seconds, committed, before is null ? null : Delta(before, await StatementsAsync(dataSource)), databaseCpu, runtime);
     }
 
     private static string CpuPerJob(Measurement m, int jobs) => string.Create(CultureInfo.InvariantCulture,
-        $"CPU/job {m.ProcessCpu.TotalMilliseconds / jobs:0.000} ms here + {(m.DatabaseCpu is { } db ? (db.TotalMilliseconds / jobs).ToString("0.000", CultureInfo.InvariantCulture) : "n/a")} ms PostgreSQL");
+        $"CPU/job {m.Runtime.ProcessCpu.TotalMilliseconds / jobs:0.000} ms here + {(m.DatabaseCpu is { } db ? (db.TotalMilliseconds / jobs).ToString("0.000", CultureInfo.InvariantCulture) : "n/a")} ms PostgreSQL");
 
     /// <summary>
     /// CPU time of the PostgreSQL server processes (the postmaster's children) from /proc: on a shared 2-core machine the
