@@ -55,7 +55,9 @@ internal sealed class CliProcess : IAsyncDisposable
     /// never see its Ctrl-C (a fresh-clone run of the suite started that way ran the interrupted batch to the end, twice).
     /// A user's terminal gives the CLI the default disposition, which this restores.
     /// </summary>
-    private static bool RestoresSignals { get; } = OperatingSystem.IsLinux() && EnvAccepts("--default-signal=INT,QUIT");
+    private static bool RestoresSignals { get; } = OperatingSystem.IsLinux() && EnvAccepts(DefaultSignals);
+
+    private const string DefaultSignals = "--default-signal=INT,QUIT";
 
     public static CliProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
@@ -70,7 +72,7 @@ internal sealed class CliProcess : IAsyncDisposable
         if (RestoresSignals)
         {
             // env execs dotnet in its own process, so the process id stays the CLI's.
-            info.ArgumentList.Add("--default-signal=INT,QUIT");
+            info.ArgumentList.Add(DefaultSignals);
             info.ArgumentList.Add("dotnet");
         }
 
