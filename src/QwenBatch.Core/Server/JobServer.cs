@@ -14,9 +14,10 @@ public sealed record ServerScope(long? BatchId = null, bool StopWhenSettled = fa
 }
 
 /// <summary>
-/// A worker process's engine: claims due jobs in small batches, runs their steps concurrently under a lease, renews
-/// the leases with a heartbeat, rescues expired leases of crashed workers, and sleeps until a notification, the next
-/// due job or the slow fallback poll. Stopping lets in-flight steps record their results, then gives back every lease.
+/// A worker process's engine: claims due jobs in small batches (some ahead of its free slots, so a slot does not wait for a
+/// claim's round trip), runs their steps concurrently under a lease, renews the leases with a heartbeat, rescues expired
+/// leases of crashed workers, and sleeps until a notification, the next due job or the slow fallback poll. Stopping lets
+/// in-flight steps record their results, then gives back every lease.
 /// </summary>
 public sealed partial class JobServer(IJobStore store, JobStepRunner runner, ProviderRegistry providers, WorkerOptions options, TimeProvider time, ILogger<JobServer> logger,
     IEnumerable<IServerLoop>? maintenance = null, DueTimes? due = null, LatencyMemory? latencies = null, StepSlots? slots = null)
@@ -70,22 +71,22 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             // Schedules and retention belong to workers serving every batch, not to a 'run' of one batch.
             .. scope.BatchId is null ? (maintenance ?? []).Select(loop => loop.RunAsync(Id, background.Token)) : [],
         ];
-        var inFlight = new HashSet<Task>();
+        var work = new Dispatch();
         try
         {
-            await DispatchAsync(scope, signal, inFlight, steps.Token, stopping);
+            await DispatchAsync(scope, signal, work, steps.Token, stopping);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            // Asked to stop while looking for work: nothing was taken, so there is nothing to record.
+            // Asked to stop while looking for work: nothing was started, so there is nothing to record.
         }
         finally
         {
-            await StopAsync(inFlight, steps, background, loops);
+            await StopAsync(work, steps, background, loops);
         }
     }
 
-    private async Task DispatchAsync(ServerScope scope, WorkSignal signal, HashSet<Task> inFlight, CancellationToken stepToken, CancellationToken stopping)
+    private async Task DispatchAsync(ServerScope scope, WorkSignal signal, Dispatch work, CancellationToken stepToken, CancellationToken stopping)
     {
         var stopped = Task.Delay(Timeout.Infinite, stopping);
         var storeFailures = 0;
@@ -93,7 +94,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         {
             try
             {
-                if (await DispatchOnceAsync(scope, signal, inFlight, stopped, stepToken, stopping))
+                if (await DispatchOnceAsync(scope, signal, work, stopped, stepToken, stopping))
                 {
                     return;
                 }
@@ -111,43 +112,35 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
                 using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
                 await Task.WhenAny(Task.Delay(backoff, time, sleep.Token), stopped);
                 await sleep.CancelAsync();
-                inFlight.RemoveWhere(t => t.IsCompleted);
+                Fill(work, stepToken);
             }
         }
     }
 
     /// <summary>One look for work and one wait; true when a settled batch ends the run.</summary>
     private async Task<bool> DispatchOnceAsync(
-        ServerScope scope, WorkSignal signal, HashSet<Task> inFlight, Task stopped, CancellationToken stepToken, CancellationToken stopping)
+        ServerScope scope, WorkSignal signal, Dispatch work, Task stopped, CancellationToken stepToken, CancellationToken stopping)
     {
         // Take the pulse before looking, so work announced while we look still wakes us.
         var wake = signal.Next;
-        inFlight.RemoveWhere(t => t.IsCompleted);
-        var free = _slots.Free(options.Concurrency, inFlight.Count);
-        if (free > 0)
-        {
-            _due.ClaimingAt(time.GetUtcNow());
-        }
-
+        Fill(work, stepToken);
         var caps = providers.MaxInFlight;
-        var claimed = free > 0
-            ? await store.ClaimAsync(new ClaimRequest(Id, free, options.LeaseDuration, scope.BatchId, caps), stopping)
-            : [];
-        foreach (var job in claimed)
+        var ahead = Ahead(caps);
+        var want = Math.Max(1, options.Concurrency / ClaimShare);
+        var free = _slots.Free(options.Concurrency, work.InFlight.Count);
+        var room = free + ahead - work.Ready.Count;
+        var asked = room >= want || (free > 0 && room > 0) ? room : 0;
+        var claimed = asked > 0 ? await ClaimAsync(scope, work, asked, caps, stepToken, stopping) : 0;
+        if (asked == 0 || claimed == asked)
         {
-            inFlight.Add(RunStepAsync(job, stepToken));
-        }
-
-        if (claimed.Count == free)
-        {
-            // Every slot is busy (or was before this look) and more may be due: wait for a share of the slots to free up,
-            // so the next claim takes several jobs in one statement instead of one per finished step.
-            var want = Math.Max(1, options.Concurrency / ClaimShare);
+            // Every slot is busy (or was before this look) and more may be due: wait until a share of the slots (less the
+            // jobs claimed ahead) is free, so the next claim takes several jobs in one statement instead of one per
+            // finished step. Jobs claimed ahead start meanwhile, as slots free up.
             while (!stopping.IsCancellationRequested)
             {
                 var freed = _slots.Freed;
-                inFlight.RemoveWhere(t => t.IsCompleted);
-                if (_slots.Free(options.Concurrency, inFlight.Count) >= want)
+                Fill(work, stepToken);
+                if (_slots.Free(options.Concurrency, work.InFlight.Count) + ahead - work.Ready.Count >= want)
                 {
                     break;
                 }
@@ -158,7 +151,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             return false;
         }
 
-        if (claimed.Count == 0 && inFlight.Count == 0 && scope is { StopWhenSettled: true, BatchId: { } batchId }
+        if (claimed == 0 && work.IsEmpty && scope is { StopWhenSettled: true, BatchId: { } batchId }
             && (await store.GetProgressAsync(batchId, stopping)).IsSettled)
         {
             LogSettled(batchId);
@@ -167,14 +160,14 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
         // Everything due when we claimed was taken (by us or another worker). Our own steps tell us when the jobs they
         // give back come due; only when none is running does the store get asked, which also finds other processes' work.
-        var looked = free > 0 && inFlight.Count == 0;
+        var looked = work.IsEmpty;
         DateTimeOffset? stored = looked ? await store.NextDueAtAsync(scope.BatchId, stopping) : null;
         while (true)
         {
             // Take the pulse before reading what our steps told us, so a step ending in between still wakes us.
             var freed = _slots.Freed;
-            inFlight.RemoveWhere(t => t.IsCompleted);
-            if (!looked && inFlight.Count == 0)
+            Fill(work, stepToken);
+            if (!looked && work.IsEmpty)
             {
                 // Our last step ended since we looked: the full look, with the store's next due time.
                 return false;
@@ -195,18 +188,63 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
 
             using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
             var timer = Task.Delay(wait, time, sleep.Token);
-            var slot = inFlight.Count > 0 ? freed : Task.Delay(Timeout.Infinite, sleep.Token);
+            var slot = work.InFlight.Count > 0 ? freed : Task.Delay(Timeout.Infinite, sleep.Token);
             var woken = await Task.WhenAny(slot, wake, timer, stopped);
             await sleep.CancelAsync();
-            inFlight.RemoveWhere(t => t.IsCompleted);
+            Fill(work, stepToken);
 
             // A finished step alone is no reason to claim: nothing else was due at the claim. Look again when a job it gave
             // back is due already, or when nothing is left running (the full look, with the store's next due time). With a
             // provider's MaxInFlight, a finished task may have freed a place for a due job the cap held back: look then too.
-            if (woken != slot || inFlight.Count == 0 || caps.Count > 0 || _due.Earliest is { } mine && mine <= time.GetUtcNow())
+            if (woken != slot || work.IsEmpty || caps.Count > 0 || _due.Earliest is { } mine && mine <= time.GetUtcNow())
             {
                 return false;
             }
+        }
+    }
+
+    /// <summary>
+    /// How many jobs a claim takes beyond the free slots, to start as slots free up while the next claim is on its way (its
+    /// round trip is the dispatcher's serial part: without them, a slot that frees during a claim waits for it). Half the
+    /// slots: the next claim goes out when half of those are started, so a claim's round trip is covered. None under a
+    /// provider's MaxInFlight, whose count includes leased pending jobs: a job claimed ahead would hold a place of the cap.
+    /// </summary>
+    private int Ahead(IReadOnlyDictionary<string, int> caps) => caps.Count > 0 ? 0 : options.Concurrency / 2;
+
+    /// <summary>
+    /// Claims up to <paramref name="limit"/> due jobs, starting jobs claimed ahead in slots that free up while the claim is
+    /// on its way; its jobs start in the free slots and the rest wait in line. Returns how many it took.
+    /// </summary>
+    private async Task<int> ClaimAsync(
+        ServerScope scope, Dispatch work, int limit, IReadOnlyDictionary<string, int> caps, CancellationToken stepToken, CancellationToken stopping)
+    {
+        _due.ClaimingAt(time.GetUtcNow());
+        var claim = store.ClaimAsync(new ClaimRequest(Id, limit, options.LeaseDuration, scope.BatchId, caps), stopping);
+        while (!claim.IsCompleted && work.Ready.Count > 0)
+        {
+            var freed = _slots.Freed;
+            Fill(work, stepToken);
+            await Task.WhenAny(claim, freed);
+        }
+
+        var claimed = await claim;
+        foreach (var job in claimed)
+        {
+            work.Ready.Enqueue(job);
+        }
+
+        Fill(work, stepToken);
+        return claimed.Count;
+    }
+
+    /// <summary>Starts jobs claimed ahead in the free slots, in the order they were claimed (due order).</summary>
+    private void Fill(Dispatch work, CancellationToken stepToken)
+    {
+        work.InFlight.RemoveWhere(t => t.IsCompleted);
+        var free = _slots.Free(options.Concurrency, work.InFlight.Count);
+        while (free-- > 0 && work.Ready.TryDequeue(out var job))
+        {
+            work.InFlight.Add(RunStepAsync(job, stepToken));
         }
     }
 
@@ -223,8 +261,11 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         }
     }
 
-    private async Task StopAsync(HashSet<Task> inFlight, CancellationTokenSource steps, CancellationTokenSource background, Task[] loops)
+    private async Task StopAsync(Dispatch work, CancellationTokenSource steps, CancellationTokenSource background, Task[] loops)
     {
+        // Jobs claimed ahead and not started are given back with every other lease below (a claim is always over by now:
+        // the dispatcher waits for its own, which the stop cancels).
+        var inFlight = work.InFlight;
         inFlight.RemoveWhere(t => t.IsCompleted);
         if (inFlight.Count > 0)
         {
@@ -331,6 +372,17 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         {
             return false;
         }
+    }
+
+    /// <summary>What the dispatcher holds between looks: the steps running and the jobs claimed ahead of a slot.</summary>
+    private sealed class Dispatch
+    {
+        public HashSet<Task> InFlight { get; } = [];
+
+        public Queue<JobRecord> Ready { get; } = new();
+
+        /// <summary>Nothing of ours is running or waiting for a slot.</summary>
+        public bool IsEmpty => InFlight.Count == 0 && Ready.Count == 0;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Server {ServerId} started with {Concurrency} step slots")]

@@ -6,7 +6,8 @@ namespace QwenBatch.Core.Tests.Server;
 
 /// <summary>
 /// A store whose chosen transitions wait at a gate before they are written (a slow database round trip, held as long as
-/// the test likes), and that records which jobs were claimed. Every other call goes straight to the real store.
+/// the test likes), that records which jobs were claimed and how many each claim asked for, and whose claims after the
+/// first few can be held at a gate too. Every other call goes straight to the real store.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1852", Justification = "DispatchProxy derives a type from it at run time.")]
 internal class GatedStore : DispatchProxy
@@ -15,6 +16,9 @@ internal class GatedStore : DispatchProxy
     private Func<JobTransition, bool> _held = null!;
     private Task _gate = null!;
     private readonly List<long> _claimed = [];
+    private readonly List<int> _asked = [];
+    private int _claimsFree = int.MaxValue;
+    private Task _claimGate = Task.CompletedTask;
 
     /// <summary>The ids of every job claimed so far, in claim order.</summary>
     public IReadOnlyList<long> Claimed
@@ -26,6 +30,25 @@ internal class GatedStore : DispatchProxy
                 return [.. _claimed];
             }
         }
+    }
+
+    /// <summary>How many jobs each claim asked for, in claim order (held claims included).</summary>
+    public IReadOnlyList<int> Asked
+    {
+        get
+        {
+            lock (_claimed)
+            {
+                return [.. _asked];
+            }
+        }
+    }
+
+    /// <summary>Claims after the first <paramref name="free"/> wait at <paramref name="gate"/> before they claim.</summary>
+    public void HoldClaimsAfter(int free, Task gate)
+    {
+        _claimsFree = free;
+        _claimGate = gate;
     }
 
     public static (IJobStore Store, GatedStore Gate) Wrap(IJobStore inner, Func<JobTransition, bool> held, Task gate)
@@ -60,6 +83,18 @@ internal class GatedStore : DispatchProxy
 
     private async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
+        bool held;
+        lock (_claimed)
+        {
+            _asked.Add(request.Limit);
+            held = _asked.Count > _claimsFree;
+        }
+
+        if (held)
+        {
+            await _claimGate.WaitAsync(ct);
+        }
+
         var jobs = await _inner.ClaimAsync(request, ct);
         lock (_claimed)
         {

@@ -60,6 +60,79 @@ public sealed class JobServerTests
     }
 
     [Fact]
+    public async Task RunAsync_ClaimOnItsWay_JobsClaimedAheadStartInTheSlotsThatFree()
+    {
+        await using var engine = new EngineHarness();
+        var batch = await engine.ImportAsync(8);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var (store, gated) = GatedStore.Wrap(engine.Store, _ => false, Task.CompletedTask);
+        gated.HoldClaimsAfter(1, gate.Task);
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+
+        // The first claim takes the 4 slots' jobs and half as many ahead. While the next claim is held, the first four give
+        // their jobs back (accepted, polled later) and the two claimed ahead start in their slots; nothing more starts.
+        await engine.RunClockUntilAsync(() => Task.FromResult(engine.Scripted.Accepted >= 6), Tick);
+        for (var i = 0; i < 10; i++)
+        {
+            engine.Time.Advance(Tick);
+            await Task.Delay(5);
+        }
+
+        gated.Asked[0].ShouldBe(6);
+        gated.Claimed.Count.ShouldBe(6);
+        gated.Asked.Count.ShouldBeGreaterThan(1, "the next claim went out while jobs claimed ahead were still waiting");
+        engine.Scripted.Accepted.ShouldBe(6);
+
+        gate.SetResult();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1);
+    }
+
+    [Fact]
+    public async Task RunAsync_StoppedWithJobsClaimedAhead_GivesThemBackUntouched()
+    {
+        await using var engine = new EngineHarness();
+        engine.Scripted.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batch = await engine.ImportAsync(8);
+        var (store, gated) = GatedStore.Wrap(engine.Store, _ => false, Task.CompletedTask);
+        using var stop = new CancellationTokenSource();
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
+        await engine.RunClockUntilAsync(async () =>
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == JobState.Submitting) == 4, Tick);
+        gated.Claimed.Count.ShouldBe(6);
+
+        await stop.CancelAsync();
+        engine.Scripted.SubmitGate.SetResult();
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        // The four submits under way were recorded; the two jobs claimed ahead never started and are free for anyone.
+        var jobs = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ToDictionary(j => j.Id);
+        var ahead = gated.Claimed.Skip(4).Select(id => jobs[id]).ToList();
+        ahead.ShouldAllBe(j => j.State == JobState.Pending && j.Attempt == 0 && j.AcceptedSubmits == 0 && j.UncertainSubmits == 0);
+        gated.Claimed.Take(4).Select(id => jobs[id]).ShouldAllBe(j => j.State == JobState.AtProvider && j.RequestId != null);
+        jobs.Values.ShouldAllBe(j => j.LeaseOwner == null);
+    }
+
+    [Fact]
+    public async Task RunAsync_ProviderWithMaxInFlight_ClaimsNoJobAheadOfASlot()
+    {
+        await using var engine = new EngineHarness();
+        engine.Account.MaxInFlight = 10;
+        var batch = await engine.ImportAsync(8);
+        var (store, gated) = GatedStore.Wrap(engine.Store, _ => false, Task.CompletedTask);
+        var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
+        await run;
+
+        // A job claimed ahead would be a leased pending job, which the cap counts as a task at the provider.
+        gated.Asked[0].ShouldBe(4);
+        gated.Asked.ShouldAllBe(asked => asked <= engine.Options.Concurrency);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+    }
+
+    [Fact]
     public async Task RunAsync_DownloadLeftoversOfACrash_RemovedWithTheJobsDownloadAndTheOutputsFolderHasOnlyImages()
     {
         await using var engine = new EngineHarness(new ScriptedProvider { PollsBeforeDone = 1 });
