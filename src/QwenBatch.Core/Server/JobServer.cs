@@ -128,7 +128,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
         var ahead = Ahead(caps);
         var want = Math.Max(1, options.Concurrency / ClaimShare);
         var free = _slots.Free(options.Concurrency, work.InFlight.Count);
-        var room = free + ahead - work.Ready.Count;
+        var room = Room(work, ahead);
         var asked = room >= want || (free > 0 && room > 0) ? room : 0;
         var claimed = asked > 0 ? await ClaimAsync(scope, work, asked, caps, stepToken, stopping) : 0;
         if (asked == 0 || claimed == asked)
@@ -140,7 +140,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
             {
                 var freed = _slots.Freed;
                 Fill(work, stepToken);
-                if (_slots.Free(options.Concurrency, work.InFlight.Count) + ahead - work.Ready.Count >= want)
+                if (Room(work, ahead) >= want)
                 {
                     break;
                 }
@@ -210,6 +210,9 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     /// provider's MaxInFlight, whose count includes leased pending jobs: a job claimed ahead would hold a place of the cap.
     /// </summary>
     private int Ahead(IReadOnlyDictionary<string, int> caps) => caps.Count > 0 ? 0 : options.Concurrency / 2;
+
+    /// <summary>How many jobs the next claim may take: the free slots and the places ahead, less the jobs already in line.</summary>
+    private int Room(Dispatch work, int ahead) => _slots.Free(options.Concurrency, work.InFlight.Count) + ahead - work.Ready.Count;
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> due jobs, starting jobs claimed ahead in slots that free up while the claim is

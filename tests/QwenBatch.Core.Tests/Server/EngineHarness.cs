@@ -148,9 +148,10 @@ internal sealed class EngineHarness : IAsyncDisposable
     }
 
     /// <summary>Runs one server over the batch until it settles, on the fake clock, and returns the batch's jobs.</summary>
-    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false, LatencyModel? latency = null)
+    /// <param name="store">The server's store (a wrapper around <see cref="Store"/>, say); by default <see cref="Store"/>.</param>
+    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false, LatencyModel? latency = null, IJobStore? store = null)
     {
-        var run = Server(latency: latency).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
+        var run = Server(store, latency).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250), quiesce: quiesce);
         await run;
         return await Store.GetJobsAsync(batch.Id, CancellationToken.None);

@@ -17,7 +17,7 @@ internal class GatedStore : DispatchProxy
     private Task _gate = null!;
     private readonly List<long> _claimed = [];
     private readonly List<int> _asked = [];
-    private int _claimsFree = int.MaxValue;
+    private int _claimsBeforeGate = int.MaxValue;
     private Task _claimGate = Task.CompletedTask;
 
     /// <summary>The ids of every job claimed so far, in claim order.</summary>
@@ -44,10 +44,10 @@ internal class GatedStore : DispatchProxy
         }
     }
 
-    /// <summary>Claims after the first <paramref name="free"/> wait at <paramref name="gate"/> before they claim.</summary>
-    public void HoldClaimsAfter(int free, Task gate)
+    /// <summary>Claims after the first <paramref name="count"/> wait at <paramref name="gate"/> before they claim.</summary>
+    public void HoldClaimsAfter(int count, Task gate)
     {
-        _claimsFree = free;
+        _claimsBeforeGate = count;
         _claimGate = gate;
     }
 
@@ -87,7 +87,7 @@ internal class GatedStore : DispatchProxy
         lock (_claimed)
         {
             _asked.Add(request.Limit);
-            held = _asked.Count > _claimsFree;
+            held = _asked.Count > _claimsBeforeGate;
         }
 
         if (held)
