@@ -221,8 +221,8 @@ internal static class DashboardBenchmark
                 $"{Row} WHERE id = {job}; SELECT * FROM job_history WHERE job_id = {job} ORDER BY id", [])),
             new("servers", "/dashboard/servers", new("leases and rescues without the partial indexes",
                 $"SELECT lease_owner, count(*) FROM jobs WHERE lease_owner IS NOT NULL GROUP BY 1; "
-                + $"SELECT server_id, count(*), max(at) FROM job_history WHERE reason LIKE '{JobRows.RescueReason}%' GROUP BY 1; "
-                + $"SELECT * FROM job_history WHERE reason LIKE '{JobRows.RescueReason}%' ORDER BY id DESC LIMIT 50", ["job_history_rescues", "jobs_leased"])),
+                + $"SELECT server_id, count(*), max(at) FROM job_history WHERE reason LIKE '{EditRows.RescueReason}%' GROUP BY 1; "
+                + $"SELECT * FROM job_history WHERE reason LIKE '{EditRows.RescueReason}%' ORDER BY id DESC LIMIT 50", ["job_history_rescues", "jobs_leased"])),
         ];
     }
 
@@ -287,7 +287,7 @@ internal static class DashboardBenchmark
             UPDATE jobs SET lease_owner = 'host-' || (1 + id % 3) || ':100' || (1 + id % 3) || ':live000' || (1 + id % 3), lease_expires_at = now() + interval '1 hour'
             WHERE id IN (SELECT id FROM jobs WHERE state = 'at_provider' ORDER BY id DESC LIMIT 96);
             INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-            SELECT id, now() - interval '8 minutes', 'at_provider', 'at_provider', '{JobRows.RescueReason} (held by host-9:9009:dead0009)', 'host-9:9009:dead0009'
+            SELECT id, now() - interval '8 minutes', 'at_provider', 'at_provider', '{EditRows.RescueReason} (held by host-9:9009:dead0009)', 'host-9:9009:dead0009'
             FROM jobs WHERE state = 'at_provider' ORDER BY id LIMIT 500;
             """);
         await ExecuteAsync(dataSource, "VACUUM ANALYZE");

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using QwenBatch.Batches;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
@@ -414,7 +414,7 @@ internal static class EngineBenchmark
         var output = Path.Combine(outputs, name);
         var batch = (await store.ImportBatchAsync(
             new NewBatch(name, $"/bench/{name}.csv", "noop", output),
-            Enumerable.Range(1, jobs).Select(i => new NewJob($"job-{i:00000}", $"h{i}", "noop", new JobSpec { Prompt = "p", Images = ["https://x.example/a.png"] })),
+            Enumerable.Range(1, jobs).Select(i => new NewEdit($"job-{i:00000}", $"h{i}", "noop", new EditSpec { Prompt = "p", Images = ["https://x.example/a.png"] })),
             CancellationToken.None)).Batch;
 
         var options = new WorkerOptions { Concurrency = concurrency, FirstPollDelay = TimeSpan.FromMilliseconds(10), FallbackPollInterval = TimeSpan.FromMilliseconds(100) };
@@ -437,9 +437,9 @@ internal static class EngineBenchmark
         }
 
         var progress = await store.GetProgressAsync(batch.Id, CancellationToken.None);
-        if (progress.Count(JobState.Succeeded) != jobs)
+        if (progress.Count(EditState.Succeeded) != jobs)
         {
-            throw new InvalidOperationException($"Only {progress.Count(JobState.Succeeded)} of {jobs} jobs succeeded.");
+            throw new InvalidOperationException($"Only {progress.Count(EditState.Succeeded)} of {jobs} jobs succeeded.");
         }
 
         return result;

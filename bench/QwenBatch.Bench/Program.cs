@@ -3,7 +3,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Manifests;
 using QwenBatch.Storage;
 using QwenBatch.Storage.PostgreSql;
@@ -266,7 +266,7 @@ static async Task<double> ExpansionAsync(IJobStore store, NpgsqlDataSource dataS
         }
 
         var start = Stopwatch.GetTimestamp();
-        await store.QueryJobsAsync(new JobQuery(BatchId: batchId, Limit: 1), CancellationToken.None);
+        await store.QueryJobsAsync(new EditQuery(BatchId: batchId, Limit: 1), CancellationToken.None);
         seconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 }
@@ -277,7 +277,7 @@ static async Task<double> StoreOnlyAsync(IJobStore store, string path, string st
     var batch = BatchPlanner.Batch(path, null, "odirouter", storage, name);
     if (resume)
     {
-        await store.ImportBatchAsync(batch, Array.Empty<NewJob>(), CancellationToken.None);
+        await store.ImportBatchAsync(batch, Array.Empty<NewEdit>(), CancellationToken.None);
     }
 
     var start = Stopwatch.GetTimestamp();
@@ -299,7 +299,7 @@ static async Task<double> DryAsync(string path)
 }
 
 // The manifest's jobs read again on one thread, as an import does past the kept pass's memory bound.
-static IAsyncEnumerable<NewJob> ReadAgain(string path) =>
+static IAsyncEnumerable<NewEdit> ReadAgain(string path) =>
     ManifestImporter.ValidJobs(path, new ManifestOptions { Provider = "odirouter" }, "odirouter", skipInvalid: false, CancellationToken.None);
 
 static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);

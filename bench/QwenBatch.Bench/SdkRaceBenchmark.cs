@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Simulator.Tasks;
 using QwenBatch.Storage;
 using QwenBatch.Storage.PostgreSql;
@@ -176,8 +176,8 @@ internal static class SdkRaceBenchmark
                 }
             }
 
-            var claimed = history.FirstOrDefault(h => h.To == JobState.Submitting);
-            var accepted = history.FirstOrDefault(h => h.To == JobState.AtProvider);
+            var claimed = history.FirstOrDefault(h => h.To == EditState.Submitting);
+            var accepted = history.FirstOrDefault(h => h.To == EditState.AtProvider);
             if (claimed is not null)
             {
                 claimedAt.Add(claimed.At);

@@ -1,7 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
-using QwenBatch.Jobs;
-using static QwenBatch.Storage.JobRows;
+using QwenBatch.Edits;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.PostgreSql;
 
@@ -26,7 +26,7 @@ public sealed partial class PostgresJobStore
     public async Task<IReadOnlyList<BatchStateCount>> GetStateCountsAsync(CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("SELECT batch_id, state, count FROM batch_state_counts WHERE count <> 0 ORDER BY batch_id, state");
-        return await ListAsync(command, r => new BatchStateCount(r.GetInt64(0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+        return await ListAsync(command, r => new BatchStateCount(r.GetInt64(0), EditStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
     }
 
     public async Task<IReadOnlyList<ProviderSpend>> GetSpendAsync(DateOnly? day, CancellationToken ct)
@@ -43,7 +43,7 @@ public sealed partial class PostgresJobStore
         return await ListAsync(command, r => new RateLimitState(r.GetString(0), Dialect.Time(r, 1), Dialect.NullableTime(r, 2), r.GetDouble(3)), ct);
     }
 
-    public async Task<IReadOnlyList<JobRecord>> QueryJobsAsync(JobQuery query, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> QueryJobsAsync(EditQuery query, CancellationToken ct)
     {
         await ExpandForListAsync(query.BatchId, ct);
         // Newest first by id: the (state, id) index serves a state page, (batch_id, state, id) a batch's, the primary key the
@@ -194,7 +194,7 @@ public sealed partial class PostgresJobStore
         await using var command = _dataSource.CreateCommand(
             "SELECT hour, state, count FROM job_outcomes_by_hour WHERE hour >= date_trunc('hour', @since, 'UTC') ORDER BY hour, state");
         command.Parameters.AddWithValue("since", since);
-        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), EditStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
     }
 
     public async Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct)
@@ -215,7 +215,7 @@ public sealed partial class PostgresJobStore
         return await ListAsync(command, r => new ServerLoad(r.GetString(0), r.GetFieldValue<long[]>(1), r.GetInt64(2), Dialect.NullableTime(r, 3)), ct);
     }
 
-    public async Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<EditHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand(
             $"""
@@ -235,7 +235,7 @@ public sealed partial class PostgresJobStore
             "SELECT state, count::int, NULL::numeric FROM batch_state_counts WHERE batch_id = @batch AND count <> 0 "
             + "UNION ALL SELECT NULL, 0, spent_usd FROM batches WHERE id = @batch");
         command.Parameters.AddWithValue("batch", batchId);
-        var counts = new Dictionary<JobState, int>();
+        var counts = new Dictionary<EditState, int>();
         decimal spent = 0;
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -246,7 +246,7 @@ public sealed partial class PostgresJobStore
             }
             else
             {
-                counts[JobStates.Parse(reader.GetString(0))] = reader.GetInt32(1);
+                counts[EditStates.Parse(reader.GetString(0))] = reader.GetInt32(1);
             }
         }
 

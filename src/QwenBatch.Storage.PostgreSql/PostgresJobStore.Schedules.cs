@@ -1,7 +1,7 @@
 using Npgsql;
 using QwenBatch.Retention;
 using QwenBatch.Schedules;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.PostgreSql;
 

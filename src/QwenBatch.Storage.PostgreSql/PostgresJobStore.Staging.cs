@@ -54,7 +54,7 @@ public sealed partial class PostgresJobStore
     /// more are staged a chunk per row — as they come, or as an import already encoded them (<see cref="EncodedJobs"/>).
     /// Either way an id named twice refuses the whole import.
     /// </summary>
-    private async Task<int> CopyNewBatchAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    private async Task<int> CopyNewBatchAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         await using var chunks = Chunks(jobs, _stagedChunkSize, ct).GetAsyncEnumerator(ct);
         var first = new List<(byte[] Json, int Jobs)>();
@@ -90,7 +90,7 @@ public sealed partial class PostgresJobStore
     /// Jobs as staged chunks: an import's <see cref="EncodedJobs"/> as they are (kept or live), anything else encoded as it
     /// comes (an id named twice is refused either way: the writer refuses it).
     /// </summary>
-    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Chunks(IAsyncEnumerable<NewJob> jobs, int chunkSize, [EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<(byte[] Json, int Jobs)> Chunks(IAsyncEnumerable<NewEdit> jobs, int chunkSize, [EnumeratorCancellation] CancellationToken ct)
     {
         if (jobs is EncodedJobs encoded)
         {

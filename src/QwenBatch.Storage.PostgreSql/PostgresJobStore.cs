@@ -3,9 +3,9 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.PostgreSql;
 
@@ -101,7 +101,7 @@ public sealed partial class PostgresJobStore : IJobStore
         await tx.CommitAsync(ct);
     }
 
-    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         await using var connection = await _dataSource.OpenConnectionAsync(ct);
@@ -176,7 +176,7 @@ public sealed partial class PostgresJobStore : IJobStore
     }
 
     /// <summary>Streams <paramref name="jobs"/> with binary COPY into jobs (a small new batch); returns how many were written.</summary>
-    private static async Task<int> CopyJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    private static async Task<int> CopyJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         var count = 0;
         await using var copy = await connection.BeginBinaryImportAsync(
@@ -206,7 +206,7 @@ public sealed partial class PostgresJobStore : IJobStore
     /// very content made current again — and the job it displaces is superseded: cancelled if it never reached the
     /// provider, left to finish (keeping its history and files) if it did.
     /// </summary>
-    private static async Task<(int Added, int Replaced)> ResumeJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    private static async Task<(int Added, int Replaced)> ResumeJobsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         // Imports into one batch take turns, so two of them never both replace the same current job.
         await ExecuteAsync(connection, $"SELECT id FROM batches WHERE id = {batchId} FOR UPDATE", ct);
@@ -351,7 +351,7 @@ public sealed partial class PostgresJobStore : IJobStore
         return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
     }
 
-    public async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
         var jobs = await ClaimOnceAsync(request, ct);
         if (jobs.Count < request.Limit && await TryExpandForClaimAsync(request.BatchId, request.Limit - jobs.Count, ct))
@@ -363,7 +363,7 @@ public sealed partial class PostgresJobStore : IJobStore
         return jobs;
     }
 
-    private async Task<List<JobRecord>> ClaimOnceAsync(ClaimRequest request, CancellationToken ct)
+    private async Task<List<EditRecord>> ClaimOnceAsync(ClaimRequest request, CancellationToken ct)
     {
         if (request.MaxInFlight is { Count: > 0 } caps)
         {
@@ -374,10 +374,10 @@ public sealed partial class PostgresJobStore : IJobStore
         return await ClaimWhereAsync(connection, request, _time.GetUtcNow(), "TRUE", request.Limit, null, [], ct);
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+    public async Task<bool> TransitionAsync(EditTransition transition, CancellationToken ct) =>
         (await TransitionManyAsync([transition], ct))[0];
 
-    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<EditTransition> transitions, CancellationToken ct)
     {
         if (transitions.Select(t => t.Job.Id).Distinct().Count() != transitions.Count)
         {
@@ -457,7 +457,7 @@ public sealed partial class PostgresJobStore : IJobStore
                 GROUP BY 1, 2 ORDER BY 1, 2
                 ON CONFLICT (hour, state) DO UPDATE SET count = o.count + excluded.count
             ), history AS (
-                -- A state the job passed through unwritten (JobTransition.Via) gets its entry first.
+                -- A state the job passed through unwritten (EditTransition.Via) gets its entry first.
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
                 SELECT m.id, @now, h.from_state, h.to_state, h.reason, m.owner FROM moved m
                 CROSS JOIN LATERAL (
@@ -654,7 +654,7 @@ public sealed partial class PostgresJobStore : IJobStore
         return cancelled + flagged;
     }
 
-    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct)
+    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<EditState> states, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand(
             $"""
@@ -736,14 +736,14 @@ public sealed partial class PostgresJobStore : IJobStore
         return value is DateTime dt ? new DateTimeOffset(dt, TimeSpan.Zero) : value as DateTimeOffset?;
     }
 
-    public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
+    public async Task<EditRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", jobId);
         return (await ListAsync(command, r => ReadJob(r, Dialect), ct)).SingleOrDefault();
     }
 
-    public async Task<IReadOnlyList<JobRecord>> GetJobsAsync(long batchId, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> GetJobsAsync(long batchId, CancellationToken ct)
     {
         await ExpandBatchAsync(batchId, ct);
         await using var command = _dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE batch_id = @batch ORDER BY key, id");
@@ -751,7 +751,7 @@ public sealed partial class PostgresJobStore : IJobStore
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
-    public async Task<IReadOnlyList<JobHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct)
+    public async Task<IReadOnlyList<EditHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct)
     {
         await using var command = _dataSource.CreateCommand("SELECT job_id, at, from_state, to_state, reason, server_id FROM job_history WHERE job_id = @id ORDER BY id");
         command.Parameters.AddWithValue("id", jobId);
@@ -843,7 +843,7 @@ public sealed partial class PostgresJobStore : IJobStore
     /// A claim that keeps each capped provider within its MaxInFlight: the provider's limiter row is locked while its
     /// in-flight tasks are counted and its pending jobs claimed, so two workers cannot both take the last free place.
     /// </summary>
-    private async Task<List<JobRecord>> ClaimWithinCapsAsync(ClaimRequest request, IReadOnlyDictionary<string, int> caps, CancellationToken ct)
+    private async Task<List<EditRecord>> ClaimWithinCapsAsync(ClaimRequest request, IReadOnlyDictionary<string, int> caps, CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         var capped = caps.Keys.Order(StringComparer.Ordinal).ToArray();
@@ -886,7 +886,7 @@ public sealed partial class PostgresJobStore : IJobStore
     /// One statement: picks due jobs nobody holds (and that pass <paramref name="filter"/>), skipping rows another worker
     /// is claiming right now, and leases them.
     /// </summary>
-    private static async Task<List<JobRecord>> ClaimWhereAsync(
+    private static async Task<List<EditRecord>> ClaimWhereAsync(
         NpgsqlConnection connection, ClaimRequest request, DateTimeOffset now, string filter, int limit, string? provider, string[] capped, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand(

@@ -1,7 +1,7 @@
 using Microsoft.Data.Sqlite;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
-using static QwenBatch.Storage.JobRows;
+using QwenBatch.Edits;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.Sqlite;
 
@@ -29,7 +29,7 @@ public sealed partial class SqliteJobStore
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, "SELECT batch_id, state, count FROM batch_state_counts WHERE count <> 0 ORDER BY batch_id, state");
-        return await ListAsync(command, r => new BatchStateCount(r.GetInt64(0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+        return await ListAsync(command, r => new BatchStateCount(r.GetInt64(0), EditStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
     }
 
     public async Task<IReadOnlyList<ProviderSpend>> GetSpendAsync(DateOnly? day, CancellationToken ct)
@@ -48,7 +48,7 @@ public sealed partial class SqliteJobStore
         return await ListAsync(command, r => new RateLimitState(r.GetString(0), Dialect.Time(r, 1), Dialect.NullableTime(r, 2), r.GetDouble(3)), ct);
     }
 
-    public async Task<IReadOnlyList<JobRecord>> QueryJobsAsync(JobQuery query, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> QueryJobsAsync(EditQuery query, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null,
@@ -183,7 +183,7 @@ public sealed partial class SqliteJobStore
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null,
             "SELECT hour, state, count FROM job_outcomes_by_hour WHERE hour >= @since ORDER BY hour, state", ("since", Ms(since) / msPerHour * msPerHour));
-        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), JobStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
+        return await ListAsync(command, r => new HourlyOutcome(Dialect.Time(r, 0), EditStates.Parse(r.GetString(1)), r.GetInt64(2)), ct);
     }
 
     public async Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct)
@@ -199,7 +199,7 @@ public sealed partial class SqliteJobStore
             .ToList();
     }
 
-    public async Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
+    public async Task<IReadOnlyList<EditHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null,
@@ -219,7 +219,7 @@ public sealed partial class SqliteJobStore
         await using var command = Command(connection, null,
             "SELECT state, count, NULL FROM batch_state_counts WHERE batch_id = @batch AND count <> 0 UNION ALL SELECT NULL, 0, spent_micros FROM batches WHERE id = @batch",
             ("batch", batchId));
-        var counts = new Dictionary<JobState, int>();
+        var counts = new Dictionary<EditState, int>();
         decimal spent = 0;
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -230,7 +230,7 @@ public sealed partial class SqliteJobStore
             }
             else
             {
-                counts[JobStates.Parse(reader.GetString(0))] = (int)reader.GetInt64(1);
+                counts[EditStates.Parse(reader.GetString(0))] = (int)reader.GetInt64(1);
             }
         }
 

@@ -1,5 +1,5 @@
 using Microsoft.Data.Sqlite;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.Sqlite;
 

@@ -1,7 +1,7 @@
 using Microsoft.Data.Sqlite;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Sqlite;
 
@@ -20,7 +20,7 @@ public sealed partial class SqliteJobStore
     /// superseded: cancelled if it never reached the provider, left to finish (keeping its history and files) if it did.
     /// </summary>
     private static async Task<(int Added, int Replaced)> ImportJobsAsync(
-        SqliteConnection connection, SqliteTransaction tx, long batchId, long now, bool created, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+        SqliteConnection connection, SqliteTransaction tx, long batchId, long now, bool created, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         if (created)
         {
@@ -42,7 +42,7 @@ public sealed partial class SqliteJobStore
         await using var known = Command(connection, tx,
             "SELECT id, state, request_id, error FROM jobs WHERE batch_id = @batch AND key = @key AND content_hash = @hash",
             ("batch", batchId), ("key", ""), ("hash", ""));
-        var seen = new JobKeySet();
+        var seen = new EditKeySet();
         int added = 0, replaced = 0;
         await foreach (var job in jobs.WithCancellation(ct))
         {
@@ -120,11 +120,11 @@ public sealed partial class SqliteJobStore
     /// A duplicate id still fails its statement on the unique index, and the whole import with it.
     /// </summary>
     private static async Task<int> InsertNewJobsAsync(
-        SqliteConnection connection, SqliteTransaction tx, long batchId, long now, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+        SqliteConnection connection, SqliteTransaction tx, long batchId, long now, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         await using var full = NewJobsInsert(connection, tx, batchId, now, RowsPerInsert);
         full.Command.Prepare();
-        var pending = new List<NewJob>(RowsPerInsert);
+        var pending = new List<NewEdit>(RowsPerInsert);
         var added = 0;
         await foreach (var job in jobs.WithCancellation(ct))
         {
@@ -168,7 +168,7 @@ public sealed partial class SqliteJobStore
 
         public SqliteCommand Command { get; } = command;
 
-        public Task<int> ExecuteAsync(List<NewJob> jobs, CancellationToken ct)
+        public Task<int> ExecuteAsync(List<NewEdit> jobs, CancellationToken ct)
         {
             for (var i = 0; i < jobs.Count; i++)
             {

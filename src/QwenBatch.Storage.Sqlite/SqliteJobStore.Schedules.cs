@@ -1,7 +1,7 @@
 using Microsoft.Data.Sqlite;
 using QwenBatch.Retention;
 using QwenBatch.Schedules;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.Sqlite;
 

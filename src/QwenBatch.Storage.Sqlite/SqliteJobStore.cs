@@ -1,9 +1,9 @@
 using System.Data.Common;
 using Microsoft.Data.Sqlite;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
-using static QwenBatch.Storage.JobRows;
+using static QwenBatch.Storage.EditRows;
 
 namespace QwenBatch.Storage.Sqlite;
 
@@ -61,7 +61,7 @@ public sealed partial class SqliteJobStore : IJobStore
         await tx.CommitAsync(ct);
     }
 
-    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct)
+    public async Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         var now = Ms(_time.GetUtcNow());
         BatchImport result;
@@ -130,7 +130,7 @@ public sealed partial class SqliteJobStore : IJobStore
         return (await ListAsync(command, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
     }
 
-    public async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
         var now = _time.GetUtcNow();
         await using var connection = await OpenAsync(ct);
@@ -160,7 +160,7 @@ public sealed partial class SqliteJobStore : IJobStore
         return jobs;
     }
 
-    private static async Task<List<JobRecord>> ClaimWhereAsync(
+    private static async Task<List<EditRecord>> ClaimWhereAsync(
         SqliteConnection connection, SqliteTransaction tx, ClaimRequest request, DateTimeOffset now, string filter, int limit,
         (string Name, object? Value)[] extra, CancellationToken ct)
     {
@@ -179,10 +179,10 @@ public sealed partial class SqliteJobStore : IJobStore
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
-    public async Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct) =>
+    public async Task<bool> TransitionAsync(EditTransition transition, CancellationToken ct) =>
         (await TransitionManyAsync([transition], ct))[0];
 
-    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct)
+    public async Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<EditTransition> transitions, CancellationToken ct)
     {
         var now = Ms(_time.GetUtcNow());
         await using var connection = await OpenAsync(ct);
@@ -197,7 +197,7 @@ public sealed partial class SqliteJobStore : IJobStore
         return moved;
     }
 
-    private static async Task<bool> TransitionAsync(SqliteConnection connection, SqliteTransaction tx, JobTransition transition, long now, CancellationToken ct)
+    private static async Task<bool> TransitionAsync(SqliteConnection connection, SqliteTransaction tx, EditTransition transition, long now, CancellationToken ct)
     {
         var job = transition.Job;
         var from = string.Join(", ", transition.From.Select(s => $"'{s.ToDbName()}'"));
@@ -252,7 +252,7 @@ public sealed partial class SqliteJobStore : IJobStore
             await money.ExecuteNonQueryAsync(ct);
         }
 
-        // A state the job passed through unwritten (JobTransition.Via) gets its entry first.
+        // A state the job passed through unwritten (EditTransition.Via) gets its entry first.
         if (transition.Via is { } via)
         {
             if (previous != via.ToDbName() || transition.ViaReason is not null)
@@ -410,7 +410,7 @@ public sealed partial class SqliteJobStore : IJobStore
         return count;
     }
 
-    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct)
+    public async Task<int> RequeueAsync(long batchId, IReadOnlyList<EditState> states, CancellationToken ct)
     {
         var now = Ms(_time.GetUtcNow());
         var names = string.Join(", ", states.Select(s => $"'{s.ToDbName()}'"));
@@ -485,21 +485,21 @@ public sealed partial class SqliteJobStore : IJobStore
         return await command.ExecuteScalarAsync(ct) is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
     }
 
-    public async Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct)
+    public async Task<EditRecord?> GetJobAsync(long jobId, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, $"SELECT {SqliteJobColumns} FROM jobs WHERE id = @id", ("id", jobId));
         return (await ListAsync(command, r => ReadJob(r, Dialect), ct)).SingleOrDefault();
     }
 
-    public async Task<IReadOnlyList<JobRecord>> GetJobsAsync(long batchId, CancellationToken ct)
+    public async Task<IReadOnlyList<EditRecord>> GetJobsAsync(long batchId, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, $"SELECT {SqliteJobColumns} FROM jobs WHERE batch_id = @batch ORDER BY key, id", ("batch", batchId));
         return await ListAsync(command, r => ReadJob(r, Dialect), ct);
     }
 
-    public async Task<IReadOnlyList<JobHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct)
+    public async Task<IReadOnlyList<EditHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, "SELECT job_id, at, from_state, to_state, reason, server_id FROM job_history WHERE job_id = @id ORDER BY id", ("id", jobId));
@@ -593,8 +593,8 @@ public sealed partial class SqliteJobStore : IJobStore
             foreach (var (id, state, leaseOwner) in held)
             {
                 // A job caught in 'submitting' may have been accepted by the provider: back to pending, counted as uncertain.
-                var submitting = state == JobState.Submitting.ToDbName();
-                var to = submitting ? JobState.Pending.ToDbName() : state;
+                var submitting = state == EditState.Submitting.ToDbName();
+                var to = submitting ? EditState.Pending.ToDbName() : state;
                 await using var update = Command(connection, tx,
                     """
                     UPDATE jobs SET state = @to, uncertain_submits = uncertain_submits + @uncertain, lease_owner = NULL,

@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -51,7 +51,7 @@ public abstract partial class JobStoreContract
         foreach (var job in stored)
         {
             job.BatchId.ShouldBe(import.Batch.Id);
-            job.State.ShouldBe(JobState.Pending);
+            job.State.ShouldBe(EditState.Pending);
             job.DueAt.ShouldBe(Now);
             job.CreatedAt.ShouldBe(Now);
             job.LeaseOwner.ShouldBeNull();
@@ -72,7 +72,7 @@ public abstract partial class JobStoreContract
     [Fact]
     public async Task ImportBatchAsync_NewBatch_StoresTheSpecAsGiven()
     {
-        var job = NewJob("row-1");
+        var job = NewEdit("row-1");
 
         var import = await Store.ImportBatchAsync(Batch(), [job], Ct);
 

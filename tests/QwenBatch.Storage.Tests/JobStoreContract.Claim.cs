@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -21,10 +21,10 @@ public abstract partial class JobStoreContract
     {
         var jobs = await ImportAndClaimAsync(4, owner: "setup");
         var start = Now;
-        await PutAsync(jobs[0], JobState.Pending, keepLease: false, dueAt: start.AddSeconds(3), owner: "setup");
-        await PutAsync(jobs[1], JobState.Pending, keepLease: false, dueAt: start.AddSeconds(1), owner: "setup");
-        await PutAsync(jobs[2], JobState.Pending, keepLease: false, dueAt: start.AddSeconds(1), owner: "setup");
-        await PutAsync(jobs[3], JobState.Pending, keepLease: false, dueAt: start.AddSeconds(2), owner: "setup");
+        await PutAsync(jobs[0], EditState.Pending, keepLease: false, dueAt: start.AddSeconds(3), owner: "setup");
+        await PutAsync(jobs[1], EditState.Pending, keepLease: false, dueAt: start.AddSeconds(1), owner: "setup");
+        await PutAsync(jobs[2], EditState.Pending, keepLease: false, dueAt: start.AddSeconds(1), owner: "setup");
+        await PutAsync(jobs[3], EditState.Pending, keepLease: false, dueAt: start.AddSeconds(2), owner: "setup");
         Time.Advance(TimeSpan.FromSeconds(10));
 
         var first = await ClaimAsync(limit: 3);
@@ -38,8 +38,8 @@ public abstract partial class JobStoreContract
     public async Task ClaimAsync_JobNotYetDue_SkipsItUntilDue()
     {
         var jobs = await ImportAndClaimAsync(2, owner: "setup");
-        await PutAsync(jobs[0], JobState.Pending, keepLease: false, dueAt: Now.AddSeconds(30), owner: "setup");
-        await PutAsync(jobs[1], JobState.Pending, keepLease: false, dueAt: Now, owner: "setup");
+        await PutAsync(jobs[0], EditState.Pending, keepLease: false, dueAt: Now.AddSeconds(30), owner: "setup");
+        await PutAsync(jobs[1], EditState.Pending, keepLease: false, dueAt: Now, owner: "setup");
 
         var now = await ClaimAsync();
         Time.Advance(TimeSpan.FromSeconds(29));
@@ -89,7 +89,7 @@ public abstract partial class JobStoreContract
 
         claimed.LeaseOwner.ShouldBe(Worker);
         claimed.LeaseExpiresAt.ShouldBe(Now + lease);
-        claimed.State.ShouldBe(JobState.Pending);
+        claimed.State.ShouldBe(EditState.Pending);
         var stored = await GetAsync(claimed.Id);
         stored.LeaseOwner.ShouldBe(Worker);
         stored.LeaseExpiresAt.ShouldBe(Now + lease);
@@ -99,7 +99,7 @@ public abstract partial class JobStoreContract
     public async Task ClaimAsync_JobsInEveryState_ClaimsOnlyClaimableStates()
     {
         var jobs = await ImportAndClaimAsync(8, owner: "setup");
-        var states = Enum.GetValues<JobState>();
+        var states = Enum.GetValues<EditState>();
         states.Length.ShouldBe(8);
         for (var i = 0; i < jobs.Count; i++)
         {
@@ -108,7 +108,7 @@ public abstract partial class JobStoreContract
 
         var claimed = await ClaimAsync();
 
-        claimed.Select(j => j.State).ShouldBe([JobState.Pending, JobState.AtProvider, JobState.Downloading]);
+        claimed.Select(j => j.State).ShouldBe([EditState.Pending, EditState.AtProvider, EditState.Downloading]);
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -77,7 +77,7 @@ public abstract partial class JobStoreContract
         await SettleAsync(jobs[0], 0.08m);
         foreach (var job in jobs.Skip(1))
         {
-            await PutAsync(job, JobState.Held, keepLease: false);
+            await PutAsync(job, EditState.Held, keepLease: false);
         }
 
         var release = new DailyBudgetRelease(Provider, 0.10m, Price);
@@ -87,13 +87,13 @@ public abstract partial class JobStoreContract
         (await OpenStore().ReleaseHeldWithinDailyBudgetAsync(release, Ct)).ShouldBe(2);
         (await Store.ReleaseHeldWithinDailyBudgetAsync(release, Ct)).ShouldBe(2, "the released jobs reserve nothing until they are submitted");
 
-        var states = new List<JobState>();
+        var states = new List<EditState>();
         foreach (var job in jobs.Skip(1))
         {
             states.Add((await GetAsync(job.Id)).State);
         }
 
-        states.ShouldBe([JobState.Pending, JobState.Pending, JobState.Pending, JobState.Pending]);
+        states.ShouldBe([EditState.Pending, EditState.Pending, EditState.Pending, EditState.Pending]);
         var released = await GetAsync(jobs[1].Id);
         (released.DueAt, released.Error).ShouldBe((Now, (string?)null));
         (await Store.GetHistoryAsync(jobs[1].Id, Ct))[^1].Reason.ShouldBe("released: the qwen-edit daily budget of $0.10 has room on 2026-01-02 (UTC)");
@@ -104,17 +104,17 @@ public abstract partial class JobStoreContract
     {
         var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.03m }, NewJobs(1), Ct);
         var job = (await ClaimAsync(batchId: import.Batch.Id))[0];
-        await PutAsync(job, JobState.Held, keepLease: false);
+        await PutAsync(job, EditState.Held, keepLease: false);
 
         (await Store.ReleaseHeldWithinDailyBudgetAsync(new DailyBudgetRelease(Provider, 10m, Price), Ct)).ShouldBe(0);
 
-        (await GetAsync(job.Id)).State.ShouldBe(JobState.Held);
+        (await GetAsync(job.Id)).State.ShouldBe(EditState.Held);
     }
 
     /// <summary>As a poll that saw completion does: the reservation becomes the charge, on the clock's day.</summary>
-    private async Task SettleAsync(JobRecord claimed, decimal cost)
+    private async Task SettleAsync(EditRecord claimed, decimal cost)
     {
         var job = await GetAsync(claimed.Id);
-        (await MoveAsync(job, job with { State = JobState.AtProvider, CostUsd = cost, ReservedUsd = 0m }, keepLease: true)).ShouldBeTrue();
+        (await MoveAsync(job, job with { State = EditState.AtProvider, CostUsd = cost, ReservedUsd = 0m }, keepLease: true)).ShouldBeTrue();
     }
 }

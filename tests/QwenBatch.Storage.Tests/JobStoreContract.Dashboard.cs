@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -9,17 +9,17 @@ public abstract partial class JobStoreContract
     public async Task GetStateCountsAsync_AfterImportTransitionsCancelRequeueRescueAndDelete_MatchesTheJobs()
     {
         var first = await ImportAndClaimAsync(6, name: "first");
-        await PutAsync(first[0], JobState.Succeeded, keepLease: false);
-        await PutAsync(first[1], JobState.Failed, keepLease: false);
-        await PutAsync(first[2], JobState.AtProvider, keepLease: false);
-        await PutAsync(first[3], JobState.Submitting, keepLease: true);
+        await PutAsync(first[0], EditState.Succeeded, keepLease: false);
+        await PutAsync(first[1], EditState.Failed, keepLease: false);
+        await PutAsync(first[2], EditState.AtProvider, keepLease: false);
+        await PutAsync(first[3], EditState.Submitting, keepLease: true);
         var second = await ImportAsync(4, "second");
         await AssertCountersMatchAsync();
 
         await Store.RequestCancelAsync(second.Batch.Id, Ct);
         await AssertCountersMatchAsync();
 
-        await Store.RequeueAsync(second.Batch.Id, [JobState.Cancelled], Ct);
+        await Store.RequeueAsync(second.Batch.Id, [EditState.Cancelled], Ct);
         await Store.RequeueJobsAsync([first[1].Id], Ct);
         await AssertCountersMatchAsync();
 
@@ -39,11 +39,11 @@ public abstract partial class JobStoreContract
         var jobs = await ImportAndClaimAsync(6);
         var moved = await Store.TransitionManyAsync(
         [
-            new JobTransition(jobs[0] with { State = JobState.Submitting }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
-            new JobTransition(jobs[1] with { State = JobState.Held }, [JobState.Pending], Worker, KeepLease: false, Reason: "over budget"),
-            new JobTransition(jobs[2] with { State = JobState.Held }, [JobState.Pending], Worker, KeepLease: false, Reason: "over budget"),
-            new JobTransition(jobs[3] with { State = JobState.AtProvider, CostUsd = 0.02m }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
-            new JobTransition(jobs[4] with { Polls = 1 }, [JobState.Pending], Worker, KeepLease: true, Reason: null),
+            new EditTransition(jobs[0] with { State = EditState.Submitting }, [EditState.Pending], Worker, KeepLease: true, Reason: null),
+            new EditTransition(jobs[1] with { State = EditState.Held }, [EditState.Pending], Worker, KeepLease: false, Reason: "over budget"),
+            new EditTransition(jobs[2] with { State = EditState.Held }, [EditState.Pending], Worker, KeepLease: false, Reason: "over budget"),
+            new EditTransition(jobs[3] with { State = EditState.AtProvider, CostUsd = 0.02m }, [EditState.Pending], Worker, KeepLease: true, Reason: null),
+            new EditTransition(jobs[4] with { Polls = 1 }, [EditState.Pending], Worker, KeepLease: true, Reason: null),
         ], Ct);
         moved.ShouldBe([true, true, true, true, true]);
         await AssertCountersMatchAsync();
@@ -60,7 +60,7 @@ public abstract partial class JobStoreContract
         var again = await ClaimAsync(limit: 2, batchId: jobs[0].BatchId);
         foreach (var job in again)
         {
-            await PutAsync(job, JobState.Held, keepLease: false);
+            await PutAsync(job, EditState.Held, keepLease: false);
         }
 
         await AssertCountersMatchAsync();
@@ -69,26 +69,26 @@ public abstract partial class JobStoreContract
 
         // A changed row supersedes its pending job (cancelled) with a new one; the old content back revives it.
         var changed = NewJobs(6);
-        changed[5] = NewJob(changed[5].Key, "h2");
+        changed[5] = NewEdit(changed[5].Key, "h2");
         (await Store.ImportBatchAsync(Batch(), changed, Ct)).JobsReplaced.ShouldBe(1);
         await AssertCountersMatchAsync();
         await Store.ImportBatchAsync(Batch(), NewJobs(6), Ct);
         await AssertCountersMatchAsync();
-        (await Store.GetJobsAsync(jobs[0].BatchId, Ct)).Count(j => j.State == JobState.Cancelled).ShouldBe(1);
+        (await Store.GetJobsAsync(jobs[0].BatchId, Ct)).Count(j => j.State == EditState.Cancelled).ShouldBe(1);
     }
 
     [Fact]
     public async Task GetProgressAsync_CostSettled_CountsFromCountersAndSpendFromTheBatch()
     {
         var jobs = await ImportAndClaimAsync(3);
-        await MoveAsync(jobs[0], jobs[0] with { State = JobState.Succeeded, CostUsd = 0.04m });
-        await MoveAsync(jobs[1], jobs[1] with { State = JobState.Failed, CostUsd = 0.02m });
+        await MoveAsync(jobs[0], jobs[0] with { State = EditState.Succeeded, CostUsd = 0.04m });
+        await MoveAsync(jobs[1], jobs[1] with { State = EditState.Failed, CostUsd = 0.02m });
 
         var progress = await Store.GetProgressAsync(jobs[0].BatchId, Ct);
 
-        progress.Count(JobState.Succeeded).ShouldBe(1);
-        progress.Count(JobState.Failed).ShouldBe(1);
-        progress.Count(JobState.Pending).ShouldBe(1);
+        progress.Count(EditState.Succeeded).ShouldBe(1);
+        progress.Count(EditState.Failed).ShouldBe(1);
+        progress.Count(EditState.Pending).ShouldBe(1);
         progress.Total.ShouldBe(3);
         progress.SpentUsd.ShouldBe(0.06m);
         (await Store.GetSpendAsync(DateOnly.FromDateTime(Now.UtcDateTime), Ct)).ShouldBe([new ProviderSpend(Provider, 0.06m)]);
@@ -105,7 +105,7 @@ public abstract partial class JobStoreContract
         long? before = null;
         while (true)
         {
-            var page = await Store.QueryJobsAsync(new JobQuery(JobState.Pending, import.Batch.Id, BeforeId: before), Ct);
+            var page = await Store.QueryJobsAsync(new EditQuery(EditState.Pending, import.Batch.Id, BeforeId: before), Ct);
             if (page.Count == 0)
             {
                 break;
@@ -124,12 +124,12 @@ public abstract partial class JobStoreContract
     public async Task QueryJobsAsync_TextAndProviderFilters_MatchKeyPromptOrId()
     {
         var import = await ImportAsync(12);
-        var byKey = await Store.QueryJobsAsync(new JobQuery(Text: "row-0011"), Ct);
-        var byPrompt = await Store.QueryJobsAsync(new JobQuery(Text: "PUT ROW-0007 on"), Ct);
-        var wildcard = await Store.QueryJobsAsync(new JobQuery(Text: "row_%"), Ct);
-        var otherProvider = await Store.QueryJobsAsync(new JobQuery(Provider: "wavespeed"), Ct);
+        var byKey = await Store.QueryJobsAsync(new EditQuery(Text: "row-0011"), Ct);
+        var byPrompt = await Store.QueryJobsAsync(new EditQuery(Text: "PUT ROW-0007 on"), Ct);
+        var wildcard = await Store.QueryJobsAsync(new EditQuery(Text: "row_%"), Ct);
+        var otherProvider = await Store.QueryJobsAsync(new EditQuery(Provider: "wavespeed"), Ct);
         var jobs = await Store.GetJobsAsync(import.Batch.Id, Ct);
-        var byId = await Store.QueryJobsAsync(new JobQuery(Text: jobs[2].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), Ct);
+        var byId = await Store.QueryJobsAsync(new EditQuery(Text: jobs[2].Id.ToString(System.Globalization.CultureInfo.InvariantCulture)), Ct);
 
         byKey.Select(j => j.Key).ShouldBe(["row-0011"]);
         byPrompt.Select(j => j.Key).ShouldBe(["row-0007"]);
@@ -142,18 +142,18 @@ public abstract partial class JobStoreContract
     public async Task CancelJobsAsync_Selection_CancelsWaitingFlagsAtProviderAndLeavesTheRest()
     {
         var jobs = await ImportAndClaimAsync(4);
-        var atProvider = await PutAsync(jobs[0], JobState.AtProvider, keepLease: false);
-        var waiting = await PutAsync(jobs[1], JobState.Pending, keepLease: false);
-        var done = await PutAsync(jobs[2], JobState.Succeeded, keepLease: false);
+        var atProvider = await PutAsync(jobs[0], EditState.AtProvider, keepLease: false);
+        var waiting = await PutAsync(jobs[1], EditState.Pending, keepLease: false);
+        var done = await PutAsync(jobs[2], EditState.Succeeded, keepLease: false);
 
         var count = await Store.CancelJobsAsync([atProvider.Id, waiting.Id, done.Id], Ct);
 
         count.ShouldBe(2);
-        (await GetAsync(waiting.Id)).State.ShouldBe(JobState.Cancelled);
+        (await GetAsync(waiting.Id)).State.ShouldBe(EditState.Cancelled);
         (await GetAsync(atProvider.Id)).CancelRequested.ShouldBeTrue();
-        (await GetAsync(atProvider.Id)).State.ShouldBe(JobState.AtProvider);
-        (await GetAsync(done.Id)).State.ShouldBe(JobState.Succeeded);
-        (await GetAsync(jobs[3].Id)).State.ShouldBe(JobState.Pending);
+        (await GetAsync(atProvider.Id)).State.ShouldBe(EditState.AtProvider);
+        (await GetAsync(done.Id)).State.ShouldBe(EditState.Succeeded);
+        (await GetAsync(jobs[3].Id)).State.ShouldBe(EditState.Pending);
         (await Store.GetHistoryAsync(waiting.Id, Ct))[^1].Reason.ShouldBe("cancelled by an operator");
     }
 
@@ -161,28 +161,28 @@ public abstract partial class JobStoreContract
     public async Task RequeueJobsAsync_FailedAndSucceeded_RequeuesOnlyTheFailed()
     {
         var jobs = await ImportAndClaimAsync(2);
-        var failed = await PutAsync(jobs[0] with { Error = "provider failed", Attempt = 3 }, JobState.Failed, keepLease: false);
-        var done = await PutAsync(jobs[1], JobState.Succeeded, keepLease: false);
+        var failed = await PutAsync(jobs[0] with { Error = "provider failed", Attempt = 3 }, EditState.Failed, keepLease: false);
+        var done = await PutAsync(jobs[1], EditState.Succeeded, keepLease: false);
 
         (await Store.RequeueJobsAsync([failed.Id, done.Id], Ct)).ShouldBe(1);
 
         var again = await GetAsync(failed.Id);
-        again.State.ShouldBe(JobState.Pending);
+        again.State.ShouldBe(EditState.Pending);
         again.Error.ShouldBeNull();
         again.Attempt.ShouldBe(0);
-        (await GetAsync(done.Id)).State.ShouldBe(JobState.Succeeded);
+        (await GetAsync(done.Id)).State.ShouldBe(EditState.Succeeded);
     }
 
     [Fact]
     public async Task DeleteJobsAsync_LeasedOrRunning_AreKept()
     {
         var jobs = await ImportAndClaimAsync(2);
-        var done = await PutAsync(jobs[0], JobState.Succeeded, keepLease: false);
+        var done = await PutAsync(jobs[0], EditState.Succeeded, keepLease: false);
 
         (await Store.DeleteJobsAsync([done.Id, jobs[1].Id], Ct)).ShouldBe(1);
 
         (await Store.GetJobAsync(done.Id, Ct)).ShouldBeNull();
-        (await GetAsync(jobs[1].Id)).State.ShouldBe(JobState.Pending);
+        (await GetAsync(jobs[1].Id)).State.ShouldBe(EditState.Pending);
     }
 
     [Fact]
@@ -223,11 +223,11 @@ public abstract partial class JobStoreContract
         Time.Advance(TimeSpan.FromMinutes(10));
         var firstHour = new DateTimeOffset(Now.Year, Now.Month, Now.Day, Now.Hour, 0, 0, TimeSpan.Zero);
         var jobs = await ImportAndClaimAsync(4);
-        await MoveAsync(jobs[0], jobs[0] with { State = JobState.Succeeded, FinishedAt = Now });
-        var failed = await PutAsync(jobs[1], JobState.Failed, keepLease: false);
-        await PutAsync(jobs[3], JobState.AtProvider, keepLease: false);
+        await MoveAsync(jobs[0], jobs[0] with { State = EditState.Succeeded, FinishedAt = Now });
+        var failed = await PutAsync(jobs[1], EditState.Failed, keepLease: false);
+        await PutAsync(jobs[3], EditState.AtProvider, keepLease: false);
         Time.Advance(TimeSpan.FromHours(1));
-        await MoveAsync(jobs[2], jobs[2] with { State = JobState.Succeeded, FinishedAt = Now });
+        await MoveAsync(jobs[2], jobs[2] with { State = EditState.Succeeded, FinishedAt = Now });
         await Store.RequeueJobsAsync([failed.Id], Ct);
 
         var all = await Store.GetOutcomesAsync(firstHour.AddHours(-5), Ct);
@@ -235,11 +235,11 @@ public abstract partial class JobStoreContract
 
         all.ShouldBe(
         [
-            new HourlyOutcome(firstHour, JobState.Failed, 1),
-            new HourlyOutcome(firstHour, JobState.Succeeded, 1),
-            new HourlyOutcome(firstHour.AddHours(1), JobState.Succeeded, 1),
+            new HourlyOutcome(firstHour, EditState.Failed, 1),
+            new HourlyOutcome(firstHour, EditState.Succeeded, 1),
+            new HourlyOutcome(firstHour.AddHours(1), EditState.Succeeded, 1),
         ]);
-        lastHourOnly.ShouldBe([new HourlyOutcome(firstHour.AddHours(1), JobState.Succeeded, 1)]);
+        lastHourOnly.ShouldBe([new HourlyOutcome(firstHour.AddHours(1), EditState.Succeeded, 1)]);
     }
 
     [Fact]

@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests;
 
@@ -14,12 +14,12 @@ public abstract partial class JobStoreContract
         (await Store.TryReserveBudgetAsync(job.Id, Worker, 0.04m, Ct)).ShouldBeTrue();
         job = await GetAsync(job.Id);
 
-        (await MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = 0.04m }, keepLease: true)).ShouldBeTrue();
+        (await MoveAsync(job, job with { State = EditState.Submitting, ReservedUsd = 0.04m }, keepLease: true)).ShouldBeTrue();
         var batch = (await Store.GetBatchAsync(job.BatchId, Ct))!;
         (batch.SpentUsd, batch.ReservedUsd).ShouldBe((0m, 0.04m));
 
         var submitting = await GetAsync(job.Id);
-        (await MoveAsync(submitting, submitting with { State = JobState.AtProvider, CostUsd = 0.02m, ReservedUsd = 0m, StartedAt = Now })).ShouldBeTrue();
+        (await MoveAsync(submitting, submitting with { State = EditState.AtProvider, CostUsd = 0.02m, ReservedUsd = 0m, StartedAt = Now })).ShouldBeTrue();
 
         batch = (await Store.GetBatchAsync(job.BatchId, Ct))!;
         (batch.SpentUsd, batch.ReservedUsd).ShouldBe((0.02m, 0m));
@@ -71,14 +71,14 @@ public abstract partial class JobStoreContract
     {
         var import = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 0.01m }, NewJobs(1), Ct);
         var job = (await ClaimAsync(batchId: import.Batch.Id))[0];
-        await PutAsync(job, JobState.Held, keepLease: false);
+        await PutAsync(job, EditState.Held, keepLease: false);
 
         var resumed = await Store.ImportBatchAsync(Batch() with { BudgetUsd = 1m }, NewJobs(1), Ct);
 
         resumed.Batch.BudgetUsd.ShouldBe(1m);
         (await Store.GetBatchAsync(import.Batch.Id, Ct))!.BudgetUsd.ShouldBe(1m);
         var released = await GetAsync(job.Id);
-        released.State.ShouldBe(JobState.Pending);
+        released.State.ShouldBe(EditState.Pending);
         (await Store.GetHistoryAsync(job.Id, Ct))[^1].Reason.ShouldBe("budget set to 1 USD");
     }
 
@@ -143,7 +143,7 @@ public abstract partial class JobStoreContract
         var import = await ImportAsync(5);
         var first = await Store.ClaimAsync(new ClaimRequest(Worker, 10, Lease, import.Batch.Id, new Dictionary<string, int> { [Provider] = 2 }), Ct);
         first.Count.ShouldBe(2);
-        await PutAsync(first[0], JobState.AtProvider, keepLease: false, dueAt: Now + TimeSpan.FromMinutes(1));
+        await PutAsync(first[0], EditState.AtProvider, keepLease: false, dueAt: Now + TimeSpan.FromMinutes(1));
 
         var second = await Store.ClaimAsync(new ClaimRequest(OtherWorker, 10, Lease, import.Batch.Id, new Dictionary<string, int> { [Provider] = 2 }), Ct);
 
@@ -166,25 +166,25 @@ public abstract partial class JobStoreContract
     public async Task RequestCancelAsync_Batch_CancelsWaitingJobsAndFlagsThoseAtTheProvider()
     {
         var jobs = await ImportAndClaimAsync(3);
-        var atProvider = await PutAsync(jobs[0], JobState.AtProvider, keepLease: false, dueAt: Now + TimeSpan.FromMinutes(5));
-        await PutAsync(jobs[1], JobState.Pending, keepLease: false);
+        var atProvider = await PutAsync(jobs[0], EditState.AtProvider, keepLease: false, dueAt: Now + TimeSpan.FromMinutes(5));
+        await PutAsync(jobs[1], EditState.Pending, keepLease: false);
         (await Store.TryReserveBudgetAsync(jobs[2].Id, Worker, 0.02m, Ct)).ShouldBeTrue();
 
         (await OpenStore().RequestCancelAsync(jobs[0].BatchId, Ct)).ShouldBe(3);
 
         var flagged = await GetAsync(atProvider.Id);
-        (flagged.State, flagged.CancelRequested, flagged.DueAt).ShouldBe((JobState.AtProvider, true, Now));
+        (flagged.State, flagged.CancelRequested, flagged.DueAt).ShouldBe((EditState.AtProvider, true, Now));
         foreach (var id in new[] { jobs[1].Id, jobs[2].Id })
         {
             var cancelled = await GetAsync(id);
-            (cancelled.State, cancelled.LeaseOwner, cancelled.ReservedUsd).ShouldBe((JobState.Cancelled, (string?)null, 0m));
+            (cancelled.State, cancelled.LeaseOwner, cancelled.ReservedUsd).ShouldBe((EditState.Cancelled, (string?)null, 0m));
         }
 
         var batch = (await Store.GetBatchAsync(jobs[0].BatchId, Ct))!;
         (batch.CancelRequestedAt, batch.ReservedUsd).ShouldBe((Now, 0m));
 
         // The worker that held job 3 can no longer submit it.
-        var stale = jobs[2] with { State = JobState.Submitting };
+        var stale = jobs[2] with { State = EditState.Submitting };
         (await MoveAsync(jobs[2], stale, keepLease: true)).ShouldBeFalse();
     }
 
@@ -192,7 +192,7 @@ public abstract partial class JobStoreContract
     public async Task TransitionAsync_CancelFlaggedDuringTheStep_KeepsTheFlagAndMakesTheJobDue()
     {
         var job = (await ImportAndClaimAsync(1))[0];
-        var atProvider = await PutAsync(job, JobState.AtProvider, keepLease: true);
+        var atProvider = await PutAsync(job, EditState.AtProvider, keepLease: true);
         await Store.RequestCancelAsync(job.BatchId, Ct);
 
         (await MoveAsync(atProvider, atProvider with { Polls = 1, DueAt = Now + TimeSpan.FromMinutes(1) })).ShouldBeTrue();
@@ -205,16 +205,16 @@ public abstract partial class JobStoreContract
     public async Task RequeueAsync_FailedAndCancelledJobs_ReturnToPendingWithFreshAttempts()
     {
         var jobs = await ImportAndClaimAsync(3);
-        await PutAsync(jobs[0] with { Attempt = 4, Error = "boom", RequestId = "r1" }, JobState.Failed, keepLease: false);
-        await PutAsync(jobs[1], JobState.Cancelled, keepLease: false);
-        await PutAsync(jobs[2], JobState.Succeeded, keepLease: false);
+        await PutAsync(jobs[0] with { Attempt = 4, Error = "boom", RequestId = "r1" }, EditState.Failed, keepLease: false);
+        await PutAsync(jobs[1], EditState.Cancelled, keepLease: false);
+        await PutAsync(jobs[2], EditState.Succeeded, keepLease: false);
 
-        (await Store.RequeueAsync(jobs[0].BatchId, [JobState.Failed, JobState.Cancelled], Ct)).ShouldBe(2);
+        (await Store.RequeueAsync(jobs[0].BatchId, [EditState.Failed, EditState.Cancelled], Ct)).ShouldBe(2);
 
         var failed = await GetAsync(jobs[0].Id);
-        (failed.State, failed.Attempt, failed.Error, failed.RequestId, failed.DueAt).ShouldBe((JobState.Pending, 0, (string?)null, (string?)null, Now));
-        (await GetAsync(jobs[1].Id)).State.ShouldBe(JobState.Pending);
-        (await GetAsync(jobs[2].Id)).State.ShouldBe(JobState.Succeeded);
+        (failed.State, failed.Attempt, failed.Error, failed.RequestId, failed.DueAt).ShouldBe((EditState.Pending, 0, (string?)null, (string?)null, Now));
+        (await GetAsync(jobs[1].Id)).State.ShouldBe(EditState.Pending);
+        (await GetAsync(jobs[2].Id)).State.ShouldBe(EditState.Succeeded);
         (await Store.GetHistoryAsync(jobs[0].Id, Ct))[^1].Reason.ShouldBe("requeued by an operator");
     }
 

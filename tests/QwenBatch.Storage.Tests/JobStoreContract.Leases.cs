@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 
 namespace QwenBatch.Storage.Tests;
@@ -53,7 +53,7 @@ public abstract partial class JobStoreContract
 
         rescued.ShouldBe(1);
         var stored = await GetAsync(job.Id);
-        stored.State.ShouldBe(JobState.Pending);
+        stored.State.ShouldBe(EditState.Pending);
         stored.LeaseOwner.ShouldBeNull();
         stored.LeaseExpiresAt.ShouldBeNull();
         stored.DueAt.ShouldBeLessThanOrEqualTo(Now);
@@ -66,18 +66,18 @@ public abstract partial class JobStoreContract
     public async Task RescueExpiredLeasesAsync_JobInSubmitting_ReturnsItToPendingAsUncertainSubmit()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        await PutAsync(job, JobState.Submitting, keepLease: true);
+        await PutAsync(job, EditState.Submitting, keepLease: true);
         Time.Advance(Lease + TimeSpan.FromSeconds(1));
 
         (await Store.RescueExpiredLeasesAsync(100, Ct)).ShouldBe(1);
 
         var stored = await GetAsync(job.Id);
-        stored.State.ShouldBe(JobState.Pending);
+        stored.State.ShouldBe(EditState.Pending);
         stored.UncertainSubmits.ShouldBe(1);
         stored.LeaseOwner.ShouldBeNull();
         var entry = (await Store.GetHistoryAsync(job.Id, Ct))[^1];
-        entry.From.ShouldBe(JobState.Submitting);
-        entry.To.ShouldBe(JobState.Pending);
+        entry.From.ShouldBe(EditState.Submitting);
+        entry.To.ShouldBe(EditState.Pending);
         entry.At.ShouldBe(Now);
         entry.ServerId.ShouldBe(Worker);
         entry.Reason.ShouldNotBeNull();
@@ -90,18 +90,18 @@ public abstract partial class JobStoreContract
     public async Task RescueExpiredLeasesAsync_JobAtProvider_KeepsItsStateAndMakesItDue()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        await PutAsync(job, JobState.AtProvider, keepLease: true, dueAt: Now.AddHours(1));
+        await PutAsync(job, EditState.AtProvider, keepLease: true, dueAt: Now.AddHours(1));
         Time.Advance(Lease + TimeSpan.FromSeconds(1));
 
         (await Store.RescueExpiredLeasesAsync(100, Ct)).ShouldBe(1);
 
         var stored = await GetAsync(job.Id);
-        stored.State.ShouldBe(JobState.AtProvider);
+        stored.State.ShouldBe(EditState.AtProvider);
         stored.UncertainSubmits.ShouldBe(0);
         stored.LeaseOwner.ShouldBeNull();
         stored.DueAt.ShouldBe(Now);
         var entry = (await Store.GetHistoryAsync(job.Id, Ct))[^1];
-        (entry.From, entry.To).ShouldBe((JobState.AtProvider, JobState.AtProvider));
+        (entry.From, entry.To).ShouldBe((EditState.AtProvider, EditState.AtProvider));
         entry.Reason.ShouldNotBeNull();
         entry.Reason.ShouldContain("lease expired");
     }
@@ -147,7 +147,7 @@ public abstract partial class JobStoreContract
         await ImportAsync(4);
         var mine = await ClaimAsync(Worker, limit: 2);
         var theirs = await ClaimAsync(OtherWorker, limit: 2);
-        var submitting = await PutAsync(mine[0], JobState.Submitting, keepLease: true);
+        var submitting = await PutAsync(mine[0], EditState.Submitting, keepLease: true);
 
         var released = await Store.ReleaseLeasesAsync(Worker, Ct);
 
@@ -158,10 +158,10 @@ public abstract partial class JobStoreContract
         }
 
         var wasSubmitting = await GetAsync(submitting.Id);
-        wasSubmitting.State.ShouldBe(JobState.Pending);
+        wasSubmitting.State.ShouldBe(EditState.Pending);
         wasSubmitting.UncertainSubmits.ShouldBe(1);
         var entry = (await Store.GetHistoryAsync(submitting.Id, Ct))[^1];
-        (entry.From, entry.To, entry.ServerId).ShouldBe((JobState.Submitting, JobState.Pending, Worker));
+        (entry.From, entry.To, entry.ServerId).ShouldBe((EditState.Submitting, EditState.Pending, Worker));
         entry.Reason.ShouldNotBeNull();
         entry.Reason.ShouldContain("released");
         foreach (var job in theirs)

@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 
 namespace QwenBatch.Storage.Tests;
@@ -15,8 +15,8 @@ public abstract partial class JobStoreContract
     public async Task NextDueAtAsync_EveryJobLeasedOrSettled_ReturnsNull()
     {
         var jobs = await ImportAndClaimAsync(3);
-        await PutAsync(jobs[0], JobState.Succeeded, keepLease: false);
-        await PutAsync(jobs[1], JobState.Held, keepLease: false);
+        await PutAsync(jobs[0], EditState.Succeeded, keepLease: false);
+        await PutAsync(jobs[1], EditState.Held, keepLease: false);
 
         (await Store.NextDueAtAsync(null, Ct)).ShouldBeNull();
     }
@@ -26,11 +26,11 @@ public abstract partial class JobStoreContract
     {
         var jobs = await ImportAndClaimAsync(5, owner: "setup");
         var start = Now;
-        await PutAsync(jobs[0], JobState.Pending, keepLease: false, dueAt: start.AddMinutes(7), owner: "setup");
-        await PutAsync(jobs[1], JobState.AtProvider, keepLease: false, dueAt: start.AddMinutes(3), owner: "setup");
-        await PutAsync(jobs[2], JobState.Downloading, keepLease: true, dueAt: start.AddMinutes(1), owner: "setup");
-        await PutAsync(jobs[3], JobState.Failed, keepLease: false, dueAt: start.AddMinutes(2), owner: "setup");
-        await PutAsync(jobs[4], JobState.Submitting, keepLease: false, dueAt: start.AddMinutes(1), owner: "setup");
+        await PutAsync(jobs[0], EditState.Pending, keepLease: false, dueAt: start.AddMinutes(7), owner: "setup");
+        await PutAsync(jobs[1], EditState.AtProvider, keepLease: false, dueAt: start.AddMinutes(3), owner: "setup");
+        await PutAsync(jobs[2], EditState.Downloading, keepLease: true, dueAt: start.AddMinutes(1), owner: "setup");
+        await PutAsync(jobs[3], EditState.Failed, keepLease: false, dueAt: start.AddMinutes(2), owner: "setup");
+        await PutAsync(jobs[4], EditState.Submitting, keepLease: false, dueAt: start.AddMinutes(1), owner: "setup");
 
         (await Store.NextDueAtAsync(null, Ct)).ShouldBe(start.AddMinutes(3));
     }
@@ -53,21 +53,21 @@ public abstract partial class JobStoreContract
     public async Task GetProgressAsync_MixedStates_CountsByStateAndSumsCost()
     {
         var jobs = await ImportAndClaimAsync(5);
-        (await MoveAsync(jobs[0], jobs[0] with { State = JobState.Succeeded, CostUsd = 0.02m })).ShouldBeTrue();
-        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.Succeeded, CostUsd = 0.04m })).ShouldBeTrue();
-        (await MoveAsync(jobs[2], jobs[2] with { State = JobState.Failed, CostUsd = 0.04m, Error = "bad image" })).ShouldBeTrue();
-        (await MoveAsync(jobs[3], jobs[3] with { State = JobState.AtProvider })).ShouldBeTrue();
+        (await MoveAsync(jobs[0], jobs[0] with { State = EditState.Succeeded, CostUsd = 0.02m })).ShouldBeTrue();
+        (await MoveAsync(jobs[1], jobs[1] with { State = EditState.Succeeded, CostUsd = 0.04m })).ShouldBeTrue();
+        (await MoveAsync(jobs[2], jobs[2] with { State = EditState.Failed, CostUsd = 0.04m, Error = "bad image" })).ShouldBeTrue();
+        (await MoveAsync(jobs[3], jobs[3] with { State = EditState.AtProvider })).ShouldBeTrue();
         var other = await ImportAndClaimAsync(1, name: "other");
-        (await MoveAsync(other[0], other[0] with { State = JobState.Succeeded, CostUsd = 1.5m }, owner: Worker)).ShouldBeTrue();
+        (await MoveAsync(other[0], other[0] with { State = EditState.Succeeded, CostUsd = 1.5m }, owner: Worker)).ShouldBeTrue();
 
         var progress = await Store.GetProgressAsync(jobs[0].BatchId, Ct);
 
         progress.BatchId.ShouldBe(jobs[0].BatchId);
-        progress.Count(JobState.Succeeded).ShouldBe(2);
-        progress.Count(JobState.Failed).ShouldBe(1);
-        progress.Count(JobState.AtProvider).ShouldBe(1);
-        progress.Count(JobState.Pending).ShouldBe(1);
-        progress.Count(JobState.Held).ShouldBe(0);
+        progress.Count(EditState.Succeeded).ShouldBe(2);
+        progress.Count(EditState.Failed).ShouldBe(1);
+        progress.Count(EditState.AtProvider).ShouldBe(1);
+        progress.Count(EditState.Pending).ShouldBe(1);
+        progress.Count(EditState.Held).ShouldBe(0);
         progress.Total.ShouldBe(5);
         progress.SpentUsd.ShouldBe(0.10m);
         progress.IsSettled.ShouldBeFalse();
@@ -77,9 +77,9 @@ public abstract partial class JobStoreContract
     public async Task GetProgressAsync_SmallCosts_SumsExactly()
     {
         var jobs = await ImportAndClaimAsync(3);
-        (await MoveAsync(jobs[0], jobs[0] with { State = JobState.Succeeded, CostUsd = 0.000001m })).ShouldBeTrue();
-        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.Succeeded, CostUsd = 0.123456m })).ShouldBeTrue();
-        (await MoveAsync(jobs[2], jobs[2] with { State = JobState.Held, CostUsd = 0.02m })).ShouldBeTrue();
+        (await MoveAsync(jobs[0], jobs[0] with { State = EditState.Succeeded, CostUsd = 0.000001m })).ShouldBeTrue();
+        (await MoveAsync(jobs[1], jobs[1] with { State = EditState.Succeeded, CostUsd = 0.123456m })).ShouldBeTrue();
+        (await MoveAsync(jobs[2], jobs[2] with { State = EditState.Held, CostUsd = 0.02m })).ShouldBeTrue();
 
         var progress = await Store.GetProgressAsync(jobs[0].BatchId, Ct);
 
@@ -95,9 +95,9 @@ public abstract partial class JobStoreContract
         var other = await ImportAndClaimAsync(1, name: "other");
         (await Store.GetFirstSubmitAsync(jobs[0].BatchId, Ct)).ShouldBeNull();
         var first = Now.AddSeconds(2);
-        (await MoveAsync(other[0], other[0] with { State = JobState.AtProvider, SubmittedAt = Now.AddSeconds(1) })).ShouldBeTrue();
-        (await MoveAsync(jobs[1], jobs[1] with { State = JobState.AtProvider, SubmittedAt = Now.AddSeconds(5) })).ShouldBeTrue();
-        (await MoveAsync(jobs[2], jobs[2] with { State = JobState.Succeeded, SubmittedAt = first })).ShouldBeTrue();
+        (await MoveAsync(other[0], other[0] with { State = EditState.AtProvider, SubmittedAt = Now.AddSeconds(1) })).ShouldBeTrue();
+        (await MoveAsync(jobs[1], jobs[1] with { State = EditState.AtProvider, SubmittedAt = Now.AddSeconds(5) })).ShouldBeTrue();
+        (await MoveAsync(jobs[2], jobs[2] with { State = EditState.Succeeded, SubmittedAt = first })).ShouldBeTrue();
 
         (await Store.GetFirstSubmitAsync(jobs[0].BatchId, Ct)).ShouldBe(first);
     }
@@ -114,7 +114,7 @@ public abstract partial class JobStoreContract
     [Fact]
     public async Task GetJobsAsync_Batch_ReturnsItsJobsInKeyOrder()
     {
-        var import = await Store.ImportBatchAsync(Batch(), [NewJob("c"), NewJob("a"), NewJob("d"), NewJob("b")], Ct);
+        var import = await Store.ImportBatchAsync(Batch(), [NewEdit("c"), NewEdit("a"), NewEdit("d"), NewEdit("b")], Ct);
         await ImportAsync(2, "other");
 
         var jobs = await Store.GetJobsAsync(import.Batch.Id, Ct);
@@ -134,25 +134,25 @@ public abstract partial class JobStoreContract
     {
         var job = (await ImportAndClaimAsync(1)).Single();
         var t0 = Now;
-        var submitting = job with { State = JobState.Submitting };
+        var submitting = job with { State = EditState.Submitting };
         (await MoveAsync(job, submitting, keepLease: true)).ShouldBeTrue();
         Time.Advance(TimeSpan.FromSeconds(1));
-        var atProvider = submitting with { State = JobState.AtProvider, RequestId = "req-1" };
+        var atProvider = submitting with { State = EditState.AtProvider, RequestId = "req-1" };
         (await MoveAsync(submitting, atProvider, keepLease: true, reason: "accepted")).ShouldBeTrue();
         Time.Advance(TimeSpan.FromSeconds(1));
-        var downloading = atProvider with { State = JobState.Downloading };
+        var downloading = atProvider with { State = EditState.Downloading };
         (await MoveAsync(atProvider, downloading, keepLease: true)).ShouldBeTrue();
         Time.Advance(TimeSpan.FromSeconds(1));
-        (await MoveAsync(downloading, downloading with { State = JobState.Succeeded }, reason: "2 files")).ShouldBeTrue();
+        (await MoveAsync(downloading, downloading with { State = EditState.Succeeded }, reason: "2 files")).ShouldBeTrue();
 
         var history = await Store.GetHistoryAsync(job.Id, Ct);
 
         history.ShouldBe(
         [
-            new JobHistoryEntry(job.Id, t0, JobState.Pending, JobState.Submitting, null, Worker),
-            new JobHistoryEntry(job.Id, t0.AddSeconds(1), JobState.Submitting, JobState.AtProvider, "accepted", Worker),
-            new JobHistoryEntry(job.Id, t0.AddSeconds(2), JobState.AtProvider, JobState.Downloading, null, Worker),
-            new JobHistoryEntry(job.Id, t0.AddSeconds(3), JobState.Downloading, JobState.Succeeded, "2 files", Worker),
+            new EditHistoryEntry(job.Id, t0, EditState.Pending, EditState.Submitting, null, Worker),
+            new EditHistoryEntry(job.Id, t0.AddSeconds(1), EditState.Submitting, EditState.AtProvider, "accepted", Worker),
+            new EditHistoryEntry(job.Id, t0.AddSeconds(2), EditState.AtProvider, EditState.Downloading, null, Worker),
+            new EditHistoryEntry(job.Id, t0.AddSeconds(3), EditState.Downloading, EditState.Succeeded, "2 files", Worker),
         ]);
     }
 

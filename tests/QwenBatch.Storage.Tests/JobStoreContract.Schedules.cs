@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Schedules;
 
 namespace QwenBatch.Storage.Tests;
@@ -191,7 +191,7 @@ public abstract partial class JobStoreContract
         (await Store.FindBatchAsync("old-finished", Ct)).ShouldBeNull();
         (await Store.GetHistoryAsync(oldJob.Id, Ct)).ShouldBeEmpty();
         (await Store.GetJobsAsync(unfinished.Batch.Id, Ct)).Count.ShouldBe(2);
-        (await Store.GetJobsAsync(recent.Batch.Id, Ct)).Select(j => j.State).ShouldBe([JobState.Cancelled, JobState.Cancelled]);
+        (await Store.GetJobsAsync(recent.Batch.Id, Ct)).Select(j => j.State).ShouldBe([EditState.Cancelled, EditState.Cancelled]);
         (await Store.GetStateCountsAsync(Ct)).ShouldNotContain(c => c.BatchId == old.Batch.Id);
         (await Store.FindExpiredBatchAsync(cutoff, Ct)).ShouldBeNull();
     }
@@ -204,7 +204,7 @@ public abstract partial class JobStoreContract
         Time.Advance(TimeSpan.FromDays(31));
         var cutoff = Now.AddDays(-30);
         var found = await Store.FindExpiredBatchAsync(cutoff, Ct);
-        await Store.ImportBatchAsync(Batch("resumed"), [NewJob("late-row")], Ct);
+        await Store.ImportBatchAsync(Batch("resumed"), [NewEdit("late-row")], Ct);
 
         var first = await Store.PurgeBatchChunkAsync(found!.Value, cutoff, 10, Ct);
         var second = await Store.PurgeBatchChunkAsync(found.Value, cutoff, 10, Ct);

@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 
 namespace QwenBatch.Storage.Tests;
@@ -11,7 +11,7 @@ public abstract partial class JobStoreContract
         var job = (await ImportAndClaimAsync(1)).Single();
         var next = job with
         {
-            State = JobState.Downloading,
+            State = EditState.Downloading,
             RequestId = "req-7f3a",
             Attempt = 2,
             AcceptedSubmits = 1,
@@ -29,7 +29,7 @@ public abstract partial class JobStoreContract
         (await MoveAsync(job, next)).ShouldBeTrue();
 
         var stored = await GetAsync(job.Id);
-        stored.State.ShouldBe(JobState.Downloading);
+        stored.State.ShouldBe(EditState.Downloading);
         stored.RequestId.ShouldBe("req-7f3a");
         stored.Attempt.ShouldBe(2);
         stored.AcceptedSubmits.ShouldBe(1);
@@ -52,7 +52,7 @@ public abstract partial class JobStoreContract
         var job = (await ImportAndClaimAsync(1)).Single();
         var filled = job with
         {
-            State = JobState.AtProvider,
+            State = EditState.AtProvider,
             RequestId = "req-1",
             Outputs = [new ProviderOutput("https://cdn.example/1.png", null, null)],
             Files = [new OutputFile("a.png", new string('c', 64), 1)],
@@ -62,7 +62,7 @@ public abstract partial class JobStoreContract
         };
         (await MoveAsync(job, filled, keepLease: true)).ShouldBeTrue();
 
-        var cleared = filled with { State = JobState.Pending, RequestId = null, Outputs = [], Files = [], Error = null, SubmittedAt = null, FinishedAt = null };
+        var cleared = filled with { State = EditState.Pending, RequestId = null, Outputs = [], Files = [], Error = null, SubmittedAt = null, FinishedAt = null };
         (await MoveAsync(filled, cleared)).ShouldBeTrue();
 
         var stored = await GetAsync(job.Id);
@@ -78,9 +78,9 @@ public abstract partial class JobStoreContract
     public async Task TransitionAsync_WrongState_ReturnsFalseAndChangesNothing()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        var next = job with { State = JobState.Downloading, RequestId = "req-1" };
+        var next = job with { State = EditState.Downloading, RequestId = "req-1" };
 
-        var moved = await Store.TransitionAsync(new JobTransition(next, [JobState.AtProvider, JobState.Submitting], Worker, false, "poll done"), Ct);
+        var moved = await Store.TransitionAsync(new EditTransition(next, [EditState.AtProvider, EditState.Submitting], Worker, false, "poll done"), Ct);
 
         moved.ShouldBeFalse();
         var stored = await GetAsync(job.Id);
@@ -93,7 +93,7 @@ public abstract partial class JobStoreContract
     {
         var job = (await ImportAndClaimAsync(1)).Single();
 
-        var moved = await MoveAsync(job, job with { State = JobState.Submitting }, owner: OtherWorker, reason: "steal");
+        var moved = await MoveAsync(job, job with { State = EditState.Submitting }, owner: OtherWorker, reason: "steal");
 
         moved.ShouldBeFalse();
         ShouldBeUnchanged(await GetAsync(job.Id), job);
@@ -104,9 +104,9 @@ public abstract partial class JobStoreContract
     public async Task TransitionAsync_UnleasedJob_ReturnsFalse()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        var released = await PutAsync(job, JobState.Pending, keepLease: false);
+        var released = await PutAsync(job, EditState.Pending, keepLease: false);
 
-        var moved = await MoveAsync(released, released with { State = JobState.Submitting });
+        var moved = await MoveAsync(released, released with { State = EditState.Submitting });
 
         moved.ShouldBeFalse();
     }
@@ -115,15 +115,15 @@ public abstract partial class JobStoreContract
     public async Task TransitionAsync_LeaseExpiredAndRescued_ReturnsFalse()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        var submitting = await PutAsync(job, JobState.Submitting, keepLease: true);
+        var submitting = await PutAsync(job, EditState.Submitting, keepLease: true);
         Time.Advance(Lease + TimeSpan.FromSeconds(1));
         (await Store.RescueExpiredLeasesAsync(100, Ct)).ShouldBe(1);
 
-        var moved = await MoveAsync(submitting, submitting with { State = JobState.AtProvider, RequestId = "req-late" });
+        var moved = await MoveAsync(submitting, submitting with { State = EditState.AtProvider, RequestId = "req-late" });
 
         moved.ShouldBeFalse();
         var stored = await GetAsync(job.Id);
-        stored.State.ShouldBe(JobState.Pending);
+        stored.State.ShouldBe(EditState.Pending);
         stored.RequestId.ShouldBeNull();
     }
 
@@ -133,7 +133,7 @@ public abstract partial class JobStoreContract
         var job = (await ImportAndClaimAsync(1)).Single();
         Time.Advance(TimeSpan.FromSeconds(10));
 
-        (await MoveAsync(job, job with { State = JobState.Submitting }, keepLease: true)).ShouldBeTrue();
+        (await MoveAsync(job, job with { State = EditState.Submitting }, keepLease: true)).ShouldBeTrue();
 
         var stored = await GetAsync(job.Id);
         stored.LeaseOwner.ShouldBe(Worker);
@@ -145,7 +145,7 @@ public abstract partial class JobStoreContract
     {
         var job = (await ImportAndClaimAsync(1)).Single();
 
-        (await MoveAsync(job, job with { State = JobState.Submitting })).ShouldBeTrue();
+        (await MoveAsync(job, job with { State = EditState.Submitting })).ShouldBeTrue();
 
         var stored = await GetAsync(job.Id);
         stored.LeaseOwner.ShouldBeNull();
@@ -158,31 +158,31 @@ public abstract partial class JobStoreContract
         var job = (await ImportAndClaimAsync(1)).Single();
         Time.Advance(TimeSpan.FromSeconds(3));
 
-        (await MoveAsync(job, job with { State = JobState.Submitting }, keepLease: true)).ShouldBeTrue();
+        (await MoveAsync(job, job with { State = EditState.Submitting }, keepLease: true)).ShouldBeTrue();
 
         var history = await Store.GetHistoryAsync(job.Id, Ct);
-        history.ShouldBe([new JobHistoryEntry(job.Id, Now, JobState.Pending, JobState.Submitting, null, Worker)]);
+        history.ShouldBe([new EditHistoryEntry(job.Id, Now, EditState.Pending, EditState.Submitting, null, Worker)]);
     }
 
     [Fact]
     public async Task TransitionAsync_SameStateWithReason_WritesHistoryEntry()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        var atProvider = await PutAsync(job, JobState.AtProvider, keepLease: true);
+        var atProvider = await PutAsync(job, EditState.AtProvider, keepLease: true);
         var before = (await Store.GetHistoryAsync(job.Id, Ct)).Count;
 
         (await MoveAsync(atProvider, atProvider with { Polls = 1 }, keepLease: true, reason: "still running")).ShouldBeTrue();
 
         var history = await Store.GetHistoryAsync(job.Id, Ct);
         history.Count.ShouldBe(before + 1);
-        history[^1].ShouldBe(new JobHistoryEntry(job.Id, Now, JobState.AtProvider, JobState.AtProvider, "still running", Worker));
+        history[^1].ShouldBe(new EditHistoryEntry(job.Id, Now, EditState.AtProvider, EditState.AtProvider, "still running", Worker));
     }
 
     [Fact]
     public async Task TransitionAsync_SameStateWithoutReason_WritesNoHistory()
     {
         var job = (await ImportAndClaimAsync(1)).Single();
-        var atProvider = await PutAsync(job, JobState.AtProvider, keepLease: true);
+        var atProvider = await PutAsync(job, EditState.AtProvider, keepLease: true);
         var before = await Store.GetHistoryAsync(job.Id, Ct);
 
         (await MoveAsync(atProvider, atProvider with { Polls = 1 }, keepLease: true)).ShouldBeTrue();

@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Testing.Time;
 
 namespace QwenBatch.Storage.Tests;
@@ -77,8 +77,8 @@ public abstract partial class JobStoreContract : IAsyncLifetime
     protected static NewBatch Batch(string name = "spring-catalog") =>
         new(name, $"/manifests/{name}.csv", Provider, $"/output/{name}");
 
-    protected static NewJob NewJob(string key, string hash = "h1") =>
-        new(key, hash, Provider, new JobSpec
+    protected static NewEdit NewEdit(string key, string hash = "h1") =>
+        new(key, hash, Provider, new EditSpec
         {
             Prompt = $"put {key} on a white background",
             Images = [$"/images/{key}.png"],
@@ -89,21 +89,21 @@ public abstract partial class JobStoreContract : IAsyncLifetime
             Variables = new Dictionary<string, string> { ["sku"] = key.ToUpperInvariant() },
         });
 
-    protected static NewJob[] NewJobs(int count, string prefix = "row") =>
-        Enumerable.Range(1, count).Select(i => NewJob($"{prefix}-{i:D4}")).ToArray();
+    protected static NewEdit[] NewJobs(int count, string prefix = "row") =>
+        Enumerable.Range(1, count).Select(i => NewEdit($"{prefix}-{i:D4}")).ToArray();
 
     protected Task<BatchImport> ImportAsync(int count, string name = "spring-catalog") =>
         Store.ImportBatchAsync(Batch(name), NewJobs(count), Ct);
 
-    protected Task<IReadOnlyList<JobRecord>> ClaimAsync(string owner = Worker, int limit = 100, long? batchId = null, TimeSpan? lease = null) =>
+    protected Task<IReadOnlyList<EditRecord>> ClaimAsync(string owner = Worker, int limit = 100, long? batchId = null, TimeSpan? lease = null) =>
         Store.ClaimAsync(new ClaimRequest(owner, limit, lease ?? Lease, batchId), Ct);
 
     /// <summary>A guarded write from the job's current state, as the state changer does it.</summary>
-    protected Task<bool> MoveAsync(JobRecord current, JobRecord next, string owner = Worker, bool keepLease = false, string? reason = null) =>
-        Store.TransitionAsync(new JobTransition(next, [current.State], owner, keepLease, reason), Ct);
+    protected Task<bool> MoveAsync(EditRecord current, EditRecord next, string owner = Worker, bool keepLease = false, string? reason = null) =>
+        Store.TransitionAsync(new EditTransition(next, [current.State], owner, keepLease, reason), Ct);
 
     /// <summary>Imports <paramref name="count"/> jobs and leases them all to <paramref name="owner"/>, in id order.</summary>
-    protected async Task<IReadOnlyList<JobRecord>> ImportAndClaimAsync(int count, string owner = Worker, string name = "spring-catalog")
+    protected async Task<IReadOnlyList<EditRecord>> ImportAndClaimAsync(int count, string owner = Worker, string name = "spring-catalog")
     {
         var import = await ImportAsync(count, name);
         var claimed = await ClaimAsync(owner, limit: count, batchId: import.Batch.Id);
@@ -112,18 +112,18 @@ public abstract partial class JobStoreContract : IAsyncLifetime
     }
 
     /// <summary>Puts a leased job into <paramref name="state"/>, still leased when <paramref name="keepLease"/>.</summary>
-    protected async Task<JobRecord> PutAsync(JobRecord job, JobState state, bool keepLease, DateTimeOffset? dueAt = null, string owner = Worker)
+    protected async Task<EditRecord> PutAsync(EditRecord job, EditState state, bool keepLease, DateTimeOffset? dueAt = null, string owner = Worker)
     {
         var next = job with { State = state, DueAt = dueAt ?? job.DueAt };
         (await MoveAsync(job, next, owner, keepLease)).ShouldBeTrue();
         return await GetAsync(job.Id);
     }
 
-    protected async Task<JobRecord> GetAsync(long jobId) =>
+    protected async Task<EditRecord> GetAsync(long jobId) =>
         await Store.GetJobAsync(jobId, Ct) ?? throw new InvalidOperationException($"Job {jobId} is missing.");
 
     /// <summary>Every column equal (records compare lists by reference, so this compares them by content).</summary>
-    protected static void ShouldBeUnchanged(JobRecord actual, JobRecord expected)
+    protected static void ShouldBeUnchanged(EditRecord actual, EditRecord expected)
     {
         actual.ShouldSatisfyAllConditions(
             () => actual.Id.ShouldBe(expected.Id),

@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Cli.Batches;
 
@@ -10,7 +10,7 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
     public int Settled => Progress.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
 
     /// <summary>Jobs being submitted, at the provider, or downloading.</summary>
-    public int InFlight => Progress.Count(JobState.Submitting) + Progress.Count(JobState.AtProvider) + Progress.Count(JobState.Downloading);
+    public int InFlight => Progress.Count(EditState.Submitting) + Progress.Count(EditState.AtProvider) + Progress.Count(EditState.Downloading);
 
     /// <summary>True when the batch has ended: every job is settled.</summary>
     public bool Done => Progress.IsSettled;
@@ -19,8 +19,8 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
     public string StateText =>
         Batch.Failure is not null ? "failed"
         : !Done ? (Batch.CancelRequestedAt is null ? "running" : "cancelling")
-        : Progress.Count(JobState.Succeeded) == Progress.Total ? "succeeded"
-        : Progress.Count(JobState.Held) > 0 ? "held"
+        : Progress.Count(EditState.Succeeded) == Progress.Total ? "succeeded"
+        : Progress.Count(EditState.Held) > 0 ? "held"
         : "finished with failures";
 }
 

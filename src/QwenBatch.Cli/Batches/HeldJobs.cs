@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Cli.Batches;
 
@@ -8,9 +8,9 @@ internal static class HeldJobs
 {
     private const int MaxListed = 50;
 
-    public static async Task PrintAsync(BatchRecord batch, IReadOnlyList<JobRecord> jobs)
+    public static async Task PrintAsync(BatchRecord batch, IReadOnlyList<EditRecord> jobs)
     {
-        var held = jobs.Where(j => j.State == JobState.Held).ToList();
+        var held = jobs.Where(j => j.State == EditState.Held).ToList();
         if (held.Count == 0)
         {
             return;

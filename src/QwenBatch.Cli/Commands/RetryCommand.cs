@@ -4,7 +4,7 @@ using Microsoft.Extensions.Configuration;
 using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Cli.Commands;
@@ -41,12 +41,12 @@ internal static class RetryCommand
         return command;
     }
 
-    private static JobState[] States(bool failedOnly, bool heldOnly) =>
-        failedOnly ? [JobState.Failed, JobState.Cancelled]
-        : heldOnly ? [JobState.Held]
-        : [JobState.Failed, JobState.Cancelled, JobState.Held];
+    private static EditState[] States(bool failedOnly, bool heldOnly) =>
+        failedOnly ? [EditState.Failed, EditState.Cancelled]
+        : heldOnly ? [EditState.Held]
+        : [EditState.Failed, EditState.Cancelled, EditState.Held];
 
-    private static async Task<int> ExecuteAsync(IConfiguration configuration, string name, JobState[] states, decimal? budget, CancellationToken ct)
+    private static async Task<int> ExecuteAsync(IConfiguration configuration, string name, EditState[] states, decimal? budget, CancellationToken ct)
     {
         await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
         var batch = await BatchLookup.FindAsync(runtime.Store, name, ct);
@@ -54,9 +54,9 @@ internal static class RetryCommand
         {
             // A resume of the same batch with no new jobs and a budget: the store sets it and releases the held jobs,
             // exactly as a rerun of 'run --budget' does.
-            var heldBefore = (await runtime.Store.GetProgressAsync(batch.Id, ct)).Count(JobState.Held);
-            var raised = await runtime.Store.ImportBatchAsync(new NewBatch(batch.Name, batch.Source, batch.Provider, batch.StorageDir, usd), Array.Empty<NewJob>(), ct);
-            var released = heldBefore - (await runtime.Store.GetProgressAsync(batch.Id, ct)).Count(JobState.Held);
+            var heldBefore = (await runtime.Store.GetProgressAsync(batch.Id, ct)).Count(EditState.Held);
+            var raised = await runtime.Store.ImportBatchAsync(new NewBatch(batch.Name, batch.Source, batch.Provider, batch.StorageDir, usd), Array.Empty<NewEdit>(), ct);
+            var released = heldBefore - (await runtime.Store.GetProgressAsync(batch.Id, ct)).Count(EditState.Held);
             await Console.Out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"Batch {batch.Id} '{batch.Name}': budget set to ${usd:0.00##}; {released} held job(s) released."));
             batch = raised.Batch;

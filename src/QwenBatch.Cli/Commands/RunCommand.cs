@@ -8,7 +8,7 @@ using QwenBatch.Cli.Hosting;
 using QwenBatch.Cli.Manifests;
 using QwenBatch.Cli.Progress;
 using QwenBatch.Continuations;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Manifests;
 using QwenBatch.Providers;
 using QwenBatch.Reports;
@@ -117,11 +117,11 @@ internal static class RunCommand
         }
 
         // A job superseded by a changed row is not the batch's result; the current job of each manifest id is.
-        return jobs.Where(j => j.SupersededBy is null).All(j => j.State == JobState.Succeeded) ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
+        return jobs.Where(j => j.SupersededBy is null).All(j => j.State == EditState.Succeeded) ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
     }
 
     private static string Summary(BatchRecord batch, BatchProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"Batch '{batch.Name}': {p.Count(JobState.Succeeded)} succeeded, {p.Count(JobState.Failed)} failed, {p.Count(JobState.Cancelled)} cancelled, "
+        $"Batch '{batch.Name}': {p.Count(EditState.Succeeded)} succeeded, {p.Count(EditState.Failed)} failed, {p.Count(EditState.Cancelled)} cancelled, "
         + $"{p.Total - p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value)} unfinished of {p.Total}; spent ${p.SpentUsd:0.00}. "
         + $"Report: {Path.Combine(batch.StorageDir, CsvReportWriter.FileName)}");
 }

@@ -4,7 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using Spectre.Console;
 
@@ -96,8 +96,8 @@ internal static class StatusCommand
             var p = s.Progress;
             table.AddRow(
                 Cell(s.Batch.Id), Markup.Escape(s.Batch.Name), Markup.Escape(s.Batch.Provider), StateMarkup(s),
-                Cell(p.Total), Cell(p.Count(JobState.Succeeded)), Cell(p.Count(JobState.Failed) + p.Count(JobState.Cancelled)),
-                Cell(p.Count(JobState.Held)), Cell(s.InFlight), Usd(p.SpentUsd), s.Batch.BudgetUsd is { } b ? Usd(b) : "–",
+                Cell(p.Total), Cell(p.Count(EditState.Succeeded)), Cell(p.Count(EditState.Failed) + p.Count(EditState.Cancelled)),
+                Cell(p.Count(EditState.Held)), Cell(s.InFlight), Usd(p.SpentUsd), s.Batch.BudgetUsd is { } b ? Usd(b) : "–",
                 s.Done ? "–" : BatchEta.Format(s.Eta), s.Batch.CreatedAt.ToLocalTime().ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture));
         }
 
@@ -112,7 +112,7 @@ internal static class StatusCommand
         table.AddRow("Provider", Markup.Escape(s.Batch.Provider));
         table.AddRow("Outputs", Markup.Escape(s.Batch.StorageDir));
         table.AddRow("Jobs", Cell(p.Total));
-        foreach (var state in Enum.GetValues<JobState>())
+        foreach (var state in Enum.GetValues<EditState>())
         {
             table.AddRow($"  {state.ToDbName()}", Cell(p.Count(state)));
         }
@@ -150,7 +150,7 @@ internal sealed record BatchJson(
 {
     public static BatchJson From(BatchSummary s) => new(
         s.Batch.Id.ToString(CultureInfo.InvariantCulture), s.Batch.Name, s.Batch.Provider, s.StateText, s.Done, s.Progress.Total, s.InFlight,
-        Enum.GetValues<JobState>().ToDictionary(state => state.ToDbName(), s.Progress.Count),
+        Enum.GetValues<EditState>().ToDictionary(state => state.ToDbName(), s.Progress.Count),
         s.Progress.SpentUsd, s.Batch.ReservedUsd, s.Batch.BudgetUsd, s.Eta?.TotalSeconds, s.Batch.CancelRequestedAt is not null,
         s.Batch.StorageDir, s.Batch.CreatedAt, s.Batch.Failure);
 }

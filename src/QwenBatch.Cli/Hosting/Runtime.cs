@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using QwenBatch.Continuations;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;

@@ -2,7 +2,7 @@ using System.Globalization;
 using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using Spectre.Console;
 
@@ -27,10 +27,10 @@ internal sealed class RunProgress(IJobStore store, long batchId, TimeProvider ti
     public static string Line(BatchProgress p, TimeSpan? eta)
     {
         var done = p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-        var inFlight = p.Count(JobState.Submitting) + p.Count(JobState.AtProvider) + p.Count(JobState.Downloading);
-        var held = p.Count(JobState.Held) > 0 ? $", {p.Count(JobState.Held)} held" : "";
+        var inFlight = p.Count(EditState.Submitting) + p.Count(EditState.AtProvider) + p.Count(EditState.Downloading);
+        var held = p.Count(EditState.Held) > 0 ? $", {p.Count(EditState.Held)} held" : "";
         return string.Create(CultureInfo.InvariantCulture,
-            $"{done}/{p.Total} done, {inFlight} in flight, {p.Count(JobState.Failed)} failed{held}, spent ${p.SpentUsd:0.00}, ETA {BatchEta.Format(eta)}");
+            $"{done}/{p.Total} done, {inFlight} in flight, {p.Count(EditState.Failed)} failed{held}, spent ${p.SpentUsd:0.00}, ETA {BatchEta.Format(eta)}");
     }
 
     private async Task<(BatchProgress Progress, TimeSpan? Eta)> SampleAsync(CancellationToken ct)
@@ -98,13 +98,13 @@ internal sealed class RunProgress(IJobStore store, long batchId, TimeProvider ti
     private static Markup Render(BatchProgress p, TimeSpan? eta)
     {
         var done = p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-        var inFlight = p.Count(JobState.Submitting) + p.Count(JobState.AtProvider) + p.Count(JobState.Downloading);
+        var inFlight = p.Count(EditState.Submitting) + p.Count(EditState.AtProvider) + p.Count(EditState.Downloading);
         var percent = p.Total == 0 ? 100 : done * 100 / p.Total;
         const int Width = 16;
         var filled = percent * Width / 100;
         var bar = new string('━', filled) + new string('─', Width - filled);
-        var failed = p.Count(JobState.Failed) > 0 ? $"[red]{p.Count(JobState.Failed)} failed[/]" : "0 failed";
-        var held = p.Count(JobState.Held) > 0 ? $" · [yellow]{p.Count(JobState.Held)} held[/]" : "";
+        var failed = p.Count(EditState.Failed) > 0 ? $"[red]{p.Count(EditState.Failed)} failed[/]" : "0 failed";
+        var held = p.Count(EditState.Held) > 0 ? $" · [yellow]{p.Count(EditState.Held)} held[/]" : "";
         return new Markup(string.Create(CultureInfo.InvariantCulture,
             $"[green]{bar}[/] [bold]{done}/{p.Total}[/] · {inFlight} in flight · {failed}{held} · ${p.SpentUsd:0.00} · ETA {BatchEta.Format(eta)}"));
     }

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Manifests;
 using QwenBatch.Outputs;
 using QwenBatch.Storage;
@@ -28,20 +28,20 @@ public static class BatchPlanner
     /// per task (WaveSpeed) gets one job per wanted output, keyed &lt;id&gt;-&lt;k&gt;, so the files are named as a
     /// multi-output job's would be and each job is still exactly one paid request.
     /// </summary>
-    public static IEnumerable<NewJob> Jobs(ManifestJob job, string batchProvider)
+    public static IEnumerable<NewEdit> Jobs(ManifestJob job, string batchProvider)
     {
         var provider = job.Provider ?? batchProvider;
         var parts = job.Parts(batchProvider);
         return parts == 1
-            ? [new NewJob(job.Key, ContentHash(job, provider), provider, job.Spec)]
+            ? [new NewEdit(job.Key, ContentHash(job, provider), provider, job.Spec)]
             : Split(job, parts, provider);
     }
 
     // Its own method: lambdas capturing job and provider in Jobs made every call allocate their closure, split or not.
-    private static IEnumerable<NewJob> Split(ManifestJob job, int parts, string provider) =>
+    private static IEnumerable<NewEdit> Split(ManifestJob job, int parts, string provider) =>
         Enumerable.Range(1, parts)
             .Select(k => job with { Key = job.PartKey(k), Spec = job.Spec with { N = 1, Output = SplitOutput(job.Spec.Output, job.Key, k) } })
-            .Select(j => new NewJob(j.Key, ContentHash(j, provider), provider, j.Spec));
+            .Select(j => new NewEdit(j.Key, ContentHash(j, provider), provider, j.Spec));
 
     /// <summary>
     /// A split job's template names its part: {id} is the manifest's id and {k} the part, as they would be for one job with
@@ -58,7 +58,7 @@ public static class BatchPlanner
     }
 
     /// <summary>The whole plan of a materialized manifest (small manifests and tests).</summary>
-    public static (NewBatch Batch, IReadOnlyList<NewJob> Jobs) Plan(Manifest manifest, string provider, string storageRoot, string? name = null) =>
+    public static (NewBatch Batch, IReadOnlyList<NewEdit> Jobs) Plan(Manifest manifest, string provider, string storageRoot, string? name = null) =>
         (Batch(manifest.Path, manifest.Name, provider, storageRoot, name), manifest.Jobs.SelectMany(j => Jobs(j, provider)).ToList());
 
     // One SHA-256 context and one JSON writer per thread, reset by each hash: a one-shot hash sets a context up and tears
@@ -125,7 +125,7 @@ public static class BatchPlanner
     }
 
     /// <summary>The same bytes as the writer's, for a job whose text needs no escaping.</summary>
-    private static void WritePlain(ArrayBufferWriter<byte> json, string key, string provider, JobSpec spec)
+    private static void WritePlain(ArrayBufferWriter<byte> json, string key, string provider, EditSpec spec)
     {
         PlainJson.Property(json, "{\"Key\":"u8, key);
         PlainJson.Property(json, ",\"provider\":"u8, provider);

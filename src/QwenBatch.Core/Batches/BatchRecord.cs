@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Batches;
 
@@ -40,7 +40,7 @@ public sealed record BatchRecord
 public sealed record NewBatch(string Name, string Source, string Provider, string StorageDir, decimal? BudgetUsd = null);
 
 /// <summary>A job to enqueue; <see cref="Key"/> + <see cref="ContentHash"/> make it idempotent within its batch.</summary>
-public sealed record NewJob(string Key, string ContentHash, string Provider, JobSpec Spec);
+public sealed record NewEdit(string Key, string ContentHash, string Provider, EditSpec Spec);
 
 /// <summary>What an import did: the batch (new or resumed) and how many jobs were added.</summary>
 /// <param name="JobsAdded">Jobs that became current: new ids, and changed rows (which are counted in <paramref name="JobsReplaced"/> too).</param>
@@ -70,11 +70,11 @@ public sealed class DuplicateJobKeyException : InvalidOperationException
 }
 
 /// <summary>Counts of a batch's jobs by state, and money spent.</summary>
-public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<JobState, int> Counts, decimal SpentUsd)
+public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<EditState, int> Counts, decimal SpentUsd)
 {
     public int Total => Counts.Values.Sum();
 
-    public int Count(JobState state) => Counts.TryGetValue(state, out var n) ? n : 0;
+    public int Count(EditState state) => Counts.TryGetValue(state, out var n) ? n : 0;
 
     /// <summary>True when no job of the batch can move without an operator.</summary>
     public bool IsSettled => Counts.Where(c => !c.Key.IsSettled()).Sum(c => c.Value) == 0;

@@ -43,7 +43,7 @@ public static class ManifestImporter
     /// validated and now has errors (and <paramref name="skipInvalid"/> is false), the enumeration throws
     /// <see cref="ManifestChangedException"/> inside the import's transaction, so nothing is enqueued.
     /// </summary>
-    public static async IAsyncEnumerable<NewJob> ValidJobs(
+    public static async IAsyncEnumerable<NewEdit> ValidJobs(
         string path, ManifestOptions options, string provider, bool skipInvalid, [EnumeratorCancellation] CancellationToken ct)
     {
         var stream = ManifestReader.Open(path, options);

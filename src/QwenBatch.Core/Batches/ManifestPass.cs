@@ -96,7 +96,7 @@ public sealed class ManifestPass : IAsyncDisposable
     /// What the store's import takes: the <see cref="Planned"/> jobs, or — when a kept pass dropped them — the file read
     /// again (<see cref="ManifestImporter.ValidJobs(string, ManifestOptions, string, bool, CancellationToken)"/>).
     /// </summary>
-    public IAsyncEnumerable<NewJob> JobsToImport(CancellationToken ct) =>
+    public IAsyncEnumerable<NewEdit> JobsToImport(CancellationToken ct) =>
         Planned ?? ManifestImporter.ValidJobs(Stream.Path, _options, _provider, _skipInvalid, ct);
 
     /// <summary>Manifest jobs the reading thread planned itself so far, because the planning thread was behind.</summary>
@@ -187,7 +187,7 @@ public sealed class ManifestPass : IAsyncDisposable
             return;
         }
 
-        var planned = new List<NewJob>(jobs.Length);
+        var planned = new List<NewEdit>(jobs.Length);
         foreach (var job in jobs)
         {
             planned.AddRange(BatchPlanner.Jobs(job, _provider));
@@ -301,7 +301,7 @@ public sealed class ManifestPass : IAsyncDisposable
     }
 
     /// <summary>One hand-off: manifest jobs to plan, or jobs the reading thread planned already.</summary>
-    private sealed record Block(ManifestJob[]? Jobs, List<NewJob>? Planned);
+    private sealed record Block(ManifestJob[]? Jobs, List<NewEdit>? Planned);
 
     private async IAsyncEnumerable<(byte[] Json, int Jobs)> LiveChunksAsync([EnumeratorCancellation] CancellationToken ct)
     {

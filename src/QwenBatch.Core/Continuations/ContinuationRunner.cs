@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Polly;
 using Polly.Retry;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 using QwenBatch.Storage;
 

@@ -11,7 +11,7 @@ public sealed record ManifestError(string File, int Line, string? Field, string 
 /// <param name="Key">The job id, unique within the manifest.</param>
 /// <param name="Spec">What to ask the provider for.</param>
 /// <param name="Provider">The job's own <c>provider</c> field, or null to use the batch's.</param>
-public sealed record ManifestJob(int Line, string Key, Jobs.JobSpec Spec, string? Provider = null)
+public sealed record ManifestJob(int Line, string Key, Edits.EditSpec Spec, string? Provider = null)
 {
     /// <summary>
     /// How many jobs this one is imported as with <paramref name="batchProvider"/> (its own provider wins): one, or — where

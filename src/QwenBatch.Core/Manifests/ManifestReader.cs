@@ -77,7 +77,7 @@ public sealed class ManifestStream
             yield break;
         }
 
-        var builder = new JobBuilder(_options, System.IO.Path.GetDirectoryName(Path)!, Diagnostics);
+        var builder = new EditBuilder(_options, System.IO.Path.GetDirectoryName(Path)!, Diagnostics);
         foreach (var row in rows)
         {
             var built = builder.Build(row);

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Outputs;
 

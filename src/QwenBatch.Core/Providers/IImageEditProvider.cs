@@ -49,7 +49,7 @@ public enum PollStatus
 public sealed record PollResult(
     PollStatus Status,
     int? QueuePosition = null,
-    IReadOnlyList<Jobs.ProviderOutput>? Outputs = null,
+    IReadOnlyList<Edits.ProviderOutput>? Outputs = null,
     string? Error = null,
     string? RawStatus = null,
     TimeSpan? Inference = null)

@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Storage;
 
@@ -20,7 +20,7 @@ public static class ReportBuilder
     /// job that replaced it says so (<see cref="ReportRow.Replaces"/>, <see cref="ReportRow.Change"/>). Cost totals still
     /// count every job, superseded ones included, so they add up to what the provider bills.
     /// </summary>
-    public static BatchReport Build(BatchRecord batch, IReadOnlyList<JobRecord> allJobs, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now)
+    public static BatchReport Build(BatchRecord batch, IReadOnlyList<EditRecord> allJobs, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now)
     {
         var byId = allJobs.ToDictionary(j => j.Id);
         var jobs = allJobs.Where(j => j.SupersededBy is null).ToList();
@@ -38,18 +38,18 @@ public static class ReportBuilder
         return new BatchReport(batch, rows, skipped, variables, Totals(jobs, rows, skipped, now, allJobs.Sum(j => j.CostUsd)));
     }
 
-    private static ReportRow Row(JobRecord job, JobRecord? replaced)
+    private static ReportRow Row(EditRecord job, EditRecord? replaced)
     {
         var spec = job.Spec;
         // WaveSpeed documents no cancel: a task it had accepted may still run, and be billed, after we stopped tracking it.
-        var mayCharge = job.State == JobState.Cancelled && job.RequestId is not null && job.Provider == ProviderNames.WaveSpeed;
-        var error = job.State == JobState.Succeeded ? null : job.Error;
+        var mayCharge = job.State == EditState.Cancelled && job.RequestId is not null && job.Provider == ProviderNames.WaveSpeed;
+        var error = job.State == EditState.Succeeded ? null : job.Error;
         if (mayCharge && (error is null || !error.Contains("may still charge", StringComparison.Ordinal)))
         {
             error = (error is null ? "" : error + "; ") + "the provider has no cancel: it may still charge for the task";
         }
 
-        if (error is null && job.State == JobState.Held)
+        if (error is null && job.State == EditState.Held)
         {
             error = "held: the batch budget would be exceeded; raise --budget and run again";
         }
@@ -77,29 +77,29 @@ public static class ReportBuilder
     }
 
     /// <summary>What the report says of a job that replaced an older one of its manifest id.</summary>
-    private static string Change(long old, JobRecord? replaced)
+    private static string Change(long old, EditRecord? replaced)
     {
         var what = replaced is null ? "" : replaced.State switch
         {
-            JobState.Cancelled when replaced.RequestId is null => ", which was cancelled before it was submitted",
-            JobState.Succeeded => $", which had succeeded (its files stay: {string.Join(", ", replaced.Files.Select(f => f.Path))})",
+            EditState.Cancelled when replaced.RequestId is null => ", which was cancelled before it was submitted",
+            EditState.Succeeded => $", which had succeeded (its files stay: {string.Join(", ", replaced.Files.Select(f => f.Path))})",
             var state when !state.IsSettled() => $", which is still {state.ToDbName()} and keeps its own files",
             var state => $", which ended {state.ToDbName()}",
         };
         return $"changed since the previous import: replaces job {old}{what}";
     }
 
-    private static ReportTotals Totals(IReadOnlyList<JobRecord> jobs, List<ReportRow> rows, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now, decimal billed)
+    private static ReportTotals Totals(IReadOnlyList<EditRecord> jobs, List<ReportRow> rows, IReadOnlyList<SkippedRow> skipped, DateTimeOffset now, decimal billed)
     {
         var jobsByStatus = rows.GroupBy(r => r.Status).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count());
         var imagesByStatus = jobs.GroupBy(j => j.State.ToDbName()).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.Sum(j => j.State == JobState.Succeeded ? j.Files.Count : j.Spec.N));
+            .ToDictionary(g => g.Key, g => g.Sum(j => j.State == EditState.Succeeded ? j.Files.Count : j.Spec.N));
         var costByProvider = rows.GroupBy(r => r.Provider).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(r => r.CostUsd));
         var latencies = rows.Where(r => r.Status == "succeeded" && r.LatencyS is not null).Select(r => r.LatencyS!.Value).Order().ToList();
         var first = jobs.Where(j => j.SubmittedAt is not null).Select(j => j.SubmittedAt!.Value).DefaultIfEmpty().Min();
         var last = jobs.Where(j => j.FinishedAt is not null).Select(j => j.FinishedAt!.Value).DefaultIfEmpty().Max();
         double? wall = first != default && last > first ? (last - first).TotalSeconds : null;
-        var images = jobs.Where(j => j.State == JobState.Succeeded).Sum(j => j.Files.Count);
+        var images = jobs.Where(j => j.State == EditState.Succeeded).Sum(j => j.Files.Count);
         return new ReportTotals(
             rows.Count,
             jobsByStatus,

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Secrets;
@@ -38,8 +38,8 @@ public static class JobEngine
         // and each group costs a round trip, a commit and its plan's start-up whatever its size. At 32 slots, 2 writers
         // wrote 0.3–0.6 groups per job against 4 writers' 0.6–1.05, at less PostgreSQL CPU per job (docs/benchmarks.md).
         var writers = Math.Min(options.Concurrency / 8, Math.Max(2, options.Concurrency / 16));
-        var changer = new JobStateChanger(
-            store, loggers.CreateLogger<JobStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, writers, slots);
+        var changer = new EditStateChanger(
+            store, loggers.CreateLogger<EditStateChanger>(), redactor ?? new SecretRedactor(providers.ApiKeys), due.Add, writers, slots);
         var schedule = new PollSchedule(options, random);
         var poll = new PollStep(changer, providers, options, schedule, latency, time, loggers.CreateLogger<PollStep>());
         IJobStep[] steps =

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Steps;
 using QwenBatch.Storage;
@@ -252,7 +252,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     }
 
     /// <summary>One claimed job's steps; its end frees a slot (the runner never throws for a failed step).</summary>
-    private async Task RunStepAsync(JobRecord job, CancellationToken ct)
+    private async Task RunStepAsync(EditRecord job, CancellationToken ct)
     {
         try
         {
@@ -382,7 +382,7 @@ public sealed partial class JobServer(IJobStore store, JobStepRunner runner, Pro
     {
         public HashSet<Task> InFlight { get; } = [];
 
-        public Queue<JobRecord> Ready { get; } = new();
+        public Queue<EditRecord> Ready { get; } = new();
 
         /// <summary>Nothing of ours is running or waiting for a slot.</summary>
         public bool IsEmpty => InFlight.Count == 0 && Ready.Count == 0;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Steps;
@@ -8,9 +8,9 @@ namespace QwenBatch.Steps;
 /// at_provider with a cancel requested: sends the provider's cancel and ends the job cancelled. A task the provider had
 /// already finished is paid for, so it is fetched as usual instead.
 /// </summary>
-public sealed partial class CancelStep(JobStateChanger changer, ProviderRegistry providers, PollStep poll, TimeProvider time, ILogger<CancelStep> logger) : IJobStep
+public sealed partial class CancelStep(EditStateChanger changer, ProviderRegistry providers, PollStep poll, TimeProvider time, ILogger<CancelStep> logger) : IJobStep
 {
-    public bool CanRun(JobRecord job) => job is { State: JobState.AtProvider, CancelRequested: true };
+    public bool CanRun(EditRecord job) => job is { State: EditState.AtProvider, CancelRequested: true };
 
     public static string Describe(CancelOutcome outcome) => outcome switch
     {
@@ -34,7 +34,7 @@ public sealed partial class CancelStep(JobStateChanger changer, ProviderRegistry
         }
 
         var why = $"cancelled by an operator; {Describe(outcome)}";
-        await changer.MoveAsync(job, job with { State = JobState.Cancelled, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
+        await changer.MoveAsync(job, job with { State = EditState.Cancelled, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId}: cancel of {RequestId} answered {Outcome}")]

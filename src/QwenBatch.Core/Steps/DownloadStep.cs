@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Storage;
 
@@ -13,11 +13,11 @@ namespace QwenBatch.Steps;
 /// to the poll that saw its task completed starts from at_provider in the store: its first write carries that move too
 /// (<see cref="StepContext.Unwritten"/>).
 /// </summary>
-public sealed class DownloadStep(JobStateChanger changer, IJobStore store, OutputDownloader downloader, TimeProvider time) : IJobStep
+public sealed class DownloadStep(EditStateChanger changer, IJobStore store, OutputDownloader downloader, TimeProvider time) : IJobStep
 {
     private readonly ConcurrentDictionary<long, BatchRecord> _batches = new();
 
-    public bool CanRun(JobRecord job) => job.State == JobState.Downloading;
+    public bool CanRun(EditRecord job) => job.State == EditState.Downloading;
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {
@@ -53,7 +53,7 @@ public sealed class DownloadStep(JobStateChanger changer, IJobStore store, Outpu
 
         await context.MoveAsync(changer, job with
         {
-            State = JobState.Succeeded,
+            State = EditState.Succeeded,
             Files = files,
             Attempt = 0,
             Error = null,

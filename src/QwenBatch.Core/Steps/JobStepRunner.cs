@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Server;
 
@@ -9,13 +9,13 @@ namespace QwenBatch.Steps;
 public sealed partial class JobStepRunner
 {
     private readonly IReadOnlyList<IJobStep> _steps;
-    private readonly JobStateChanger _changer;
+    private readonly EditStateChanger _changer;
     private readonly WorkerOptions _options;
     private readonly TimeProvider _time;
     private readonly Func<double> _random;
     private readonly ILogger<JobStepRunner> _logger;
 
-    public JobStepRunner(IEnumerable<IJobStep> steps, JobStateChanger changer, WorkerOptions options, TimeProvider time, Func<double> random, ILogger<JobStepRunner> logger)
+    public JobStepRunner(IEnumerable<IJobStep> steps, EditStateChanger changer, WorkerOptions options, TimeProvider time, Func<double> random, ILogger<JobStepRunner> logger)
     {
         _steps = steps.ToList();
         _changer = changer;
@@ -30,7 +30,7 @@ public sealed partial class JobStepRunner
     /// download), the next one, without giving the lease back in between. Never throws for a failed step; an abandoned
     /// step (stop) leaves the job to lease release.
     /// </summary>
-    public async Task RunAsync(JobRecord job, string owner, CancellationToken ct)
+    public async Task RunAsync(EditRecord job, string owner, CancellationToken ct)
     {
         // Every event of the step (steps, provider clients, resilience, limiter) carries the job and its batch.
         using var scope = _logger.BeginScope(new Dictionary<string, object> { ["BatchId"] = job.BatchId, ["JobId"] = job.Id });
@@ -127,12 +127,12 @@ public sealed partial class JobStepRunner
         {
             // Nothing was sent: the job waits for the shared allowance without spending an attempt.
             var wait = throttled.RetryAfter ?? _options.FirstPollDelay;
-            await context.MoveAsync(_changer, job with { State = job.State == JobState.Submitting ? JobState.Pending : job.State, DueAt = _time.GetUtcNow() + wait },
+            await context.MoveAsync(_changer, job with { State = job.State == EditState.Submitting ? EditState.Pending : job.State, DueAt = _time.GetUtcNow() + wait },
                 reason: null);
             return;
         }
 
-        var message = error is ProviderException or JobInputException ? error.Message : $"{error.GetType().Name}: {error.Message}";
+        var message = error is ProviderException or EditInputException ? error.Message : $"{error.GetType().Name}: {error.Message}";
         if (error is ProviderException { Kind: ProviderErrorKind.Unavailable } unavailable)
         {
             await WaitForProviderAsync(context, unavailable);
@@ -141,7 +141,7 @@ public sealed partial class JobStepRunner
 
         // In 'submitting' only a provider's clear "not accepted" is certain; anything else (an uncertain answer, or the
         // store failing to record an accepted submit) may have left a paid task behind.
-        var uncertain = job.State == JobState.Submitting
+        var uncertain = job.State == EditState.Submitting
             && error is not ProviderException { Kind: not ProviderErrorKind.Uncertain };
         var attempt = job.Attempt + 1;
 
@@ -154,11 +154,11 @@ public sealed partial class JobStepRunner
             UncertainSubmits = job.UncertainSubmits + (uncertain ? 1 : 0),
         };
 
-        var rejected = error is ProviderException { Kind: ProviderErrorKind.Rejected } || error is JobInputException;
+        var rejected = error is ProviderException { Kind: ProviderErrorKind.Rejected } || error is EditInputException;
         if (rejected || attempt >= _options.MaxAttempts)
         {
             LogFailed(job.Id, attempt, message);
-            await context.MoveAsync(_changer, failed with { State = JobState.Failed, FinishedAt = _time.GetUtcNow() },
+            await context.MoveAsync(_changer, failed with { State = EditState.Failed, FinishedAt = _time.GetUtcNow() },
                 rejected ? $"rejected: {message}" : $"gave up after {attempt} attempts: {message}");
             return;
         }
@@ -169,7 +169,7 @@ public sealed partial class JobStepRunner
             delay = retryAfter;
         }
 
-        var retryState = job.State == JobState.Submitting ? JobState.Pending : job.State;
+        var retryState = job.State == EditState.Submitting ? EditState.Pending : job.State;
         LogRetrying(job.Id, attempt, delay, message);
         await context.MoveAsync(_changer, failed with { State = retryState, DueAt = _time.GetUtcNow() + delay },
             $"attempt {attempt} failed{(uncertain ? " (the provider may have accepted the submit)" : "")}: {message}");
@@ -184,7 +184,7 @@ public sealed partial class JobStepRunner
         var job = context.Current;
         var wait = (error.RetryAfter is { } after && after > TimeSpan.Zero ? after : _options.RetryBaseDelay)
             + (_options.RetryBaseDelay * _random());
-        var state = job.State == JobState.Submitting ? JobState.Pending : job.State;
+        var state = job.State == EditState.Submitting ? EditState.Pending : job.State;
         LogWaiting(job.Id, wait, error.Message);
         await context.MoveAsync(_changer, job with { State = state, Error = error.Message, DueAt = _time.GetUtcNow() + wait },
             $"provider unavailable, waiting {wait.TotalSeconds:0.#} s: {error.Message}");
@@ -194,13 +194,13 @@ public sealed partial class JobStepRunner
     private partial void LogWaiting(long jobId, TimeSpan delay, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: recording what its step learned failed on shutdown; it stays {State} and that step runs again")]
-    private partial void LogUnwrittenLost(Exception ex, long jobId, JobState state);
+    private partial void LogUnwrittenLost(Exception ex, long jobId, EditState state);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: recording the failed step failed; trying again in {Delay}")]
     private partial void LogRecordFailed(Exception ex, long jobId, TimeSpan delay);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Job {JobId} step abandoned in {State} on shutdown; its lease is released")]
-    private partial void LogAbandoned(long jobId, JobState state);
+    private partial void LogAbandoned(long jobId, EditState state);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} attempt {Attempt} failed, retrying in {Delay}: {Error}")]
     private partial void LogRetrying(long jobId, int attempt, TimeSpan delay, string error);
@@ -210,18 +210,18 @@ public sealed partial class JobStepRunner
 }
 
 /// <summary>The job's own input is unusable (a missing image file, for example): retrying will not help.</summary>
-public sealed class JobInputException : Exception
+public sealed class EditInputException : Exception
 {
-    public JobInputException()
+    public EditInputException()
     {
     }
 
-    public JobInputException(string message)
+    public EditInputException(string message)
         : base(message)
     {
     }
 
-    public JobInputException(string message, Exception innerException)
+    public EditInputException(string message, Exception innerException)
         : base(message, innerException)
     {
     }

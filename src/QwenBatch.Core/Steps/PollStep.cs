@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Server;
 
@@ -8,7 +8,7 @@ namespace QwenBatch.Steps;
 
 /// <summary>at_provider: one status check; reschedules itself, or moves the job on to downloading, a resubmit or failed.</summary>
 public sealed partial class PollStep(
-    JobStateChanger changer,
+    EditStateChanger changer,
     ProviderRegistry providers,
     WorkerOptions options,
     PollSchedule schedule,
@@ -16,7 +16,7 @@ public sealed partial class PollStep(
     TimeProvider time,
     ILogger<PollStep> logger) : IJobStep
 {
-    public bool CanRun(JobRecord job) => job is { State: JobState.AtProvider, CancelRequested: false };
+    public bool CanRun(EditRecord job) => job is { State: EditState.AtProvider, CancelRequested: false };
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {
@@ -59,7 +59,7 @@ public sealed partial class PollStep(
                 // do again: the job is still at_provider in the store, and the task still completed at the provider.
                 await context.MoveOnUnwrittenAsync(changer, job with
                 {
-                    State = JobState.Downloading,
+                    State = EditState.Downloading,
                     Outputs = outputs,
                     CostUsd = job.CostUsd + (outputs.Count * account.Options.PricePerImage),
                     ReservedUsd = 0,
@@ -74,7 +74,7 @@ public sealed partial class PollStep(
                 LogResubmitting(job.Id, job.RequestId!, result.Error ?? "unknown");
                 await context.MoveOnAsync(changer, job with
                 {
-                    State = JobState.Pending,
+                    State = EditState.Pending,
                     RequestId = null,
                     ReservedUsd = 0,
                     Attempt = 0,
@@ -85,12 +85,12 @@ public sealed partial class PollStep(
                 break;
 
             case PollStatus.Failed:
-                await changer.MoveAsync(job, job with { State = JobState.Failed, Error = result.Error, FinishedAt = now },
+                await changer.MoveAsync(job, job with { State = EditState.Failed, Error = result.Error, FinishedAt = now },
                     context.Owner, $"provider task {job.RequestId} failed: {result.Error}");
                 break;
 
             case PollStatus.Cancelled:
-                await changer.MoveAsync(job, job with { State = JobState.Cancelled, Error = "cancelled at the provider", FinishedAt = now },
+                await changer.MoveAsync(job, job with { State = EditState.Cancelled, Error = "cancelled at the provider", FinishedAt = now },
                     context.Owner, "cancelled at the provider");
                 break;
 
@@ -128,7 +128,7 @@ public sealed partial class PollStep(
         var outcome = await account.Client.CancelAsync(job.RequestId!, ct);
         var why = $"timed out: still at the provider after the {options.JobTimeout} Worker:JobTimeout; cancel sent: {CancelStep.Describe(outcome)}";
         LogTimedOut(job.Id, why);
-        await changer.MoveAsync(job, job with { State = JobState.Failed, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
+        await changer.MoveAsync(job, job with { State = EditState.Failed, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: provider task {RequestId} failed ({Error}); submitting again")]

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Storage;
 
@@ -9,7 +9,7 @@ namespace QwenBatch.Steps;
 
 /// <summary>pending → submitting → at_provider: sends the job to its provider and records the request id at once.</summary>
 public sealed partial class SubmitStep(
-    JobStateChanger changer,
+    EditStateChanger changer,
     IJobStore store,
     ProviderRegistry providers,
     EditRequestBuilder requests,
@@ -24,7 +24,7 @@ public sealed partial class SubmitStep(
     /// <summary>Wait before the second try to store a request id; grows linearly (about 27 s over all tries).</summary>
     internal static readonly TimeSpan StoreRetryDelay = TimeSpan.FromMilliseconds(500);
 
-    public bool CanRun(JobRecord job) => job.State == JobState.Pending;
+    public bool CanRun(EditRecord job) => job.State == EditState.Pending;
 
     public async Task RunAsync(StepContext context, CancellationToken ct)
     {
@@ -40,7 +40,7 @@ public sealed partial class SubmitStep(
         var maxCost = job.Spec.N * account.Options.PricePerImage;
         var submitting = account.Options.DailyBudgetUsd is null
             // One write: the move's guard refuses a reservation the batch budget cannot hold.
-            ? await changer.MoveAsync(job, job with { State = JobState.Submitting, ReservedUsd = maxCost }, context.Owner, reason: null, keepLease: true)
+            ? await changer.MoveAsync(job, job with { State = EditState.Submitting, ReservedUsd = maxCost }, context.Owner, reason: null, keepLease: true)
             : null;
         if (submitting is null)
         {
@@ -60,7 +60,7 @@ public sealed partial class SubmitStep(
             }
 
             job = job with { ReservedUsd = maxCost };
-            submitting = await changer.MoveAsync(job, job with { State = JobState.Submitting }, context.Owner, reason: null, keepLease: true);
+            submitting = await changer.MoveAsync(job, job with { State = EditState.Submitting }, context.Owner, reason: null, keepLease: true);
             if (submitting is null)
             {
                 return;
@@ -74,7 +74,7 @@ public sealed partial class SubmitStep(
         var now = time.GetUtcNow();
         var atProvider = submitting with
         {
-            State = JobState.AtProvider,
+            State = EditState.AtProvider,
             RequestId = accepted.RequestId,
             AcceptedSubmits = submitting.AcceptedSubmits + 1,
             Attempt = 0,
@@ -95,7 +95,7 @@ public sealed partial class SubmitStep(
     /// The request id in hand is what spares a second paid submit, so a store that is away (a database restart) is
     /// waited for, a while, before the failure goes to the runner, which counts the submit as uncertain.
     /// </summary>
-    private async Task<JobRecord?> StoreAcceptedAsync(StepContext context, JobRecord submitting, JobRecord atProvider, CancellationToken ct)
+    private async Task<EditRecord?> StoreAcceptedAsync(StepContext context, EditRecord submitting, EditRecord atProvider, CancellationToken ct)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -118,7 +118,7 @@ public sealed partial class SubmitStep(
         var why = string.Create(CultureInfo.InvariantCulture,
             $"held: the batch budget of ${batch?.BudgetUsd:0.00##} would be exceeded (spent ${batch?.SpentUsd:0.00##}, reserved ${batch?.ReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); raise it with --budget");
         LogHeld(job.Id, why);
-        await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
+        await changer.MoveAsync(job, job with { State = EditState.Held, Error = why }, context.Owner, why);
     }
 
     private async Task HoldForTheDayAsync(StepContext context, ProviderAccount account, decimal maxCost, BudgetVerdict verdict)
@@ -126,7 +126,7 @@ public sealed partial class SubmitStep(
         var job = context.Current;
         var why = DailyHoldReason(account, maxCost, verdict);
         LogHeld(job.Id, why);
-        await changer.MoveAsync(job, job with { State = JobState.Held, Error = why }, context.Owner, why);
+        await changer.MoveAsync(job, job with { State = EditState.Held, Error = why }, context.Owner, why);
     }
 
     /// <summary>Names the provider, the cap, what is spent and reserved today, and when the job resumes.</summary>

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage;
 
@@ -14,7 +14,7 @@ namespace QwenBatch.Storage;
 /// (<see cref="Writer.Complete"/>), or live, chunk by chunk while the pass still reads (<see cref="Live"/>); PostgreSQL
 /// stages the chunks as they are (its job_chunks rows), any other store reads them back as jobs.
 /// </summary>
-public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
+public sealed class EncodedJobs : IAsyncEnumerable<NewEdit>
 {
     public const int ChunkSize = 1000;
 
@@ -53,7 +53,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
     /// <summary>The chunks in order, each with how many jobs it holds.</summary>
     public IAsyncEnumerable<(byte[] Json, int Jobs)> ChunksAsync(CancellationToken ct = default) => _live?.Invoke(ct) ?? Kept(_chunks!, ct);
 
-    public async IAsyncEnumerator<NewJob> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    public async IAsyncEnumerator<NewEdit> GetAsyncEnumerator(CancellationToken cancellationToken = default)
     {
         await foreach (var (chunk, _) in ChunksAsync(cancellationToken))
         {
@@ -77,16 +77,16 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
     }
 
     /// <summary>The jobs of one chunk, read back.</summary>
-    public static IEnumerable<NewJob> Decode(byte[] chunk)
+    public static IEnumerable<NewEdit> Decode(byte[] chunk)
     {
         using var document = JsonDocument.Parse(chunk);
         foreach (var job in document.RootElement.EnumerateArray())
         {
-            yield return new NewJob(
+            yield return new NewEdit(
                 job.GetProperty("k").GetString()!,
                 job.GetProperty("h").GetString()!,
                 job.GetProperty("p").GetString()!,
-                StoreJson.Read<JobSpec>(job.GetProperty("s").GetRawText()));
+                StoreJson.Read<EditSpec>(job.GetProperty("s").GetRawText()));
         }
     }
 
@@ -99,7 +99,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
     public sealed class Writer(int chunkSize = ChunkSize, bool keysChecked = false) : IDisposable
     {
         private readonly Queue<(byte[] Json, int Jobs)> _chunks = new();
-        private readonly JobKeySet? _keys = keysChecked ? null : new();
+        private readonly EditKeySet? _keys = keysChecked ? null : new();
         private readonly ArrayBufferWriter<byte> _buffer = new(MaxChunkBytes + 8 * 1024);
         private Utf8JsonWriter? _json;
         private int _inChunk;
@@ -110,7 +110,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         /// <summary>The bytes of the completed chunks and the open one.</summary>
         public long Bytes => _bytes + _buffer.WrittenCount;
 
-        public void Add(NewJob job)
+        public void Add(NewEdit job)
         {
             if (_keys is not null && !_keys.Add(job.Key))
             {
@@ -144,7 +144,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
             }
         }
 
-        private static bool IsPlain(NewJob job)
+        private static bool IsPlain(NewEdit job)
         {
             return PlainJson.IsPlain(job.Key) && PlainJson.IsPlain(job.ContentHash) && PlainJson.IsPlain(job.Provider)
                 && PlainJson.IsPlain(job.Spec) && PlainJson.IsPlain(job.Spec.Variables);
@@ -154,7 +154,7 @@ public sealed class EncodedJobs : IAsyncEnumerable<NewJob>
         /// The job as <see cref="StoreJson"/> writes its spec (web names, nulls left out, in declaration order), for a job
         /// whose text needs no escaping; a test holds the two to the same bytes.
         /// </summary>
-        private void WritePlain(NewJob job)
+        private void WritePlain(NewEdit job)
         {
             var json = _buffer;
             var spec = job.Spec;

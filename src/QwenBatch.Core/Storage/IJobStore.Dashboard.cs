@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage;
 
@@ -23,8 +23,8 @@ public partial interface IJobStore
     /// <summary>Every account's shared limiter row.</summary>
     Task<IReadOnlyList<RateLimitState>> GetRateLimitsAsync(CancellationToken ct);
 
-    /// <summary>One page of jobs, newest first, after the <see cref="JobQuery.BeforeId"/> cursor (keyset paging).</summary>
-    Task<IReadOnlyList<JobRecord>> QueryJobsAsync(JobQuery query, CancellationToken ct);
+    /// <summary>One page of jobs, newest first, after the <see cref="EditQuery.BeforeId"/> cursor (keyset paging).</summary>
+    Task<IReadOnlyList<EditRecord>> QueryJobsAsync(EditQuery query, CancellationToken ct);
 
     /// <summary>Returns the given unleased failed, cancelled or held jobs to pending, due now, with fresh attempts.</summary>
     Task<int> RequeueJobsAsync(IReadOnlyList<long> jobIds, CancellationToken ct);
@@ -52,23 +52,23 @@ public partial interface IJobStore
     Task<IReadOnlyList<ServerLoad>> GetServerLoadAsync(CancellationToken ct);
 
     /// <summary>The newest rescues (history rows of jobs whose lease expired), of one server when given.</summary>
-    Task<IReadOnlyList<JobHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct);
+    Task<IReadOnlyList<EditHistoryEntry>> GetRescuesAsync(string? serverId, int limit, CancellationToken ct);
 }
 
 /// <summary>How many jobs reached a state (succeeded or failed) in the UTC hour starting at <paramref name="Hour"/>.</summary>
-public sealed record HourlyOutcome(DateTimeOffset Hour, JobState State, long Count);
+public sealed record HourlyOutcome(DateTimeOffset Hour, EditState State, long Count);
 
 /// <summary>What a server has in hand (the ids of the jobs it leases now) and what the rescuer took from it.</summary>
 public sealed record ServerLoad(string ServerId, IReadOnlyList<long> JobsInHand, long Rescued, DateTimeOffset? LastRescueAt);
 
 /// <summary>How many jobs of a batch are in a state.</summary>
-public sealed record BatchStateCount(long BatchId, JobState State, long Count);
+public sealed record BatchStateCount(long BatchId, EditState State, long Count);
 
 /// <summary>Settled cost of one provider.</summary>
 public sealed record ProviderSpend(string Provider, decimal SpentUsd);
 
 /// <summary>A page request for the jobs pages: filters, and the keyset cursor (the smallest id of the previous page).</summary>
-public sealed record JobQuery(JobState? State = null, long? BatchId = null, string? Provider = null, string? Text = null, long? BeforeId = null, int Limit = 20)
+public sealed record EditQuery(EditState? State = null, long? BatchId = null, string? Provider = null, string? Text = null, long? BeforeId = null, int Limit = 20)
 {
     /// <summary>The text as a LIKE pattern: the wildcards of the user's text escaped with a backslash.</summary>
     public string? LikePattern => string.IsNullOrWhiteSpace(Text)

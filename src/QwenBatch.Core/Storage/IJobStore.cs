@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 
 namespace QwenBatch.Storage;
@@ -16,13 +16,13 @@ public partial interface IJobStore : IAsyncDisposable
     /// <summary>
     /// Creates the batch with its jobs in one transaction, or resumes the batch of that name. Each manifest id (key) has
     /// one current job: on a resume a job whose content is unchanged is skipped, and a changed one becomes the id's
-    /// current job (<see cref="JobRecord.Revision"/> + 1, <see cref="JobRecord.Replaces"/> the old one), superseding the
+    /// current job (<see cref="EditRecord.Revision"/> + 1, <see cref="EditRecord.Replaces"/> the old one), superseding the
     /// old job, which is cancelled if it had not reached the provider and otherwise finishes with its history. Content an
     /// older job of the id already has makes that job current again. An import naming one id twice throws
     /// <see cref="DuplicateJobKeyException"/>. Wakes waiting workers. The jobs are streamed into the transaction, so a
     /// 100k-row manifest is never held in memory; if the enumeration throws, nothing is imported.
     /// </summary>
-    Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewJob> jobs, CancellationToken ct);
+    Task<BatchImport> ImportBatchAsync(NewBatch batch, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct);
 
     /// <summary>
     /// Creates a batch with no jobs that failed before any job existed (its manifest was missing or invalid when a schedule
@@ -68,16 +68,16 @@ public partial interface IJobStore : IAsyncDisposable
     /// Returns the batch's unleased current jobs in <paramref name="states"/> to pending, due now, with fresh attempts
     /// (a job superseded by a changed manifest row stays as it is).
     /// </summary>
-    Task<int> RequeueAsync(long batchId, IReadOnlyList<JobState> states, CancellationToken ct);
+    Task<int> RequeueAsync(long batchId, IReadOnlyList<EditState> states, CancellationToken ct);
 
     /// <summary>Leases up to <see cref="ClaimRequest.Limit"/> due jobs, oldest due first, skipping jobs others hold.</summary>
-    Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct);
+    Task<IReadOnlyList<EditRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct);
 
     /// <summary>
     /// Guarded write of a job; false when the job was not in an expected state or not leased by the owner, or when the write
     /// raises the job's reservation (a submit taking its budget in the move to submitting) beyond its batch budget.
     /// </summary>
-    Task<bool> TransitionAsync(JobTransition transition, CancellationToken ct);
+    Task<bool> TransitionAsync(EditTransition transition, CancellationToken ct);
 
     /// <summary>
     /// Group commit: several guarded writes of different jobs in one transaction. Each applies or misses on its own guard
@@ -86,7 +86,7 @@ public partial interface IJobStore : IAsyncDisposable
     /// store may refuse some or all of them (each refused move changes nothing, and its step asks for an exact verdict).
     /// If the store fails, none is applied.
     /// </summary>
-    Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<JobTransition> transitions, CancellationToken ct);
+    Task<IReadOnlyList<bool>> TransitionManyAsync(IReadOnlyList<EditTransition> transitions, CancellationToken ct);
 
     /// <summary>Extends every lease the server holds and records its heartbeat.</summary>
     Task HeartbeatAsync(string serverId, TimeSpan leaseDuration, CancellationToken ct);
@@ -105,12 +105,12 @@ public partial interface IJobStore : IAsyncDisposable
     /// <summary>When the batch's first job was submitted (its pace is measured from there); null before any was.</summary>
     Task<DateTimeOffset?> GetFirstSubmitAsync(long batchId, CancellationToken ct);
 
-    Task<JobRecord?> GetJobAsync(long jobId, CancellationToken ct);
+    Task<EditRecord?> GetJobAsync(long jobId, CancellationToken ct);
 
     /// <summary>The batch's jobs in key order (for reports).</summary>
-    Task<IReadOnlyList<JobRecord>> GetJobsAsync(long batchId, CancellationToken ct);
+    Task<IReadOnlyList<EditRecord>> GetJobsAsync(long batchId, CancellationToken ct);
 
-    Task<IReadOnlyList<JobHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct);
+    Task<IReadOnlyList<EditHistoryEntry>> GetHistoryAsync(long jobId, CancellationToken ct);
 
     Task RegisterServerAsync(ServerInfo server, CancellationToken ct);
 
@@ -147,10 +147,10 @@ public static class JobStoreExtensions
         (await store.TryReserveBudgetAsync(new BudgetReservation(jobId, owner, amount), ct)).Reserved;
 
     /// <summary>Imports jobs already in memory (tests, small batches).</summary>
-    public static Task<BatchImport> ImportBatchAsync(this IJobStore store, NewBatch batch, IEnumerable<NewJob> jobs, CancellationToken ct) =>
+    public static Task<BatchImport> ImportBatchAsync(this IJobStore store, NewBatch batch, IEnumerable<NewEdit> jobs, CancellationToken ct) =>
         store.ImportBatchAsync(batch, Stream(jobs), ct);
 
-    private static async IAsyncEnumerable<NewJob> Stream(IEnumerable<NewJob> jobs)
+    private static async IAsyncEnumerable<NewEdit> Stream(IEnumerable<NewEdit> jobs)
     {
         foreach (var job in jobs)
         {

@@ -41,7 +41,7 @@ internal static class PlainJson
     /// Whether a spec's texts are plain — its variables aside, which the content hash does not cover: the one list of
     /// them for the hash's writer and the stored spec's.
     /// </summary>
-    public static bool IsPlain(Jobs.JobSpec spec) =>
+    public static bool IsPlain(Edits.EditSpec spec) =>
         IsPlain(spec.Prompt) && IsPlain(spec.Images) && IsPlain(spec.NegativePrompt) && IsPlain(spec.Size) && IsPlain(spec.OutputFormat) && IsPlain(spec.Output);
 
     public static bool IsPlain(IReadOnlyDictionary<string, string>? texts) => texts switch

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage;
 
@@ -14,16 +14,16 @@ public static class StoreJson
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static string Write<T>(T value) => value is JobSpec spec
-        ? JsonSerializer.Serialize(spec, StoreJsonContext.Default.JobSpec)
+    public static string Write<T>(T value) => value is EditSpec spec
+        ? JsonSerializer.Serialize(spec, StoreJsonContext.Default.EditSpec)
         : JsonSerializer.Serialize(value, Options);
 
     /// <summary>The same JSON, written into a larger document (a staged chunk of jobs).</summary>
     public static void Write<T>(Utf8JsonWriter writer, T value)
     {
-        if (value is JobSpec spec)
+        if (value is EditSpec spec)
         {
-            JsonSerializer.Serialize(writer, spec, StoreJsonContext.Default.JobSpec);
+            JsonSerializer.Serialize(writer, spec, StoreJsonContext.Default.EditSpec);
         }
         else
         {
@@ -40,5 +40,5 @@ public static class StoreJson
 /// one), with <see cref="StoreJson"/>'s options: web defaults, nulls left out. A test holds the two to the same bytes.
 /// </summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, GenerationMode = JsonSourceGenerationMode.Serialization)]
-[JsonSerializable(typeof(JobSpec))]
+[JsonSerializable(typeof(EditSpec))]
 internal sealed partial class StoreJsonContext : JsonSerializerContext;

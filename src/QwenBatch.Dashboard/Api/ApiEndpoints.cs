@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Reports;
 using QwenBatch.Storage;
 using QwenBatch.Dashboard.Security;
@@ -29,7 +29,7 @@ internal static class ApiEndpoints
         writes.MapPost("/batches/{id:long}/retry", async (long id, IJobStore store, CancellationToken ct) =>
             await store.GetBatchAsync(id, ct) is null
                 ? Results.NotFound()
-                : Results.Ok(new { batch = id, requeued = await store.RequeueAsync(id, [JobState.Failed, JobState.Cancelled, JobState.Held], ct) }));
+                : Results.Ok(new { batch = id, requeued = await store.RequeueAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct) }));
     }
 
     private static async Task<IResult> HealthAsync(IJobStore store, CancellationToken ct)

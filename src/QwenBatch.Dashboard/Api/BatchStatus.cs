@@ -1,5 +1,5 @@
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Dashboard.Api;
 
@@ -12,7 +12,7 @@ internal static class BatchStatus
         ["name"] = batch.Name,
         ["provider"] = batch.Provider,
         ["done"] = progress.IsSettled,
-        ["counts"] = Enum.GetValues<JobState>().ToDictionary(s => s.ToDbName(), progress.Count),
+        ["counts"] = Enum.GetValues<EditState>().ToDictionary(s => s.ToDbName(), progress.Count),
         ["total"] = progress.Total,
         ["spent_usd"] = progress.SpentUsd,
         ["budget_usd"] = batch.BudgetUsd,

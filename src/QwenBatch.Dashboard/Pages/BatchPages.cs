@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using static QwenBatch.Dashboard.Pages.Html;
 
@@ -47,7 +47,7 @@ internal static class BatchPages
         }
 
         body.Append("<table><tr><th>State</th><th>Jobs</th></tr>");
-        foreach (var state in Enum.GetValues<JobState>())
+        foreach (var state in Enum.GetValues<EditState>())
         {
             body.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"/dashboard/jobs/{state.ToDbName()}?batch={id}\">{state.ToDbName()}</a></td><td data-count=\"{state.ToDbName()}\">{progress.Count(state)}</td></tr>");
         }
@@ -72,9 +72,9 @@ internal static class BatchPages
     private static string Bar(BatchProgress p)
     {
         double total = Math.Max(1, p.Total);
-        var ok = 100 * p.Count(JobState.Succeeded) / total;
-        var bad = 100 * (p.Count(JobState.Failed) + p.Count(JobState.Cancelled)) / total;
-        var mid = 100 * (p.Count(JobState.Held)) / total;
+        var ok = 100 * p.Count(EditState.Succeeded) / total;
+        var bad = 100 * (p.Count(EditState.Failed) + p.Count(EditState.Cancelled)) / total;
+        var mid = 100 * (p.Count(EditState.Held)) / total;
         return System.FormattableString.Invariant(
             $"<span class=\"bar\" title=\"succeeded / failed or cancelled / held\"><span class=\"ok\" style=\"width:{ok:0.#}%\"></span><span class=\"bad\" style=\"width:{bad:0.#}%\"></span><span class=\"mid\" style=\"width:{mid:0.#}%\"></span></span>");
     }

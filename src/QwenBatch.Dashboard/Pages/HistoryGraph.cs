@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using static QwenBatch.Dashboard.Pages.Html;
 
@@ -25,11 +25,11 @@ internal static class HistoryGraph
     {
         var thisHour = Hour(now);
         var hourly = Enumerable.Range(0, Hours).Select(i => thisHour.AddHours(i - Hours + 1))
-            .Select(h => new Bucket(h, Sum(outcomes, o => o.Hour == h, JobState.Succeeded), Sum(outcomes, o => o.Hour == h, JobState.Failed)))
+            .Select(h => new Bucket(h, Sum(outcomes, o => o.Hour == h, EditState.Succeeded), Sum(outcomes, o => o.Hour == h, EditState.Failed)))
             .ToList();
         var today = Day(now);
         var daily = Enumerable.Range(0, Days).Select(i => today.AddDays(i - Days + 1))
-            .Select(d => new Bucket(d, Sum(outcomes, o => Day(o.Hour) == d, JobState.Succeeded), Sum(outcomes, o => Day(o.Hour) == d, JobState.Failed)))
+            .Select(d => new Bucket(d, Sum(outcomes, o => Day(o.Hour) == d, EditState.Succeeded), Sum(outcomes, o => Day(o.Hour) == d, EditState.Failed)))
             .ToList();
 
         var html = new StringBuilder("<h2>History</h2><p>Succeeded <span class=\"swatch ok\"></span> and failed <span class=\"swatch bad\"></span> jobs (UTC)</p>");
@@ -63,7 +63,7 @@ internal static class HistoryGraph
         return svg.ToString();
     }
 
-    private static long Sum(IReadOnlyList<HourlyOutcome> outcomes, Func<HourlyOutcome, bool> inBucket, JobState state) =>
+    private static long Sum(IReadOnlyList<HourlyOutcome> outcomes, Func<HourlyOutcome, bool> inBucket, EditState state) =>
         outcomes.Where(o => o.State == state && inBucket(o)).Sum(o => o.Count);
 
     private static DateTimeOffset Hour(DateTimeOffset t) => new(t.UtcDateTime.Year, t.UtcDateTime.Month, t.UtcDateTime.Day, t.UtcDateTime.Hour, 0, 0, TimeSpan.Zero);

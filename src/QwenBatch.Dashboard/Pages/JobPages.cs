@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Storage;
 using static QwenBatch.Dashboard.Pages.Html;
@@ -16,10 +16,10 @@ internal static class JobPages
 
     public static async Task<IResult> ListAsync(string state, HttpContext context, IJobStore store, CancellationToken ct)
     {
-        JobState parsed;
+        EditState parsed;
         try
         {
-            parsed = JobStates.Parse(state);
+            parsed = EditStates.Parse(state);
         }
         catch (FormatException)
         {
@@ -29,11 +29,11 @@ internal static class JobPages
         var q = context.Request.Query;
         long? batch = long.TryParse(q["batch"], out var b) ? b : null;
         long? before = long.TryParse(q["before"], out var c) ? c : null;
-        var query = new JobQuery(parsed, batch, q["provider"].ToString(), q["text"].ToString(), before, PageSize);
+        var query = new EditQuery(parsed, batch, q["provider"].ToString(), q["text"].ToString(), before, PageSize);
         var jobs = await store.QueryJobsAsync(query, ct);
 
         var body = new StringBuilder("<p class=\"states\">");
-        foreach (var s in Enum.GetValues<JobState>())
+        foreach (var s in Enum.GetValues<EditState>())
         {
             body.Append(CultureInfo.InvariantCulture, $"<a href=\"/dashboard/jobs/{s.ToDbName()}{(batch is null ? "" : $"?batch={batch}")}\">{(s == parsed ? $"<b>{s.ToDbName()}</b>" : s.ToDbName())}</a>");
         }
@@ -135,7 +135,7 @@ internal static class JobPages
     /// The spec as the request fields: prompts and options only. Keys never live in a spec (they come from configuration),
     /// but any field whose name says key, token or secret is still masked, and data URIs are shortened.
     /// </summary>
-    private static string RequestJson(JobSpec spec)
+    private static string RequestJson(EditSpec spec)
     {
         var node = JsonSerializer.SerializeToNode(spec, StoreJsonOptions)!.AsObject();
         node["images"] = new System.Text.Json.Nodes.JsonArray(spec.Images.Select(i => (System.Text.Json.Nodes.JsonNode?)Short(i, 120)).ToArray());

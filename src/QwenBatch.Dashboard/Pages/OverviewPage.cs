@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Http;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using static QwenBatch.Dashboard.Pages.Html;
 
@@ -58,23 +58,23 @@ internal static class OverviewPage
         return Results.Ok(new
         {
             at = time.GetUtcNow(),
-            succeeded = totals.GetValueOrDefault(JobState.Succeeded),
-            failed = totals.GetValueOrDefault(JobState.Failed),
-            counts = Enum.GetValues<JobState>().ToDictionary(s => s.ToDbName(), s => totals.GetValueOrDefault(s)),
+            succeeded = totals.GetValueOrDefault(EditState.Succeeded),
+            failed = totals.GetValueOrDefault(EditState.Failed),
+            counts = Enum.GetValues<EditState>().ToDictionary(s => s.ToDbName(), s => totals.GetValueOrDefault(s)),
         });
     }
 
-    public static Dictionary<JobState, long> Totals(IReadOnlyList<BatchStateCount> counts) =>
+    public static Dictionary<EditState, long> Totals(IReadOnlyList<BatchStateCount> counts) =>
         counts.GroupBy(c => c.State).ToDictionary(g => g.Key, g => g.Sum(c => c.Count));
 
-    private static readonly (string Label, JobState[] States)[] Groups =
+    private static readonly (string Label, EditState[] States)[] Groups =
     [
-        ("pending", [JobState.Pending]),
-        ("at the provider", [JobState.AtProvider, JobState.Submitting, JobState.Downloading]),
-        ("succeeded", [JobState.Succeeded]),
-        ("failed", [JobState.Failed]),
-        ("cancelled", [JobState.Cancelled]),
-        ("held", [JobState.Held]),
+        ("pending", [EditState.Pending]),
+        ("at the provider", [EditState.AtProvider, EditState.Submitting, EditState.Downloading]),
+        ("succeeded", [EditState.Succeeded]),
+        ("failed", [EditState.Failed]),
+        ("cancelled", [EditState.Cancelled]),
+        ("held", [EditState.Held]),
     ];
 
     private const string Script = """

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 using QwenBatch.Dashboard.Security;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Dashboard.Pages;
@@ -36,7 +36,7 @@ internal static class PageEndpoints
         });
         forms.MapPost("/batches/{id:long}/retry", async (long id, IJobStore store, CancellationToken ct) =>
         {
-            await store.RequeueAsync(id, [JobState.Failed, JobState.Cancelled, JobState.Held], ct);
+            await store.RequeueAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct);
             return Results.Redirect($"/dashboard/batches/{id}");
         });
         forms.MapPost("/jobs/bulk", JobPages.BulkAsync);

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Microsoft.AspNetCore.Http;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 using static QwenBatch.Dashboard.Pages.Html;
 

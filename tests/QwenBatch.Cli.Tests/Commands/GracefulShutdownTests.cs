@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Cli.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
@@ -77,7 +77,7 @@ public sealed class GracefulShutdownTests : IDisposable
         stale.Stdout.ShouldContain("unhealthy");
 
         var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
         (await simulator.SubmitsAsync()).ShouldBe(jobs.Count);
         Directory.GetFiles(batch.StorageDir, "*.png").Length.ShouldBe(5);
         (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();

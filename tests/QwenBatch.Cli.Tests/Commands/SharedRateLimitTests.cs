@@ -1,7 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Cli.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
@@ -47,7 +47,7 @@ public sealed class SharedRateLimitTests : IDisposable
         await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
         var batch = (await store.FindBatchAsync("burst", CancellationToken.None)).ShouldNotBeNull();
         var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
 
         // Both processes did work: the limit was shared, not side-stepped by one process doing everything.
         var owners = new HashSet<string>();

@@ -1,7 +1,7 @@
 using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Progress;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Cli.Tests.Progress;
 
@@ -10,9 +10,9 @@ public sealed class RunProgressTests
     [Fact]
     public void Line_MidRun_ShowsDoneInFlightFailedHeldSpendAndEta()
     {
-        var progress = new BatchProgress(1, new Dictionary<JobState, int>
+        var progress = new BatchProgress(1, new Dictionary<EditState, int>
         {
-            [JobState.Succeeded] = 5, [JobState.Failed] = 1, [JobState.Held] = 2, [JobState.AtProvider] = 3, [JobState.Pending] = 9,
+            [EditState.Succeeded] = 5, [EditState.Failed] = 1, [EditState.Held] = 2, [EditState.AtProvider] = 3, [EditState.Pending] = 9,
         }, 0.1m);
 
         RunProgress.Line(progress, TimeSpan.FromSeconds(95)).ShouldBe("8/20 done, 3 in flight, 1 failed, 2 held, spent $0.10, ETA 1m35s");

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using QwenBatch.Cli.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Cli.Tests.Reliability;
 
@@ -48,7 +48,7 @@ internal static class BatchAudit
         var final = await rig.Store.GetJobsAsync(batch.Id, CancellationToken.None);
         final.Count.ShouldBe(rig.Setup.Jobs);
         final.Where(j => !j.State.IsTerminal()).Select(j => $"{j.Key}: {j.State} {j.Error}").ShouldBeEmpty("every job ends in a terminal state");
-        var histories = new Dictionary<long, IReadOnlyList<JobHistoryEntry>>();
+        var histories = new Dictionary<long, IReadOnlyList<EditHistoryEntry>>();
         foreach (var job in final)
         {
             histories[job.Id] = await rig.Store.GetHistoryAsync(job.Id, CancellationToken.None);
@@ -56,15 +56,15 @@ internal static class BatchAudit
 
         if (rules.AllSucceed)
         {
-            final.Where(j => j.State != JobState.Succeeded).Select(j => $"{j.Key}: {j.State} {j.Error}").ShouldBeEmpty();
+            final.Where(j => j.State != EditState.Succeeded).Select(j => $"{j.Key}: {j.State} {j.Error}").ShouldBeEmpty();
         }
         else
         {
             // A failed job is one the provider failed MaxProviderResubmits + 1 times: no fault of the transport, the database
             // or a crash may use up a job's chances.
-            foreach (var job in final.Where(j => j.State != JobState.Succeeded))
+            foreach (var job in final.Where(j => j.State != EditState.Succeeded))
             {
-                job.State.ShouldBe(JobState.Failed, job.Key);
+                job.State.ShouldBe(EditState.Failed, job.Key);
                 var providerFailures = histories[job.Id].Count(h => h.Reason?.StartsWith("provider task ", StringComparison.Ordinal) == true
                     && h.Reason.Contains(" failed", StringComparison.Ordinal));
                 providerFailures.ShouldBe(rules.MaxProviderResubmits + 1, $"{job.Key} failed ({job.Error}) after {providerFailures} provider failures");
@@ -72,7 +72,7 @@ internal static class BatchAudit
         }
 
         // Every output on disk, a whole PNG, with the SHA-256 and length the store recorded; no temporary file left.
-        foreach (var job in final.Where(j => j.State == JobState.Succeeded))
+        foreach (var job in final.Where(j => j.State == EditState.Succeeded))
         {
             job.Files.ShouldNotBeEmpty(job.Key);
             foreach (var file in job.Files)
@@ -90,7 +90,7 @@ internal static class BatchAudit
         var simulator = await rig.Simulator.TotalsAsync();
         var accepted = final.Sum(j => j.AcceptedSubmits);
         var uncertain = final.Sum(j => j.UncertainSubmits);
-        var succeeded = final.Count(j => j.State == JobState.Succeeded);
+        var succeeded = final.Count(j => j.State == EditState.Succeeded);
         simulator.Submits.ShouldBeLessThanOrEqualTo(accepted + uncertain, "a submit the provider accepted is on record or counted as uncertain");
         simulator.ChargedImages.ShouldBeLessThanOrEqualTo(succeeded + uncertain, "paid tasks ≤ succeeded jobs + crash windows hit");
         if (rules.MaxUncertainSubmits is { } most)
@@ -129,7 +129,7 @@ internal static class BatchAudit
             rescued.ShouldBeGreaterThanOrEqualTo(1, "the killed workers' leases were never rescued");
         }
 
-        return new AuditFigures(final.Count, succeeded, final.Count(j => j.State == JobState.Failed), simulator.Submits, accepted, uncertain,
+        return new AuditFigures(final.Count, succeeded, final.Count(j => j.State == EditState.Failed), simulator.Submits, accepted, uncertain,
             simulator.ChargedImages, simulator.ChargedUsd, reportTotal, rescued, simulator);
     }
 
@@ -139,7 +139,7 @@ internal static class BatchAudit
     /// put it there: only that server, or the rescuer returning its lease, may move it on. And a killed server writes
     /// nothing after its death except the rescuer's entries returning its leases.
     /// </summary>
-    public static List<string> HistoryViolations(IReadOnlyList<JobHistoryEntry> history, IReadOnlyList<KilledWorker> killed)
+    public static List<string> HistoryViolations(IReadOnlyList<EditHistoryEntry> history, IReadOnlyList<KilledWorker> killed)
     {
         var violations = new List<string>();
         for (var i = 0; i < history.Count; i++)
@@ -152,7 +152,7 @@ internal static class BatchAudit
                 violations.Add($"#{i}: {entry.From}→{entry.To} by {entry.ServerId}, but the job was {history[i - 1].To}");
             }
 
-            if (i > 0 && entry.From == JobState.Submitting && !returned && entry.ServerId != history[i - 1].ServerId)
+            if (i > 0 && entry.From == EditState.Submitting && !returned && entry.ServerId != history[i - 1].ServerId)
             {
                 violations.Add($"#{i}: {entry.ServerId} moved out of submitting while {history[i - 1].ServerId} held it");
             }

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using QwenBatch.Batches;
 using QwenBatch.Cli.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
@@ -163,10 +163,10 @@ internal sealed class ChaosRig : IAsyncDisposable
         return held;
     }
 
-    public static bool HeldBy(JobRecord job, string serverTag) => job.LeaseOwner?.Contains(serverTag, StringComparison.Ordinal) == true;
+    public static bool HeldBy(EditRecord job, string serverTag) => job.LeaseOwner?.Contains(serverTag, StringComparison.Ordinal) == true;
 
     /// <summary>The batch's jobs, or null while PostgreSQL is down or restarting.</summary>
-    public async Task<IReadOnlyList<JobRecord>?> TryJobsAsync()
+    public async Task<IReadOnlyList<EditRecord>?> TryJobsAsync()
     {
         try
         {
@@ -179,10 +179,10 @@ internal sealed class ChaosRig : IAsyncDisposable
     }
 
     /// <summary>Waits (bounded) until the jobs meet <paramref name="condition"/>; fails naming <paramref name="what"/> otherwise.</summary>
-    public async Task<IReadOnlyList<JobRecord>> WaitForAsync(string what, Func<IReadOnlyList<JobRecord>, bool> condition, TimeSpan max)
+    public async Task<IReadOnlyList<EditRecord>> WaitForAsync(string what, Func<IReadOnlyList<EditRecord>, bool> condition, TimeSpan max)
     {
         var waited = Stopwatch.StartNew();
-        IReadOnlyList<JobRecord>? jobs = null;
+        IReadOnlyList<EditRecord>? jobs = null;
         while (waited.Elapsed < max)
         {
             jobs = await TryJobsAsync();
@@ -197,7 +197,7 @@ internal sealed class ChaosRig : IAsyncDisposable
         throw new ShouldAssertException($"waited {max} for {what}: {Describe(jobs)}\n{WorkerTails()}");
     }
 
-    public static int Count(IReadOnlyList<JobRecord> jobs, JobState state) => jobs.Count(j => j.State == state);
+    public static int Count(IReadOnlyList<EditRecord> jobs, EditState state) => jobs.Count(j => j.State == state);
 
     /// <summary>Waits (bounded) until no job of the batch can move without an operator; returns how long that took.</summary>
     public async Task<TimeSpan> WaitSettledAsync(TimeSpan max)
@@ -263,7 +263,7 @@ internal sealed class ChaosRig : IAsyncDisposable
         await Postgres.DisposeAsync();
     }
 
-    private static string Describe(IReadOnlyList<JobRecord>? jobs) =>
+    private static string Describe(IReadOnlyList<EditRecord>? jobs) =>
         jobs is null ? "the store did not answer" : string.Join(", ", jobs.GroupBy(j => $"{j.State}/{j.LeaseOwner}").Select(g => $"{g.Key}={g.Count()}"));
 }
 

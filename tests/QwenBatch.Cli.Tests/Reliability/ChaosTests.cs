@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using Xunit.Abstractions;
 
 namespace QwenBatch.Cli.Tests.Reliability;
@@ -28,7 +28,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         // Mid-batch: some jobs done, most not, and the victim holding leases.
         var victimTag = ChaosRig.ServerTag(victim);
         await rig.WaitForAsync("some jobs done and the victim holding leases",
-            j => ChaosRig.Count(j, JobState.Succeeded) >= jobs / 6 && j.Any(job => ChaosRig.HeldBy(job, victimTag)), TimeSpan.FromSeconds(90));
+            j => ChaosRig.Count(j, EditState.Succeeded) >= jobs / 6 && j.Any(job => ChaosRig.HeldBy(job, victimTag)), TimeSpan.FromSeconds(90));
         var held = await rig.KillAsync(victim);
         var sinceKill = Stopwatch.StartNew();
 
@@ -79,18 +79,18 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
 
         var firstTag = ChaosRig.ServerTag(first);
         await rig.WaitForAsync("an eighth done and the first victim holding leases",
-            j => ChaosRig.Count(j, JobState.Succeeded) >= jobs / 8 && j.Any(job => ChaosRig.HeldBy(job, firstTag)), TimeSpan.FromSeconds(90));
+            j => ChaosRig.Count(j, EditState.Succeeded) >= jobs / 8 && j.Any(job => ChaosRig.HeldBy(job, firstTag)), TimeSpan.FromSeconds(90));
         var heldFirst = await rig.KillAsync(first);
         rig.StartWorker();
 
-        await rig.WaitForAsync("a quarter done", j => ChaosRig.Count(j, JobState.Succeeded) >= jobs / 4, TimeSpan.FromSeconds(90));
+        await rig.WaitForAsync("a quarter done", j => ChaosRig.Count(j, EditState.Succeeded) >= jobs / 4, TimeSpan.FromSeconds(90));
         await rig.Simulator.StopAsync();
         var stoppedAt = Stopwatch.StartNew();
 
         // Tasks accepted before the stop may finish while it is down: charged by the provider, in no life's counters.
         var atStop = await rig.WaitForAsync("the store", _ => true, TimeSpan.FromSeconds(10));
-        var lateCharges = atStop.Count(j => j.State is JobState.AtProvider or JobState.Submitting or JobState.Downloading);
-        var doneAtStop = ChaosRig.Count(atStop, JobState.Succeeded);
+        var lateCharges = atStop.Count(j => j.State is EditState.AtProvider or EditState.Submitting or EditState.Downloading);
+        var doneAtStop = ChaosRig.Count(atStop, EditState.Succeeded);
         await Task.Delay(outage);
         await rig.Simulator.StartAgainAsync();
         var down = stoppedAt.Elapsed;
@@ -98,7 +98,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
 
         var secondTag = ChaosRig.ServerTag(second);
         await rig.WaitForAsync("progress after the outage and the second victim holding leases",
-            j => ChaosRig.Count(j, JobState.Succeeded) > doneAtStop && j.Any(job => ChaosRig.HeldBy(job, secondTag)), TimeSpan.FromSeconds(90));
+            j => ChaosRig.Count(j, EditState.Succeeded) > doneAtStop && j.Any(job => ChaosRig.HeldBy(job, secondTag)), TimeSpan.FromSeconds(90));
         var heldSecond = await rig.KillAsync(second);
         rig.StartWorker();
 

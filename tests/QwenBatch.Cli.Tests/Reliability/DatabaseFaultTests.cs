@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using Xunit.Abstractions;
 
 namespace QwenBatch.Cli.Tests.Reliability;
@@ -25,7 +25,7 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output) : IDisposable
         });
         rig.StartWorker();
         rig.StartWorker();
-        await rig.WaitForAsync("a sixth done", j => ChaosRig.Count(j, JobState.Succeeded) >= jobs / 6, TimeSpan.FromSeconds(90));
+        await rig.WaitForAsync("a sixth done", j => ChaosRig.Count(j, EditState.Succeeded) >= jobs / 6, TimeSpan.FromSeconds(90));
 
         // Dropped connections: every session of both workers (pools and LISTEN) terminated, five times a second apart.
         var sinceFirstFault = Stopwatch.StartNew();

@@ -23,7 +23,7 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
     private const string WaveSpeedKey = "ws-CANARY-93ab61f0e2c7";
     private const string DatabasePassword = "pg-CANARY-5e1d8a";
     private static readonly string[] Secrets = [OdirouterKey, WaveSpeedKey, DatabasePassword];
-    private static readonly string[] JobStates = ["pending", "submitting", "at_provider", "downloading", "succeeded", "failed", "cancelled", "held"];
+    private static readonly string[] EditStates = ["pending", "submitting", "at_provider", "downloading", "succeeded", "failed", "cancelled", "held"];
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private readonly Workspace _workspace = new();
 
@@ -117,7 +117,7 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
             paths.AddRange([$"dashboard/batches/{batch}", $"api/batches/{batch}", $"api/batches/{batch}/report.csv"]);
         }
 
-        paths.AddRange(JobStates.Select(s => $"dashboard/jobs/{s}"));
+        paths.AddRange(EditStates.Select(s => $"dashboard/jobs/{s}"));
         paths.AddRange(jobIds.Select(id => $"dashboard/job/{id}"));
         var pages = new List<string>();
         foreach (var path in paths)

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using Xunit.Abstractions;
 
 namespace QwenBatch.Cli.Tests.Reliability;
@@ -28,7 +28,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IDisposable
 
         // Every job's download has failed at least once, on the full disk, and is waiting to try again.
         var failing = await rig.WaitForAsync("every download to fail on the full disk",
-            j => j.All(job => job.State == JobState.Downloading && job.Attempt >= 2), TimeSpan.FromSeconds(90));
+            j => j.All(job => job.State == EditState.Downloading && job.Attempt >= 2), TimeSpan.FromSeconds(90));
         failing.ShouldAllBe(j => j.Error != null && j.Error.Contains("No space left on device", StringComparison.Ordinal));
 
         // Between retries a download may be under way; once the worker has stopped, nothing it wrote may be left.

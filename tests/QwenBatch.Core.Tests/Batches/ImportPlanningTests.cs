@@ -1,7 +1,7 @@
 using System.Text;
 using QwenBatch.Batches;
 using QwenBatch.Core.Tests.Manifests;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Manifests;
 using QwenBatch.Storage;
 
@@ -19,7 +19,7 @@ public sealed class ImportPlanningTests : IDisposable
     {
         // Stored with every job and compared on the next import of the manifest: a different hash for the same row would
         // make every job of every existing batch look changed (and be superseded). These values are pinned on purpose.
-        var product = new ManifestJob(2, "product-000001", new JobSpec
+        var product = new ManifestJob(2, "product-000001", new EditSpec
         {
             Prompt = "White studio background, keep the product unchanged",
             Images = ["https://cdn.example.com/p/1.jpg", "shots/side.png"],
@@ -32,7 +32,7 @@ public sealed class ImportPlanningTests : IDisposable
             Output = "{id}-{k}",
             Variables = new Dictionary<string, string> { ["sku"] = "SKU-1" },
         });
-        var banner = new ManifestJob(3, "banner-de-DE", new JobSpec { Prompt = "Übersetze: \"Sale\" → <b>", Images = ["data:image/png;base64,AAAA"] });
+        var banner = new ManifestJob(3, "banner-de-DE", new EditSpec { Prompt = "Übersetze: \"Sale\" → <b>", Images = ["data:image/png;base64,AAAA"] });
 
         BatchPlanner.Jobs(product, "odirouter").Single().ContentHash.ShouldBe("559ec7257d9c373f");
         BatchPlanner.Jobs(banner, "wavespeed").Single().ContentHash.ShouldBe("4440be853120bc60");
@@ -95,7 +95,7 @@ public sealed class ImportPlanningTests : IDisposable
         {
             var spec = RandomSpec(random, i % 3 == 0 ? Text : PlainText);
             spec = i % 5 == 1 ? WithOneOutsidePlain(spec, i / 5) : spec;
-            return new NewJob(i % 35 == 3 ? $"job-{i}{OutsidePlain[i / 35 % OutsidePlain.Length]}" : $"job-{i}", Convert.ToHexStringLower(BitConverter.GetBytes(random.NextInt64())), i % 2 == 0 ? "odirouter" : "wavespeed", i % 7 == 0 ? spec with { Variables = new Dictionary<string, string> { [Text(random, 1)] = "x" } } : spec);
+            return new NewEdit(i % 35 == 3 ? $"job-{i}{OutsidePlain[i / 35 % OutsidePlain.Length]}" : $"job-{i}", Convert.ToHexStringLower(BitConverter.GetBytes(random.NextInt64())), i % 2 == 0 ? "odirouter" : "wavespeed", i % 7 == 0 ? spec with { Variables = new Dictionary<string, string> { [Text(random, 1)] = "x" } } : spec);
         }).ToList();
         using var writer = new EncodedJobs.Writer(chunkSize: 50);
         jobs.ForEach(writer.Add);
@@ -126,13 +126,13 @@ public sealed class ImportPlanningTests : IDisposable
             var spec = RandomSpec(random);
 
             StoreJson.Write(spec).ShouldBe(System.Text.Json.JsonSerializer.Serialize(spec, options));
-            StoreJson.Read<JobSpec>(StoreJson.Write(spec)).ShouldBeEquivalentTo(spec);
+            StoreJson.Read<EditSpec>(StoreJson.Write(spec)).ShouldBeEquivalentTo(spec);
         }
     }
 
-    private static JobSpec RandomSpec(Random random) => RandomSpec(random, Text);
+    private static EditSpec RandomSpec(Random random) => RandomSpec(random, Text);
 
-    private static JobSpec RandomSpec(Random random, Func<Random, int, string> text) => new()
+    private static EditSpec RandomSpec(Random random, Func<Random, int, string> text) => new()
     {
         Prompt = text(random, 1),
         Images = Enumerable.Range(0, random.Next(0, 4)).Select(_ => text(random, 1)).ToList(),
@@ -157,7 +157,7 @@ public sealed class ImportPlanningTests : IDisposable
     /// The spec with one character outside the plain set in one of its texts: each text in turn, each character in turn,
     /// so that a text the plain path forgot to check would be written unescaped and fail the comparison.
     /// </summary>
-    private static JobSpec WithOneOutsidePlain(JobSpec spec, int n)
+    private static EditSpec WithOneOutsidePlain(EditSpec spec, int n)
     {
         var c = OutsidePlain[n % OutsidePlain.Length];
         return (n / OutsidePlain.Length % 7) switch
@@ -194,7 +194,7 @@ public sealed class ImportPlanningTests : IDisposable
     [Fact]
     public async Task EncodedJobs_Written_ReadBackAsTheSameJobsInChunks()
     {
-        var jobs = Enumerable.Range(1, 5).Select(i => new NewJob($"row-{i}", $"h{i}", "odirouter", new JobSpec
+        var jobs = Enumerable.Range(1, 5).Select(i => new NewEdit($"row-{i}", $"h{i}", "odirouter", new EditSpec
         {
             Prompt = $"prompt \"{i}\" ünïcode",
             Images = [$"https://x.example/{i}.png"],
@@ -210,7 +210,7 @@ public sealed class ImportPlanningTests : IDisposable
         var chunks = await encoded.ChunksAsync().ToListAsync();
         chunks.Select(c => c.Jobs).ShouldBe([2, 2, 1]);
         encoded.Bytes.ShouldBe(chunks.Sum(c => (long)c.Json.Length));
-        var read = new List<NewJob>();
+        var read = new List<NewEdit>();
         await foreach (var job in encoded)
         {
             read.Add(job);
@@ -226,7 +226,7 @@ public sealed class ImportPlanningTests : IDisposable
         using var writer = new EncodedJobs.Writer();
         for (var i = 0; i < 300; i++)
         {
-            writer.Add(new NewJob($"row-{i}", "h", "odirouter", new JobSpec { Prompt = new string('p', 1_000), Images = ["https://x.example/a.png"] }));
+            writer.Add(new NewEdit($"row-{i}", "h", "odirouter", new EditSpec { Prompt = new string('p', 1_000), Images = ["https://x.example/a.png"] }));
         }
 
         var chunks = await writer.Complete().ChunksAsync().ToListAsync();
@@ -240,9 +240,9 @@ public sealed class ImportPlanningTests : IDisposable
     public void EncodedJobsWriter_IdNamedTwice_IsRefused()
     {
         using var writer = new EncodedJobs.Writer();
-        writer.Add(new NewJob("a", "h1", "odirouter", new JobSpec { Prompt = "p", Images = ["https://x.example/a.png"] }));
+        writer.Add(new NewEdit("a", "h1", "odirouter", new EditSpec { Prompt = "p", Images = ["https://x.example/a.png"] }));
 
-        Should.Throw<DuplicateJobKeyException>(() => writer.Add(new NewJob("a", "h2", "odirouter", new JobSpec { Prompt = "q", Images = ["https://x.example/a.png"] })));
+        Should.Throw<DuplicateJobKeyException>(() => writer.Add(new NewEdit("a", "h2", "odirouter", new EditSpec { Prompt = "q", Images = ["https://x.example/a.png"] })));
     }
 
     [Fact]

@@ -201,7 +201,7 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         await stop.CancelAsync();
         await Task.WhenAll(workers);
 
-        (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == QwenBatch.Jobs.JobState.Succeeded);
+        (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == QwenBatch.Edits.EditState.Succeeded);
         _hook.Bodies.Count.ShouldBe(1);
         (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("batch fleet-then; webhook 200");
         (await _engine.Store.GetBatchesAsync(CancellationToken.None)).Count(b => b.Name == "fleet-then").ShouldBe(1);

@@ -273,11 +273,11 @@ public sealed class ManifestReaderTableTests : IDisposable
         manifest.Jobs.ShouldHaveSingleItem().Key.ShouldBe("row-1");
     }
 
-    private sealed class SpecComparer : IEqualityComparer<QwenBatch.Jobs.JobSpec>
+    private sealed class SpecComparer : IEqualityComparer<QwenBatch.Edits.EditSpec>
     {
-        public bool Equals(QwenBatch.Jobs.JobSpec? x, QwenBatch.Jobs.JobSpec? y) =>
+        public bool Equals(QwenBatch.Edits.EditSpec? x, QwenBatch.Edits.EditSpec? y) =>
             x is not null && y is not null && x.Prompt == y.Prompt && x.Images.SequenceEqual(y.Images) && x.N == y.N && x.Size == y.Size && x.Seed == y.Seed;
 
-        public int GetHashCode(QwenBatch.Jobs.JobSpec obj) => obj.Prompt.GetHashCode(StringComparison.Ordinal);
+        public int GetHashCode(QwenBatch.Edits.EditSpec obj) => obj.Prompt.GetHashCode(StringComparison.Ordinal);
     }
 }

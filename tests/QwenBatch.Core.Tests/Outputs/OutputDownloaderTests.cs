@@ -1,6 +1,6 @@
 using System.Net;
 using System.Security.Cryptography;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 
 namespace QwenBatch.Core.Tests.Outputs;

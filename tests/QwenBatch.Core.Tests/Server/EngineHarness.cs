@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Batches;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
@@ -70,7 +70,7 @@ internal sealed class EngineHarness : IAsyncDisposable
         return store;
     }
 
-    public JobStateChanger Changer(IJobStore? store = null) => new(store ?? Store, NullLogger<JobStateChanger>.Instance);
+    public EditStateChanger Changer(IJobStore? store = null) => new(store ?? Store, NullLogger<EditStateChanger>.Instance);
 
     /// <summary>The one scripted account, as the engine sees it.</summary>
     public ProviderRegistry Providers => new([new ProviderAccount(Provider, Scripted, Account)]);
@@ -85,7 +85,7 @@ internal sealed class EngineHarness : IAsyncDisposable
     public async Task<BatchRecord> ImportAsync(int jobs, string name = "batch", decimal? budget = null)
     {
         await Store.MigrateAsync(CancellationToken.None);
-        var spec = Enumerable.Range(1, jobs).Select(i => new NewJob($"job-{i:000}", $"h{i}", Provider, new JobSpec
+        var spec = Enumerable.Range(1, jobs).Select(i => new NewEdit($"job-{i:000}", $"h{i}", Provider, new EditSpec
         {
             Prompt = $"prompt {i}",
             Images = ["https://images.example/in.png"],
@@ -137,7 +137,7 @@ internal sealed class EngineHarness : IAsyncDisposable
             {
                 var now = Time.GetUtcNow();
                 busy |= (await Store.GetJobsAsync(batch.Id, CancellationToken.None))
-                    .Any(j => j.LeaseOwner is not null || (JobStates.Claimable.Contains(j.State) && j.DueAt <= now));
+                    .Any(j => j.LeaseOwner is not null || (EditStates.Claimable.Contains(j.State) && j.DueAt <= now));
             }
 
             if (!busy)
@@ -149,7 +149,7 @@ internal sealed class EngineHarness : IAsyncDisposable
 
     /// <summary>Runs one server over the batch until it settles, on the fake clock, and returns the batch's jobs.</summary>
     /// <param name="store">The server's store (a wrapper around <see cref="Store"/>, say); by default <see cref="Store"/>.</param>
-    public async Task<IReadOnlyList<JobRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false, LatencyModel? latency = null, IJobStore? store = null)
+    public async Task<IReadOnlyList<EditRecord>> RunBatchAsync(BatchRecord batch, bool quiesce = false, LatencyModel? latency = null, IJobStore? store = null)
     {
         var run = Server(store, latency).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), TimeSpan.FromMilliseconds(250), quiesce: quiesce);

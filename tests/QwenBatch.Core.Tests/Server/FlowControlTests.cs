@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.FlowControl;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 using QwenBatch.Server;
 
@@ -19,9 +19,9 @@ public sealed class FlowControlTests
 
         var jobs = await engine.RunBatchAsync(batch);
 
-        jobs.Count(j => j.State == JobState.Succeeded).ShouldBe(5);
-        jobs.Where(j => j.State == JobState.Held).ShouldAllBe(j => j.Error!.StartsWith("held: the batch budget of $0.10 would be exceeded", StringComparison.Ordinal));
-        jobs.Count(j => j.State == JobState.Held).ShouldBe(5);
+        jobs.Count(j => j.State == EditState.Succeeded).ShouldBe(5);
+        jobs.Where(j => j.State == EditState.Held).ShouldAllBe(j => j.Error!.StartsWith("held: the batch budget of $0.10 would be exceeded", StringComparison.Ordinal));
+        jobs.Count(j => j.State == EditState.Held).ShouldBe(5);
         engine.Scripted.Accepted.ShouldBe(5);
         var stored = (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!;
         (stored.SpentUsd, stored.ReservedUsd).ShouldBe((0.10m, 0m));
@@ -37,12 +37,12 @@ public sealed class FlowControlTests
 
         var jobs = await engine.RunBatchAsync(noon);
 
-        morning.ShouldAllBe(j => j.State == JobState.Succeeded);
-        jobs.Count(j => j.State == JobState.Succeeded).ShouldBe(2);
-        jobs.Where(j => j.State == JobState.Held).ShouldAllBe(j =>
+        morning.ShouldAllBe(j => j.State == EditState.Succeeded);
+        jobs.Count(j => j.State == EditState.Succeeded).ShouldBe(2);
+        jobs.Where(j => j.State == EditState.Held).ShouldAllBe(j =>
             j.Error!.StartsWith("held: the scripted daily budget of $0.10 would be exceeded on 2026-01-01 (UTC) (spent today $", StringComparison.Ordinal)
             && j.Error.EndsWith("this job needs up to $0.02); it resumes by itself after 00:00 UTC or when DailyBudgetUsd is raised", StringComparison.Ordinal));
-        jobs.Count(j => j.State == JobState.Held).ShouldBe(2);
+        jobs.Count(j => j.State == EditState.Held).ShouldBe(2);
         engine.Scripted.Accepted.ShouldBe(5);
         var loop = new DailyBudgetLoop(engine.Store, engine.Providers, engine.Time, NullLogger<DailyBudgetLoop>.Instance);
         (await loop.ReleaseAsync(CancellationToken.None)).ShouldBe(0);
@@ -51,7 +51,7 @@ public sealed class FlowControlTests
         (await loop.ReleaseAsync(CancellationToken.None)).ShouldBe(2);
         jobs = await engine.RunBatchAsync(noon);
 
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
         var today = await engine.Store.GetDailySpendAsync(EngineHarness.Provider, CancellationToken.None);
         (today.Day, today.SpentUsd, today.ReservedUsd).ShouldBe((new DateOnly(2026, 1, 2), 0.04m, 0m));
     }
@@ -72,7 +72,7 @@ public sealed class FlowControlTests
         var resumed = await engine.ImportAsync(4, budget: 1m);
         var jobs = await engine.RunBatchAsync(resumed);
 
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
         (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.SpentUsd.ShouldBe(0.08m);
     }
 
@@ -84,7 +84,7 @@ public sealed class FlowControlTests
         var batch = await engine.ImportAsync(6);
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
         await engine.RunClockUntilAsync(async () =>
-            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == JobState.AtProvider) >= 2, Tick);
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == EditState.AtProvider) >= 2, Tick);
         var acceptedBeforeCancel = engine.Scripted.Accepted;
 
         await engine.NewStore().RequestCancelAsync(batch.Id, CancellationToken.None);
@@ -92,7 +92,7 @@ public sealed class FlowControlTests
         await run;
 
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.Cancelled);
+        jobs.ShouldAllBe(j => j.State == EditState.Cancelled);
         engine.Scripted.Accepted.ShouldBe(acceptedBeforeCancel);
         engine.Scripted.CancelledRequests.Count.ShouldBe(acceptedBeforeCancel);
         jobs.Where(j => j.RequestId != null).ShouldAllBe(j => j.Error == "cancelled by an operator; the provider accepted the cancel");
@@ -107,7 +107,7 @@ public sealed class FlowControlTests
 
         var job = (await engine.RunBatchAsync(batch))[0];
 
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.Error.ShouldBe("timed out: still at the provider after the 00:00:20 Worker:JobTimeout; cancel sent: the provider accepted the cancel");
         engine.Scripted.CancelledRequests.ShouldBe([job.RequestId!]);
     }
@@ -125,7 +125,7 @@ public sealed class FlowControlTests
         await Task.WhenAll(first, second);
 
         engine.Scripted.MaxInFlight.ShouldBe(2);
-        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == EditState.Succeeded);
     }
 
     [Fact]
@@ -137,7 +137,7 @@ public sealed class FlowControlTests
 
         var job = (await engine.RunBatchAsync(batch))[0];
 
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         (job.UncertainSubmits, job.AcceptedSubmits).ShouldBe((0, 1));
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None)).ShouldNotContain(h => h.Reason != null && h.Reason.Contains("failed", StringComparison.Ordinal));
     }

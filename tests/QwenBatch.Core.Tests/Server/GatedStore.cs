@@ -1,5 +1,5 @@
 using System.Reflection;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Core.Tests.Server;
@@ -13,7 +13,7 @@ namespace QwenBatch.Core.Tests.Server;
 internal class GatedStore : DispatchProxy
 {
     private IJobStore _inner = null!;
-    private Func<JobTransition, bool> _held = null!;
+    private Func<EditTransition, bool> _held = null!;
     private Task _gate = null!;
     private readonly List<long> _claimed = [];
     private readonly List<int> _asked = [];
@@ -51,7 +51,7 @@ internal class GatedStore : DispatchProxy
         _claimGate = gate;
     }
 
-    public static (IJobStore Store, GatedStore Gate) Wrap(IJobStore inner, Func<JobTransition, bool> held, Task gate)
+    public static (IJobStore Store, GatedStore Gate) Wrap(IJobStore inner, Func<EditTransition, bool> held, Task gate)
     {
         var store = Create<IJobStore, GatedStore>();
         var gated = (GatedStore)(object)store;
@@ -67,9 +67,9 @@ internal class GatedStore : DispatchProxy
         ArgumentNullException.ThrowIfNull(args);
         return targetMethod.Name switch
         {
-            nameof(IJobStore.TransitionAsync) when _held((JobTransition)args[0]!) => HoldAsync(() => _inner.TransitionAsync((JobTransition)args[0]!, CancellationToken.None)),
-            nameof(IJobStore.TransitionManyAsync) when ((IReadOnlyList<JobTransition>)args[0]!).Any(_held) =>
-                HoldAsync(() => _inner.TransitionManyAsync((IReadOnlyList<JobTransition>)args[0]!, CancellationToken.None)),
+            nameof(IJobStore.TransitionAsync) when _held((EditTransition)args[0]!) => HoldAsync(() => _inner.TransitionAsync((EditTransition)args[0]!, CancellationToken.None)),
+            nameof(IJobStore.TransitionManyAsync) when ((IReadOnlyList<EditTransition>)args[0]!).Any(_held) =>
+                HoldAsync(() => _inner.TransitionManyAsync((IReadOnlyList<EditTransition>)args[0]!, CancellationToken.None)),
             nameof(IJobStore.ClaimAsync) => ClaimAsync((ClaimRequest)args[0]!, (CancellationToken)args[1]!),
             _ => Forward(targetMethod, args),
         };
@@ -81,7 +81,7 @@ internal class GatedStore : DispatchProxy
         return await write();
     }
 
-    private async Task<IReadOnlyList<JobRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
+    private async Task<IReadOnlyList<EditRecord>> ClaimAsync(ClaimRequest request, CancellationToken ct)
     {
         bool held;
         lock (_claimed)

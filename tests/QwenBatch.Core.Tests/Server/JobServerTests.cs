@@ -1,4 +1,4 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Server;
@@ -22,7 +22,7 @@ public sealed class JobServerTests
         await run;
 
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
         jobs.ShouldAllBe(j => j.Files.Count == 1 && File.Exists(Path.Combine(batch.StorageDir, j.Files[0].Path)));
         engine.Scripted.Accepted.ShouldBe(10);
         (await engine.Store.GetProgressAsync(batch.Id, CancellationToken.None)).SpentUsd.ShouldBe(0.20m);
@@ -38,7 +38,7 @@ public sealed class JobServerTests
         var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         // Every accepted submit's write (the request id, giving the job back until its first poll) waits at the gate.
-        var (store, gated) = GatedStore.Wrap(engine.Store, t => t.Job.State == JobState.AtProvider && t.From.Contains(JobState.Submitting), gate.Task);
+        var (store, gated) = GatedStore.Wrap(engine.Store, t => t.Job.State == EditState.AtProvider && t.From.Contains(EditState.Submitting), gate.Task);
         var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
 
         // The first job waits only for its write: its slot takes the second job. That one is working (its own move to
@@ -56,7 +56,7 @@ public sealed class JobServerTests
         gate.SetResult();
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
-        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1);
     }
 
     [Fact]
@@ -86,7 +86,7 @@ public sealed class JobServerTests
         gate.SetResult();
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
-        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded && j.AcceptedSubmits == 1);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1);
     }
 
     [Fact]
@@ -99,7 +99,7 @@ public sealed class JobServerTests
         using var stop = new CancellationTokenSource();
         var run = engine.Server(store).RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
         await engine.RunClockUntilAsync(async () =>
-            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == JobState.Submitting) == 4, Tick);
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count(j => j.State == EditState.Submitting) == 4, Tick);
         gated.Claimed.Count.ShouldBe(6);
 
         await stop.CancelAsync();
@@ -110,8 +110,8 @@ public sealed class JobServerTests
         // The four submits under way were recorded; the two jobs claimed ahead never started and are free for anyone.
         var jobs = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ToDictionary(j => j.Id);
         var ahead = gated.Claimed.Skip(4).Select(id => jobs[id]).ToList();
-        ahead.ShouldAllBe(j => j.State == JobState.Pending && j.Attempt == 0 && j.AcceptedSubmits == 0 && j.UncertainSubmits == 0);
-        gated.Claimed.Take(4).Select(id => jobs[id]).ShouldAllBe(j => j.State == JobState.AtProvider && j.RequestId != null);
+        ahead.ShouldAllBe(j => j.State == EditState.Pending && j.Attempt == 0 && j.AcceptedSubmits == 0 && j.UncertainSubmits == 0);
+        gated.Claimed.Take(4).Select(id => jobs[id]).ShouldAllBe(j => j.State == EditState.AtProvider && j.RequestId != null);
         jobs.Values.ShouldAllBe(j => j.LeaseOwner == null);
     }
 
@@ -127,7 +127,7 @@ public sealed class JobServerTests
         // A job claimed ahead would be a leased pending job, which the cap counts as a task at the provider.
         gated.Asked[0].ShouldBe(4);
         gated.Asked.ShouldAllBe(asked => asked <= engine.Options.Concurrency);
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
     }
 
     [Fact]
@@ -162,7 +162,7 @@ public sealed class JobServerTests
         var start = engine.Time.GetUtcNow();
 
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        JobRecord? retrying = null;
+        EditRecord? retrying = null;
         await engine.RunClockUntilAsync(async () =>
         {
             retrying = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
@@ -170,17 +170,17 @@ public sealed class JobServerTests
         }, TimeSpan.Zero + TimeSpan.FromMilliseconds(1), maxSteps: 500);
 
         // Equal jitter at 0.5: half the 2 s base fixed plus a quarter = 1.5 s after the failure.
-        retrying!.State.ShouldBe(JobState.Pending);
+        retrying!.State.ShouldBe(EditState.Pending);
         retrying.DueAt.ShouldBe(start + Backoff.Delay(1, engine.Options.RetryBaseDelay, engine.Options.RetryMaxDelay, 0.5), TimeSpan.FromMilliseconds(5));
         retrying.Error.ShouldBe("HTTP 503");
 
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
         var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.UncertainSubmits.ShouldBe(0);
         var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
-        history.ShouldContain(h => h.From == JobState.Submitting && h.To == JobState.Pending && h.Reason != null && h.Reason.StartsWith("attempt 1 failed", StringComparison.Ordinal));
+        history.ShouldContain(h => h.From == EditState.Submitting && h.To == EditState.Pending && h.Reason != null && h.Reason.StartsWith("attempt 1 failed", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -191,7 +191,7 @@ public sealed class JobServerTests
         var batch = await engine.ImportAsync(1);
 
         var job = (await engine.RunBatchAsync(batch))[0];
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.UncertainSubmits.ShouldBe(1);
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))
             .ShouldContain(h => h.Reason != null && h.Reason.Contains("the provider may have accepted the submit", StringComparison.Ordinal));
@@ -205,7 +205,7 @@ public sealed class JobServerTests
         var batch = await engine.ImportAsync(1);
 
         var job = (await engine.RunBatchAsync(batch))[0];
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.Attempt.ShouldBe(1);
         job.Error.ShouldBe("HTTP 400 size: expected W*H");
         engine.Scripted.Accepted.ShouldBe(0);
@@ -222,7 +222,7 @@ public sealed class JobServerTests
 
         var batch = await engine.ImportAsync(1);
         var job = (await engine.RunBatchAsync(batch))[0];
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.Attempt.ShouldBe(engine.Options.MaxAttempts);
         job.Error.ShouldBe($"HTTP 429 #{engine.Options.MaxAttempts - 1}");
     }
@@ -237,7 +237,7 @@ public sealed class JobServerTests
 
         // MaxProviderResubmits = 1: the first failure is submitted again, the second ends the job.
         var job = (await engine.RunBatchAsync(batch))[0];
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.AcceptedSubmits.ShouldBe(2);
         job.Error.ShouldBe("simulated model failure");
         job.CostUsd.ShouldBe(0m);
@@ -250,21 +250,21 @@ public sealed class JobServerTests
         engine.Scripted.SubmitGate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var batch = await engine.ImportAsync(1);
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
-        await engine.RunClockUntilAsync(async () => (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0].State == JobState.Submitting, Tick);
+        await engine.RunClockUntilAsync(async () => (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0].State == EditState.Submitting, Tick);
 
         // Three lease durations pass while the submit hangs; heartbeats every 10 s keep extending the 30 s lease.
         var until = engine.Time.GetUtcNow() + (3 * engine.Options.LeaseDuration);
         await engine.RunClockUntilAsync(() => Task.FromResult(engine.Time.GetUtcNow() >= until), TimeSpan.FromSeconds(1), maxSteps: 200);
         (await engine.NewStore().RescueExpiredLeasesAsync(100, CancellationToken.None)).ShouldBe(0);
         var held = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
-        held.State.ShouldBe(JobState.Submitting);
+        held.State.ShouldBe(EditState.Submitting);
         held.LeaseExpiresAt.ShouldNotBeNull().ShouldBeGreaterThan(engine.Time.GetUtcNow());
 
         engine.Scripted.SubmitGate.SetResult();
         await engine.RunClockUntilAsync(() => Task.FromResult(run.IsCompleted), Tick);
         await run;
         var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         engine.Scripted.Accepted.ShouldBe(1);
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None)).ShouldNotContain(h => h.Reason != null && h.Reason.Contains("expired", StringComparison.Ordinal));
     }
@@ -283,7 +283,7 @@ public sealed class JobServerTests
 
         foreach (var job in await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))
         {
-            job.State.ShouldBe(JobState.Succeeded);
+            job.State.ShouldBe(EditState.Succeeded);
             (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))
                 .ShouldContain(h => h.Reason != null && h.Reason.Contains("lease expired (held by crashed-worker)", StringComparison.Ordinal));
         }
@@ -301,7 +301,7 @@ public sealed class JobServerTests
         // A worker claims, moves the job to 'submitting', sends the submit (the provider accepts it) and dies before it
         // can store the request id.
         var job = (await engine.Store.ClaimAsync(new ClaimRequest("dying-worker", 1, engine.Options.LeaseDuration), CancellationToken.None))[0];
-        (await engine.Changer().MoveAsync(job, job with { State = JobState.Submitting }, "dying-worker", null, keepLease: true)).ShouldNotBeNull();
+        (await engine.Changer().MoveAsync(job, job with { State = EditState.Submitting }, "dying-worker", null, keepLease: true)).ShouldNotBeNull();
         await engine.Scripted.SubmitAsync(new EditRequest(job.Spec.Prompt, job.Spec.Images, null, null, 1, null), CancellationToken.None);
 
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), CancellationToken.None);
@@ -309,12 +309,12 @@ public sealed class JobServerTests
         await run;
 
         var done = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None))[0];
-        done.State.ShouldBe(JobState.Succeeded);
+        done.State.ShouldBe(EditState.Succeeded);
         done.UncertainSubmits.ShouldBe(1);
         done.AcceptedSubmits.ShouldBe(1);
         engine.Scripted.Accepted.ShouldBe(2);
         (await engine.Store.GetHistoryAsync(done.Id, CancellationToken.None))
-            .ShouldContain(h => h.From == JobState.Submitting && h.To == JobState.Pending && h.Reason != null && h.Reason.Contains("may have reached the provider", StringComparison.Ordinal));
+            .ShouldContain(h => h.From == EditState.Submitting && h.To == EditState.Pending && h.Reason != null && h.Reason.Contains("may have reached the provider", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -331,7 +331,7 @@ public sealed class JobServerTests
         engine.Scripted.Overlaps.ShouldBeEmpty();
         engine.Scripted.Accepted.ShouldBe(40);
         engine.Scripted.SubmittedPrompts.Distinct().Count().ShouldBe(40);
-        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == EditState.Succeeded);
     }
 
     [Fact]
@@ -343,7 +343,7 @@ public sealed class JobServerTests
         using var stop = new CancellationTokenSource();
         var run = engine.Server().RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), stop.Token);
         await engine.RunClockUntilAsync(async () =>
-            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).All(j => j.State == JobState.Submitting), Tick);
+            (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).All(j => j.State == EditState.Submitting), Tick);
 
         await stop.CancelAsync();
         engine.Scripted.SubmitGate.SetResult();
@@ -352,7 +352,7 @@ public sealed class JobServerTests
 
         // The submits under way when the stop came were recorded, and nothing is left leased.
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.AtProvider && j.RequestId != null && j.LeaseOwner == null);
+        jobs.ShouldAllBe(j => j.State == EditState.AtProvider && j.RequestId != null && j.LeaseOwner == null);
         (await engine.Store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
     }
 
@@ -384,7 +384,7 @@ public sealed class JobServerTests
         await run;
 
         faults.Failures.ShouldBe(3);
-        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == JobState.Succeeded);
+        (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == EditState.Succeeded);
     }
 
     [Fact]
@@ -402,7 +402,7 @@ public sealed class JobServerTests
 
         faults.Failures.ShouldBe(3);
         var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldHaveSingleItem();
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.UncertainSubmits.ShouldBe(0);
         engine.Scripted.Accepted.ShouldBe(1);
     }
@@ -424,7 +424,7 @@ public sealed class JobServerTests
 
         faults.Failures.ShouldBe(lastFailure - 1);
         var job = (await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldHaveSingleItem();
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.UncertainSubmits.ShouldBe(1);
         engine.Scripted.Accepted.ShouldBe(2);
     }

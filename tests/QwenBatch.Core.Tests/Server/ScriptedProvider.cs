@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Core.Tests.Server;

@@ -1,5 +1,5 @@
 using QwenBatch.Core.Tests.Server;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Core.Tests.Steps;
@@ -20,13 +20,13 @@ public sealed class JobStepRunnerTests
 
         var job = (await engine.RunBatchAsync(batch))[0];
 
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.UncertainSubmits.ShouldBe(0);
         engine.Scripted.Accepted.ShouldBe(1);
         var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
         var waits = history.Where(h => h.Reason != null && h.Reason.StartsWith("provider unavailable, waiting", StringComparison.Ordinal)).ToList();
         waits.Count.ShouldBe(engine.Options.MaxAttempts + 2);
-        waits.ShouldAllBe(h => h.From == JobState.Submitting && h.To == JobState.Pending);
+        waits.ShouldAllBe(h => h.From == EditState.Submitting && h.To == EditState.Pending);
         // Each wait is the break (15 s) plus half the retry base delay (jitter fixed at 0.5): the job slept through the outage.
         (job.FinishedAt!.Value - start).ShouldBeGreaterThanOrEqualTo(TimeSpan.FromSeconds(16) * (engine.Options.MaxAttempts + 2));
     }
@@ -40,7 +40,7 @@ public sealed class JobStepRunnerTests
 
         var job = (await engine.RunBatchAsync(batch))[0];
 
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.Error!.ShouldContain("each side between 256 and 1536");
         engine.Scripted.Accepted.ShouldBe(0);
     }
@@ -57,7 +57,7 @@ public sealed class JobStepRunnerTests
 
         var job = (await engine.RunBatchAsync(batch))[0];
 
-        job.State.ShouldBe(JobState.Failed);
+        job.State.ShouldBe(EditState.Failed);
         job.Error.ShouldBe("POST /v1/queue/qwen_image_edit_plus: HTTP 401 Incorrect API key provided: ***");
         var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
         history.ShouldContain(h => h.Reason != null && h.Reason.EndsWith("Incorrect API key provided: ***", StringComparison.Ordinal));

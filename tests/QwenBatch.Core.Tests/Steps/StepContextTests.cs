@@ -1,5 +1,5 @@
 using QwenBatch.Core.Tests.Server;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 using QwenBatch.Storage;
 
@@ -17,7 +17,7 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job);
         var now = engine.Time.GetUtcNow();
 
-        var moved = await context.MoveOnAsync(engine.Changer(), job with { State = JobState.Downloading, DueAt = now }, "completed", now);
+        var moved = await context.MoveOnAsync(engine.Changer(), job with { State = EditState.Downloading, DueAt = now }, "completed", now);
 
         moved.ShouldNotBeNull();
         context.Next.ShouldBe(moved);
@@ -33,7 +33,7 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job);
         var now = engine.Time.GetUtcNow();
         var due = new DueTimes();
-        var changer = new JobStateChanger(engine.Store, Microsoft.Extensions.Logging.Abstractions.NullLogger<JobStateChanger>.Instance, released: due.Add);
+        var changer = new EditStateChanger(engine.Store, Microsoft.Extensions.Logging.Abstractions.NullLogger<EditStateChanger>.Instance, released: due.Add);
 
         await context.MoveOnAsync(changer, job with { Polls = 1, DueAt = now.AddSeconds(3) }, reason: null, now);
 
@@ -50,7 +50,7 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job) { Chained = QwenBatch.Steps.StepContext.MaxChainedSteps - 1 };
         var now = engine.Time.GetUtcNow();
 
-        await context.MoveOnAsync(engine.Changer(), job with { State = JobState.Downloading, DueAt = now }, "completed", now);
+        await context.MoveOnAsync(engine.Changer(), job with { State = EditState.Downloading, DueAt = now }, "completed", now);
 
         context.Next.ShouldBeNull();
         (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!.LeaseOwner.ShouldBeNull();
@@ -77,14 +77,14 @@ public sealed class StepContextTests
         await run;
 
         var jobs = await engine.Store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == JobState.Succeeded);
+        jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
         foreach (var job in jobs)
         {
             // Downloading and succeeded are written by the server that saw the completion, at the same instant: no
             // release and re-claim in between.
             var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
-            var completed = history.Single(h => h.To == JobState.Downloading);
-            var succeeded = history.Single(h => h.To == JobState.Succeeded);
+            var completed = history.Single(h => h.To == EditState.Downloading);
+            var succeeded = history.Single(h => h.To == EditState.Succeeded);
             (succeeded.At, succeeded.ServerId).ShouldBe((completed.At, completed.ServerId));
         }
 
@@ -100,15 +100,15 @@ public sealed class StepContextTests
         var job = await ClaimAtProviderAsync(engine);
         var context = new QwenBatch.Steps.StepContext(Owner, job);
         var now = engine.Time.GetUtcNow();
-        var downloading = job with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now };
+        var downloading = job with { State = EditState.Downloading, CostUsd = 0.02m, DueAt = now };
 
         var moved = await context.MoveOnUnwrittenAsync(engine.Changer(), downloading, "completed", now);
 
         moved.ShouldBe(downloading);
         context.Next.ShouldBe(downloading);
-        context.Unwritten.ShouldBe(new UnwrittenMove(JobState.AtProvider, "completed"));
+        context.Unwritten.ShouldBe(new UnwrittenMove(EditState.AtProvider, "completed"));
         var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
-        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.AtProvider, Owner, 0m));
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((EditState.AtProvider, Owner, 0m));
     }
 
     [Fact]
@@ -119,25 +119,25 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job);
         var now = engine.Time.GetUtcNow();
         var changer = engine.Changer();
-        await context.MoveOnUnwrittenAsync(changer, job with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed with 1 output(s)", now);
+        await context.MoveOnUnwrittenAsync(changer, job with { State = EditState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed with 1 output(s)", now);
         var download = context.ForNext();
         download.Unwritten.ShouldNotBeNull();
 
-        var succeeded = await download.MoveAsync(changer, download.Current with { State = JobState.Succeeded, FinishedAt = now }, reason: null);
+        var succeeded = await download.MoveAsync(changer, download.Current with { State = EditState.Succeeded, FinishedAt = now }, reason: null);
 
         succeeded.ShouldNotBeNull();
         download.Unwritten.ShouldBeNull();
         var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
-        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.Succeeded, (string?)null, 0.02m));
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((EditState.Succeeded, (string?)null, 0.02m));
         var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
         history.TakeLast(2).Select(h => (h.From, h.To, h.Reason, h.ServerId)).ShouldBe(
         [
-            (JobState.AtProvider, JobState.Downloading, "completed with 1 output(s)", Owner),
-            (JobState.Downloading, JobState.Succeeded, (string?)null, Owner),
+            (EditState.AtProvider, EditState.Downloading, "completed with 1 output(s)", Owner),
+            (EditState.Downloading, EditState.Succeeded, (string?)null, Owner),
         ]);
         (await engine.Store.GetBatchAsync(job.BatchId, CancellationToken.None))!.SpentUsd.ShouldBe(0.02m);
         var progress = await engine.Store.GetProgressAsync(job.BatchId, CancellationToken.None);
-        (progress.Count(JobState.Succeeded), progress.Count(JobState.AtProvider)).ShouldBe((1, 0));
+        (progress.Count(EditState.Succeeded), progress.Count(EditState.AtProvider)).ShouldBe((1, 0));
     }
 
     [Fact]
@@ -148,12 +148,12 @@ public sealed class StepContextTests
         var context = new QwenBatch.Steps.StepContext(Owner, job) { Chained = QwenBatch.Steps.StepContext.MaxChainedSteps - 1 };
         var now = engine.Time.GetUtcNow();
 
-        await context.MoveOnUnwrittenAsync(engine.Changer(), job with { State = JobState.Downloading, DueAt = now }, "completed", now);
+        await context.MoveOnUnwrittenAsync(engine.Changer(), job with { State = EditState.Downloading, DueAt = now }, "completed", now);
 
         context.Next.ShouldBeNull();
         context.Unwritten.ShouldBeNull();
         var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
-        (stored.State, stored.LeaseOwner).ShouldBe((JobState.Downloading, (string?)null));
+        (stored.State, stored.LeaseOwner).ShouldBe((EditState.Downloading, (string?)null));
     }
 
     [Fact]
@@ -162,11 +162,11 @@ public sealed class StepContextTests
         await using var engine = new EngineHarness();
         var job = await ClaimAtProviderAsync(engine);
         using var stop = new CancellationTokenSource();
-        var download = new RecordingStep(JobState.Downloading, (_, _) => Task.CompletedTask);
-        var poll = new RecordingStep(JobState.AtProvider, async (context, _) =>
+        var download = new RecordingStep(EditState.Downloading, (_, _) => Task.CompletedTask);
+        var poll = new RecordingStep(EditState.AtProvider, async (context, _) =>
         {
             var now = engine.Time.GetUtcNow();
-            await context.MoveOnUnwrittenAsync(engine.Changer(), context.Current with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
+            await context.MoveOnUnwrittenAsync(engine.Changer(), context.Current with { State = EditState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
             await stop.CancelAsync();
         });
         var runner = new QwenBatch.Steps.JobStepRunner([poll, download], engine.Changer(), engine.Options, engine.Time, EngineHarness.Jitter,
@@ -176,7 +176,7 @@ public sealed class StepContextTests
 
         download.Runs.ShouldBe(0);
         var stored = (await engine.Store.GetJobAsync(job.Id, CancellationToken.None))!;
-        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((JobState.Downloading, (string?)null, 0.02m));
+        (stored.State, stored.LeaseOwner, stored.CostUsd).ShouldBe((EditState.Downloading, (string?)null, 0.02m));
         (await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None))[^1].Reason.ShouldBe("completed");
     }
 
@@ -188,35 +188,35 @@ public sealed class StepContextTests
         var claimed = (await engine.Store.ClaimAsync(new ClaimRequest("crashed-worker", 1, engine.Options.LeaseDuration), CancellationToken.None)).Single();
         var changer = engine.Changer();
         var accepted = await engine.Scripted.SubmitAsync(new QwenBatch.Providers.EditRequest(claimed.Spec.Prompt, claimed.Spec.Images, null, null, 1, null), CancellationToken.None);
-        var submitting = (await changer.MoveAsync(claimed, claimed with { State = JobState.Submitting }, "crashed-worker", null, keepLease: true))!;
+        var submitting = (await changer.MoveAsync(claimed, claimed with { State = EditState.Submitting }, "crashed-worker", null, keepLease: true))!;
         var now = engine.Time.GetUtcNow();
-        var atProvider = (await changer.MoveAsync(submitting, submitting with { State = JobState.AtProvider, RequestId = accepted.RequestId, SubmittedAt = now }, "crashed-worker", "accepted", keepLease: true))!;
+        var atProvider = (await changer.MoveAsync(submitting, submitting with { State = EditState.AtProvider, RequestId = accepted.RequestId, SubmittedAt = now }, "crashed-worker", "accepted", keepLease: true))!;
 
         // The crashed worker's poll saw the task completed and handed the job on to its download, then died: nothing of
         // that was written.
         var context = new QwenBatch.Steps.StepContext("crashed-worker", atProvider);
-        await context.MoveOnUnwrittenAsync(changer, atProvider with { State = JobState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
+        await context.MoveOnUnwrittenAsync(changer, atProvider with { State = EditState.Downloading, CostUsd = 0.02m, DueAt = now }, "completed", now);
 
         var jobs = await engine.RunBatchAsync(batch);
 
         var job = jobs.Single();
-        job.State.ShouldBe(JobState.Succeeded);
+        job.State.ShouldBe(EditState.Succeeded);
         job.CostUsd.ShouldBe(0.02m);
         (await engine.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.SpentUsd.ShouldBe(0.02m);
         engine.Scripted.PollCalls.ShouldBe(1);
         engine.Scripted.Accepted.ShouldBe(1);
         var history = await engine.Store.GetHistoryAsync(job.Id, CancellationToken.None);
         history.ShouldContain(h => h.Reason != null && h.Reason.Contains("lease expired (held by crashed-worker)", StringComparison.Ordinal));
-        history.Count(h => h.To == JobState.Downloading).ShouldBe(1);
+        history.Count(h => h.To == EditState.Downloading).ShouldBe(1);
         File.Exists(Path.Combine(batch.StorageDir, job.Files.Single().Path)).ShouldBeTrue();
     }
 
     /// <summary>A step for one state that runs what the test says and counts its runs.</summary>
-    private sealed class RecordingStep(JobState state, Func<QwenBatch.Steps.StepContext, CancellationToken, Task> run) : QwenBatch.Steps.IJobStep
+    private sealed class RecordingStep(EditState state, Func<QwenBatch.Steps.StepContext, CancellationToken, Task> run) : QwenBatch.Steps.IJobStep
     {
         public int Runs { get; private set; }
 
-        public bool CanRun(JobRecord job) => job.State == state;
+        public bool CanRun(EditRecord job) => job.State == state;
 
         public Task RunAsync(QwenBatch.Steps.StepContext context, CancellationToken ct)
         {
@@ -225,13 +225,13 @@ public sealed class StepContextTests
         }
     }
 
-    private static async Task<JobRecord> ClaimAtProviderAsync(EngineHarness engine)
+    private static async Task<EditRecord> ClaimAtProviderAsync(EngineHarness engine)
     {
         await engine.ImportAsync(1);
         var job = (await engine.Store.ClaimAsync(new ClaimRequest(Owner, 1, engine.Options.LeaseDuration), CancellationToken.None)).Single();
-        var atProvider = job with { State = JobState.AtProvider, RequestId = "req-1", SubmittedAt = engine.Time.GetUtcNow() };
+        var atProvider = job with { State = EditState.AtProvider, RequestId = "req-1", SubmittedAt = engine.Time.GetUtcNow() };
         var changer = engine.Changer();
-        (await changer.MoveAsync(job, job with { State = JobState.Submitting }, Owner, null, keepLease: true)).ShouldNotBeNull();
-        return (await changer.MoveAsync(job with { State = JobState.Submitting }, atProvider, Owner, null, keepLease: true)).ShouldNotBeNull();
+        (await changer.MoveAsync(job, job with { State = EditState.Submitting }, Owner, null, keepLease: true)).ShouldNotBeNull();
+        return (await changer.MoveAsync(job with { State = EditState.Submitting }, atProvider, Owner, null, keepLease: true)).ShouldNotBeNull();
     }
 }

@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using QwenBatch.Dashboard.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Dashboard.Tests.Api;
@@ -105,13 +105,13 @@ public sealed class ApiEndpointTests : IAsyncLifetime
     {
         var import = await _factory.Store.ImportBatchAsync(
             new Batches.NewBatch("forged", "/m.csv", "simulator", Path.Combine(_factory.StorageRoot, "forged")),
-            new[] { new Batches.NewJob("a", "h", "simulator", new JobSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
+            new[] { new Batches.NewEdit("a", "h", "simulator", new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
         using var client = _factory.CreateClient();
 
         using var response = await client.PostAsync($"/dashboard/batches/{import.Batch.Id}/cancel", new FormUrlEncodedContent([]));
 
         response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
-        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(JobState.Pending).ShouldBe(1);
+        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
         (await _factory.Store.GetBatchAsync(import.Batch.Id, CancellationToken.None))!.CancelRequestedAt.ShouldBeNull();
     }
 
@@ -120,7 +120,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
     {
         var import = await _factory.Store.ImportBatchAsync(
             new Batches.NewBatch("cross-site", "/m.csv", "simulator", Path.Combine(_factory.StorageRoot, "cross-site")),
-            new[] { new Batches.NewJob("a", "h", "simulator", new JobSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
+            new[] { new Batches.NewEdit("a", "h", "simulator", new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
         using var client = _factory.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/batches/{import.Batch.Id}/cancel")
         {
@@ -130,7 +130,7 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         using var response = await client.SendAsync(request);
 
         response.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
-        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(JobState.Pending).ShouldBe(1);
+        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
     }
 
     [Fact]

@@ -29,7 +29,7 @@ public sealed partial class SchedulesPageTests : IAsyncLifetime
     public async Task GetSchedules_ScheduleWithALastRun_ShowsCronZoneNextRunInUtcAndLocalAndTheBatchLink()
     {
         var batch = await _factory.Store.ImportBatchAsync(
-            new Batches.NewBatch("nightly-20260328-0200", _manifest, "simulator", Path.Combine(_factory.StorageRoot, "nightly-20260328-0200")), Array.Empty<Batches.NewJob>(), CancellationToken.None);
+            new Batches.NewBatch("nightly-20260328-0200", _manifest, "simulator", Path.Combine(_factory.StorageRoot, "nightly-20260328-0200")), Array.Empty<Batches.NewEdit>(), CancellationToken.None);
         var last = NextAt.AddDays(-1);
         await _factory.Store.ClaimOccurrenceAsync(new OccurrenceClaim("nightly", last, NextAt, "worker-1", TimeSpan.FromMinutes(5)), CancellationToken.None);
         await _factory.Store.RecordOccurrenceAsync(new ScheduleOutcome("nightly", last, last, batch.Batch.Name, null), CancellationToken.None);

@@ -1,7 +1,7 @@
 using System.Globalization;
 using QwenBatch.Batches;
 using QwenBatch.Dashboard.Tests.Support;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Server;
 using QwenBatch.Storage;
 
@@ -60,9 +60,9 @@ public sealed class ServersAndHistoryPageTests : IAsyncLifetime
     {
         var import = await ImportAsync("history", 4);
         var claimed = await Store.ClaimAsync(new ClaimRequest("worker", 4, TimeSpan.FromMinutes(5), import.Batch.Id), Ct);
-        await FinishAsync(claimed[0], JobState.Succeeded);
-        await FinishAsync(claimed[1], JobState.Succeeded);
-        await FinishAsync(claimed[2], JobState.Failed);
+        await FinishAsync(claimed[0], EditState.Succeeded);
+        await FinishAsync(claimed[1], EditState.Succeeded);
+        await FinishAsync(claimed[2], EditState.Failed);
         using var client = _factory.CreateClient();
 
         var html = await client.GetStringAsync("/dashboard");
@@ -75,10 +75,10 @@ public sealed class ServersAndHistoryPageTests : IAsyncLifetime
 
     private Task<BatchImport> ImportAsync(string name, int count) =>
         Store.ImportBatchAsync(new NewBatch(name, "/m.csv", "simulator", Path.Combine(_factory.StorageRoot, name)),
-            Enumerable.Range(1, count).Select(i => new NewJob(string.Create(CultureInfo.InvariantCulture, $"row-{i}"), "h", "simulator",
-                new JobSpec { Prompt = "p", Images = ["https://example.com/a.png"] })), Ct);
+            Enumerable.Range(1, count).Select(i => new NewEdit(string.Create(CultureInfo.InvariantCulture, $"row-{i}"), "h", "simulator",
+                new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] })), Ct);
 
-    private async Task FinishAsync(JobRecord job, JobState state) =>
-        (await Store.TransitionAsync(new JobTransition(job with { State = state, FinishedAt = TimeProvider.System.GetUtcNow() }, [job.State], "worker", false, null), Ct))
+    private async Task FinishAsync(EditRecord job, EditState state) =>
+        (await Store.TransitionAsync(new EditTransition(job with { State = state, FinishedAt = TimeProvider.System.GetUtcNow() }, [job.State], "worker", false, null), Ct))
         .ShouldBeTrue();
 }

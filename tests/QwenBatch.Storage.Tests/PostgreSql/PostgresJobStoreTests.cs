@@ -71,6 +71,6 @@ public class PostgresJobStoreTests(PostgresDatabaseFixture database) : JobStoreC
 
         // Not cancelled (it left pending before the cancel could take it) and not left to run to the end: flagged.
         var after = await GetAsync(job.Id);
-        (after.State, after.CancelRequested).ShouldBe((QwenBatch.Jobs.JobState.Submitting, true));
+        (after.State, after.CancelRequested).ShouldBe((QwenBatch.Edits.EditState.Submitting, true));
     }
 }

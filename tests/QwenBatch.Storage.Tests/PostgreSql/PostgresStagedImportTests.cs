@@ -1,5 +1,5 @@
 using Npgsql;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
@@ -22,7 +22,7 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
 
         (await CountAsync("jobs")).ShouldBe(0);
         (await CountAsync("job_chunks")).ShouldBe(3);
-        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(JobState.Pending).ShouldBe(5);
+        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(EditState.Pending).ShouldBe(5);
         (await Store.NextDueAtAsync(import.Batch.Id, Ct)).ShouldBe(Now);
 
         var first = await ClaimAsync(limit: 3);
@@ -30,7 +30,7 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
         first.Select(j => j.Key).ShouldBe(["row-0001", "row-0002", "row-0003"]);
         (await CountAsync("jobs")).ShouldBe(4);
         (await CountAsync("job_chunks")).ShouldBe(1);
-        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(JobState.Pending).ShouldBe(5);
+        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(EditState.Pending).ShouldBe(5);
         (await ClaimAsync(limit: 10)).Select(j => j.Key).ShouldBe(["row-0004", "row-0005"]);
         (await CountAsync("job_chunks")).ShouldBe(0);
     }
@@ -80,21 +80,21 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
         again.Resumed.ShouldBeTrue();
         (again.JobsAdded, again.JobsReplaced).ShouldBe((0, 0));
         (await CountAsync("job_chunks")).ShouldBe(3);
-        (await Store.GetProgressAsync(again.Batch.Id, Ct)).Count(JobState.Pending).ShouldBe(5);
+        (await Store.GetProgressAsync(again.Batch.Id, Ct)).Count(EditState.Pending).ShouldBe(5);
     }
 
     [Fact]
     public async Task ImportBatchAsync_StagedBatchAgainWithAChangedRow_ExpandsAndSupersedesThatJob()
     {
         var first = await ImportAsync(5);
-        var rows = Enumerable.Range(1, 5).Select(i => NewJob($"row-{i:D4}", hash: i == 4 ? "h2" : "h1")).ToList();
+        var rows = Enumerable.Range(1, 5).Select(i => NewEdit($"row-{i:D4}", hash: i == 4 ? "h2" : "h1")).ToList();
 
         var again = await Store.ImportBatchAsync(Batch(), rows, Ct);
 
         (again.JobsAdded, again.JobsReplaced).ShouldBe((1, 1));
         (await CountAsync("job_chunks")).ShouldBe(0);
         var progress = await Store.GetProgressAsync(first.Batch.Id, Ct);
-        (progress.Count(JobState.Pending), progress.Count(JobState.Cancelled)).ShouldBe((5, 1));
+        (progress.Count(EditState.Pending), progress.Count(EditState.Cancelled)).ShouldBe((5, 1));
     }
 
     [Fact]

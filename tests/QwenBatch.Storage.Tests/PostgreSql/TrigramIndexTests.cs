@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
@@ -28,7 +28,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
         var plan = await ScalarsAsync(connectionString,
             "SET enable_seqscan = off; SET enable_indexscan = off; EXPLAIN SELECT job_id FROM job_search WHERE key ILIKE '%row-2%' OR prompt ILIKE '%row-2 on a%'");
         string.Join("\n", plan).ShouldContain("job_search_prompt_trgm");
-        (await store.QueryJobsAsync(new JobQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
+        (await store.QueryJobsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
                 await ImportAsync(store);
 
                 (await store.GetSchemaVersionAsync(Ct)).ShouldBe(store.LatestSchemaVersion);
-                (await store.QueryJobsAsync(new JobQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
+                (await store.QueryJobsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
             }
 
             (await TrigramIndexesAsync(connectionString)).ShouldBeEmpty();
@@ -69,7 +69,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
         await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
         await store.MigrateAsync(Ct);
         await ImportAsync(store);
-        var jobs = await store.QueryJobsAsync(new JobQuery(Limit: 100), Ct);
+        var jobs = await store.QueryJobsAsync(new EditQuery(Limit: 100), Ct);
         await store.RequestCancelAsync(jobs[0].BatchId, Ct);
 
         (await store.DeleteJobsAsync(jobs.Take(4).Select(j => j.Id).ToList(), Ct)).ShouldBe(4);
@@ -83,8 +83,8 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
 
     private static async Task ImportAsync(IJobStore store)
     {
-        var jobs = Enumerable.Range(1, 30).Select(i => new NewJob($"row-{i}", "h", "simulator",
-            new JobSpec { Prompt = $"put row-{i} on a white background", Images = ["https://example.com/a.png"] }));
+        var jobs = Enumerable.Range(1, 30).Select(i => new NewEdit($"row-{i}", "h", "simulator",
+            new EditSpec { Prompt = $"put row-{i} on a white background", Images = ["https://example.com/a.png"] }));
         await store.ImportBatchAsync(new NewBatch("trgm", "/m.csv", "simulator", "/out"), jobs, Ct);
     }
 

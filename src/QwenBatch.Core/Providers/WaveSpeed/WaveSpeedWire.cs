@@ -1,5 +1,5 @@
 using System.Text.Json;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Providers.WaveSpeed;
 

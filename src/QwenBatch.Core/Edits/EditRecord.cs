@@ -1,9 +1,9 @@
 using QwenBatch.Outputs;
 
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>One job as stored: a manifest row after expansion, plus where it stands.</summary>
-public sealed record JobRecord
+public sealed record EditRecord
 {
     public required long Id { get; init; }
     public required long BatchId { get; init; }
@@ -14,9 +14,9 @@ public sealed record JobRecord
     /// <summary>Hash of the row's content; a changed row is a new job.</summary>
     public required string ContentHash { get; init; }
 
-    public required JobState State { get; init; }
+    public required EditState State { get; init; }
     public required string Provider { get; init; }
-    public required JobSpec Spec { get; init; }
+    public required EditSpec Spec { get; init; }
 
     /// <summary>The provider's id for the accepted task; persisted before anything else happens after a submit.</summary>
     public string? RequestId { get; init; }
@@ -76,4 +76,4 @@ public sealed record JobRecord
 public sealed record ProviderOutput(string? Url, string? Base64, string? ContentType, bool? HasNsfw = null);
 
 /// <summary>One entry of a job's state history.</summary>
-public sealed record JobHistoryEntry(long JobId, DateTimeOffset At, JobState? From, JobState To, string? Reason, string? ServerId);
+public sealed record EditHistoryEntry(long JobId, DateTimeOffset At, EditState? From, EditState To, string? Reason, string? ServerId);

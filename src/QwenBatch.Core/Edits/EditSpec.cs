@@ -1,10 +1,10 @@
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>
 /// What to ask the provider for, as read from the manifest. Images are absolute local paths, http(s) URLs or data URIs;
 /// local files are read and encoded only when the job is submitted, so the store never holds image bytes.
 /// </summary>
-public sealed record JobSpec
+public sealed record EditSpec
 {
     public required string Prompt { get; init; }
     public required IReadOnlyList<string> Images { get; init; }

@@ -1,6 +1,6 @@
 using QwenBatch.Storage;
 
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>
 /// Coalesces the transitions of concurrent steps into one store transaction: while all writers' groups are being
@@ -19,7 +19,7 @@ internal sealed class GroupCommit(IJobStore store, int writers)
     private List<Pending> _queue = [];
     private int _writing;
 
-    public Task<bool> TransitionAsync(JobTransition transition)
+    public Task<bool> TransitionAsync(EditTransition transition)
     {
         var pending = new Pending(transition, new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously));
         bool lead;
@@ -94,5 +94,5 @@ internal sealed class GroupCommit(IJobStore store, int writers)
         }
     }
 
-    private sealed record Pending(JobTransition Transition, TaskCompletionSource<bool> Result);
+    private sealed record Pending(EditTransition Transition, TaskCompletionSource<bool> Result);
 }

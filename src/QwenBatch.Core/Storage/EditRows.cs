@@ -1,6 +1,6 @@
 using System.Data.Common;
 using QwenBatch.Batches;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Outputs;
 
 namespace QwenBatch.Storage;
@@ -20,7 +20,7 @@ public abstract class RowDialect
 }
 
 /// <summary>The column lists and row mapping shared by every backend, so both read a job the same way.</summary>
-public static class JobRows
+public static class EditRows
 {
     public const string JobColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
@@ -38,15 +38,15 @@ public static class JobRows
     /// <summary>The claimable states as a SQL list; spelled out so partial indexes match the queries.</summary>
     public const string ClaimableSql = "('pending', 'at_provider', 'downloading')";
 
-    public static JobRecord ReadJob(DbDataReader r, RowDialect d) => new()
+    public static EditRecord ReadJob(DbDataReader r, RowDialect d) => new()
     {
         Id = r.GetInt64(0),
         BatchId = r.GetInt64(1),
         Key = r.GetString(2),
         ContentHash = r.GetString(3),
-        State = JobStates.Parse(r.GetString(4)),
+        State = EditStates.Parse(r.GetString(4)),
         Provider = r.GetString(5),
-        Spec = StoreJson.Read<JobSpec>(r.GetString(6)),
+        Spec = StoreJson.Read<EditSpec>(r.GetString(6)),
         RequestId = r.IsDBNull(7) ? null : r.GetString(7),
         Attempt = r.GetInt32(8),
         AcceptedSubmits = r.GetInt32(9),
@@ -85,11 +85,11 @@ public static class JobRows
         Failure = r.IsDBNull(10) ? null : r.GetString(10),
     };
 
-    public static JobHistoryEntry ReadHistory(DbDataReader r, RowDialect d) => new(
+    public static EditHistoryEntry ReadHistory(DbDataReader r, RowDialect d) => new(
         r.GetInt64(0),
         d.Time(r, 1),
-        r.IsDBNull(2) ? null : JobStates.Parse(r.GetString(2)),
-        JobStates.Parse(r.GetString(3)),
+        r.IsDBNull(2) ? null : EditStates.Parse(r.GetString(2)),
+        EditStates.Parse(r.GetString(3)),
         r.IsDBNull(4) ? null : r.GetString(4),
         r.IsDBNull(5) ? null : r.GetString(5));
 
@@ -108,12 +108,12 @@ public static class JobRows
     /// <summary>Folds "state, count, cost" rows into a <see cref="BatchProgress"/>.</summary>
     public static async Task<BatchProgress> ProgressAsync(long batchId, DbCommand command, RowDialect d, CancellationToken ct)
     {
-        var counts = new Dictionary<JobState, int>();
+        var counts = new Dictionary<EditState, int>();
         decimal spent = 0;
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            counts[JobStates.Parse(reader.GetString(0))] = reader.GetInt32(1);
+            counts[EditStates.Parse(reader.GetString(0))] = reader.GetInt32(1);
             spent += d.Money(reader, 2);
         }
 

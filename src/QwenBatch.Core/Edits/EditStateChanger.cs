@@ -3,7 +3,7 @@ using QwenBatch.Secrets;
 using QwenBatch.Server;
 using QwenBatch.Storage;
 
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>
 /// The one owner of job state. Every move is checked against the documented transition table and written as a guarded
@@ -14,9 +14,9 @@ namespace QwenBatch.Jobs;
 /// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
 /// <param name="writers">Group commits written at once (see <see cref="GroupCommit"/>).</param>
 /// <param name="slots">Told when a step waits only for the write that gives its job back, so its slot can be used meanwhile.</param>
-public sealed partial class JobStateChanger(
+public sealed partial class EditStateChanger(
     IJobStore store,
-    ILogger<JobStateChanger> logger,
+    ILogger<EditStateChanger> logger,
     SecretRedactor? redactor = null,
     Action<DateTimeOffset>? released = null,
     int writers = 1,
@@ -24,21 +24,21 @@ public sealed partial class JobStateChanger(
 {
     private readonly SecretRedactor _redactor = redactor ?? SecretRedactor.None;
 
-    private static readonly Dictionary<JobState, JobState[]> Allowed = new()
+    private static readonly Dictionary<EditState, EditState[]> Allowed = new()
     {
-        [JobState.Pending] = [JobState.Submitting, JobState.Failed, JobState.Cancelled, JobState.Held],
-        [JobState.Submitting] = [JobState.AtProvider, JobState.Pending, JobState.Failed, JobState.Cancelled],
-        [JobState.AtProvider] = [JobState.AtProvider, JobState.Downloading, JobState.Pending, JobState.Failed, JobState.Cancelled],
-        [JobState.Downloading] = [JobState.Downloading, JobState.Succeeded, JobState.AtProvider, JobState.Failed, JobState.Cancelled],
-        [JobState.Held] = [JobState.Pending, JobState.Cancelled],
-        [JobState.Failed] = [JobState.Pending],
-        [JobState.Cancelled] = [JobState.Pending],
-        [JobState.Succeeded] = [],
+        [EditState.Pending] = [EditState.Submitting, EditState.Failed, EditState.Cancelled, EditState.Held],
+        [EditState.Submitting] = [EditState.AtProvider, EditState.Pending, EditState.Failed, EditState.Cancelled],
+        [EditState.AtProvider] = [EditState.AtProvider, EditState.Downloading, EditState.Pending, EditState.Failed, EditState.Cancelled],
+        [EditState.Downloading] = [EditState.Downloading, EditState.Succeeded, EditState.AtProvider, EditState.Failed, EditState.Cancelled],
+        [EditState.Held] = [EditState.Pending, EditState.Cancelled],
+        [EditState.Failed] = [EditState.Pending],
+        [EditState.Cancelled] = [EditState.Pending],
+        [EditState.Succeeded] = [],
     };
 
     private readonly GroupCommit _commits = new(store, Math.Max(1, writers));
 
-    public static bool IsAllowed(JobState from, JobState to) => Allowed[from].Contains(to);
+    public static bool IsAllowed(EditState from, EditState to) => Allowed[from].Contains(to);
 
     /// <summary>
     /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored job, or null when the
@@ -49,7 +49,7 @@ public sealed partial class JobStateChanger(
     /// How <paramref name="current"/> got to its state without a write of its own (see <see cref="UnwrittenMove"/>): the write
     /// is guarded by the state stored before it, and history records both moves.
     /// </param>
-    public async Task<JobRecord?> MoveAsync(JobRecord current, JobRecord next, string owner, string? reason, bool keepLease = false, UnwrittenMove? unwritten = null)
+    public async Task<EditRecord?> MoveAsync(EditRecord current, EditRecord next, string owner, string? reason, bool keepLease = false, UnwrittenMove? unwritten = null)
     {
         if (!IsAllowed(current.State, next.State))
         {
@@ -69,7 +69,7 @@ public sealed partial class JobStateChanger(
 
         // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
         // result is already paid for).
-        var transition = new JobTransition(next, [unwritten?.From ?? current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason));
+        var transition = new EditTransition(next, [unwritten?.From ?? current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason));
         if (unwritten is not null)
         {
             transition = transition with { Via = current.State, ViaReason = unwritten.Reason is null ? null : _redactor.Redact(unwritten.Reason) };
@@ -107,7 +107,7 @@ public sealed partial class JobStateChanger(
             return next;
         }
 
-        if (JobStates.Claimable.Contains(next.State))
+        if (EditStates.Claimable.Contains(next.State))
         {
             released?.Invoke(next.DueAt);
         }
@@ -116,7 +116,7 @@ public sealed partial class JobStateChanger(
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else, or its reservation does not fit the batch budget; {From} → {To} by {Owner} not applied")]
-    private partial void LogGuardMissed(long jobId, JobState from, JobState to, string owner);
+    private partial void LogGuardMissed(long jobId, EditState from, EditState to, string owner);
 }
 
 /// <summary>
@@ -127,4 +127,4 @@ public sealed partial class JobStateChanger(
 /// </summary>
 /// <param name="From">The job's stored state.</param>
 /// <param name="Reason">The history reason of the move that was not written.</param>
-public sealed record UnwrittenMove(JobState From, string? Reason);
+public sealed record UnwrittenMove(EditState From, string? Reason);

@@ -1,13 +1,13 @@
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 
 namespace QwenBatch.Core.Tests.Jobs;
 
-public sealed class JobKeySetTests
+public sealed class EditKeySetTests
 {
     [Fact]
     public void TryAdd_KeySeenBefore_RefusedWithTheFirstNumber()
     {
-        var keys = new JobKeySet();
+        var keys = new EditKeySet();
 
         keys.TryAdd("product-1", 2, out _).ShouldBeTrue();
         keys.TryAdd("product-2", 3, out _).ShouldBeTrue();
@@ -20,7 +20,7 @@ public sealed class JobKeySetTests
     [Fact]
     public void TryAdd_KeysDifferingInCaseOrLength_AreDistinct()
     {
-        var keys = new JobKeySet();
+        var keys = new EditKeySet();
 
         keys.TryAdd("Banner", 1, out _).ShouldBeTrue();
         keys.TryAdd("banner", 2, out _).ShouldBeTrue();
@@ -35,7 +35,7 @@ public sealed class JobKeySetTests
     public void TryAdd_ManyKeysAcrossBlocks_EachFoundWithItsNumber()
     {
         // 200,000 keys of 14 characters fill about 90 blocks and make the table grow 14 times.
-        var keys = new JobKeySet();
+        var keys = new EditKeySet();
         for (var i = 0; i < 200_000; i++)
         {
             keys.TryAdd($"product-{i:D6}", i, out _).ShouldBeTrue();
@@ -54,7 +54,7 @@ public sealed class JobKeySetTests
     [Fact]
     public void TryAdd_KeyLongerThanABlock_KeptWholeAndTheOpenBlockStillUsed()
     {
-        var keys = new JobKeySet();
+        var keys = new EditKeySet();
         var longKey = new string('x', 40_000) + "end";
         keys.TryAdd("before", 1, out _).ShouldBeTrue();
         keys.TryAdd(longKey, 2, out _).ShouldBeTrue();

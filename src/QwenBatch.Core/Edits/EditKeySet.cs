@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>
 /// The job keys of one batch seen so far, each with a number (the manifest line that named it): the uniqueness check of
@@ -9,7 +9,7 @@ namespace QwenBatch.Jobs;
 /// <c>HashSet&lt;string&gt;</c> of the same keys made the garbage collector copy and trace each one through every
 /// generation: a third of a 100,000-row manifest's validation time went to those pauses.
 /// </summary>
-internal sealed class JobKeySet
+internal sealed class EditKeySet
 {
     /// <summary>Characters per block: 64 KB, allocated once on the pinned heap and never moved.</summary>
     private const int BlockChars = 32 * 1024;

@@ -1,5 +1,5 @@
 using System.Globalization;
-using QwenBatch.Jobs;
+using QwenBatch.Edits;
 using QwenBatch.Providers;
 
 namespace QwenBatch.Manifests;
@@ -8,7 +8,7 @@ namespace QwenBatch.Manifests;
 /// The one validator and expander behind every format: turns a <see cref="ManifestRow"/> into jobs (one per matrix entry),
 /// checking each field against the provider's limits, and reports every problem with the row's line.
 /// </summary>
-internal sealed class JobBuilder(ManifestOptions options, string baseDir, ManifestDiagnostics diagnostics)
+internal sealed class EditBuilder(ManifestOptions options, string baseDir, ManifestDiagnostics diagnostics)
 {
     /// <summary>Far beyond what a provider reads (800 tokens); longer is a broken cell, not a prompt.</summary>
     private const int MaxPromptChars = 20_000;
@@ -17,7 +17,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
 
     private readonly ManifestOptions _options = options;
     private readonly ManifestDiagnostics _diagnostics = diagnostics;
-    private readonly JobKeySet _seen = new();
+    private readonly EditKeySet _seen = new();
     private readonly InputImages _images = new(baseDir, options.InputRoot);
 
     /// <summary>Columns that --map turned into provider fields: not variables.</summary>
@@ -135,7 +135,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
     private static string? Raw(ManifestRow row, string field) => row.Cells.TryGetValue(field, out var v) && v.Length > 0 ? v : null;
 
     /// <summary>One job being read: its merged cells and where to report.</summary>
-    private sealed class RowJob(JobBuilder owner, ManifestRow row, Dictionary<string, string> cells, int? matrixIndex)
+    private sealed class RowJob(EditBuilder owner, ManifestRow row, Dictionary<string, string> cells, int? matrixIndex)
     {
         private readonly ManifestOptions _options = owner._options;
         private readonly ManifestDiagnostics _diagnostics = owner._diagnostics;
@@ -190,7 +190,7 @@ internal sealed class JobBuilder(ManifestOptions options, string baseDir, Manife
                 return null;
             }
 
-            return new ManifestJob(row.Line, id, new JobSpec
+            return new ManifestJob(row.Line, id, new EditSpec
             {
                 Prompt = prompt,
                 Images = images,

@@ -1,12 +1,12 @@
-namespace QwenBatch.Jobs;
+namespace QwenBatch.Edits;
 
 /// <summary>
 /// The closed set of states a job moves through. The happy path is
 /// <see cref="Pending"/> → <see cref="Submitting"/> → <see cref="AtProvider"/> → <see cref="Downloading"/> → <see cref="Succeeded"/>.
 /// <see cref="Succeeded"/>, <see cref="Failed"/> and <see cref="Cancelled"/> are terminal; <see cref="Held"/> waits for an operator
-/// (over budget) and counts as settled but not terminal. Only <see cref="JobStateChanger"/> moves a job between states.
+/// (over budget) and counts as settled but not terminal. Only <see cref="EditStateChanger"/> moves a job between states.
 /// </summary>
-public enum JobState
+public enum EditState
 {
     /// <summary>Due to be submitted to the provider.</summary>
     Pending,
@@ -34,42 +34,42 @@ public enum JobState
 }
 
 /// <summary>Names as stored in the database, and what each state allows.</summary>
-public static class JobStates
+public static class EditStates
 {
     /// <summary>States a worker may claim: each has a step to run.</summary>
-    public static readonly IReadOnlyList<JobState> Claimable = [JobState.Pending, JobState.AtProvider, JobState.Downloading];
+    public static readonly IReadOnlyList<EditState> Claimable = [EditState.Pending, EditState.AtProvider, EditState.Downloading];
 
     /// <summary>States that will not change without an operator.</summary>
-    public static readonly IReadOnlyList<JobState> Settled = [JobState.Succeeded, JobState.Failed, JobState.Cancelled, JobState.Held];
+    public static readonly IReadOnlyList<EditState> Settled = [EditState.Succeeded, EditState.Failed, EditState.Cancelled, EditState.Held];
 
-    public static bool IsTerminal(this JobState state) =>
-        state is JobState.Succeeded or JobState.Failed or JobState.Cancelled;
+    public static bool IsTerminal(this EditState state) =>
+        state is EditState.Succeeded or EditState.Failed or EditState.Cancelled;
 
-    public static bool IsSettled(this JobState state) => state.IsTerminal() || state == JobState.Held;
+    public static bool IsSettled(this EditState state) => state.IsTerminal() || state == EditState.Held;
 
-    public static string ToDbName(this JobState state) => state switch
+    public static string ToDbName(this EditState state) => state switch
     {
-        JobState.Pending => "pending",
-        JobState.Submitting => "submitting",
-        JobState.AtProvider => "at_provider",
-        JobState.Downloading => "downloading",
-        JobState.Succeeded => "succeeded",
-        JobState.Failed => "failed",
-        JobState.Cancelled => "cancelled",
-        JobState.Held => "held",
+        EditState.Pending => "pending",
+        EditState.Submitting => "submitting",
+        EditState.AtProvider => "at_provider",
+        EditState.Downloading => "downloading",
+        EditState.Succeeded => "succeeded",
+        EditState.Failed => "failed",
+        EditState.Cancelled => "cancelled",
+        EditState.Held => "held",
         _ => throw new ArgumentOutOfRangeException(nameof(state), state, "Unknown job state."),
     };
 
-    public static JobState Parse(string name) => name switch
+    public static EditState Parse(string name) => name switch
     {
-        "pending" => JobState.Pending,
-        "submitting" => JobState.Submitting,
-        "at_provider" => JobState.AtProvider,
-        "downloading" => JobState.Downloading,
-        "succeeded" => JobState.Succeeded,
-        "failed" => JobState.Failed,
-        "cancelled" => JobState.Cancelled,
-        "held" => JobState.Held,
+        "pending" => EditState.Pending,
+        "submitting" => EditState.Submitting,
+        "at_provider" => EditState.AtProvider,
+        "downloading" => EditState.Downloading,
+        "succeeded" => EditState.Succeeded,
+        "failed" => EditState.Failed,
+        "cancelled" => EditState.Cancelled,
+        "held" => EditState.Held,
         _ => throw new FormatException($"Unknown job state '{name}' in the store."),
     };
 }
