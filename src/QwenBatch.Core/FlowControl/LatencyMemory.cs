@@ -11,7 +11,7 @@ namespace QwenBatch.FlowControl;
 /// once more when it stops. One small statement per interval, never one per job: the hot path stays as it was.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "A SemaphoreSlim holds nothing to release unless its AvailableWaitHandle is asked for, which this one never is.")]
-public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, WorkerOptions options, TimeProvider time, ILogger<LatencyMemory> logger)
+public sealed partial class LatencyMemory(IFlowControlStore store, LatencyModel model, WorkerOptions options, TimeProvider time, ILogger<LatencyMemory> logger)
 {
     // One sync at a time. The sync at stop runs while the periodic one may still be saving: both took the same unsaved
     // completions before either adopted the result, and the store counted them twice (a flaky test caught it).
