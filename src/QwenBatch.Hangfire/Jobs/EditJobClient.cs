@@ -1,0 +1,73 @@
+using Hangfire;
+using Hangfire.Common;
+using Hangfire.States;
+using QwenBatch.Edits;
+using QwenBatch.Hangfire.Hosting;
+using QwenBatch.Storage;
+
+namespace QwenBatch.Hangfire.Jobs;
+
+/// <summary>
+/// Moves edits' Hangfire jobs for the feeder and the poller, through Hangfire's own client and state changer (so every
+/// filter runs, and a move is applied only from the states it expects). An edit keeps one job for its whole life: handed
+/// to Hangfire again (fed after a throttle, downloaded after the provider finished) it is its own job that is enqueued
+/// again; a new job is created only for an edit without one, or whose job is gone from the storage.
+/// </summary>
+public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient client, IBackgroundJobStateChanger states, IEditStore edits, HangfireOptions options)
+{
+    /// <summary>The parked states an edit's job may be woken from (and final ones, for an edit requeued by an operator).</summary>
+    private static readonly string[] Resumable =
+    [
+        States.WaitingState.StateName, States.AtProviderState.StateName, ScheduledState.StateName,
+        FailedState.StateName, DeletedState.StateName, SucceededState.StateName,
+    ];
+
+    /// <summary>The job that runs edit <paramref name="editId"/>.</summary>
+    public static Job JobFor(long editId) => Job.FromExpression<EditJob>(job => job.RunAsync(editId, null, CancellationToken.None));
+
+    /// <summary>
+    /// Enqueues each edit's job, creating the jobs of edits that have none (or whose job is gone) and recording them.
+    /// A job already enqueued or running is left alone: it finds the edit's new state when it runs.
+    /// </summary>
+    public async Task EnqueueAsync(IReadOnlyList<EditRecord> toRun, string reason, CancellationToken ct)
+    {
+        var created = new List<JobBinding>();
+        foreach (var edit in toRun)
+        {
+            var state = new EnqueuedState(options.Queue) { Reason = reason };
+            if (edit.HangfireJob is { } jobId && Move(jobId, state, Resumable) is not null)
+            {
+                continue;
+            }
+
+            if (edit.HangfireJob is { } existing && Exists(existing))
+            {
+                continue;
+            }
+
+            created.Add(new JobBinding(edit.Id, client.Create(JobFor(edit.Id), state), edit.HangfireJob));
+        }
+
+        if (created.Count > 0)
+        {
+            // A feeder that stops before this leaves jobs that bind themselves when they run.
+            await edits.BindJobsAsync(created, ct);
+        }
+    }
+
+    /// <summary>Moves the job to <paramref name="state"/> from one of <paramref name="from"/>; the state applied, or null.</summary>
+    public IState? Move(string jobId, IState state, params string[] from)
+    {
+        using var connection = storage.GetConnection();
+        return states.ChangeState(new StateChangeContext(storage, connection, jobId, state, from));
+    }
+
+    /// <summary>The job's current state's name, or null when the storage no longer has the job.</summary>
+    public string? StateOf(string jobId)
+    {
+        using var connection = storage.GetConnection();
+        return connection.GetStateData(jobId)?.Name;
+    }
+
+    private bool Exists(string jobId) => StateOf(jobId) is not null;
+}
