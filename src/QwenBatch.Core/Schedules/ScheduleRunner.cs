@@ -14,11 +14,15 @@ namespace QwenBatch.Schedules;
 /// </summary>
 public sealed partial class ScheduleRunner(IStore store, TimeProvider time, ILogger<ScheduleRunner> logger)
 {
-    /// <summary>Fires one occurrence of the named schedule; null when there is no such schedule (removed meanwhile).</summary>
-    public async Task<ScheduleOutcome?> FireAsync(string name, DateTimeOffset occurrence, CancellationToken ct)
+    /// <summary>
+    /// Fires the named schedule's occurrence that <paramref name="occurrenceOf"/> makes of the time it fired; null when there
+    /// is no such schedule (removed meanwhile).
+    /// </summary>
+    public async Task<ScheduleOutcome?> FireAsync(
+        string name, DateTimeOffset fired, Func<ScheduleDefinition, DateTimeOffset, DateTimeOffset> occurrenceOf, CancellationToken ct)
     {
         var schedule = (await store.GetSchedulesAsync(ct)).FirstOrDefault(s => s.Name == name);
-        return schedule is null ? null : await FireAsync(schedule.Definition, occurrence, ct);
+        return schedule is null ? null : await FireAsync(schedule.Definition, occurrenceOf(schedule.Definition, fired), ct);
     }
 
     /// <summary>Runs the schedule now (<c>schedule trigger</c>), as an occurrence at the current minute.</summary>

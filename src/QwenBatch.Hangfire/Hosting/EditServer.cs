@@ -8,6 +8,7 @@ using QwenBatch.FlowControl;
 using QwenBatch.Hangfire.Feeding;
 using QwenBatch.Hangfire.Housekeeping;
 using QwenBatch.Hangfire.Polling;
+using QwenBatch.Hangfire.Schedules;
 using QwenBatch.Server;
 
 namespace QwenBatch.Hangfire.Hosting;
@@ -41,6 +42,7 @@ public static class EditServer
             services.GetRequiredService<Poller>().UseBackgroundPool(1),
             services.GetRequiredService<Housekeeper>().UseBackgroundPool(1),
             services.GetRequiredService<UnwrittenWriter>().UseBackgroundPool(1),
+            services.GetRequiredService<ScheduleRegistrar>().UseBackgroundPool(1),
         };
         var properties = new Dictionary<string, object> { ["Queues"] = new[] { options.Queue }, ["WorkerCount"] = options.WorkerCount };
         return new BackgroundProcessingServer(storage, processes, properties, new BackgroundProcessingServerOptions

@@ -13,6 +13,7 @@ using QwenBatch.Hangfire.Filters;
 using QwenBatch.Hangfire.Housekeeping;
 using QwenBatch.Hangfire.Jobs;
 using QwenBatch.Hangfire.Polling;
+using QwenBatch.Hangfire.Schedules;
 using QwenBatch.Providers;
 using QwenBatch.Secrets;
 using QwenBatch.Server;
@@ -29,10 +30,11 @@ namespace QwenBatch.Hangfire.Hosting;
 /// </summary>
 public static class EngineServices
 {
-    public static IServiceCollection AddQwenBatchEngine(this IServiceCollection services, HangfireOptions options, string? postgres, EngineScope scope)
+    /// <param name="scope">What the engine works on, asked when the engine is first built (after a <c>run</c> imported its batch).</param>
+    public static IServiceCollection AddQwenBatchEngine(this IServiceCollection services, HangfireOptions options, string? postgres, Func<EngineScope> scope)
     {
         services.AddSingleton(options);
-        services.AddSingleton(scope);
+        services.AddSingleton(_ => scope());
         services.AddSingleton<JobStorage>(_ => postgres is null ? JobStorages.InMemory() : JobStorages.PostgreSql(postgres, options));
 
         // The domain: one owner of edit state, and the steps.
@@ -60,6 +62,7 @@ public static class EngineServices
             filters.Add(EditRetry.Create(sp.GetRequiredService<WorkerOptions>(), sp.GetRequiredService<Func<double>>()));
             filters.Add(new NextState());
             filters.Add(sp.GetRequiredService<EditStateFilter>());
+            filters.Add(new JobExpiration(options));
             return filters;
         });
         services.AddSingleton<IBackgroundJobFactory>(sp => new BackgroundJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
@@ -69,6 +72,9 @@ public static class EngineServices
         services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddTransient<EditJob>();
         services.AddTransient<ContinuationJob>();
+        services.AddTransient<ScheduleJob>();
+        services.AddSingleton<RecurringSchedules>();
+        services.AddSingleton<ScheduleRegistrar>();
 
         // The background processes beside the workers.
         services.AddSingleton<EditJobClient>();

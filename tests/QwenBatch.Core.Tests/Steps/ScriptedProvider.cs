@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using QwenBatch.Edits;
 using QwenBatch.Providers;
 
-namespace QwenBatch.Core.Tests.Server;
+namespace QwenBatch.Core.Tests.Steps;
 
 /// <summary>
 /// An in-process provider for engine tests: accepts submits (or fails them as scripted), completes a task after a set
