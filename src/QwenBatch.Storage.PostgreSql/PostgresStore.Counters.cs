@@ -1,18 +1,18 @@
 namespace QwenBatch.Storage.PostgreSql;
 
 /// <summary>
-/// The batch counters (batch_state_counts) moved by the statements that move jobs, in the same statement. Migration 11
+/// The batch counters (batch_state_counts) moved by the statements that move edits, in the same statement. Migration 11
 /// dropped the counters' update trigger: it ran on every UPDATE of jobs (claims and heartbeats included), captured the
 /// statement's old and new rows and joined them, 8.7 % of the machine's CPU in the engine benchmark's profile. Inserts
 /// and deletes (imports, staged chunks made rows, retention) keep their statement triggers. Every statement that changes
-/// a job's state must include <see cref="CountMoves"/>; the contract suite checks the counters after each kind of change.
+/// an edit's state must include <see cref="CountMoves"/>; the contract suite checks the counters after each kind of change.
 /// </summary>
-public sealed partial class PostgresJobStore
+public sealed partial class PostgresStore
 {
     /// <summary>
     /// A CTE named <c>counted</c> that moves the counters for the rows of <paramref name="moves"/> (a CTE with batch_id,
     /// from_state and to_state, text). The counter rows are upserted in (batch_id, state) order, so concurrent statements
-    /// take their locks in the same order, and after the job rows (the aggregate reads every moved row first).
+    /// take their locks in the same order, and after the edit rows (the aggregate reads every moved row first).
     /// </summary>
     /// <param name="after">
     /// A CTE updating batch rows (with a RETURNING list) that must be done before any counter is locked: batch rows before

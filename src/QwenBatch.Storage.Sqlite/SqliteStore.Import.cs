@@ -5,21 +5,22 @@ using QwenBatch.Edits;
 
 namespace QwenBatch.Storage.Sqlite;
 
-/// <summary>The jobs of an import: the same rule as PostgreSQL's, one prepared statement per step inside the one transaction.</summary>
-public sealed partial class SqliteJobStore
+/// <summary>The edits of an import: the same rule as PostgreSQL's, one prepared statement per step inside the one transaction.</summary>
+public sealed partial class SqliteStore
 {
     private const int SqliteConstraint = 19;
 
-    /// <summary>The error of a job cancelled because a newer job replaced it; <see cref="SupersededPrefix"/> recognizes it.</summary>
+    /// <summary>The error of an edit cancelled because a newer one replaced it; <see cref="SupersededPrefix"/> recognizes it.</summary>
     private const string SupersededPrefix = "superseded by job ";
 
     /// <summary>
-    /// A new batch takes every job as it comes (the unique index on an id's current job refuses a duplicate id). A resumed
-    /// batch compares each job with its id's current job: the same content is skipped; changed content becomes the id's
-    /// current job — a new job, or an older job of that very content made current again — and the job it displaces is
-    /// superseded: cancelled if it never reached the provider, left to finish (keeping its history and files) if it did.
+    /// A new batch takes every edit as it comes (the unique index on an id's current edit refuses a duplicate id). A
+    /// resumed batch compares each edit with its id's current edit: the same content is skipped; changed content becomes
+    /// the id's current edit — a new one, or an older edit of that very content made current again — and the edit it
+    /// displaces is superseded: cancelled if it had not been handed to Hangfire (pending or held), left to finish (keeping
+    /// its history and files) if it had.
     /// </summary>
-    private static async Task<(int Added, int Replaced)> ImportJobsAsync(
+    private static async Task<(int Added, int Replaced)> ImportEditsAsync(
         SqliteConnection connection, SqliteTransaction tx, long batchId, long now, bool created, IAsyncEnumerable<NewEdit> jobs, CancellationToken ct)
     {
         if (created)
@@ -185,15 +186,15 @@ public sealed partial class SqliteJobStore
         public ValueTask DisposeAsync() => Command.DisposeAsync();
     }
 
-    /// <summary>Points the displaced job at its successor; not yet at the provider, it is cancelled and gives back its reservation.</summary>
+    /// <summary>Points the displaced edit at its successor; not yet handed to Hangfire, it is cancelled and gives back its reservation.</summary>
     private static async Task SupersedeAsync(SqliteConnection connection, SqliteTransaction tx, long batchId, long now, (long Id, string State, long Reserved) job, long successor, CancellationToken ct)
     {
         var cancel = job.State is "pending" or "held";
         await using var update = Command(connection, tx,
             cancel
                 ? """
-                  UPDATE jobs SET superseded_by = @successor, updated_at = @now, state = 'cancelled', reserved_micros = 0, lease_owner = NULL,
-                      lease_expires_at = NULL, finished_at = @now, error = @error WHERE id = @id
+                  UPDATE jobs SET superseded_by = @successor, updated_at = @now, state = 'cancelled', reserved_micros = 0,
+                      finished_at = @now, error = @error WHERE id = @id
                   """
                 : "UPDATE jobs SET superseded_by = @successor, updated_at = @now WHERE id = @id",
             ("successor", successor), ("now", now), ("id", job.Id),

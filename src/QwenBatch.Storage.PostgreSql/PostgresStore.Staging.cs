@@ -7,38 +7,37 @@ using QwenBatch.Batches;
 namespace QwenBatch.Storage.PostgreSql;
 
 /// <summary>
-/// Large imports, staged (migration 10). A new batch of more than one chunk of jobs is written as one <c>job_chunks</c>
-/// row per chunk — a JSON array of its jobs — instead of a <c>jobs</c> row per job: the import transaction then costs
-/// about what a raw COPY of the manifest costs, where a row per job paid six indexes, a foreign key check and the text
-/// filter's trigram entries for every job (measured: 5 s of a 100k-row import's 5.6 s). A chunk becomes jobs rows when
-/// work needs them: a claim that finds fewer due jobs than it may take expands the next chunks (in import order, skipping
-/// chunks another worker is expanding), and anything that needs a batch's every job (its job list, a cancel, a resumed
-/// import) expands the batch's remaining chunks first. Staged jobs are pending jobs: the counters include them from the
-/// import on, so progress, status and "is the batch settled" never miss them.
+/// Large imports, staged (migration 10). A new batch of more than one chunk of edits is written as one <c>job_chunks</c>
+/// row per chunk — a JSON array of its edits — instead of a <c>jobs</c> row per edit: the import transaction then costs
+/// about what a raw COPY of the manifest costs, where a row per edit paid six indexes, a foreign key check and the text
+/// filter's trigram entries for every edit (measured: 5 s of a 100k-row import's 5.6 s). A chunk becomes rows when work
+/// needs them: a feeder round that finds fewer due edits than it may take expands the next chunks (in import order,
+/// skipping chunks another feeder is expanding), and anything that needs a batch's every edit (its edit list, a cancel, a
+/// resumed import) expands the batch's remaining chunks first. Staged edits are pending edits: the counters include them
+/// from the import on, so progress, status and "is the batch settled" never miss them.
 /// </summary>
-public sealed partial class PostgresJobStore
+public sealed partial class PostgresStore
 {
     /// <summary>
-    /// Jobs per staged chunk, at most (an import's chunks also close at <see cref="EncodedJobs.MaxChunkBytes"/>): a claim's
-    /// expansion inserts this many at once (tens of milliseconds).
+    /// Edits per staged chunk, at most (an import's chunks also close at <see cref="EncodedJobs.MaxChunkBytes"/>): a
+    /// feeder's expansion inserts this many at once (tens of milliseconds).
     /// </summary>
     public const int DefaultStagedChunkSize = 1000;
 
-    /// <summary>How often a worker that believes nothing is staged looks anyway (a missed notification, a crashed expander).</summary>
+    /// <summary>How often a feeder that believes nothing is staged looks anyway (another process's import).</summary>
     private static readonly TimeSpan StagedRecheck = TimeSpan.FromSeconds(30);
 
-    private const string StagedPayload = "staged";
-
     /// <summary>
-    /// At most this many staged jobs (as chunks of the largest size; fewer when the jobs are large) are expanded for one
-    /// look at the jobs list (about a second's work): a freshly imported batch lists every job at once, a larger one fills
-    /// in as workers claim (its counts include every job meanwhile).
+    /// At most this many staged edits (as chunks of the largest size; fewer when the edits are large) are expanded for one
+    /// look at the edit list (about a second's work): a freshly imported batch lists every edit at once, a larger one fills
+    /// in as feeders take them (its counts include every edit meanwhile).
     /// </summary>
     private const int MaxExpandedForList = 20_000;
 
-    // Staging may have happened since this process last found nothing staged: counted up by our own imports, by another
-    // process's import notification and when the listener (re)connects. "Nothing staged" is remembered per claim scope (a
-    // batch, or all) with the count it saw, so a signal that arrives while an expansion runs is not lost.
+    // Staging may have happened since this process last found nothing staged: counted up by this process's imports. Another
+    // process's import is seen by NextDueAsync (which reads the chunks, as a feeder does when it has nothing to do) or after
+    // StagedRecheck. "Nothing staged" is remembered per feed scope (a batch, or all) with the count it saw, so an import
+    // that commits while an expansion runs is not lost.
     private readonly ConcurrentDictionary<long, (long Signals, DateTimeOffset At)> _nothingStaged = new();
     private long _stagedSignals;
 
@@ -50,7 +49,7 @@ public sealed partial class PostgresJobStore
         !_nothingStaged.TryGetValue(batchId ?? 0, out var seen) || seen.Signals != Interlocked.Read(ref _stagedSignals) || now - seen.At >= StagedRecheck;
 
     /// <summary>
-    /// A new batch's jobs: one chunk or fewer go straight into jobs with binary COPY (small batches are jobs rows at once);
+    /// A new batch's edits: one chunk or fewer go straight into jobs with binary COPY (small batches are rows at once);
     /// more are staged a chunk per row — as they come, or as an import already encoded them (<see cref="EncodedJobs"/>).
     /// Either way an id named twice refuses the whole import.
     /// </summary>
@@ -67,7 +66,7 @@ public sealed partial class PostgresJobStore
 
         if (count <= _stagedChunkSize)
         {
-            return await CopyJobsAsync(connection, batchId, now, first.SelectMany(c => EncodedJobs.Decode(c.Json)).ToAsyncEnumerable(), ct);
+            return await CopyEditsAsync(connection, batchId, now, first.SelectMany(c => EncodedJobs.Decode(c.Json)).ToAsyncEnumerable(), ct);
         }
 
         return await StageAsync(connection, batchId, now, Rest(), ct);
@@ -119,12 +118,12 @@ public sealed partial class PostgresJobStore
         }
     }
 
-    /// <summary>Writes the chunks into job_chunks, counts their jobs as pending, and tells every listener to expand.</summary>
+    /// <summary>Writes the chunks into job_chunks and counts their edits as pending.</summary>
     private async Task<int> StageAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<(byte[] Json, int Jobs)> chunks, CancellationToken ct)
     {
         var count = await CopyChunksAsync(connection, "job_chunks", batchId, now, chunks, ct);
 
-        // Staged jobs are pending jobs from now on; their expansion takes them off this count as its insert adds them.
+        // Staged edits are pending edits from now on; their expansion takes them off this count as its insert adds them.
         await using var counted = new NpgsqlCommand(
             """
             INSERT INTO batch_state_counts AS c (batch_id, state, count) VALUES (@batch, 'pending', @count)
@@ -133,7 +132,6 @@ public sealed partial class PostgresJobStore
         counted.Parameters.AddWithValue("batch", batchId);
         counted.Parameters.AddWithValue("count", (long)count);
         await counted.ExecuteNonQueryAsync(ct);
-        await ExecuteAsync(connection, $"SELECT pg_notify('{Channel}', '{StagedPayload}')", ct);
         SignalStaged();
         return count;
     }
@@ -160,13 +158,13 @@ public sealed partial class PostgresJobStore
 
     /// <summary>
     /// Turns up to <paramref name="chunks"/> staged chunks (of one batch, or of any) into jobs rows, oldest first, in one
-    /// statement; returns how many jobs that made. <paramref name="skipLocked"/>: a claim passes over chunks another worker
-    /// is expanding; a caller that needs every job of a batch waits for them instead (they are gone when it gets them).
+    /// statement; returns how many edits that made. <paramref name="skipLocked"/>: a feeder passes over chunks another one
+    /// is expanding; a caller that needs every edit of a batch waits for them instead (they are gone when it gets them).
     /// </summary>
     private static async Task<int> ExpandStagedAsync(NpgsqlConnection connection, long? batchId, int chunks, bool skipLocked, CancellationToken ct)
     {
         // The counters' insert trigger counts the new rows as pending; they already were (as staged), so the statement
-        // takes them off first. Rows keep the import's time as created, updated and due, so the claim order is unchanged.
+        // takes them off first. Rows keep the import's time as created, updated and due, so the feeding order is unchanged.
         await using var command = new NpgsqlCommand(
             $"""
             WITH chunk AS (
@@ -184,10 +182,8 @@ public sealed partial class PostgresJobStore
                 FROM chunk CROSS JOIN LATERAL {ChunkJobs("chunk", "jsonb")}
                 ORDER BY chunk.id, r.ord
                 RETURNING 1
-            ), notify AS (
-                SELECT pg_notify('{Channel}', '') FROM (SELECT 1 FROM expanded LIMIT 1) one
             )
-            SELECT (SELECT count(*) FROM expanded)::int + 0 * (SELECT count(*) FROM notify)::int
+            SELECT count(*)::int FROM expanded
             """, connection);
         command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Bigint) { Value = (object?)batchId ?? DBNull.Value });
         command.Parameters.AddWithValue("chunks", chunks);
@@ -213,7 +209,7 @@ public sealed partial class PostgresJobStore
     }
 
     /// <summary>
-    /// Before the jobs list: expands up to <see cref="MaxExpandedForList"/> staged jobs (of its batch, when it has one). It
+    /// Before the edit list: expands up to <see cref="MaxExpandedForList"/> staged edits (of its batch, when it has one). It
     /// looks every time (a dashboard need not listen for imports; on an empty job_chunks the look is a few microseconds).
     /// </summary>
     private async Task ExpandForListAsync(long? batchId, CancellationToken ct)
@@ -223,19 +219,18 @@ public sealed partial class PostgresJobStore
     }
 
     /// <summary>
-    /// After a claim that came back short: expands enough staged chunks for what it could not take, if anything may be
-    /// staged; true when jobs were made (claim again). A look that finds nothing costs one statement, and only then.
+    /// Inside a feeder round that came back short: expands enough staged chunks for what it could not take, if anything
+    /// may be staged; true when edits were made (take again). The rows are the round's own until it commits, so no other
+    /// feeder takes them first. A look that finds nothing costs one statement, and only then.
     /// </summary>
-    private async Task<bool> TryExpandForClaimAsync(long? batchId, int missing, CancellationToken ct)
+    private async Task<bool> TryExpandForFeedAsync(NpgsqlConnection connection, long? batchId, int missing, DateTimeOffset now, CancellationToken ct)
     {
-        var now = _time.GetUtcNow();
         if (!MayHaveStaged(batchId, now))
         {
             return false;
         }
 
         var signals = Interlocked.Read(ref _stagedSignals);
-        await using var connection = await _dataSource.OpenConnectionAsync(ct);
         var chunks = (missing + _stagedChunkSize - 1) / _stagedChunkSize;
         var made = await ExpandStagedAsync(connection, batchId, chunks, skipLocked: true, ct);
         if (made == 0)
