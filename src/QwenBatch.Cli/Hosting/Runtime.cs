@@ -29,7 +29,7 @@ namespace QwenBatch.Cli.Hosting;
 /// edit engine on Hangfire (started only by the commands that run edits), plus the in-process simulator when a command
 /// asks for it.
 /// </summary>
-internal sealed class Runtime : IAsyncDisposable
+internal sealed partial class Runtime : IAsyncDisposable
 {
     public const string SimulatorApiKey = "simulator-local-key";
     private const string SimulatorPortFile = "simulator.port";
@@ -138,9 +138,10 @@ internal sealed class Runtime : IAsyncDisposable
         {
             _engineLock ??= EngineLock.Take(StateDirectory(_services.GetRequiredService<IConfiguration>()));
             var forgotten = await Edits.ForgetJobsAsync(scope.BatchId, $"{Environment.MachineName}:{Environment.ProcessId}", ct);
+            var logger = loggers.CreateLogger<Runtime>();
             if (forgotten > 0)
             {
-                loggers.CreateLogger<Runtime>().LogInformation("Resuming {Count} edit(s) an earlier process had handed to Hangfire", forgotten);
+                LogResuming(logger, forgotten);
             }
         }
 
@@ -155,7 +156,7 @@ internal sealed class Runtime : IAsyncDisposable
     /// </summary>
     public async Task<string?> ContinueAsync(long batchId, CancellationToken ct)
     {
-        if (await Store.GetContinuationAsync(batchId, ct) is null)
+        if (await Store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false })
         {
             return null;
         }
@@ -201,6 +202,9 @@ internal sealed class Runtime : IAsyncDisposable
             }
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Resuming {Count} edit(s) an earlier process had handed to Hangfire")]
+    private static partial void LogResuming(Microsoft.Extensions.Logging.ILogger logger, int count);
 
     /// <summary>How long a command waits for a batch's continuation job before it exits and leaves it to the job.</summary>
     private static readonly TimeSpan ContinuationWait = TimeSpan.FromMinutes(2);

@@ -59,7 +59,7 @@ public sealed partial class ContinuationRunner
     /// </summary>
     public async Task<string?> FireAsync(long batchId, CancellationToken ct)
     {
-        if (await _store.GetContinuationAsync(batchId, ct) is not { } continuation || await _store.GetBatchAsync(batchId, ct) is not { } batch)
+        if (await _store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false } continuation || await _store.GetBatchAsync(batchId, ct) is not { } batch)
         {
             return null;
         }
