@@ -178,7 +178,7 @@ internal sealed partial class Runtime : IAsyncDisposable
             var queue = _services.GetRequiredService<HangfireOptions>().Queue;
             foreach (var claimed in await Continuations.ClaimSettledAsync(batchId, ct))
             {
-                client.Create(QwenBatch.Hangfire.Jobs.ContinuationJob.JobFor(claimed.BatchId), new global::Hangfire.States.EnqueuedState(queue) { Reason = "its batch settled" });
+                client.Create(QwenBatch.Hangfire.Jobs.ContinuationJob.JobFor(claimed.BatchId, queue), new global::Hangfire.States.EnqueuedState(queue) { Reason = "its batch settled" });
             }
 
             var waited = Time.GetTimestamp();

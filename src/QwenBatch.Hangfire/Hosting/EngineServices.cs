@@ -53,14 +53,13 @@ public static class EngineServices
         services.AddSingleton<PollStep>();
         services.AddSingleton<IFeedPolicy, FeedPolicy>();
 
-        // Hangfire, with QwenBatch's filters: its own retry filter set to QwenBatch's backoff, the job's chosen next state,
-        // and the filter that makes the dashboard's buttons act on the edit.
+        // Hangfire, with QwenBatch's filters: its own retry filter set to QwenBatch's backoff, the filter that makes the
+        // dashboard's buttons act on the edit, and the expiration of finished jobs.
         services.AddSingleton<EditStateFilter>();
         services.AddSingleton<IJobFilterProvider>(sp =>
         {
             var filters = new JobFilterCollection();
             filters.Add(EditRetry.Create(sp.GetRequiredService<WorkerOptions>(), sp.GetRequiredService<Func<double>>()));
-            filters.Add(new NextState());
             filters.Add(sp.GetRequiredService<EditStateFilter>());
             filters.Add(new JobExpiration(options));
             return filters;
@@ -70,6 +69,7 @@ public static class EngineServices
         services.AddSingleton<IBackgroundJobClient>(sp => new BackgroundJobClient(
             sp.GetRequiredService<JobStorage>(), sp.GetRequiredService<IBackgroundJobFactory>(), sp.GetRequiredService<IBackgroundJobStateChanger>()));
         services.AddSingleton<JobActivator>(sp => new AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        services.AddSingleton<NextState>();
         services.AddTransient<EditJob>();
         services.AddTransient<ContinuationJob>();
         services.AddTransient<ScheduleJob>();

@@ -137,7 +137,7 @@ public sealed partial class Housekeeper(
     {
         foreach (var claimed in await continuations.ClaimSettledAsync(scope.BatchId, ct))
         {
-            client.Create(ContinuationJob.JobFor(claimed.BatchId), new EnqueuedState(hangfire.Queue) { Reason = $"batch {claimed.BatchName} settled" });
+            client.Create(ContinuationJob.JobFor(claimed.BatchId, hangfire.Queue), new EnqueuedState(hangfire.Queue) { Reason = $"batch {claimed.BatchName} settled" });
         }
     }
 

@@ -11,7 +11,7 @@ namespace QwenBatch.Hangfire.Jobs;
 /// </summary>
 public sealed class ContinuationJob(ContinuationRunner runner)
 {
-    public static Job JobFor(long batchId) => Job.FromExpression<ContinuationJob>(job => job.FireAsync(batchId, CancellationToken.None));
+    public static Job JobFor(long batchId, string queue) => Job.FromExpression<ContinuationJob>(job => job.FireAsync(batchId, CancellationToken.None), queue);
 
     [DisplayName("Continuation of batch {0}")]
     public async Task<string?> FireAsync(long batchId, CancellationToken ct) => await runner.FireAsync(batchId, ct);

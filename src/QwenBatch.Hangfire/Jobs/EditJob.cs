@@ -4,7 +4,6 @@ using Hangfire.Server;
 using Hangfire.States;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Edits;
-using QwenBatch.Hangfire.Filters;
 using QwenBatch.Hangfire.States;
 using QwenBatch.Steps;
 using QwenBatch.Storage;
@@ -26,6 +25,7 @@ public sealed partial class EditJob(
     DownloadStep download,
     UnwrittenMoves unwritten,
     Submitters submitters,
+    NextState next,
     ILogger<EditJob> logger)
 {
     /// <summary>Runs the edit's next step; <paramref name="context"/> and <paramref name="ct"/> are Hangfire's.</summary>
@@ -49,13 +49,13 @@ public sealed partial class EditJob(
             var edit = await edits.GetEditAsync(editId, ct);
             if (edit is null)
             {
-                NextState.Set(context, new DeletedState { Reason = $"edit {editId} no longer exists (retention removed its batch)" });
+                next.Set(context, new DeletedState { Reason = $"edit {editId} no longer exists (retention removed its batch)" });
                 return;
             }
 
             if (edit.HangfireJob is { } bound && bound != jobId)
             {
-                NextState.Set(context, new DeletedState { Reason = $"edit {editId} is run by job {bound}; this job is a stray" });
+                next.Set(context, new DeletedState { Reason = $"edit {editId} is run by job {bound}; this job is a stray" });
                 return;
             }
 
@@ -68,7 +68,7 @@ public sealed partial class EditJob(
             using var batch = logger.BeginScope(new Dictionary<string, object> { ["BatchId"] = edit.BatchId });
             if (edit.State == EditState.Submitting && await submitters.StillSendingAsync(edit, ct) is { } busy)
             {
-                NextState.Set(context, new ScheduledState(Submitters.LookAgain) { Reason = busy });
+                next.Set(context, new ScheduledState(Submitters.LookAgain) { Reason = busy });
                 return;
             }
 
@@ -122,23 +122,23 @@ public sealed partial class EditJob(
     };
 
     /// <summary>Shows the outcome as the job's next Hangfire state; a failed attempt throws, so Hangfire's retry filter decides.</summary>
-    private static void Show(PerformContext context, StepOutcome outcome)
+    private void Show(PerformContext context, StepOutcome outcome)
     {
         switch (outcome)
         {
             case StepOutcome.AtProvider o:
-                NextState.Set(context, new AtProviderState(o.RequestId, o.Provider, o.SubmittedAt, o.PollAt));
+                next.Set(context, new AtProviderState(o.RequestId, o.Provider, o.SubmittedAt, o.PollAt));
                 break;
             case StepOutcome.Backlog o:
-                NextState.Set(context, new WaitingState(o.Reason, o.DueAt));
+                next.Set(context, new WaitingState(o.Reason, o.DueAt));
                 break;
             case StepOutcome.Retry o:
                 throw new EditStepException(o.Error.Message, o.Error);
             case StepOutcome.Failed o:
-                NextState.Set(context, new FailedState(new EditFailedException(o.Reason)) { Reason = o.Reason });
+                next.Set(context, new FailedState(new EditFailedException(o.Reason)) { Reason = o.Reason });
                 break;
             case StepOutcome.Cancelled o:
-                NextState.Set(context, new DeletedState { Reason = o.Reason });
+                next.Set(context, new DeletedState { Reason = o.Reason });
                 break;
             case StepOutcome.Succeeded:
                 break;

@@ -22,8 +22,11 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
         FailedState.StateName, DeletedState.StateName, SucceededState.StateName,
     ];
 
-    /// <summary>The job that runs edit <paramref name="editId"/>.</summary>
-    public static Job JobFor(long editId) => Job.FromExpression<EditJob>(job => job.RunAsync(editId, null, CancellationToken.None));
+    /// <summary>
+    /// The job that runs edit <paramref name="editId"/>, bound to QwenBatch's queue: every move of it to Enqueued (a retry
+    /// Hangfire scheduled, a requeue from the dashboard) goes to that queue.
+    /// </summary>
+    public static Job JobFor(long editId, string queue) => Job.FromExpression<EditJob>(job => job.RunAsync(editId, null, CancellationToken.None), queue);
 
     /// <summary>
     /// Enqueues each edit's job, creating the jobs of edits that have none (or whose job is gone) and recording them.
@@ -45,7 +48,7 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
                 continue;
             }
 
-            created.Add(new JobBinding(edit.Id, client.Create(JobFor(edit.Id), state), edit.HangfireJob));
+            created.Add(new JobBinding(edit.Id, client.Create(JobFor(edit.Id, options.Queue), state), edit.HangfireJob));
         }
 
         if (created.Count > 0)

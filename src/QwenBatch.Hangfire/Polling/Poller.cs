@@ -74,7 +74,9 @@ public sealed partial class Poller(
 
         if (!more)
         {
-            await SleepAsync(await UntilNextAsync(stopping), wake, stopping);
+            // With every status call slot taken, the next thing to do is to write an answer: wait for one.
+            var full = _inFlight.Count >= options.PollConcurrency;
+            await SleepAsync(full ? Timeout.InfiniteTimeSpan : await UntilNextAsync(stopping), wake, stopping);
         }
     }
 
@@ -110,9 +112,11 @@ public sealed partial class Poller(
         }
 
         var taken = await edits.ClaimPollsAsync(new PollClaim(room, Lease, scope.BatchId), stopping);
+        LogTaken(taken.Count, room);
         foreach (var edit in taken)
         {
-            _inFlight.Add(PollAsync(edit, stopped));
+            // On the thread pool: this process runs on one thread of Hangfire's, which the status calls must not wait for.
+            _inFlight.Add(Task.Run(() => PollAsync(edit, stopped), CancellationToken.None));
         }
 
         if (taken.Count == room)
@@ -162,6 +166,8 @@ public sealed partial class Poller(
             throw;
         }
 
+        var finished = verdicts.Count(v => v.Outcome is StepOutcome.Downloadable);
+        LogWritten(verdicts.Count, finished);
         var downloads = new List<EditRecord>();
         for (var i = 0; i < verdicts.Count; i++)
         {
@@ -211,7 +217,7 @@ public sealed partial class Poller(
 
     private async Task SleepAsync(TimeSpan wait, Task wake, CancellationToken stopping)
     {
-        if (wait <= TimeSpan.Zero)
+        if (wait <= TimeSpan.Zero && wait != Timeout.InfiniteTimeSpan)
         {
             return;
         }
@@ -228,6 +234,12 @@ public sealed partial class Poller(
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Took {Count} edit(s) to poll (room for {Room})")]
+    private partial void LogTaken(int count, int room);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Wrote {Count} poll answer(s), {Done} of them finished tasks")]
+    private partial void LogWritten(int count, int done);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Polling failed; looking again shortly")]
     private partial void LogPollFailed(Exception ex);

@@ -2,7 +2,7 @@ using System.ComponentModel;
 using Hangfire.Common;
 using Hangfire.Server;
 using Hangfire.States;
-using QwenBatch.Hangfire.Filters;
+using QwenBatch.Hangfire.Jobs;
 using QwenBatch.Schedules;
 
 namespace QwenBatch.Hangfire.Schedules;
@@ -11,7 +11,7 @@ namespace QwenBatch.Hangfire.Schedules;
 /// Fires one occurrence of a schedule: the manifest as read now becomes the occurrence's batch. A failed occurrence (the
 /// manifest missing or invalid) leaves a failed batch with the errors, and the job shows it failed; the schedule carries on.
 /// </summary>
-public sealed class ScheduleJob(ScheduleRunner runner, TimeProvider time)
+public sealed class ScheduleJob(ScheduleRunner runner, NextState next, TimeProvider time)
 {
     /// <summary>How late Hangfire's scheduler may fire an occurrence and still have it named after that occurrence.</summary>
     public static readonly TimeSpan Tolerance = TimeSpan.FromMinutes(2);
@@ -26,7 +26,7 @@ public sealed class ScheduleJob(ScheduleRunner runner, TimeProvider time)
         var occurrence = await runner.FireAsync(name, fired, Occurrence, ct);
         if (occurrence is { Error: { } error })
         {
-            NextState.Set(context, new FailedState(new ScheduleFailedException(error)) { Reason = $"the occurrence's manifest failed: batch {occurrence.BatchName} carries the errors" });
+            next.Set(context, new FailedState(new ScheduleFailedException(error)) { Reason = $"the occurrence's manifest failed: batch {occurrence.BatchName} carries the errors" });
         }
 
         return occurrence?.BatchName;

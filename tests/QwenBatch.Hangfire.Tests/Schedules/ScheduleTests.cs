@@ -1,4 +1,5 @@
 using Hangfire;
+using Hangfire.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using QwenBatch.Edits;
 using QwenBatch.Hangfire.Schedules;

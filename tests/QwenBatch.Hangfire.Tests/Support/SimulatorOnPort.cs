@@ -4,7 +4,7 @@ using QwenBatch.Simulator;
 namespace QwenBatch.Hangfire.Tests.Support;
 
 /// <summary>A simulator a test stops and starts again on the same port (a provider outage).</summary>
-public sealed class SimulatorOnPort : IAsyncDisposable
+internal sealed class SimulatorOnPort : IAsyncDisposable
 {
     private SimulatorHost? _host;
 

@@ -30,7 +30,7 @@ public enum Backend
 }
 
 /// <summary>What a test engine is made of; the defaults make quick, fault-free edits.</summary>
-public sealed record EngineSetup(Backend Backend)
+internal sealed record EngineSetup(Backend Backend)
 {
     public SimulatorOptions Simulator { get; init; } = new() { LatencyMin = TimeSpan.FromMilliseconds(50), LatencyMax = TimeSpan.FromMilliseconds(150), MaxConcurrent = 10_000 };
 
@@ -62,7 +62,7 @@ public sealed record EngineSetup(Backend Backend)
 /// against the simulator over loopback HTTP, with its Hangfire server started. Real time: tests wait for outcomes with a
 /// generous bound and never assert how long anything took.
 /// </summary>
-public sealed class TestEngine : IAsyncDisposable
+internal sealed class TestEngine : IAsyncDisposable
 {
     private readonly ServiceProvider _services;
     private readonly SimulatorHost? _ownSimulator;
@@ -105,7 +105,9 @@ public sealed class TestEngine : IAsyncDisposable
 
     public static async Task<TestEngine> StartAsync(EngineSetup setup, EngineScope? scope = null)
     {
-        var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(LogLevel.Warning));
+        // QWENBATCH_TEST_LOGS=Debug (or Information…) prints the engine's log to the console, to see why a test failed.
+        var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("QWENBATCH_TEST_LOGS"), out var asked) ? asked : LogLevel.None;
+        var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level).AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "));
         var simulator = setup.SimulatorUrl is null ? await SimulatorHost.StartAsync(setup.Simulator, 0, TimeProvider.System, loggers, CancellationToken.None) : null;
         var simulatorUrl = setup.SimulatorUrl ?? simulator!.BaseUrl;
         var folder = setup.Folder ?? Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
