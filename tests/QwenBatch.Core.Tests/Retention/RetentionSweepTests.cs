@@ -1,12 +1,12 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using QwenBatch.Core.Tests.Server;
+using QwenBatch.Core.Tests.Support;
 using QwenBatch.Retention;
 
 namespace QwenBatch.Core.Tests.Retention;
 
-public sealed class RetentionLoopTests : IAsyncLifetime
+public sealed class RetentionSweepTests : IAsyncLifetime
 {
-    private readonly EngineHarness _engine = new();
+    private readonly SqliteStoreScope _engine = new();
 
     public Task InitializeAsync() => _engine.Store.MigrateAsync(CancellationToken.None);
 
@@ -23,7 +23,7 @@ public sealed class RetentionLoopTests : IAsyncLifetime
         _engine.Time.Advance(TimeSpan.FromDays(31));
         var recent = await _engine.ImportAsync(3, "recent");
         await _engine.Store.RequestCancelAsync(recent.Id, CancellationToken.None);
-        var loop = new RetentionLoop(_engine.Store, new RetentionOptions { ChunkSize = 2, DeleteFiles = deleteFiles }, _engine.Time, NullLogger<RetentionLoop>.Instance);
+        var loop = new RetentionSweep(_engine.Store, new RetentionOptions { ChunkSize = 2, DeleteFiles = deleteFiles }, _engine.Time, NullLogger<RetentionSweep>.Instance);
 
         var purged = await loop.PurgeAsync(CancellationToken.None);
 
@@ -38,24 +38,9 @@ public sealed class RetentionLoopTests : IAsyncLifetime
         var batch = await _engine.ImportAsync(2, "young");
         await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
         _engine.Time.Advance(TimeSpan.FromDays(29));
-        var loop = new RetentionLoop(_engine.Store, new RetentionOptions(), _engine.Time, NullLogger<RetentionLoop>.Instance);
+        var loop = new RetentionSweep(_engine.Store, new RetentionOptions(), _engine.Time, NullLogger<RetentionSweep>.Instance);
 
         (await loop.PurgeAsync(CancellationToken.None)).ShouldBe((0, 0));
-        (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).Count.ShouldBe(2);
-    }
-
-    [Fact]
-    public async Task PurgeAsync_ServerSilentLongerThanMaxAge_IsForgotten()
-    {
-        var started = _engine.Time.GetUtcNow();
-        await _engine.Store.RegisterServerAsync(new QwenBatch.Server.ServerInfo("crashed", "host-a", 1, 4, started, started), CancellationToken.None);
-        _engine.Time.Advance(TimeSpan.FromDays(31));
-        var now = _engine.Time.GetUtcNow();
-        await _engine.Store.RegisterServerAsync(new QwenBatch.Server.ServerInfo("alive", "host-b", 2, 4, now, now), CancellationToken.None);
-        var loop = new RetentionLoop(_engine.Store, new RetentionOptions(), _engine.Time, NullLogger<RetentionLoop>.Instance);
-
-        await loop.PurgeAsync(CancellationToken.None);
-
-        (await _engine.Store.GetServersAsync(CancellationToken.None)).Select(s => s.Id).ShouldBe(["alive"]);
+        (await _engine.Store.GetEditsAsync(batch.Id, CancellationToken.None)).Count.ShouldBe(2);
     }
 }
