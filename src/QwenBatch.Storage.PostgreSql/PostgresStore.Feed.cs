@@ -157,7 +157,7 @@ public sealed partial class PostgresStore
         var names = candidates.Select(e => e.Provider).Distinct().Order(StringComparer.Ordinal).ToArray();
         await using var batch = new NpgsqlBatch(connection);
         batch.BatchCommands.Add(Statement(
-            "SELECT id, budget_usd, spent_usd, reserved_usd FROM batches WHERE id = ANY(@batches) ORDER BY id FOR UPDATE",
+            "SELECT id AS batch_id, budget_usd, spent_usd, reserved_usd FROM batches WHERE id = ANY(@batches) ORDER BY id FOR UPDATE",
             ("batches", batchIds)));
         batch.BatchCommands.Add(Statement(
             "INSERT INTO rate_limits (account, tat, granted_at) SELECT p, @now, @now FROM unnest(@providers) AS p ORDER BY p ON CONFLICT (account) DO NOTHING",
@@ -176,22 +176,23 @@ public sealed partial class PostgresStore
             """,
             ("providers", names), ("day", day)));
         await using var reader = await batch.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        do
         {
-            batches[reader.GetInt64(0)] = new BatchMoney(Dialect.NullableMoney(reader, 1), Dialect.Money(reader, 2), Dialect.Money(reader, 3));
+            // Told apart by their first column: the locks' results are read through, only the two reads are kept.
+            var first = reader.FieldCount == 0 ? null : reader.GetName(0);
+            while (await reader.ReadAsync(ct))
+            {
+                if (first == "batch_id")
+                {
+                    batches[reader.GetInt64(0)] = new BatchMoney(Dialect.NullableMoney(reader, 1), Dialect.Money(reader, 2), Dialect.Money(reader, 3));
+                }
+                else if (first == "provider")
+                {
+                    providers[reader.GetString(0)] = new ProviderLoad(reader.GetInt32(1), reader.GetDecimal(2), reader.GetDecimal(3));
+                }
+            }
         }
-
-        await reader.NextResultAsync(ct);
-        await reader.NextResultAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-        }
-
-        await reader.NextResultAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            providers[reader.GetString(0)] = new ProviderLoad(reader.GetInt32(1), reader.GetDecimal(2), reader.GetDecimal(3));
-        }
+        while (await reader.NextResultAsync(ct));
 
         return (batches, providers);
     }
