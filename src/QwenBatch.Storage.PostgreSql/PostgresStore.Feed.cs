@@ -66,11 +66,12 @@ public sealed partial class PostgresStore
             }
         }
 
-        await WriteFeedAsync(connection, writes, request.By, now, ct);
+        var written = await WriteFeedAsync(connection, writes, request.By, now, ct);
         await tx.CommitAsync(ct);
 
-        // The rows were locked by this round from the take to the commit: they are exactly as written.
-        return writes.Where(w => w.To == EditState.Queued)
+        // The rows were locked by this round from the take to the commit, so every write applies and the edits are exactly
+        // as written; the guard (still pending) is kept all the same, and only what it wrote is returned.
+        return writes.Where(w => w.To == EditState.Queued && written.Contains(w.Edit.Id))
             .Select(w => w.Edit with { State = EditState.Queued, ReservedUsd = w.Reserved, UpdatedAt = now })
             .ToList();
     }
@@ -199,14 +200,15 @@ public sealed partial class PostgresStore
 
     /// <summary>
     /// Writes a round's decisions in one statement: queued edits with their reservation, held ones with the reason as
-    /// their error, flagged ones cancelled; the batches' reservations, the counters and the history move with them.
+    /// their error, flagged ones cancelled; the batches' reservations, the counters and the history move with them. Returns
+    /// the ids it wrote.
     /// </summary>
-    private static async Task WriteFeedAsync(
+    private static async Task<HashSet<long>> WriteFeedAsync(
         NpgsqlConnection connection, List<FeedWrite> writes, string by, DateTimeOffset now, CancellationToken ct)
     {
         if (writes.Count == 0)
         {
-            return;
+            return [];
         }
 
         await using var command = new NpgsqlCommand(
@@ -226,9 +228,11 @@ public sealed partial class PostgresStore
                 FROM (SELECT batch_id, sum(reserved) AS reserved FROM moved GROUP BY batch_id ORDER BY batch_id) m
                 WHERE b.id = m.batch_id AND m.reserved <> 0
                 RETURNING b.id
-            ), {CountMoves("moved", after: "money")}
-            INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-            SELECT id, @now, from_state, to_state, reason, @by FROM moved ORDER BY id
+            ), {CountMoves("moved", after: "money")}, history AS (
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
+                SELECT id, @now, from_state, to_state, reason, @by FROM moved ORDER BY id
+            )
+            SELECT id FROM moved
             """, connection);
         command.Parameters.AddWithValue("id", writes.Select(w => w.Edit.Id).ToArray());
         command.Parameters.AddWithValue("to", writes.Select(w => w.To.ToDbName()).ToArray());
@@ -236,7 +240,7 @@ public sealed partial class PostgresStore
         command.Parameters.Add(Array("reason", NpgsqlDbType.Text, writes.Select(w => (object?)w.Reason)));
         command.Parameters.AddWithValue("by", by);
         command.Parameters.AddWithValue("now", now);
-        await command.ExecuteNonQueryAsync(ct);
+        return [.. await ListAsync(command, r => r.GetInt64(0), ct)];
     }
 
     /// <summary>What a feeder round writes of one edit: its new state, its reservation, and the reason (held or cancelled).</summary>
