@@ -77,6 +77,38 @@ public sealed class PostgresLockingTests(PostgresDatabaseFixture database) : Sto
         (await GetAsync(edits[0].Id)).State.ShouldBe(EditState.Held);
     }
 
+    [Fact]
+    public async Task ImportBatchAsync_ResumeSupersedingAnEditAFeederRoundHolds_WaitsForTheRoundWithoutDeadlock()
+    {
+        var edits = await ImportEditsAsync(2);
+
+        // A feeder round mid-way: it holds the edit it took and then locks the batch row, as FeedAsync does.
+        await using var other = new NpgsqlConnection(database.ConnectionString);
+        await other.OpenAsync(Ct);
+        await using var round = await other.BeginTransactionAsync(Ct);
+        await using (var take = new NpgsqlCommand($"SELECT id FROM jobs WHERE id = {edits[1].Id} FOR UPDATE", other, round))
+        {
+            await take.ExecuteNonQueryAsync(Ct);
+        }
+
+        var resume = Store.ImportBatchAsync(Batch(budget: 5m), [NewEdit(edits[0].Key), NewEdit(edits[1].Key, hash: "h2")], Ct);
+        await WaitUntilSomeoneWaitsAsync(resume);
+        await using (var write = new NpgsqlCommand(
+            $"SELECT id FROM batches WHERE id = {edits[0].BatchId} FOR UPDATE; UPDATE jobs SET state = 'queued' WHERE id = {edits[1].Id}", other, round))
+        {
+            await write.ExecuteNonQueryAsync(Ct);
+        }
+
+        await round.CommitAsync(Ct);
+        var import = await resume;
+
+        // The round queued the edit first: superseded, it keeps going; its replacement is pending.
+        (import.JobsAdded, import.JobsReplaced, import.Batch.BudgetUsd).ShouldBe((1, 1, 5m));
+        var old = await GetAsync(edits[1].Id);
+        old.State.ShouldBe(EditState.Queued);
+        old.SupersededBy.ShouldNotBeNull();
+    }
+
     /// <summary>
     /// Waits (on the real clock: a lock wait is PostgreSQL's, not the fake clock's) until a session of this test's database
     /// waits for a lock; other classes' databases on the same server are not counted.
