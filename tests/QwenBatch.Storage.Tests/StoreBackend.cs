@@ -22,11 +22,12 @@ public abstract class StoreBackend
 
     /// <summary>
     /// Writes, into a database at migration 12, what the engine before Hangfire left in flight (<see cref="LegacyRows"/>):
-    /// batch <c>legacy</c> (budget $1, $0.06 reserved) with an edit leased in submitting (key <c>submitting</c>, $0.04
+    /// batch <c>legacy</c> (budget $1, $0.10 reserved) with an edit leased in submitting (key <c>submitting</c>, $0.04
     /// reserved, lease held by <see cref="LegacyRows.Engine"/>), one leased at the provider (<c>at-provider</c>, request
-    /// <c>req-7</c>, due <paramref name="at"/> + 30 s, $0.02 reserved) and one pending (<c>pending</c>), all written at
-    /// <paramref name="at"/>; a registered server; a schedule with its next occurrence, one finished occurrence and one
-    /// claimed and never finished.
+    /// <c>req-7</c>, due <paramref name="at"/> + 30 s, $0.02 reserved) and one leased in pending that had reserved before
+    /// its submit (<c>pending</c>, $0.04), all due and written at <paramref name="at"/> (but the one at the provider); a
+    /// registered server; an hourly outcome; a schedule with its next occurrence, one finished occurrence and one claimed
+    /// and never finished.
     /// </summary>
     public abstract Task SeedLegacyAsync(string location, DateTimeOffset at);
 

@@ -45,7 +45,7 @@ internal sealed class PostgresBackend(PostgresDatabaseFixture database, int stag
         await ExecuteAsync(location,
             """
             INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_usd, reserved_usd)
-            VALUES ('legacy', '/manifests/legacy.csv', 'qwen-edit', '/output/legacy', @at, 1, 0.06)
+            VALUES ('legacy', '/manifests/legacy.csv', 'qwen-edit', '/output/legacy', @at, 1, 0.10)
             """, common);
         await ExecuteAsync(location,
             """
@@ -63,8 +63,9 @@ internal sealed class PostgresBackend(PostgresDatabaseFixture database, int stag
             """, common);
         await ExecuteAsync(location,
             """
-            INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
-            SELECT id, 'pending', 'h1', 'pending', 'qwen-edit', @spec::jsonb, @at, @at, @at FROM batches WHERE name = 'legacy'
+            INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, lease_owner, lease_expires_at, created_at, updated_at, reserved_usd)
+            SELECT id, 'pending', 'h1', 'pending', 'qwen-edit', @spec::jsonb, @at, @engine, @at + interval '5 minutes', @at, @at, 0.04
+            FROM batches WHERE name = 'legacy'
             """, common);
         await ExecuteAsync(location,
             """

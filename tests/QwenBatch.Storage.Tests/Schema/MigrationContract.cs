@@ -88,8 +88,10 @@ public abstract class MigrationContract : StoreContract
             e => e.State.ShouldBe(EditState.AtProvider), e => e.RequestId.ShouldBe("req-7"), e => e.DueAt.ShouldBe(seeded + LegacyRows.ProviderDue),
             e => e.AcceptedSubmits.ShouldBe(1), e => e.UncertainSubmits.ShouldBe(0), e => e.ReservedUsd.ShouldBe(0.02m), e => e.UpdatedAt.ShouldBe(seeded));
         (await store.GetHistoryAsync(atProvider.Id, Ct)).ShouldBeEmpty();
+        // Leased in pending: the lease just ends; the reservation it took before its submit is given back (a pending edit
+        // holds none now: the feeder reserves).
         var pending = edits["pending"];
-        (pending.State, pending.DueAt, pending.UpdatedAt, pending.UncertainSubmits).ShouldBe((EditState.Pending, seeded, seeded, 0));
+        (pending.State, pending.DueAt, pending.UpdatedAt, pending.UncertainSubmits, pending.ReservedUsd).ShouldBe((EditState.Pending, seeded, seeded, 0, 0m));
 
         // The money and the counters moved with the edits.
         (await store.GetBatchAsync(batch.Id, Ct))!.ReservedUsd.ShouldBe(0.02m);

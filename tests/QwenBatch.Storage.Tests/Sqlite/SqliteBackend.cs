@@ -38,15 +38,15 @@ internal sealed class SqliteBackend : StoreBackend
         await ExecuteAsync(location,
             """
             INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_micros, reserved_micros)
-            VALUES ('legacy', '/manifests/legacy.csv', 'qwen-edit', '/output/legacy', @at, 1000000, 60000);
+            VALUES ('legacy', '/manifests/legacy.csv', 'qwen-edit', '/output/legacy', @at, 1000000, 100000);
             INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, lease_owner, lease_expires_at, created_at, updated_at, reserved_micros)
             SELECT id, 'submitting', 'h1', 'submitting', 'qwen-edit', @spec, @at, @engine, @at + 5 * @minute, @at, @at, 40000 FROM batches WHERE name = 'legacy';
             INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, request_id, accepted_submits, due_at, lease_owner, lease_expires_at,
                               created_at, updated_at, submitted_at, reserved_micros)
             SELECT id, 'at-provider', 'h1', 'at_provider', 'qwen-edit', @spec, 'req-7', 1, @at + 30000, @engine, @at + 5 * @minute, @at, @at, @at, 20000
             FROM batches WHERE name = 'legacy';
-            INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, created_at, updated_at)
-            SELECT id, 'pending', 'h1', 'pending', 'qwen-edit', @spec, @at, @at, @at FROM batches WHERE name = 'legacy';
+            INSERT INTO jobs (batch_id, key, content_hash, state, provider, spec, due_at, lease_owner, lease_expires_at, created_at, updated_at, reserved_micros)
+            SELECT id, 'pending', 'h1', 'pending', 'qwen-edit', @spec, @at, @engine, @at + 5 * @minute, @at, @at, 40000 FROM batches WHERE name = 'legacy';
             INSERT INTO servers (id, host, pid, concurrency, started_at, heartbeat_at) VALUES (@engine, 'host-a', 4711, 8, @at, @at);
             INSERT INTO job_outcomes_by_hour (hour, state, count) VALUES (@at / 3600000 * 3600000, 'succeeded', 3);
             INSERT INTO schedules (name, cron, time_zone, manifest, provider, storage_root, budget_micros, catch_up, next_at, created_at, last_run_at, last_batch)
