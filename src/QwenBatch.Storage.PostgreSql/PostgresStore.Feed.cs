@@ -79,7 +79,9 @@ public sealed partial class PostgresStore
     public async Task<IReadOnlyList<EditRecord>> ClaimPollsAsync(PollClaim claim, CancellationToken ct)
     {
         // The claim moves only the due time: the poll's own transition writes the edit (and its updated_at) afterwards, and a
-        // poller that dies in between leaves the edit due again once the lease has passed.
+        // poller that dies in between leaves the edit due again once the lease has passed. An edit flagged for cancel is
+        // taken as a due one: the flag makes it due at once (the cancel, and every transition of a flagged edit), while a
+        // clause of its own would hand it to every round, again and again, while one poller is sending its cancel.
         var now = _time.GetUtcNow();
         await using var command = _dataSource.CreateCommand(
             $"""
