@@ -31,26 +31,6 @@ public sealed partial class PostgresStore
         var created = (await ListAsync(insertBatch, r => ReadBatch(r, Dialect), ct)).SingleOrDefault();
         var record = created ?? await FindBatchAsync(connection, batch.Name, ct)
             ?? throw new InvalidOperationException($"Batch '{batch.Name}' vanished during import.");
-        if (created is null && batch.BudgetUsd is { } budget)
-        {
-            // A resume with a budget replaces the old one; held edits get another look against it (the feeder decides).
-            await using var rebudget = new NpgsqlCommand(
-                $"""
-                WITH b AS (UPDATE batches SET budget_usd = @budget WHERE id = @batch RETURNING id),
-                held AS (
-                    UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL
-                    WHERE batch_id = @batch AND state = 'held' RETURNING id, batch_id, 'held'::text AS from_state, state AS to_state),
-                {CountMoves("held", after: "b")}
-                INSERT INTO job_history (job_id, at, from_state, to_state, reason)
-                SELECT id, @now, 'held', 'pending', 'budget set to ' || @budget::text || ' USD' FROM held
-                """, connection);
-            rebudget.Parameters.AddWithValue("budget", budget);
-            rebudget.Parameters.AddWithValue("batch", record.Id);
-            rebudget.Parameters.AddWithValue("now", now);
-            await rebudget.ExecuteNonQueryAsync(ct);
-            record = record with { BudgetUsd = budget };
-        }
-
         int added;
         var replaced = 0;
         try
@@ -69,6 +49,27 @@ public sealed partial class PostgresStore
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             throw new DuplicateJobKeyException($"Batch '{batch.Name}': an import named one job id twice; ids must be unique within a batch. Nothing was imported.", ex);
+        }
+
+        if (created is null && batch.BudgetUsd is { } budget)
+        {
+            // A resume with a budget replaces the old one; held edits get another look against it (the feeder decides). After
+            // the edits: this locks the batch row, and the resume's edit rows must be locked before it (PostgresStore.Resume).
+            await using var rebudget = new NpgsqlCommand(
+                $"""
+                WITH b AS (UPDATE batches SET budget_usd = @budget WHERE id = @batch RETURNING id),
+                held AS (
+                    UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL
+                    WHERE batch_id = @batch AND state = 'held' RETURNING id, batch_id, 'held'::text AS from_state, state AS to_state),
+                {CountMoves("held", after: "b")}
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason)
+                SELECT id, @now, 'held', 'pending', 'budget set to ' || @budget::text || ' USD' FROM held
+                """, connection);
+            rebudget.Parameters.AddWithValue("budget", budget);
+            rebudget.Parameters.AddWithValue("batch", record.Id);
+            rebudget.Parameters.AddWithValue("now", now);
+            await rebudget.ExecuteNonQueryAsync(ct);
+            record = record with { BudgetUsd = budget };
         }
 
         await tx.CommitAsync(ct);

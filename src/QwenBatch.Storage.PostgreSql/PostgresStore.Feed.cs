@@ -66,11 +66,12 @@ public sealed partial class PostgresStore
             }
         }
 
-        await WriteFeedAsync(connection, writes, request.By, now, ct);
+        var written = await WriteFeedAsync(connection, writes, request.By, now, ct);
         await tx.CommitAsync(ct);
 
-        // The rows were locked by this round from the take to the commit: they are exactly as written.
-        return writes.Where(w => w.To == EditState.Queued)
+        // The rows were locked by this round from the take to the commit, so every write applies and the edits are exactly
+        // as written; the guard (still pending) is kept all the same, and only what it wrote is returned.
+        return writes.Where(w => w.To == EditState.Queued && written.Contains(w.Edit.Id))
             .Select(w => w.Edit with { State = EditState.Queued, ReservedUsd = w.Reserved, UpdatedAt = now })
             .ToList();
     }
@@ -78,7 +79,9 @@ public sealed partial class PostgresStore
     public async Task<IReadOnlyList<EditRecord>> ClaimPollsAsync(PollClaim claim, CancellationToken ct)
     {
         // The claim moves only the due time: the poll's own transition writes the edit (and its updated_at) afterwards, and a
-        // poller that dies in between leaves the edit due again once the lease has passed.
+        // poller that dies in between leaves the edit due again once the lease has passed. An edit flagged for cancel is
+        // taken as a due one: the flag makes it due at once (the cancel, and every transition of a flagged edit), while a
+        // clause of its own would hand it to every round, again and again, while one poller is sending its cancel.
         var now = _time.GetUtcNow();
         await using var command = _dataSource.CreateCommand(
             $"""
@@ -157,7 +160,7 @@ public sealed partial class PostgresStore
         var names = candidates.Select(e => e.Provider).Distinct().Order(StringComparer.Ordinal).ToArray();
         await using var batch = new NpgsqlBatch(connection);
         batch.BatchCommands.Add(Statement(
-            "SELECT id, budget_usd, spent_usd, reserved_usd FROM batches WHERE id = ANY(@batches) ORDER BY id FOR UPDATE",
+            "SELECT id AS batch_id, budget_usd, spent_usd, reserved_usd FROM batches WHERE id = ANY(@batches) ORDER BY id FOR UPDATE",
             ("batches", batchIds)));
         batch.BatchCommands.Add(Statement(
             "INSERT INTO rate_limits (account, tat, granted_at) SELECT p, @now, @now FROM unnest(@providers) AS p ORDER BY p ON CONFLICT (account) DO NOTHING",
@@ -176,36 +179,38 @@ public sealed partial class PostgresStore
             """,
             ("providers", names), ("day", day)));
         await using var reader = await batch.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        do
         {
-            batches[reader.GetInt64(0)] = new BatchMoney(Dialect.NullableMoney(reader, 1), Dialect.Money(reader, 2), Dialect.Money(reader, 3));
+            // Told apart by their first column: the locks' results are read through, only the two reads are kept.
+            var first = reader.FieldCount == 0 ? null : reader.GetName(0);
+            while (await reader.ReadAsync(ct))
+            {
+                if (first == "batch_id")
+                {
+                    batches[reader.GetInt64(0)] = new BatchMoney(Dialect.NullableMoney(reader, 1), Dialect.Money(reader, 2), Dialect.Money(reader, 3));
+                }
+                else if (first == "provider")
+                {
+                    providers[reader.GetString(0)] = new ProviderLoad(reader.GetInt32(1), reader.GetDecimal(2), reader.GetDecimal(3));
+                }
+            }
         }
-
-        await reader.NextResultAsync(ct);
-        await reader.NextResultAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-        }
-
-        await reader.NextResultAsync(ct);
-        while (await reader.ReadAsync(ct))
-        {
-            providers[reader.GetString(0)] = new ProviderLoad(reader.GetInt32(1), reader.GetDecimal(2), reader.GetDecimal(3));
-        }
+        while (await reader.NextResultAsync(ct));
 
         return (batches, providers);
     }
 
     /// <summary>
     /// Writes a round's decisions in one statement: queued edits with their reservation, held ones with the reason as
-    /// their error, flagged ones cancelled; the batches' reservations, the counters and the history move with them.
+    /// their error, flagged ones cancelled; the batches' reservations, the counters and the history move with them. Returns
+    /// the ids it wrote.
     /// </summary>
-    private static async Task WriteFeedAsync(
+    private static async Task<HashSet<long>> WriteFeedAsync(
         NpgsqlConnection connection, List<FeedWrite> writes, string by, DateTimeOffset now, CancellationToken ct)
     {
         if (writes.Count == 0)
         {
-            return;
+            return [];
         }
 
         await using var command = new NpgsqlCommand(
@@ -225,9 +230,11 @@ public sealed partial class PostgresStore
                 FROM (SELECT batch_id, sum(reserved) AS reserved FROM moved GROUP BY batch_id ORDER BY batch_id) m
                 WHERE b.id = m.batch_id AND m.reserved <> 0
                 RETURNING b.id
-            ), {CountMoves("moved", after: "money")}
-            INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-            SELECT id, @now, from_state, to_state, reason, @by FROM moved ORDER BY id
+            ), {CountMoves("moved", after: "money")}, history AS (
+                INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
+                SELECT id, @now, from_state, to_state, reason, @by FROM moved ORDER BY id
+            )
+            SELECT id FROM moved
             """, connection);
         command.Parameters.AddWithValue("id", writes.Select(w => w.Edit.Id).ToArray());
         command.Parameters.AddWithValue("to", writes.Select(w => w.To.ToDbName()).ToArray());
@@ -235,7 +242,7 @@ public sealed partial class PostgresStore
         command.Parameters.Add(Array("reason", NpgsqlDbType.Text, writes.Select(w => (object?)w.Reason)));
         command.Parameters.AddWithValue("by", by);
         command.Parameters.AddWithValue("now", now);
-        await command.ExecuteNonQueryAsync(ct);
+        return [.. await ListAsync(command, r => r.GetInt64(0), ct)];
     }
 
     /// <summary>What a feeder round writes of one edit: its new state, its reservation, and the reason (held or cancelled).</summary>

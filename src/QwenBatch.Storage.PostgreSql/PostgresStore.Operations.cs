@@ -160,13 +160,15 @@ public sealed partial class PostgresStore
             ), {CountMoves("forgot", after: "money")}, history AS (
                 INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
                 SELECT id, @now, from_state, to_state,
-                    CASE WHEN from_state = 'submitting' THEN '{ForgottenSubmitReason}' ELSE '{ForgottenReason}' END, @by
+                    CASE WHEN from_state = 'submitting' THEN @submit_reason ELSE @reason END, @by
                 FROM forgot WHERE from_state <> to_state ORDER BY id
             )
             SELECT count(*)::int FROM forgot
             """);
         command.Parameters.Add(BatchId(batchId));
         command.Parameters.AddWithValue("by", by);
+        command.Parameters.AddWithValue("reason", ForgottenReason);
+        command.Parameters.AddWithValue("submit_reason", ForgottenSubmitReason);
         command.Parameters.AddWithValue("now", _time.GetUtcNow());
         return (int)(await command.ExecuteScalarAsync(ct))!;
     }

@@ -14,8 +14,11 @@ public sealed partial class PostgresStore
     /// </summary>
     private static async Task<(int Added, int Replaced)> ResumeEditsAsync(NpgsqlConnection connection, long batchId, DateTimeOffset now, IAsyncEnumerable<NewEdit> edits, CancellationToken ct)
     {
-        // Imports into one batch take turns, so two of them never both replace the same current job.
-        await ExecuteAsync(connection, $"SELECT id FROM batches WHERE id = {batchId} FOR UPDATE", ct);
+        // Imports into one batch take turns, so two of them never both replace the same current edit. Not by locking the
+        // batch row: a feeder round holds the edits it took while it waits for that row, and an import holding it and then
+        // superseding one of those edits would deadlock with the round. The advisory lock is taken by imports only, and
+        // every row lock here comes edits first, batch row after, as in the feeder's round and every transition.
+        await ExecuteAsync(connection, $"SELECT pg_advisory_xact_lock({ImportLockClass}, {batchId % int.MaxValue}::int)", ct);
 
         // The jobs arrive as staged chunks do (encoded by the import, an id named twice refused), into a temporary table
         // shaped like job_chunks, and are unpacked by the server: the client neither decodes nor re-serializes them. Specs
@@ -138,7 +141,10 @@ public sealed partial class PostgresStore
         return (added, replaced);
     }
 
-    /// <summary>The error of a job cancelled because a newer job replaced it (SQL), and the pattern that recognizes it.</summary>
+    /// <summary>The first key of the advisory lock a resumed import of a batch holds (the second is the batch's id).</summary>
+    private const int ImportLockClass = 0x5177_4261;
+
+    /// <summary>The error of an edit cancelled because a newer one replaced it (SQL), and the pattern that recognizes it.</summary>
     private const string SupersededError = "'superseded by job ' || d.successor || ': its manifest row changed before it was submitted'";
 
     private const string SupersededPattern = "'superseded by job %'";

@@ -198,7 +198,7 @@ public sealed partial class PostgresStore
     private static string ChunkJobs(string chunk, string specType) =>
         $"ROWS FROM (json_to_recordset(convert_from({chunk}.payload, 'UTF8')::json) AS (k text, h text, p text, s {specType})) WITH ORDINALITY AS r (k, h, p, s, ord)";
 
-    /// <summary>Expands every chunk still staged for <paramref name="batchId"/>, waiting for any another worker holds.</summary>
+    /// <summary>Expands every chunk still staged for <paramref name="batchId"/>, waiting for any a feeder round is expanding.</summary>
     private static Task<int> ExpandBatchAsync(NpgsqlConnection connection, long batchId, CancellationToken ct) =>
         ExpandStagedAsync(connection, batchId, int.MaxValue, skipLocked: false, ct);
 

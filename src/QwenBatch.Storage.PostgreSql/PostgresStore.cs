@@ -67,9 +67,6 @@ public sealed partial class PostgresStore : IStore
         await command.ExecuteNonQueryAsync(ct);
     }
 
-    /// <summary>The edit columns with a table alias in front of each (for RETURNING and joins).</summary>
-    private static string Prefixed(string alias) => string.Join(", ", EditRows.EditColumns.Split(", ").Select(c => alias + c));
-
     /// <summary>States as a SQL list of literals: a partial index is used only when the query names its states as constants.</summary>
     private static string StateList(IEnumerable<EditState> states) => "(" + string.Join(", ", states.Select(s => $"'{s.ToDbName()}'")) + ")";
 

@@ -18,19 +18,6 @@ public sealed partial class SqliteStore
             "INSERT INTO batches (name, source, provider, storage_dir, created_at, budget_micros) VALUES (@name, @source, @provider, @dir, @now, @budget) ON CONFLICT (name) DO NOTHING",
             ct, ("name", batch.Name), ("source", batch.Source), ("provider", batch.Provider), ("dir", batch.StorageDir), ("now", now),
             ("budget", batch.BudgetUsd is { } b ? Micros(b) : null)) == 1;
-        if (!created && batch.BudgetUsd is { } budget)
-        {
-            // A resume with a budget replaces the old one; held edits get another look against it (the feeder decides).
-            await ExecuteAsync(connection, tx, "UPDATE batches SET budget_micros = @budget WHERE name = @name", ct, ("budget", Micros(budget)), ("name", batch.Name));
-            await using var held = Command(connection, tx,
-                "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE b.name = @name AND j.state = 'held'", ("name", batch.Name));
-            foreach (var id in await ListAsync(held, r => r.GetInt64(0), ct))
-            {
-                await ExecuteAsync(connection, tx, "UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL WHERE id = @id", ct, ("now", now), ("id", id));
-                await InsertHistoryAsync(connection, tx, id, now, "held", "pending", $"budget set to {budget.ToString(CultureInfo.InvariantCulture)} USD", null, ct);
-            }
-        }
-
         var record = (await FindBatchAsync(connection, tx, batch.Name, ct))!;
         int added, replaced;
         try
@@ -40,6 +27,22 @@ public sealed partial class SqliteStore
         catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteConstraint && ex.Message.Contains("UNIQUE", StringComparison.Ordinal))
         {
             throw new DuplicateJobKeyException($"Batch '{batch.Name}': an import named one job id twice; ids must be unique within a batch. Nothing was imported.", ex);
+        }
+
+        if (!created && batch.BudgetUsd is { } budget)
+        {
+            // A resume with a budget replaces the old one; held edits get another look against it (the feeder decides). After
+            // the edits, as on PostgreSQL: an edit the resume superseded is not released first.
+            await ExecuteAsync(connection, tx, "UPDATE batches SET budget_micros = @budget WHERE name = @name", ct, ("budget", Micros(budget)), ("name", batch.Name));
+            await using var held = Command(connection, tx,
+                "SELECT j.id FROM jobs j JOIN batches b ON b.id = j.batch_id WHERE b.name = @name AND j.state = 'held'", ("name", batch.Name));
+            foreach (var id in await ListAsync(held, r => r.GetInt64(0), ct))
+            {
+                await ExecuteAsync(connection, tx, "UPDATE jobs SET state = 'pending', due_at = @now, updated_at = @now, error = NULL WHERE id = @id", ct, ("now", now), ("id", id));
+                await InsertHistoryAsync(connection, tx, id, now, "held", "pending", $"budget set to {budget.ToString(CultureInfo.InvariantCulture)} USD", null, ct);
+            }
+
+            record = record with { BudgetUsd = budget };
         }
 
         await tx.CommitAsync(ct);

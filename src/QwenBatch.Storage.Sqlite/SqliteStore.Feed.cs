@@ -55,8 +55,11 @@ public sealed partial class SqliteStore
             switch (decisions[i])
             {
                 case FeedDecision.Queue queue:
-                    await WriteFeedAsync(connection, tx, edit, EditState.Queued, Micros(queue.ReserveUsd), null, request.By, now, ct);
-                    queued.Add(edit with { State = EditState.Queued, ReservedUsd = queue.ReserveUsd, UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(now) });
+                    if (await WriteFeedAsync(connection, tx, edit, EditState.Queued, Micros(queue.ReserveUsd), null, request.By, now, ct))
+                    {
+                        queued.Add(edit with { State = EditState.Queued, ReservedUsd = queue.ReserveUsd, UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(now) });
+                    }
+
                     break;
                 case FeedDecision.Hold hold:
                     await WriteFeedAsync(connection, tx, edit, EditState.Held, 0, hold.Reason, request.By, now, ct);
@@ -71,7 +74,9 @@ public sealed partial class SqliteStore
     public async Task<IReadOnlyList<EditRecord>> ClaimPollsAsync(PollClaim claim, CancellationToken ct)
     {
         // The claim moves only the due time: the poll's own transition writes the edit (and its updated_at) afterwards, and a
-        // poller that dies in between leaves the edit due again once the lease has passed.
+        // poller that dies in between leaves the edit due again once the lease has passed. An edit flagged for cancel is
+        // taken as a due one: the flag makes it due at once (the cancel, and every transition of a flagged edit), while a
+        // clause of its own would hand it to every round, again and again, while one poller is sending its cancel.
         var now = _time.GetUtcNow();
         await using var connection = await OpenAsync(ct);
         await using var tx = await BeginAsync(connection, ct);
@@ -143,18 +148,26 @@ public sealed partial class SqliteStore
         return load;
     }
 
-    /// <summary>One decided edit: its state, reservation and error, the batch's reservation, its history (counters by trigger).</summary>
-    private static async Task WriteFeedAsync(
+    /// <summary>
+    /// One decided edit: its state, reservation and error, the batch's reservation, its history (counters by trigger).
+    /// Guarded like every move (still pending), though under the write lock nothing can have moved it since it was taken.
+    /// </summary>
+    private static async Task<bool> WriteFeedAsync(
         SqliteConnection connection, SqliteTransaction tx, EditRecord edit, EditState to, long reservedMicros, string? reason, string by, long now, CancellationToken ct)
     {
-        await ExecuteAsync(connection, tx,
+        var written = await ExecuteAsync(connection, tx,
             """
             UPDATE jobs SET state = @to, reserved_micros = @reserved, updated_at = @now,
                 error = CASE WHEN @to = 'queued' THEN error ELSE @reason END,
                 finished_at = CASE WHEN @to = 'cancelled' THEN @now ELSE finished_at END
-            WHERE id = @id
-            """, ct, ("id", edit.Id), ("to", to.ToDbName()), ("reserved", reservedMicros), ("reason", reason), ("now", now));
-        await MoveReservedAsync(connection, tx, edit.BatchId, reservedMicros - Micros(edit.ReservedUsd), ct);
-        await InsertHistoryAsync(connection, tx, edit.Id, now, EditState.Pending.ToDbName(), to.ToDbName(), reason, by, ct);
+            WHERE id = @id AND state = 'pending'
+            """, ct, ("id", edit.Id), ("to", to.ToDbName()), ("reserved", reservedMicros), ("reason", reason), ("now", now)) == 1;
+        if (written)
+        {
+            await MoveReservedAsync(connection, tx, edit.BatchId, reservedMicros - Micros(edit.ReservedUsd), ct);
+            await InsertHistoryAsync(connection, tx, edit.Id, now, EditState.Pending.ToDbName(), to.ToDbName(), reason, by, ct);
+        }
+
+        return written;
     }
 }

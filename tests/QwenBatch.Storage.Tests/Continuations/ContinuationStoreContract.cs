@@ -1,20 +1,36 @@
 using QwenBatch.Continuations;
+using QwenBatch.Edits;
 
-namespace QwenBatch.Storage.Tests;
+namespace QwenBatch.Storage.Tests.Continuations;
 
-public abstract partial class JobStoreContract
+/// <summary>What every backend's <see cref="IContinuationStore"/> must do: one claim per settled batch, again only after its lease.</summary>
+public abstract class ContinuationStoreContract : StoreContract
 {
+    private static readonly TimeSpan Lease = TimeSpan.FromMinutes(5);
+
     [Fact]
     public async Task ClaimContinuationsAsync_BatchNotSettled_ClaimsNothing()
     {
-        var import = await ImportAsync(2, "first");
-        await Store.SetContinuationAsync(import.Batch.Id, new Continuation("/manifests/next.csv", null), Ct);
+        var edits = await QueueAsync(2, "first");
+        await Store.SetContinuationAsync(edits[0].BatchId, new Continuation("/manifests/next.csv", null), Ct);
+        await PutAsync(edits[0] with { ReservedUsd = 0m }, EditState.Succeeded);
 
         (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldBeEmpty();
     }
 
     [Fact]
-    public async Task ClaimContinuationsAsync_TwoStoresRacingOnSettledBatch_FiresOnce()
+    public async Task ClaimContinuationsAsync_BatchSettledWithHeldEdits_IsClaimed()
+    {
+        var edits = await ImportEditsAsync(2, "first", budget: 0.04m);
+        await Store.SetContinuationAsync(edits[0].BatchId, new Continuation(null, "https://hooks.example/done"), Ct);
+        await FeedAsync();
+        await PutAsync(await GetAsync(edits[0].Id) with { ReservedUsd = 0m }, EditState.Succeeded);
+
+        (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldHaveSingleItem().BatchName.ShouldBe("first");
+    }
+
+    [Fact]
+    public async Task ClaimContinuationsAsync_TwoStoresRacingOnASettledBatch_FiresOnce()
     {
         var import = await ImportAsync(2, "first");
         await ImportAsync(1, "no-continuation");
@@ -28,6 +44,7 @@ public abstract partial class JobStoreContract
         var claimed = claims.SelectMany(c => c).ShouldHaveSingleItem();
         claimed.ShouldSatisfyAllConditions(
             () => claimed.BatchName.ShouldBe("first"),
+            () => claimed.Provider.ShouldBe(Provider),
             () => claimed.Then.ShouldBe(new Continuation("/manifests/next.csv", "https://hooks.example/done")),
             () => claimed.StorageDir.ShouldBe("/output/first"));
         var stored = (await Store.GetContinuationAsync(import.Batch.Id, Ct)).ShouldNotBeNull();
@@ -74,11 +91,22 @@ public abstract partial class JobStoreContract
     }
 
     [Fact]
-    public async Task ClaimContinuationsAsync_FailedBatchWithoutJobs_NeverClaimed()
+    public async Task ClaimContinuationsAsync_FailedBatchWithoutEdits_NeverClaimed()
     {
         var failed = await Store.CreateFailedBatchAsync(Batch("nightly-then"), "/manifests/next.csv: the manifest does not exist", Ct);
         await Store.SetContinuationAsync(failed.Id, new Continuation(null, "https://hooks.example/done"), Ct);
 
         (await Store.ClaimContinuationsAsync(new ContinuationClaim(10, Lease), Ct)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task GetContinuationAsync_NoneSetOrUnknownBatch_IsEmptyOrNull()
+    {
+        var import = await ImportAsync(1);
+
+        var none = await Store.GetContinuationAsync(import.Batch.Id, Ct);
+
+        none.ShouldNotBeNull().ShouldSatisfyAllConditions(c => c.Then.IsEmpty.ShouldBeTrue(), c => c.ClaimedAt.ShouldBeNull(), c => c.Result.ShouldBeNull());
+        (await Store.GetContinuationAsync(import.Batch.Id + 1000, Ct)).ShouldBeNull();
     }
 }
