@@ -34,6 +34,14 @@ public sealed partial class SubmitStep(
             throw new InvalidOperationException($"Edit {edit.Id} is {edit.State}, not queued: there is nothing to submit.");
         }
 
+        if (edit.CancelRequested)
+        {
+            // Flagged while an earlier attempt was being sent, and back in the queue for a retry: not sent again.
+            const string why = "cancelled by an operator before it was submitted again";
+            var cancelled = await changer.MoveAsync(edit, edit with { State = EditState.Cancelled, Error = why, FinishedAt = time.GetUtcNow() }, by, why);
+            return cancelled is null ? StepOutcome.Moved.Instance : new StepOutcome.Cancelled(why);
+        }
+
         var current = edit;
         try
         {

@@ -51,7 +51,7 @@ public sealed class SubmitStepTests
 
         h.Edits[1].State.ShouldBe(EditState.Queued);
         h.Edits[1].UncertainSubmits.ShouldBe(1);
-        (await h.Edits.GetHistoryAsync(1, CancellationToken.None))[^1].Reason.ShouldContain("the provider may have accepted the submit");
+        (await h.Edits.GetHistoryAsync(1, CancellationToken.None))[^1].Reason.ShouldNotBeNull().ShouldContain("the provider may have accepted the submit");
     }
 
     [Fact]
@@ -77,8 +77,8 @@ public sealed class SubmitStepTests
 
         await h.Submit.RunAsync(h.Queued(), "server-a", CancellationToken.None);
 
-        h.Edits[1].Error.ShouldNotContain(key);
-        h.Edits[1].Error.ShouldContain(QwenBatch.Secrets.SecretRedactor.Mask);
+        h.Edits[1].Error.ShouldNotBeNull().ShouldNotContain(key);
+        h.Edits[1].Error!.ShouldContain(QwenBatch.Secrets.SecretRedactor.Mask);
         (await h.Edits.GetHistoryAsync(1, CancellationToken.None)).ShouldAllBe(e => e.Reason == null || !e.Reason.Contains(key));
     }
 
@@ -119,6 +119,19 @@ public sealed class SubmitStepTests
         h.Edits[1].RequestId.ShouldBe("req-1");
         h.Unwritten.Holds(1).ShouldBeFalse();
         h.Provider.Accepted.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task RunAsync_CancelFlaggedDuringAnEarlierAttempt_EndsCancelledWithoutSendingAgain()
+    {
+        var h = new StepsHarness();
+        var queued = h.Edits.Add(h.Queued() with { CancelRequested = true, Attempt = 1 });
+
+        var outcome = await h.Submit.RunAsync(queued, "server-a", CancellationToken.None);
+
+        outcome.ShouldBeOfType<StepOutcome.Cancelled>();
+        h.Provider.Accepted.ShouldBe(0);
+        (h.Edits[1].State, h.Edits[1].ReservedUsd).ShouldBe((EditState.Cancelled, 0m));
     }
 
     [Fact]
