@@ -31,24 +31,27 @@ public sealed partial class EditStateFilter(IEditStore edits, EditStateChanger c
         switch (context.NewState)
         {
             case FailedState failed:
-                // Hangfire's filters are synchronous; the store calls are short and run on a worker's own thread.
-                FailAsync(editId, jobId, failed.Exception?.Message ?? failed.Reason ?? "failed").GetAwaiter().GetResult();
+                Wait(() => FailAsync(editId, jobId, failed.Exception?.Message ?? failed.Reason ?? "failed"));
                 break;
             case DeletedState when context.OldStateName != DeletedState.StateName:
-                if (BoundAsync(editId, jobId).GetAwaiter().GetResult() is { } deleted && !deleted.State.IsTerminal())
+                Wait(async () =>
                 {
-                    LogCancelling(editId, jobId);
-                    changer.CancelAsync([editId], CancellationToken.None).GetAwaiter().GetResult();
-                }
-
+                    if (await BoundAsync(editId, jobId) is { } deleted && !deleted.State.IsTerminal())
+                    {
+                        LogCancelling(editId, jobId);
+                        await changer.CancelAsync([editId], CancellationToken.None);
+                    }
+                });
                 break;
             case EnqueuedState when Final.Contains(context.OldStateName, StringComparer.OrdinalIgnoreCase):
-                if (BoundAsync(editId, jobId).GetAwaiter().GetResult() is { State: EditState.Failed or EditState.Cancelled })
+                Wait(async () =>
                 {
-                    LogRequeueing(editId, jobId);
-                    changer.RequeueAsync([editId], CancellationToken.None).GetAwaiter().GetResult();
-                }
-
+                    if (await BoundAsync(editId, jobId) is { State: EditState.Failed or EditState.Cancelled })
+                    {
+                        LogRequeueing(editId, jobId);
+                        await changer.RequeueAsync([editId], CancellationToken.None);
+                    }
+                });
                 break;
         }
     }
@@ -56,6 +59,12 @@ public sealed partial class EditStateFilter(IEditStore edits, EditStateChanger c
     public void OnStateUnapplied(ApplyStateContext context, IWriteOnlyTransaction transaction)
     {
     }
+
+    /// <summary>
+    /// Hangfire's filters are synchronous. The store calls are short; they run on the thread pool and are waited for, so
+    /// that a caller on a scheduler with one thread (a background process) is never waiting on itself.
+    /// </summary>
+    private static void Wait(Func<Task> work) => Task.Run(work).GetAwaiter().GetResult();
 
     /// <summary>The edit when this job is the one that runs it; a stray job's moves leave the edit alone.</summary>
     private async Task<EditRecord?> BoundAsync(long editId, string jobId) =>

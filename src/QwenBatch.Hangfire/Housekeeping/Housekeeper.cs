@@ -47,7 +47,14 @@ public sealed partial class Housekeeper(
 
     private readonly Dictionary<string, DateTimeOffset> _last = [];
 
-    public async Task ExecuteAsync(BackgroundProcessContext context)
+    /// <summary>
+    /// One round. Hangfire runs a background process on a scheduler of its own with one thread; the round runs on the
+    /// thread pool instead, so that no wait inside it (Hangfire's synchronous filters among them) can wait on that one
+    /// thread for a continuation queued behind itself.
+    /// </summary>
+    public Task ExecuteAsync(BackgroundProcessContext context) => Task.Run(() => RoundAsync(context), CancellationToken.None);
+
+    private async Task RoundAsync(BackgroundProcessContext context)
     {
         var ct = context.StoppingToken;
         await DueAsync("sweep", SweepInterval, () => SweepAsync(ct));

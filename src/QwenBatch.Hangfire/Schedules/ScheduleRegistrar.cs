@@ -19,7 +19,14 @@ public sealed partial class ScheduleRegistrar(IScheduleStore schedules, Recurrin
     private readonly Dictionary<string, string> _registered = new(StringComparer.Ordinal);
     private bool _looked;
 
-    public async Task ExecuteAsync(BackgroundProcessContext context)
+    /// <summary>
+    /// One round. Hangfire runs a background process on a scheduler of its own with one thread; the round runs on the
+    /// thread pool instead, so that no wait inside it (Hangfire's synchronous filters among them) can wait on that one
+    /// thread for a continuation queued behind itself.
+    /// </summary>
+    public Task ExecuteAsync(BackgroundProcessContext context) => Task.Run(() => RoundAsync(context), CancellationToken.None);
+
+    private async Task RoundAsync(BackgroundProcessContext context)
     {
         var ct = context.StoppingToken;
         if (!scope.ServesFleet)

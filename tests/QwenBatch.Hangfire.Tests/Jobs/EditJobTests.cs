@@ -49,7 +49,7 @@ public sealed class EditJobTests
         var edit = (await engine.WaitSettledAsync(batch.Id)).Single();
 
         edit.State.ShouldBe(EditState.Failed);
-        edit.Error.ShouldNotBeNull().ShouldContain("422");
+        edit.Error.ShouldNotBeNull().ShouldContain("HTTP 400 n: an integer between 1 and 6 was expected");
         await WaitForJobStateAsync(engine, edit.HangfireJob!, FailedState.StateName);
         engine.JobStates(edit.HangfireJob!).Count(s => s == ScheduledState.StateName).ShouldBe(0);
     }

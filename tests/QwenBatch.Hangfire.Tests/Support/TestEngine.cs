@@ -85,6 +85,19 @@ internal sealed class TestEngine : IAsyncDisposable
 
     public static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
 
+    /// <summary>
+    /// One logger factory for every engine of the test process: Hangfire keeps one log provider per process, which must
+    /// not be a factory a finished test disposed. QWENBATCH_TEST_LOGS=Debug (or Information…) prints the log to the
+    /// console, to see why a test failed.
+    /// </summary>
+    private static readonly Lazy<ILoggerFactory> Loggers = new(() =>
+    {
+        var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("QWENBATCH_TEST_LOGS"), out var asked) ? asked : LogLevel.None;
+        var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level).AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "));
+        EngineServices.UseLogging(loggers);
+        return loggers;
+    });
+
     public IServiceProvider Services => _services;
 
     public IStore Store => _services.GetRequiredService<IStore>();
@@ -105,9 +118,7 @@ internal sealed class TestEngine : IAsyncDisposable
 
     public static async Task<TestEngine> StartAsync(EngineSetup setup, EngineScope? scope = null)
     {
-        // QWENBATCH_TEST_LOGS=Debug (or Information…) prints the engine's log to the console, to see why a test failed.
-        var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("QWENBATCH_TEST_LOGS"), out var asked) ? asked : LogLevel.None;
-        var loggers = LoggerFactory.Create(b => b.SetMinimumLevel(level).AddSimpleConsole(o => o.TimestampFormat = "HH:mm:ss.fff "));
+        var loggers = Loggers.Value;
         var simulator = setup.SimulatorUrl is null ? await SimulatorHost.StartAsync(setup.Simulator, 0, TimeProvider.System, loggers, CancellationToken.None) : null;
         var simulatorUrl = setup.SimulatorUrl ?? simulator!.BaseUrl;
         var folder = setup.Folder ?? Directory.CreateTempSubdirectory("qwenbatch-engine-").FullName;
@@ -140,7 +151,6 @@ internal sealed class TestEngine : IAsyncDisposable
     /// <summary>Starts this process's Hangfire server with the feeder, poller and housekeeping beside its workers.</summary>
     public async Task StartServerAsync()
     {
-        EngineServices.UseLogging(_services.GetRequiredService<ILoggerFactory>());
         _server = await EditServer.StartAsync(_services, CancellationToken.None);
     }
 
@@ -183,7 +193,9 @@ internal sealed class TestEngine : IAsyncDisposable
         }
 
         var progress = await Store.GetProgressAsync(batchId, CancellationToken.None);
-        throw new TimeoutException($"Batch {batchId} did not settle: {string.Join(", ", progress.Counts.Select(c => $"{c.Key}={c.Value}"))}");
+        var stuck = (await Store.GetEditsAsync(batchId, CancellationToken.None)).Where(e => !e.State.IsSettled()).Take(5)
+            .Select(e => $"edit {e.Id} {e.State} polls={e.Polls} attempt={e.Attempt} job={e.HangfireJob} due={e.DueAt:HH:mm:ss.fff} error={e.Error}");
+        throw new TimeoutException($"Batch {batchId} did not settle: {string.Join(", ", progress.Counts.Select(c => $"{c.Key}={c.Value}"))}; {string.Join("; ", stuck)}");
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds of the batch's edits; fails the test after <see cref="Patience"/>.</summary>
