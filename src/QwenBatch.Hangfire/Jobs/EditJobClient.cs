@@ -34,29 +34,31 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
     /// </summary>
     public async Task EnqueueAsync(IReadOnlyList<EditRecord> toRun, string reason, CancellationToken ct)
     {
-        var created = new List<JobBinding>();
-        foreach (var edit in toRun)
+        var created = new System.Collections.Concurrent.ConcurrentBag<JobBinding>();
+
+        // A few at once: each is a few round trips of Hangfire's storage, which the database can overlap.
+        await Parallel.ForEachAsync(toRun, new ParallelOptions { MaxDegreeOfParallelism = EnqueueConcurrency, CancellationToken = CancellationToken.None }, (edit, _) =>
         {
             var state = new EnqueuedState(options.Queue) { Reason = reason };
-            if (edit.HangfireJob is { } jobId && Move(jobId, state, Resumable) is not null)
+            if (edit.HangfireJob is { } jobId && (Move(jobId, state, Resumable) is not null || Exists(jobId)))
             {
-                continue;
-            }
-
-            if (edit.HangfireJob is { } existing && Exists(existing))
-            {
-                continue;
+                // Woken from where it was parked; or already enqueued or running, and its run finds the edit's new state.
+                return ValueTask.CompletedTask;
             }
 
             created.Add(new JobBinding(edit.Id, client.Create(JobFor(edit.Id, options.Queue), state), edit.HangfireJob));
-        }
+            return ValueTask.CompletedTask;
+        });
 
-        if (created.Count > 0)
+        if (!created.IsEmpty)
         {
             // A feeder that stops before this leaves jobs that bind themselves when they run.
-            await edits.BindJobsAsync(created, ct);
+            await edits.BindJobsAsync(created.ToList(), ct);
         }
     }
+
+    /// <summary>Jobs created or moved at once by one call.</summary>
+    public const int EnqueueConcurrency = 4;
 
     /// <summary>Moves the job to <paramref name="state"/> from one of <paramref name="from"/>; the state applied, or null.</summary>
     public IState? Move(string jobId, IState state, params string[] from)
