@@ -44,7 +44,7 @@ public sealed class WorkerOptions
     /// statement each time. Work this process makes wakes it at once.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
-    public TimeSpan FallbackPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+    public TimeSpan FallbackPollInterval { get; set; } = TimeSpan.FromSeconds(1.5);
 
     /// <summary>
     /// Edits the fleet keeps queued in Hangfire per Hangfire worker: enough that no worker waits for the feeder, few
