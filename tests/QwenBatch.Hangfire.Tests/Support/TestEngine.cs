@@ -179,10 +179,10 @@ internal sealed class TestEngine : IAsyncDisposable
     }
 
     /// <summary>Waits until every edit of the batch has settled; fails the test after <see cref="Patience"/>.</summary>
-    public async Task<IReadOnlyList<EditRecord>> WaitSettledAsync(long batchId)
+    public async Task<IReadOnlyList<EditRecord>> WaitSettledAsync(long batchId, TimeSpan? patience = null)
     {
         var waited = TimeProvider.System.GetTimestamp();
-        while (TimeProvider.System.GetElapsedTime(waited) < Patience)
+        while (TimeProvider.System.GetElapsedTime(waited) < (patience ?? Patience))
         {
             if ((await Store.GetProgressAsync(batchId, CancellationToken.None)).IsSettled)
             {
@@ -199,10 +199,10 @@ internal sealed class TestEngine : IAsyncDisposable
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds of the batch's edits; fails the test after <see cref="Patience"/>.</summary>
-    public async Task<IReadOnlyList<EditRecord>> WaitForAsync(long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what)
+    public async Task<IReadOnlyList<EditRecord>> WaitForAsync(long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what, TimeSpan? patience = null)
     {
         var waited = TimeProvider.System.GetTimestamp();
-        while (TimeProvider.System.GetElapsedTime(waited) < Patience)
+        while (TimeProvider.System.GetElapsedTime(waited) < (patience ?? Patience))
         {
             var edits = await Store.GetEditsAsync(batchId, CancellationToken.None);
             if (condition(edits))
