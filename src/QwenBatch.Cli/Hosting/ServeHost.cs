@@ -17,10 +17,18 @@ internal static class ServeHost
 {
     public static async Task<WebApplication> StartAsync(IConfiguration configuration, Runtime runtime, string urls, CancellationToken ct)
     {
+        var app = Build(configuration, runtime, web => web.UseUrls(urls));
+        await app.StartAsync(ct);
+        return app;
+    }
+
+    /// <summary>The web app, not started; <paramref name="server"/> says where it answers (Kestrel on the URLs, or a test server).</summary>
+    public static WebApplication Build(IConfiguration configuration, Runtime runtime, Action<IWebHostBuilder> server)
+    {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Configuration.AddConfiguration(configuration);
         builder.Logging.ClearProviders().AddSerilog(dispose: false);
-        builder.WebHost.UseUrls(urls);
+        server(builder.WebHost);
 
         // Instances owned by the runtime: the web host uses them and does not dispose them.
         var store = runtime.Store;
@@ -39,7 +47,6 @@ internal static class ServeHost
 
         var app = builder.Build();
         app.UseQwenBatchDashboard();
-        await app.StartAsync(ct);
         return app;
     }
 }

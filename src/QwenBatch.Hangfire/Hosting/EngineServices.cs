@@ -54,7 +54,9 @@ public static class EngineServices
         services.AddSingleton<IFeedPolicy, FeedPolicy>();
 
         // Hangfire, with QwenBatch's filters: its own retry filter set to QwenBatch's backoff, the filter that makes the
-        // dashboard's buttons act on the edit, and the expiration of finished jobs.
+        // dashboard's buttons act on the edit, and the expiration of finished jobs. This collection replaces Hangfire's
+        // global one, so the global filters QwenBatch keeps are added here too: the statistics filter writes the
+        // per-hour and per-day counters the dashboard's history graph draws.
         services.AddSingleton<EditStateFilter>();
         services.AddSingleton<IJobFilterProvider>(sp =>
         {
@@ -62,6 +64,7 @@ public static class EngineServices
             filters.Add(EditRetry.Create(sp.GetRequiredService<WorkerOptions>(), sp.GetRequiredService<Func<double>>()));
             filters.Add(sp.GetRequiredService<EditStateFilter>());
             filters.Add(new JobExpiration(options));
+            filters.Add(new StatisticsHistoryAttribute());
             return filters;
         });
         services.AddSingleton<IBackgroundJobFactory>(sp => new BackgroundJobFactory(sp.GetRequiredService<IJobFilterProvider>()));
