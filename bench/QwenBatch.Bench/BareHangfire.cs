@@ -90,17 +90,24 @@ internal sealed class BareHangfire(PostgreSqlStorage storage, string schema)
 
     /// <summary>
     /// A server with default options and one daily recurring job, idle: statements and commits over
-    /// <paramref name="seconds"/>, after 5 s for its start (each process's first pass) to settle.
+    /// <paramref name="window"/> (see <see cref="DatabaseProbe.MeasureIdleAsync"/>).
     /// </summary>
-    public async Task<Measurement> IdleAsync(DatabaseProbe probe, TimeSpan seconds)
+    public async Task<Measurement> IdleAsync(DatabaseProbe probe, TimeSpan window)
     {
         new RecurringJobManager(storage).AddOrUpdate("daily-no-op", Job.FromExpression(() => NoOpJob.Run()), Cron.Daily());
-        using var server = new BackgroundJobServer(new BackgroundJobServerOptions(), storage);
-        await Task.Delay(TimeSpan.FromSeconds(5));
-        var measured = await probe.MeasureRunningAsync(seconds);
-        await Task.Run(server.Dispose);
+
+        // The connections that installed the schema and registered the job must not be the measured server's.
         NpgsqlConnection.ClearAllPools();
-        return measured;
+        return await probe.MeasureIdleAsync(window, async idle =>
+        {
+            var server = new BackgroundJobServer(new BackgroundJobServerOptions(), storage);
+            await idle();
+            return async () =>
+            {
+                await Task.Run(server.Dispose);
+                NpgsqlConnection.ClearAllPools();
+            };
+        });
     }
 }
 

@@ -118,11 +118,11 @@ internal static class EngineBenchmark
         Measurement? idleHangfire = null, idleWorker = null;
         if (idleSeconds > 0)
         {
-            // The runs left thousands of dead rows; autovacuum working through them commits a transaction per table it
-            // visits, which the idle windows' commits would count as the servers'. Vacuumed now, it has little left.
+            // The rounds left tens of thousands of dead rows: autovacuum, visiting this database once a minute, would work
+            // through them in transactions of its own (counted in the database's commits) during the idle runs.
             await probe.ScalarAsync("VACUUM (ANALYZE) /* pg_stat: a probe */");
             var idle = BareHangfire.Create(database, IdleSchema);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"idle, {idleSeconds} s each, one after the other on the same database, after 5 s for start-up:"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"idle, {idleSeconds} s each, one after the other on the same database (statements over the window, {DatabaseProbe.IdleBase.TotalSeconds:0} s after the start; commits the difference between a run of {DatabaseProbe.IdleBase.TotalSeconds:0} s and one {idleSeconds} s longer, each from before its start to after its stop):"));
             Console.WriteLine($"  bare Hangfire: {BareHangfire.Describe(idle.Options)}");
             Console.WriteLine($"                 {BareHangfire.Describe(new BackgroundJobServerOptions())} (defaults); one daily recurring job");
             idleHangfire = await idle.IdleAsync(probe, TimeSpan.FromSeconds(idleSeconds));
@@ -200,9 +200,9 @@ internal static class EngineBenchmark
 
     /// <summary>
     /// A real worker process of the engine (the CLI, default settings, its maintenance loops included) with nothing to
-    /// do: statements and commits it sends over <paramref name="seconds"/>, after 5 s for its start-up.
+    /// do: statements and commits it sends over <paramref name="window"/> (see <see cref="DatabaseProbe.MeasureIdleAsync"/>).
     /// </summary>
-    private static async Task<Measurement?> IdleWorkerAsync(string database, DatabaseProbe probe, TimeSpan seconds)
+    private static async Task<Measurement?> IdleWorkerAsync(string database, DatabaseProbe probe, TimeSpan window)
     {
         if (!File.Exists(BenchProcesses.Cli()))
         {
@@ -210,12 +210,13 @@ internal static class EngineBenchmark
             return null;
         }
 
-        var work = Directory.CreateTempSubdirectory("qwenbatch-idle-").FullName;
-        using var worker = BenchProcesses.StartCli(work, EngineUnderTest.IdleWorkerEnvironment, EngineUnderTest.IdleWorkerArguments(database));
-        try
+        return await probe.MeasureIdleAsync(window, async idle =>
         {
-            // Start-up (migrations, registration, the first look at every loop) is not idling.
-            for (var i = 0; i < 600 && !await StartedAsync(probe); i++)
+            var work = Directory.CreateTempSubdirectory("qwenbatch-idle-").FullName;
+            var worker = BenchProcesses.StartCli(work, EngineUnderTest.IdleWorkerEnvironment, EngineUnderTest.IdleWorkerArguments(database));
+
+            // From its registration: what comes before it (the runtime's start, migrations) is the same in both runs.
+            while (!await StartedAsync(probe, worker.Id))
             {
                 if (worker.HasExited)
                 {
@@ -225,22 +226,44 @@ internal static class EngineBenchmark
                 await Task.Delay(100);
             }
 
-            await Task.Delay(TimeSpan.FromSeconds(5));
-            return await probe.MeasureRunningAsync(seconds);
+            await idle();
+            return async () =>
+            {
+                await StopAsync(worker);
+                worker.Dispose();
+                Directory.Delete(work, recursive: true);
+            };
+        });
+    }
+
+    /// <summary>
+    /// SIGTERM, as a service manager stops a worker: it gives its leases back and removes its server row, so the next run
+    /// starts from the same state (a killed worker's row would stay, and be cleaned up later by someone's rescue loop).
+    /// </summary>
+    private static async Task StopAsync(Process worker)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", worker.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
         }
-        finally
+
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            await worker.WaitForExitAsync(patience.Token);
+        }
+        catch (OperationCanceledException)
         {
             worker.Kill(entireProcessTree: true);
             await worker.WaitForExitAsync();
-            Directory.Delete(work, recursive: true);
         }
     }
 
-    private static async Task<bool> StartedAsync(DatabaseProbe probe)
+    private static async Task<bool> StartedAsync(DatabaseProbe probe, int pid)
     {
         try
         {
-            return await probe.ScalarAsync(EngineUnderTest.IdleWorkerStartedSql) is true;
+            return await probe.ScalarAsync(EngineUnderTest.IdleWorkerStartedSql(pid)) is true;
         }
         catch (PostgresException)
         {
@@ -259,7 +282,7 @@ internal static class EngineBenchmark
 
         var statements = idle.Statements is null ? "statements n/a" : string.Create(CultureInfo.InvariantCulture, $"{idle.StatementCount / idle.Seconds:0.00} statements/s");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {what}: {statements}, {idle.Commits / idle.Seconds:0.00} commits/s (CPU {idle.Runtime.Stolen:P0} stolen, {idle.Runtime.Idle:P0} idle, {idle.Others ?? 0:P0} {others})"));
+            $"  {what}: {statements}, {idle.Commits / idle.Seconds:0.00} commits/s (CPU {idle.Runtime.Stolen:P0} stolen, {idle.Runtime.Idle:P0} idle, {idle.Others ?? 0:P0} {others}{(idle.Settled ? "" : ", commits read unsettled")}){(idle.Statements is not null && idle.StatementCount == 0 ? "; NOTHING sent: too short a window, or the server starved or not started" : "")}"));
         foreach (var (query, calls) in (idle.Statements ?? []).OrderByDescending(kv => kv.Value).Take(8))
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {calls,5}  {Squeeze(query)}"));

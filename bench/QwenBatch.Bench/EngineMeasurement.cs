@@ -16,6 +16,17 @@ internal sealed record Measurement(
 {
     public long StatementCount => Statements?.Values.Sum() ?? 0;
 
+    /// <summary>This run's counts less a shorter run's of the same thing: what the extra <paramref name="seconds"/> cost.</summary>
+    public Measurement Minus(Measurement shorter, double seconds) => new(
+        seconds,
+        Commits - shorter.Commits,
+        Statements is { } longer && shorter.Statements is { } less
+            ? longer.Keys.Union(less.Keys).ToDictionary(q => q, q => longer.GetValueOrDefault(q) - less.GetValueOrDefault(q))
+            : null,
+        DatabaseCpu - shorter.DatabaseCpu,
+        Runtime.Since(shorter.Runtime),
+        Settled && shorter.Settled);
+
     /// <summary>
     /// The share of the machine's CPU time that was busy but neither this process's nor the PostgreSQL server's: another
     /// build or test run on the same machine (null without the server's CPU).
@@ -62,13 +73,14 @@ internal sealed class DatabaseProbe : IAsyncDisposable
     {
         var probes = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database) { Pooling = false }.ConnectionString);
 
-        // Waits (up to 10 s) until no other client backend is connected to this database, then reads its commits; in one
-        // statement, so the probe costs one commit however long it waits.
+        // Waits (up to 30 s: on a busy machine closed connections' backends take seconds to exit) until no other client
+        // backend is connected to this database, then reads its commits; in one statement, so the probe costs one commit
+        // however long it waits.
         await ExecuteAsync(probes, $"""
             CREATE OR REPLACE FUNCTION {CommitsFunction}(settle boolean, OUT commits bigint, OUT settled boolean) LANGUAGE plpgsql AS $$
             BEGIN
                 settled := NOT settle;
-                FOR i IN 1..200 LOOP
+                FOR i IN 1..600 LOOP
                     EXIT WHEN NOT settle;
                     PERFORM pg_stat_clear_snapshot();
                     settled := NOT EXISTS (SELECT 1 FROM pg_stat_activity
@@ -131,28 +143,42 @@ internal sealed class DatabaseProbe : IAsyncDisposable
         return new Measurement(seconds, committed - commits - (probesAfter - probesBefore), after, databaseCpu, runtime, settled);
     }
 
+    /// <summary>The shorter of the two runs of <see cref="MeasureIdleAsync"/>: long enough for a start-up to be over.</summary>
+    public static readonly TimeSpan IdleBase = TimeSpan.FromSeconds(10);
+
     /// <summary>
-    /// The same for something that keeps running (an idle server): the window is <paramref name="seconds"/> long and
-    /// nothing is closed, so commits are read without waiting for other backends. What a backend had not yet published
-    /// at the start is counted in the window and what it has not published at the end is not: in a steady state the two
-    /// are about the same.
+    /// What an idle server sends over <paramref name="window"/>. Its commits cannot be read whole while it runs (its
+    /// backends publish them up to 10 s late, some only with a later flush), so it runs twice, each a settled
+    /// <see cref="MeasureAsync"/> from before its start until after its stop: once for <see cref="IdleBase"/>, once for
+    /// that and the window. The difference is the window's steady idling, start-up and shutdown taken out (they cost
+    /// about the same in both runs). Statements are counted as they are sent, so they are read over the window itself,
+    /// inside the longer run: exact, where the difference would carry the runs' few statements of variation.
     /// </summary>
-    public async Task<Measurement> MeasureRunningAsync(TimeSpan seconds)
+    /// <param name="idleFor">Starts the server, waits until it is up, awaits the idling it is given, and returns how to stop it.</param>
+    public async Task<Measurement> MeasureIdleAsync(TimeSpan window, Func<Func<Task>, Task<Func<Task>>> idleFor)
     {
-        // Our last probe's commit is published when its backend exits, a moment after it closed.
-        var cluster = await DatabaseCpu.FindAsync(this);
-        await Task.Delay(200);
-        var (commits, probesBefore, _) = await CommitsAsync(settle: false);
-        var before = HasStatements ? await StatementsAsync() : null;
-        var databaseBefore = cluster?.Sample();
-        var runtimeBefore = RuntimeCost.Now();
-        await Task.Delay(seconds);
-        var runtime = RuntimeCost.Now().Since(runtimeBefore);
-        var databaseCpu = cluster?.Since(databaseBefore!);
-        var after = before is null ? null : Delta(before, await StatementsAsync());
-        await Task.Delay(200);
-        var (committed, probesAfter, _) = await CommitsAsync(settle: false);
-        return new Measurement(seconds.TotalSeconds, committed - commits - (probesAfter - probesBefore), after, databaseCpu, runtime);
+        async Task<Measurement> RunAsync(TimeSpan seconds, Func<Task> idle)
+        {
+            Func<Task>? stop = null;
+            return await MeasureAsync(
+                async () =>
+                {
+                    stop = await idleFor(idle);
+                    return seconds.TotalSeconds;
+                },
+                () => stop?.Invoke() ?? Task.CompletedTask);
+        }
+
+        var shorter = await RunAsync(IdleBase, () => Task.Delay(IdleBase));
+        Dictionary<string, long>? sent = null;
+        var longer = await RunAsync(IdleBase + window, async () =>
+        {
+            await Task.Delay(IdleBase);
+            var before = HasStatements ? await StatementsAsync() : null;
+            await Task.Delay(window);
+            sent = before is null ? null : Delta(before, await StatementsAsync());
+        });
+        return longer.Minus(shorter, window.TotalSeconds) with { Statements = sent };
     }
 
     /// <summary>A probe of one statement; its text must mention pg_stat or the statement counts will include it.</summary>

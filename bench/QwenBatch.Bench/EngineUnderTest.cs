@@ -127,8 +127,8 @@ internal sealed class EngineUnderTest : IAsyncDisposable
         ["WAVESPEED_API_KEY"] = ApiKey,
     };
 
-    /// <summary>True once the idle worker has registered (its start-up is not idling). Mentions pg_stat so it is not counted.</summary>
-    public const string IdleWorkerStartedSql = "SELECT count(*) > 0 /* pg_stat: a probe */ FROM servers";
+    /// <summary>True once the idle worker process has registered (its start-up is not idling). Mentions pg_stat so it is not counted.</summary>
+    public static string IdleWorkerStartedSql(int pid) => $"SELECT count(*) > 0 /* pg_stat: a probe */ FROM servers WHERE pid = {pid}";
 
     public async ValueTask DisposeAsync()
     {
