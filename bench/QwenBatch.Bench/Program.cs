@@ -16,7 +16,7 @@ using QwenBatch.Testing.Postgres;
 // against a raw text COPY of the same file into a plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
-// The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots] [idle seconds=60]
+// The engine against bare Hangfire:   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [edits=2000] [workers=32] [idle seconds=60] [rounds=3]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 // The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
 // The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds] [sqlite|postgres]
