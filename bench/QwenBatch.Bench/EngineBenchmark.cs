@@ -308,7 +308,7 @@ internal static class EngineBenchmark
         }
 
         Console.WriteLine($"  {title}, by query:");
-        foreach (var (query, calls) in statements.OrderByDescending(kv => kv.Value).Take(8))
+        foreach (var (query, calls) in statements.OrderByDescending(kv => kv.Value).Take(12))
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {calls / (double)count,6:0.00}  {Squeeze(query)}"));
         }
