@@ -44,9 +44,9 @@ public sealed class SharedRateLimitTests : IDisposable
         var stats = await simulator.StatsAsync();
         stats.GetProperty("rate_limited").GetInt64().ShouldBe(0);
         stats.GetProperty("submits").GetInt64().ShouldBe(Jobs);
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         var batch = (await store.FindBatchAsync("burst", CancellationToken.None)).ShouldNotBeNull();
-        var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
+        var jobs = await store.GetEditsAsync(batch.Id, CancellationToken.None);
         jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
 
         // Both processes did work: the limit was shared, not side-stepped by one process doing everything.
