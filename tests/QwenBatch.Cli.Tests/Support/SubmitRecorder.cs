@@ -7,6 +7,9 @@ using QwenBatch.Testing.Http;
 
 namespace QwenBatch.Cli.Tests.Support;
 
+/// <summary>One API call as the provider saw it: its kind (submit, status, response, cancel), the key, when, and its HTTP status.</summary>
+internal sealed record RecordedCall(string Kind, string Key, DateTimeOffset Sent, DateTimeOffset Answered, int Status);
+
 /// <summary>One submit POST as the provider saw it: who sent it (the API key), for which edit, when, and its answer.</summary>
 /// <param name="Key">The bearer key, which each worker of a chaos run has its own of.</param>
 /// <param name="Image">The edit's input image URL, unique per edit in a chaos manifest.</param>
@@ -18,8 +21,9 @@ internal sealed record RecordedSubmit(string Key, string? Image, DateTimeOffset 
 }
 
 /// <summary>
-/// A pass-through in front of the simulator that records every submit POST, so a test can count what the provider
-/// accepted per edit and how many POSTs each process had on their way at once. The provider call runs to its end even
+/// A pass-through in front of the simulator that records every API call and above all every submit POST, so a test can
+/// count what the provider accepted per edit, how many POSTs each process had on their way at once, and when each call
+/// reached the provider. The provider call runs to its end even
 /// when the client is gone (a SIGKILLed worker): a provider does not know its client died, and accepts the task anyway.
 /// Status, result and cancel calls pass through unrecorded; output URLs in the answers point at the simulator itself.
 /// </summary>
@@ -33,6 +37,7 @@ internal sealed partial class SubmitRecorder : IAsyncDisposable
     private readonly LoopbackServer _server;
     private readonly Uri _target;
     private readonly ConcurrentQueue<RecordedSubmit> _submits = new();
+    private readonly ConcurrentQueue<RecordedCall> _calls = new();
     private readonly ConcurrentDictionary<string, int> _onTheirWay = new(StringComparer.Ordinal);
 
     private SubmitRecorder(Uri target)
@@ -44,6 +49,9 @@ internal sealed partial class SubmitRecorder : IAsyncDisposable
     public string BaseUrl => _server.BaseUrl;
 
     public IReadOnlyList<RecordedSubmit> Submits => [.. _submits.OrderBy(s => s.Sent)];
+
+    /// <summary>Every API call passed through, submits included, in the order sent.</summary>
+    public IReadOnlyList<RecordedCall> Calls => [.. _calls.OrderBy(s => s.Sent)];
 
     public static SubmitRecorder Start(Uri simulator) => new(simulator);
 
@@ -105,6 +113,7 @@ internal sealed partial class SubmitRecorder : IAsyncDisposable
         }
         catch (HttpRequestException)
         {
+            _calls.Enqueue(new RecordedCall(Kind(request.HttpMethod, request.Url.AbsolutePath), key, sent, TimeProvider.System.GetUtcNow(), 0));
             if (submit)
             {
                 Record(key, bytes, sent, 0, null);
@@ -116,6 +125,7 @@ internal sealed partial class SubmitRecorder : IAsyncDisposable
 
         using (response)
         {
+            _calls.Enqueue(new RecordedCall(Kind(request.HttpMethod, request.Url.AbsolutePath), key, sent, TimeProvider.System.GetUtcNow(), (int)response.StatusCode));
             if (submit)
             {
                 Record(key, bytes, sent, (int)response.StatusCode, response.IsSuccessStatusCode ? RequestId(answer) : null);
@@ -143,6 +153,9 @@ internal sealed partial class SubmitRecorder : IAsyncDisposable
         _submits.Enqueue(new RecordedSubmit(key, image, sent, TimeProvider.System.GetUtcNow(), status, requestId));
         _onTheirWay.AddOrUpdate(key, 0, (_, n) => n - 1);
     }
+
+    private static string Kind(string method, string path) =>
+        method == "POST" && !path.Contains("/requests/", StringComparison.Ordinal) ? "submit" : path[(path.LastIndexOf('/') + 1)..];
 
     private static string? RequestId(byte[] answer)
     {
