@@ -102,8 +102,32 @@ internal static class BatchAudit
         Directory.GetFiles(batch.StorageDir, "*.png", SearchOption.AllDirectories).Where(f => !recorded.Contains(Path.GetFullPath(f)))
             .ShouldBeEmpty("an output file no edit recorded");
 
-        // Paid submits: one per accepted task on record, plus at most one per crash window actually hit (counted as uncertain).
+        // The provider's own view, per edit, first (its failure names the edits and their stories): what it accepted for
+        // each, against what each edit counts.
         var simulator = await rig.Simulator.TotalsAsync();
+        if (rig.Recorder is { } recorder)
+        {
+            var accepts = recorder.Submits.Where(s => s.Accepted).GroupBy(s => s.Image ?? "?").ToDictionary(g => g.Key, g => g.ToList());
+            accepts.Values.Sum(a => a.Count).ShouldBe((int)simulator.Submits, "the recorder saw every submit the simulator accepted");
+            var overrun = new List<string>();
+            foreach (var edit in final)
+            {
+                var taken = accepts.GetValueOrDefault(edit.Spec.Images.Single()) ?? [];
+                if (taken.Count > edit.AcceptedSubmits + edit.UncertainSubmits)
+                {
+                    var posts = taken.Select(t => string.Create(CultureInfo.InvariantCulture, $"    POST by {t.Key} sent {t.Sent:HH:mm:ss.fff} answered {t.Answered:HH:mm:ss.fff} as {t.RequestId}"));
+                    var story = histories[edit.Id].Select(h => string.Create(CultureInfo.InvariantCulture, $"    {h.At:HH:mm:ss.fff} {h.From}→{h.To} by {h.ServerId}: {h.Reason}"));
+                    var named = string.Create(CultureInfo.InvariantCulture, $"dit {edit.Id} ");
+                    var logged = rig.Workers.SelectMany(w => w.Stderr.Split('\n').Where(l => l.Contains(named, StringComparison.Ordinal)).Select(l => $"    worker {w.Id}: {l.TrimEnd()}"));
+                    overrun.Add($"{edit.Key} (edit {edit.Id}): the provider accepted {taken.Count}, the edit counts {edit.AcceptedSubmits} accepted and "
+                        + $"{edit.UncertainSubmits} uncertain\n{string.Join("\n", posts)}\n{string.Join("\n", story)}\n{string.Join("\n", logged)}");
+                }
+            }
+
+            overrun.ShouldBeEmpty("a submit the provider accepted is on record or counted as uncertain");
+        }
+
+        // Paid submits: one per accepted task on record, plus at most one per crash window actually hit (counted as uncertain).
         var accepted = final.Sum(j => j.AcceptedSubmits);
         var uncertain = final.Sum(j => j.UncertainSubmits);
         var succeeded = final.Count(j => j.State == EditState.Succeeded);
@@ -113,20 +137,6 @@ internal static class BatchAudit
         if (rules.MaxUncertainSubmits is { } most)
         {
             uncertain.ShouldBeLessThanOrEqualTo(most);
-        }
-
-        if (rig.Recorder is { } recorder)
-        {
-            // The provider's own view, per edit: what it accepted for each, against what each edit counts.
-            var perEdit = recorder.Submits.Where(s => s.Accepted).GroupBy(s => s.Image ?? "?").ToDictionary(g => g.Key, g => g.Count());
-            perEdit.Values.Sum().ShouldBe((int)simulator.Submits, "the recorder saw every submit the simulator accepted");
-            foreach (var edit in final)
-            {
-                var image = edit.Spec.Images.Single();
-                var taken = perEdit.GetValueOrDefault(image);
-                taken.ShouldBeLessThanOrEqualTo(edit.AcceptedSubmits + edit.UncertainSubmits,
-                    $"{edit.Key}: the provider accepted {taken} submit(s), the edit counts {edit.AcceptedSubmits} accepted and {edit.UncertainSubmits} uncertain");
-            }
         }
 
         // The report charges what the provider charged. Only a task orphaned in a crash window (charged, never on record)

@@ -308,7 +308,7 @@ internal sealed class ChaosRig : IAsyncDisposable
             await Task.Delay(100);
         }
 
-        throw new ShouldAssertException($"waited {max} for {what}: {Describe(edits)}\n{WorkerTails()}");
+        throw new ShouldAssertException($"waited {max} for {what}: {Describe(edits)}\n{await UnsettledAsync(edits)}\n{WorkerTails()}");
     }
 
     /// <summary>Waits (bounded) for something the test sees without the store (the recorder's POSTs), looking every few milliseconds.</summary>
@@ -410,6 +410,45 @@ internal sealed class ChaosRig : IAsyncDisposable
 
         await Simulator.DisposeAsync();
         await Postgres.DisposeAsync();
+    }
+
+    /// <summary>The story of up to five unsettled edits: their history, and their Hangfire job's states.</summary>
+    private async Task<string> UnsettledAsync(IReadOnlyList<EditRecord>? edits)
+    {
+        var lines = new List<string>();
+        foreach (var edit in (edits ?? []).Where(e => !e.State.IsSettled()).Take(5))
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"edit {edit.Id} {edit.Key} {edit.State} job={edit.HangfireJob} updated={edit.UpdatedAt:HH:mm:ss.fff} due={edit.DueAt:HH:mm:ss.fff} attempt={edit.Attempt} error={edit.Error}"));
+            try
+            {
+                foreach (var h in await Store.GetHistoryAsync(edit.Id, CancellationToken.None))
+                {
+                    lines.Add(string.Create(CultureInfo.InvariantCulture, $"    {h.At:HH:mm:ss.fff} {h.From}→{h.To} by {h.ServerId}: {h.Reason}"));
+                }
+
+                if (edit.HangfireJob is { } job && Hangfire().GetMonitoringApi().JobDetails(job) is { } details)
+                {
+                    foreach (var state in details.History.OrderBy(h => h.CreatedAt))
+                    {
+                        lines.Add(string.Create(CultureInfo.InvariantCulture,
+                            $"    job {job} {state.CreatedAt:HH:mm:ss.fff} {state.StateName}: {state.Reason} {string.Join(' ', state.Data.Where(d => d.Key is "ServerId" or "Queue" or "EnqueueAt" or "ExceptionMessage").Select(d => $"{d.Key}={d.Value}"))}"));
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is NpgsqlException or InvalidOperationException)
+            {
+                lines.Add($"    ({ex.GetType().Name}: {ex.Message})");
+            }
+
+            var named = string.Create(CultureInfo.InvariantCulture, $"dit {edit.Id} ");
+            foreach (var worker in Workers)
+            {
+                lines.AddRange(worker.Stderr.Split('\n').Where(l => l.Contains(named, StringComparison.Ordinal)).Take(10).Select(l => $"    worker {worker.Id}: {l.TrimEnd()}"));
+            }
+        }
+
+        return string.Join("\n", lines);
     }
 
     private static string Describe(IReadOnlyList<EditRecord>? edits) =>

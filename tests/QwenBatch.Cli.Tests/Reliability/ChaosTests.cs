@@ -48,7 +48,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         var sinceBack = Stopwatch.StartNew();
         var answeredWhileDown = recorder.Submits.Count(s => s.Accepted && s.Answered > stoppedAt && s.Answered < stoppedAt + down);
 
-        await rig.WaitSettledAsync(TimeSpan.FromMinutes(5));
+        await rig.WaitSettledAsync(TimeSpan.FromMinutes(4));
         var settled = sinceBack.Elapsed;
 
         // Both workers lived through the outage: losing the database for a moment is not a reason for a worker to exit.
@@ -91,7 +91,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         var killed = await rig.KillAsync(victim);
         var sinceKill = Stopwatch.StartNew();
 
-        await rig.WaitSettledAsync(TimeSpan.FromMinutes(5));
+        await rig.WaitSettledAsync(TimeSpan.FromMinutes(4));
         var settled = sinceKill.Elapsed;
         await rig.StopWorkersAsync();
         var figures = await BatchAudit.CheckAsync(rig, new AuditRules());
