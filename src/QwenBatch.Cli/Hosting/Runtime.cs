@@ -39,11 +39,15 @@ internal sealed partial class Runtime : IAsyncDisposable
 
     private readonly ScopeChoice _engineScope;
 
-    private Runtime(ServiceProvider services, SimulatorHost? simulator, ScopeChoice engineScope)
+    /// <summary>When this process opened the store: a continuation claimed before it was fired by an earlier command.</summary>
+    private readonly DateTimeOffset _started;
+
+    private Runtime(ServiceProvider services, SimulatorHost? simulator, ScopeChoice engineScope, DateTimeOffset started)
     {
         _services = services;
         Simulator = simulator;
         _engineScope = engineScope;
+        _started = started;
     }
 
     public IStore Store => _services.GetRequiredService<IStore>();
@@ -74,6 +78,7 @@ internal sealed partial class Runtime : IAsyncDisposable
     public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
     {
         var time = TimeProvider.System;
+        var started = time.GetUtcNow();
 
         // Options are validated before any work starts, with messages that name the setting and its range.
         var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
@@ -110,7 +115,7 @@ internal sealed partial class Runtime : IAsyncDisposable
             Logging.ConfiguredSecrets.From(configuration),
             time));
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
-        var runtime = new Runtime(provider, simulator, engineScope) { Embedded = postgres is null };
+        var runtime = new Runtime(provider, simulator, engineScope, started) { Embedded = postgres is null };
         try
         {
             await runtime.Store.MigrateAsync(ct);
@@ -152,11 +157,13 @@ internal sealed partial class Runtime : IAsyncDisposable
     /// Fires the settled batch's continuation as a Hangfire job and waits for what it did, so that the command that ended
     /// the batch can print it: claimed here (or by a housekeeper that was quicker; each fires once fleet-wide), run by this
     /// process's engine when one is running, else by a short-lived one started for it. Null when the batch has none, or
-    /// when another process runs the embedded store's engine and fires it there.
+    /// when another process runs the embedded store's engine and fires it there, or when an earlier command already fired
+    /// it (the batch was settled before this one, and a second cancel changes nothing).
     /// </summary>
     public async Task<string?> ContinueAsync(long batchId, CancellationToken ct)
     {
-        if (await Store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false })
+        if (await Store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false } continuation
+            || (continuation.ClaimedAt is { } claimedAt && claimedAt < _started))
         {
             return null;
         }

@@ -8,7 +8,7 @@ namespace QwenBatch.Steps;
 /// <summary>
 /// queued → submitting → at_provider: sends the edit to its provider and records the request id before anything else.
 /// The edit is marked submitting only as its POST goes out: its budget was reserved and its request slot booked when the
-/// feeder queued it, so nothing waits here.
+/// feeder queued it, so nothing waits here — unless the slot went by while its job waited, and the POST books a fresh one.
 /// </summary>
 public sealed partial class SubmitStep(
     EditStateChanger changer,
@@ -19,7 +19,8 @@ public sealed partial class SubmitStep(
     UnwrittenMoves unwritten,
     StepFailures failures,
     TimeProvider time,
-    ILogger<SubmitStep> logger)
+    ILogger<SubmitStep> logger,
+    BookedSlots? slots = null)
 {
     /// <summary>Tries to store an accepted request id before it is kept in the process for later.</summary>
     internal const int StoreAttempts = 3;
@@ -58,7 +59,7 @@ public sealed partial class SubmitStep(
 
             current = submitting;
             SubmitAccepted accepted;
-            using (PrebookedRequest.Begin())
+            using (OnBookedSlot(edit.Id, account.Options) ? PrebookedRequest.Begin() : null)
             {
                 accepted = await account.Client.SubmitAsync(request, ct);
             }
@@ -88,6 +89,14 @@ public sealed partial class SubmitStep(
             return await RecordFailureAsync(current, ex, by);
         }
     }
+
+    /// <summary>
+    /// Whether the POST goes out on the slot the feeder booked for it: yes unless the provider is rate-limited and the slot
+    /// was booked elsewhere or passed more than one request interval ago (see <see cref="BookedSlots"/>); then the request
+    /// books a fresh slot and waits for it, rather than leave together with the requests booked after it.
+    /// </summary>
+    private bool OnBookedSlot(long editId, ProviderOptions account) =>
+        slots is null || account.RequestInterval is not { } interval || slots.TryTake(editId, interval);
 
     /// <summary>
     /// A failed submit is written like any failed step; but one that was sent knows something the store must not lose (a

@@ -2,6 +2,7 @@ using Hangfire.Server;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Edits;
 using QwenBatch.Feeding;
+using QwenBatch.FlowControl;
 using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Hangfire.Jobs;
 using QwenBatch.Providers;
@@ -25,6 +26,7 @@ public sealed partial class Feeder(
     IFeedPolicy policy,
     ProviderRegistry providers,
     EditJobClient jobs,
+    BookedSlots booked,
     DueProbe probe,
     EngineSignals signals,
     FleetSize fleet,
@@ -175,9 +177,11 @@ public sealed partial class Feeder(
 
             var edits = group.ToList();
             var slots = await flow.ReserveRequestsAsync(new RequestReservation(account.Name, interval, account.Options.Burst, Horizon), edits.Count, ct);
+            var bookedAt = time.GetUtcNow();
             for (var i = 0; i < edits.Count; i++)
             {
                 var wait = slots.Wait(i);
+                booked.Book(edits[i].Id, bookedAt + wait);
                 if (wait <= TimeSpan.FromMilliseconds(20))
                 {
                     now.Add(edits[i]);

@@ -48,6 +48,7 @@ public static class EngineServices
         services.AddSingleton<LatencyModel>();
         services.AddSingleton<LatencyMemory>();
         services.AddSingleton<PollSchedule>();
+        services.AddSingleton<BookedSlots>();
         services.AddSingleton<SubmitStep>();
         services.AddSingleton<DownloadStep>();
         services.AddSingleton<PollStep>();

@@ -4,6 +4,7 @@ using Hangfire.Server;
 using Hangfire.States;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Edits;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Hangfire.States;
 using QwenBatch.Steps;
 using QwenBatch.Storage;
@@ -26,6 +27,8 @@ public sealed partial class EditJob(
     UnwrittenMoves unwritten,
     Submitters submitters,
     NextState next,
+    EditJobClient jobs,
+    HangfireOptions options,
     ILogger<EditJob> logger)
 {
     /// <summary>Runs the edit's next step; <paramref name="context"/> and <paramref name="ct"/> are Hangfire's.</summary>
@@ -86,6 +89,11 @@ public sealed partial class EditJob(
             }
 
             Show(context, outcome);
+            if (outcome is StepOutcome.AtProvider or StepOutcome.Backlog)
+            {
+                await WakeIfMovedOnAsync(context, editId);
+            }
+
             return;
         }
 
@@ -108,6 +116,23 @@ public sealed partial class EditJob(
             Error = why,
         }, by, why);
         return queued is null ? StepOutcome.Moved.Instance : await submit.RunAsync(queued, by, ct);
+    }
+
+    /// <summary>
+    /// The job has just parked itself (at the provider, in the backlog), but the edit may have moved on while this run
+    /// decided: the poller found its task done and moved it to downloading, or the feeder queued it again. Whoever moved it
+    /// tried to enqueue the job and could not (it was still Processing here), leaving it to this run — which had already read
+    /// the edit. So the edit is read again after parking: of the two writes (the edit's move, then the job's move; the job's
+    /// park, then this read), the second sees the first, and the job is never left parked under an edit that needs it.
+    /// </summary>
+    private async Task WakeIfMovedOnAsync(PerformContext context, long editId)
+    {
+        if (await edits.GetEditAsync(editId, CancellationToken.None) is { } now && EditStates.NeedsWorker.Contains(now.State))
+        {
+            LogMovedOnWhileParking(editId, now.State);
+            jobs.Move(context.BackgroundJob.Id, new EnqueuedState(options.Queue) { Reason = $"the edit moved on to {now.State.ToDbName()} while its job parked" },
+                AtProviderState.StateName, WaitingState.StateName);
+        }
     }
 
     /// <summary>What a run shows for an edit whose step is not this job's to run (a requeued or duplicate run).</summary>
@@ -149,6 +174,9 @@ public sealed partial class EditJob(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId} was caught submitting by a run that is gone; the submit is counted uncertain and sent again")]
     private partial void LogResubmitting(long editId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Edit {EditId} moved on to {State} while its job parked; the job is enqueued again")]
+    private partial void LogMovedOnWhileParking(long editId, EditState state);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId} kept moving under its job; the job leaves it as it is")]
     private partial void LogMovedTwice(long editId);

@@ -30,7 +30,8 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
 
     /// <summary>
     /// Enqueues each edit's job, creating the jobs of edits that have none (or whose job is gone) and recording them.
-    /// A job already enqueued or running is left alone: it finds the edit's new state when it runs.
+    /// A job already enqueued or running is left alone: it finds the edit's new state when it runs, or (a run that had
+    /// read the edit before) when it reads it again after parking.
     /// </summary>
     public async Task EnqueueAsync(IReadOnlyList<EditRecord> toRun, string reason, CancellationToken ct)
     {

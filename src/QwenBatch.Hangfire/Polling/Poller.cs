@@ -118,7 +118,9 @@ public sealed partial class Poller(
             }
         }
 
-        var taken = await edits.ClaimPollsAsync(new PollClaim(room, Lease, scope.BatchId), stopping);
+        // Not given up to the stopping token: a claim cut off after it moved the edits' due times would hide them from every
+        // poller for the whole lease. Once taken, each is answered or given back (see PollAsync).
+        var taken = await edits.ClaimPollsAsync(new PollClaim(room, Lease, scope.BatchId), CancellationToken.None);
         LogTaken(taken.Count, room);
         foreach (var edit in taken)
         {
@@ -139,7 +141,21 @@ public sealed partial class Poller(
 
     private async Task PollAsync(EditRecord edit, CancellationToken ct)
     {
-        var verdict = await step.PollAsync(edit, ct);
+        PollVerdict verdict;
+        try
+        {
+            verdict = await step.PollAsync(edit, ct);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // The server stopped before the provider answered: the claim is given back (due now), written with the other
+            // answers on the way out, so the next poller — another server, or the next run on this state folder — polls the
+            // edit at once instead of after the lease.
+            var now = time.GetUtcNow();
+            verdict = new PollVerdict(new EditMove(edit, edit with { DueAt = now }, null),
+                new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt ?? edit.UpdatedAt, now));
+        }
+
         _verdicts.Writer.TryWrite(verdict);
     }
 
