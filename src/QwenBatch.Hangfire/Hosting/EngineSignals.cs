@@ -15,7 +15,7 @@ public sealed class EngineSignals : IEditMoves
     private TaskCompletionSource _settled = New();
     private DateTimeOffset? _nextPoll;
 
-    /// <summary>Completes when the feeder may have room or work: an edit left the queue, a batch was imported, an edit came back to the backlog.</summary>
+    /// <summary>Completes when the feeder may have room or work: an edit left the queue or the provider, a batch was imported, an edit came back to the backlog.</summary>
     public Task FeederWake => Volatile.Read(ref _feeder).Task;
 
     /// <summary>Completes when this process made a poll due sooner than the poller knew.</summary>
@@ -37,7 +37,10 @@ public sealed class EngineSignals : IEditMoves
 
     public void Moved(EditState from, EditRecord edit)
     {
-        if (from == EditState.Queued || edit.State == EditState.Pending)
+        // Room for the feeder: a place in the queue window (an edit left queued), a place under a provider's MaxInFlight
+        // (an edit left the states counted in flight: its task finished at the provider), or work back in the backlog.
+        if (from == EditState.Queued || edit.State == EditState.Pending
+            || (EditStates.InFlight.Contains(from) && !EditStates.InFlight.Contains(edit.State)))
         {
             Pulse(ref _feeder);
         }
