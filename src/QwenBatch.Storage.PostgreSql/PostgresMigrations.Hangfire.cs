@@ -93,8 +93,6 @@ internal static partial class PostgresMigrations
             CREATE INDEX jobs_still ON jobs (updated_at, id) WHERE state IN ('queued', 'submitting', 'downloading');
             -- A provider's edits in flight for its MaxInFlight, queued ones included.
             CREATE INDEX jobs_in_flight ON jobs (provider) WHERE state IN ('queued', 'submitting', 'at_provider');
-            -- A batch's newest edit, where its dashboard page's list of latest edits starts (PostgresStore.QueryEditsAsync).
-            CREATE INDEX jobs_batch_id ON jobs (batch_id, id);
             """),
     ];
 }

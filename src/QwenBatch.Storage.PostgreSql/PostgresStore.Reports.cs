@@ -31,12 +31,12 @@ public sealed partial class PostgresStore
         // Newest first by id: the (state, id) index serves a state page, (batch_id, state, id) a batch's state, the primary
         // key the rest; no OFFSET. Only the filters given are in the statement: with "@x IS NULL OR …" a prepared statement's
         // generic plan could use none of those indexes. A batch's page starts the primary key's walk at the batch's newest
-        // edit (its max from the (batch_id, id) index): the planner takes a batch's edits for spread over all ids, and walked
-        // back from the newest of a million to reach one batch of ten (150 ms).
+        // edit (the largest of its states' newest, one probe of (batch_id, state, id) each): the planner takes a batch's edits
+        // for spread over all ids, and walked back from the newest of a million to reach one batch of ten (150 ms).
         var filters = string.Join(" AND ", new[]
         {
             query.State is null ? null : "state = @state",
-            query.BatchId is null ? null : "batch_id = @batch AND id <= (SELECT max(id) FROM jobs WHERE batch_id = @batch)",
+            query.BatchId is null ? null : "batch_id = @batch AND id <= (SELECT max((SELECT max(id) FROM jobs WHERE batch_id = @batch AND state = s)) FROM unnest(@states) s)",
             string.IsNullOrWhiteSpace(query.Provider) ? null : "provider = @provider",
             query.BeforeId is null ? null : "id < @before",
         }.Where(f => f is not null).DefaultIfEmpty("true"));
@@ -68,6 +68,7 @@ public sealed partial class PostgresStore
         p.Add(Text("key_probe", KeyProbe(query.Text) ?? query.LikePattern));
         p.Add(new NpgsqlParameter("text_id", NpgsqlDbType.Bigint) { Value = (object?)query.TextAsId ?? DBNull.Value });
         p.Add(new NpgsqlParameter("before", NpgsqlDbType.Bigint) { Value = (object?)query.BeforeId ?? DBNull.Value });
+        p.AddWithValue("states", Enum.GetValues<EditState>().Select(e => e.ToDbName()).ToArray());
         p.AddWithValue("limit", query.Limit);
         return await ListAsync(command, r => ReadEdit(r, Dialect), ct);
     }
