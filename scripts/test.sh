@@ -34,7 +34,8 @@ status=0
 dotnet test QwenBatch.sln -c Release --no-build --nologo 2>&1 | tee "$log" || status=$?
 
 # Benchmarks are not part of the test run, but a tiny engine run keeps them compiling and working (it checks that
-# every job succeeded, and idles a real worker process for 3 s). Its figures mean nothing at this size.
+# every bare Hangfire job and every edit succeeded, and idles a bare Hangfire server and a real worker process for 3 s
+# each). Its figures mean nothing at this size.
 if [ "$status" -eq 0 ]; then
   dotnet run -c Release --no-build --project bench/QwenBatch.Bench -- engine 200 8 3 >/dev/null || status=$?
   [ "$status" -eq 0 ] && echo "— the engine benchmark runs (smoke)"

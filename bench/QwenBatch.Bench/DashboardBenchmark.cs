@@ -6,7 +6,10 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Hangfire.Common;
 using QwenBatch.Dashboard.Hosting;
+using QwenBatch.Edits;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Storage;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
@@ -14,11 +17,10 @@ using QwenBatch.Testing.Postgres;
 namespace QwenBatch.Bench;
 
 /// <summary>
-/// Dashboard render times on a million jobs: seeds N jobs (several batches, realistic states, two history rows each, live
-/// and stopped servers, rescued jobs) with generate_series, hosts the dashboard in-process on Kestrel (loopback HTTP), and
-/// times every page over real requests, p50/p95. Side by side, round by round, each page's baseline: the naive query a
-/// dashboard without counters and indexes would run for it (COUNT(*) over jobs, OFFSET paging, unindexed ILIKE — the
-/// indexes dropped inside a transaction that is rolled back), timed directly on the same database.
+/// Dashboard render times on a million edits: seeds N edits (several batches, realistic states, two history rows each) with
+/// generate_series, hosts the dashboard in-process on Kestrel (loopback HTTP), and times QwenBatch's pages over real
+/// requests, p50/p95. Side by side, round by round, each page's baseline: the naive query a dashboard without counters
+/// would run for it (COUNT(*) over jobs), timed directly on the same database.
 /// </summary>
 internal static class DashboardBenchmark
 {
@@ -29,7 +31,7 @@ internal static class DashboardBenchmark
         var jobs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1_000_000;
         var requests = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 40;
         var database = args.Length > 2 ? args[2] : await (await PostgresServer.GetAsync()).CreateDatabaseAsync("dashboard_bench");
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(CancellationToken.None);
         await using var dataSource = NpgsqlDataSource.Create(database);
 
@@ -40,8 +42,14 @@ internal static class DashboardBenchmark
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
-        builder.Services.AddSingleton<IJobStore>(store);
+        builder.Services.AddSingleton<IStore>(store);
+        builder.Services.AddSingleton<IBatchStore>(store);
+        builder.Services.AddSingleton<IEditStore>(store);
+        builder.Services.AddSingleton<IReportReads>(store);
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(new EditStateChanger(store, NullLogger<EditStateChanger>.Instance));
+        builder.Services.AddSingleton<global::Hangfire.JobStorage>(JobStorages.PostgreSql(database, new HangfireOptions()));
+        builder.Services.AddSingleton<IJobFilterProvider>(new JobFilterCollection());
         builder.Services.AddQwenBatchDashboard(builder.Configuration);
         await using var app = builder.Build();
         app.UseQwenBatchDashboard();
@@ -93,17 +101,15 @@ internal static class DashboardBenchmark
     }
 
     /// <summary>
-    /// What the dashboard's indexes and outcome trigger cost every job write: single-row updates that move a job's state
-    /// (as each transition does; the state is indexed, so no update is HOT and every index gets an entry), timed with all of
-    /// migration 7 in place against the same updates with its trigram indexes and outcome triggers dropped — each round in
-    /// a transaction that is rolled back, alternating.
+    /// What the dashboard's trigram indexes cost every edit write: single-row updates that move an edit's state (as each
+    /// move does; the state is indexed, so no update is HOT and every index gets an entry), timed with the indexes in place
+    /// against the same updates with them dropped — each round in a transaction that is rolled back, alternating.
     /// </summary>
     private static async Task WriteCostAsync(NpgsqlDataSource dataSource, Seed seed)
     {
         const int Updates = 2000;
         string[] trigram = ["DROP INDEX IF EXISTS jobs_key_trgm", "DROP INDEX IF EXISTS jobs_prompt_trgm", "DROP INDEX IF EXISTS job_search_key_trgm", "DROP INDEX IF EXISTS job_search_prompt_trgm"];
-        string[] triggers = ["DROP TRIGGER jobs_outcomes_update ON jobs", "DROP TRIGGER jobs_outcomes_insert ON jobs"];
-        (string Name, string[] Drops)[] variants = [("with all of migration 7", []), ("without its trigram indexes", trigram), ("without its trigram indexes and outcome trigger", [.. trigram, .. triggers])];
+        (string Name, string[] Drops)[] variants = [("with the search's trigram indexes", []), ("without them", trigram)];
         var times = variants.ToDictionary(v => v.Name, _ => new List<double>());
         for (var round = 0; round < 3 * variants.Length; round++)
         {
@@ -192,10 +198,8 @@ internal static class DashboardBenchmark
     private static List<BenchPage> Pages(Seed seed)
     {
         const string Row = "SELECT * FROM jobs";
-        string[] trigram = ["job_search_key_trgm", "job_search_prompt_trgm"];
         var job = seed.SampleJob.ToString(CultureInfo.InvariantCulture);
         var batch = seed.SampleBatch.ToString(CultureInfo.InvariantCulture);
-        var deep = seed.DeepCursor.ToString(CultureInfo.InvariantCulture);
         return
         [
             new("overview", "/dashboard", new("COUNT(*) by state + outcomes by hour over jobs",
@@ -203,34 +207,15 @@ internal static class DashboardBenchmark
                 + "SELECT date_trunc('hour', finished_at), state, count(*) FROM jobs WHERE state IN ('succeeded', 'failed') AND finished_at > now() - interval '30 days' GROUP BY 1, 2", [])),
             new("batches", "/dashboard/batches", new("COUNT(*) by batch and state", "SELECT batch_id, state, count(*) FROM jobs GROUP BY 1, 2", [])),
             new("batch page", $"/dashboard/batches/{batch}", new("COUNT(*) of one batch by state", $"SELECT state, count(*) FROM jobs WHERE batch_id = {batch} GROUP BY state", [])),
-            new("jobs: succeeded, first page", "/dashboard/jobs/succeeded", new("OFFSET 0 + COUNT(*) of the state",
-                $"{Row} WHERE state = 'succeeded' ORDER BY id DESC LIMIT 20; SELECT count(*) FROM jobs WHERE state = 'succeeded'", [])),
-            new("jobs: succeeded, deep keyset page", $"/dashboard/jobs/succeeded?before={deep}", new("OFFSET to the same page",
-                $"{Row} WHERE state = 'succeeded' ORDER BY id DESC OFFSET {seed.DeepOffset} LIMIT 20", [])),
-            new("jobs: failed of one batch", $"/dashboard/jobs/failed?batch={batch}", new("same query",
-                $"{Row} WHERE state = 'failed' AND batch_id = {batch} ORDER BY id DESC LIMIT 20", [])),
-            new("jobs: text, common word", "/dashboard/jobs/succeeded?text=studio", new("unindexed ILIKE",
-                $"{Row} WHERE state = 'succeeded' AND (key ILIKE '%studio%' OR spec->>'prompt' ILIKE '%studio%') ORDER BY id DESC LIMIT 20", trigram)),
-            new("jobs: text, rare word", "/dashboard/jobs/succeeded?text=ultramarine", new("unindexed ILIKE",
-                $"{Row} WHERE state = 'succeeded' AND (key ILIKE '%ultramarine%' OR spec->>'prompt' ILIKE '%ultramarine%') ORDER BY id DESC LIMIT 20", trigram)),
-            new("jobs: text, a key", $"/dashboard/jobs/succeeded?text={seed.SampleKey}", new("unindexed ILIKE",
-                $"{Row} WHERE state = 'succeeded' AND (key ILIKE '%{seed.SampleKey}%' OR spec->>'prompt' ILIKE '%{seed.SampleKey}%') ORDER BY id DESC LIMIT 20", trigram)),
-            new("jobs: text, no match", "/dashboard/jobs/failed?text=zebra", new("unindexed ILIKE",
-                $"{Row} WHERE state = 'failed' AND (key ILIKE '%zebra%' OR spec->>'prompt' ILIKE '%zebra%') ORDER BY id DESC LIMIT 20", trigram)),
             new("job page", $"/dashboard/job/{job}", new("the job and its history, direct",
                 $"{Row} WHERE id = {job}; SELECT * FROM job_history WHERE job_id = {job} ORDER BY id", [])),
-            new("servers", "/dashboard/servers", new("leases and rescues without the partial indexes",
-                $"SELECT lease_owner, count(*) FROM jobs WHERE lease_owner IS NOT NULL GROUP BY 1; "
-                + $"SELECT server_id, count(*), max(at) FROM job_history WHERE reason LIKE '{EditRows.RescueReason}%' GROUP BY 1; "
-                + $"SELECT * FROM job_history WHERE reason LIKE '{EditRows.RescueReason}%' ORDER BY id DESC LIMIT 50", ["job_history_rescues", "jobs_leased"])),
         ];
     }
 
     /// <summary>
     /// Ten batches share the jobs. Per job: 80 % succeeded, 8 % failed, 3 % cancelled, 2 % held, 2 % at the provider, the rest
     /// pending; settled jobs finished over the last 30 days; a prompt from a few templates (one in a thousand says
-    /// "ultramarine"); two history rows each. Three live servers hold 96 leases; one server stopped ten minutes ago and the
-    /// rescuer took 500 jobs from it.
+    /// "ultramarine"); two history rows each.
     /// </summary>
     private static async Task<Seed> SeedAsync(NpgsqlDataSource dataSource, int jobs)
     {
@@ -279,17 +264,6 @@ internal static class DashboardBenchmark
                 """);
         }
 
-        await ExecuteAsync(dataSource,
-            $"""
-            INSERT INTO servers (id, host, pid, concurrency, started_at, heartbeat_at)
-            SELECT 'host-' || s || ':100' || s || ':live000' || s, 'host-' || s, 1000 + s, 32, now() - interval '2 hours', now() FROM generate_series(1, 3) s;
-            INSERT INTO servers (id, host, pid, concurrency, started_at, heartbeat_at) VALUES ('host-9:9009:dead0009', 'host-9', 9009, 32, now() - interval '3 hours', now() - interval '10 minutes');
-            UPDATE jobs SET lease_owner = 'host-' || (1 + id % 3) || ':100' || (1 + id % 3) || ':live000' || (1 + id % 3), lease_expires_at = now() + interval '1 hour'
-            WHERE id IN (SELECT id FROM jobs WHERE state = 'at_provider' ORDER BY id DESC LIMIT 96);
-            INSERT INTO job_history (job_id, at, from_state, to_state, reason, server_id)
-            SELECT id, now() - interval '8 minutes', 'at_provider', 'at_provider', '{EditRows.RescueReason} (held by host-9:9009:dead0009)', 'host-9:9009:dead0009'
-            FROM jobs WHERE state = 'at_provider' ORDER BY id LIMIT 500;
-            """);
         await ExecuteAsync(dataSource, "VACUUM ANALYZE");
 
         await using var command = dataSource.CreateCommand(

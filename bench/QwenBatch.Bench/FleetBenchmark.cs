@@ -65,7 +65,7 @@ internal static class FleetBenchmark
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  status calls per job: {Get("status_calls") / (double)jobs:0.00}"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  completion lag:       p50 {lags[lags.Count / 2]:0.00} s, p95 {lags[(int)(lags.Count * 0.95)]:0.00} s, max {lags[^1]:0.00} s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  completion seen:      p50 {seenAfterSubmit:0.00} s after the accepted submit (tasks take 6-6.5 s)"));
-            await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+            await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
             foreach (var learned in await store.MergeLatenciesAsync([], CancellationToken.None))
             {
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -124,11 +124,11 @@ internal static class FleetBenchmark
     {
         var first = DateTimeOffset.MaxValue;
         var last = DateTimeOffset.MinValue;
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         var batch = await store.FindBatchAsync(batchName, CancellationToken.None) ?? throw new InvalidOperationException("no batch");
         var lags = new List<double>();
         var seenAfterSubmit = new List<double>();
-        foreach (var job in await store.GetJobsAsync(batch.Id, CancellationToken.None))
+        foreach (var job in await store.GetEditsAsync(batch.Id, CancellationToken.None))
         {
             var seen = (await store.GetHistoryAsync(job.Id, CancellationToken.None)).First(h => h.Reason?.StartsWith("completed", StringComparison.Ordinal) == true).At;
             if (RequestIdCodec.TryDecode(job.RequestId, out var ticket))

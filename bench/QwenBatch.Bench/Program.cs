@@ -16,7 +16,7 @@ using QwenBatch.Testing.Postgres;
 // against a raw text COPY of the same file into a plain table. Runs alternate so both see the same machine state.
 // Usage: dotnet run -c Release --project bench/QwenBatch.Bench -- [rows=100000] [rounds=3] [connection string]
 // The fleet benchmark (flow control): dotnet run -c Release --project bench/QwenBatch.Bench -- fleet [jobs] [workers] [rps]
-// The engine benchmark (no-op jobs):   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [jobs] [slots] [idle seconds=60]
+// The engine against bare Hangfire:   dotnet run -c Release --project bench/QwenBatch.Bench -- engine [edits=2000] [workers=32] [idle seconds=60] [rounds=3]
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 // The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
 // The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds] [sqlite|postgres]
@@ -60,7 +60,7 @@ var manifest = Path.Combine(dir, "products.csv");
 await GenerateAsync(manifest, rows);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Manifest: {rows} rows, {new FileInfo(manifest).Length / 1024.0 / 1024.0:0.0} MB"));
 
-await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+await using var store = new PostgresStore(connectionString, TimeProvider.System, NullLogger<PostgresStore>.Instance);
 await store.MigrateAsync(CancellationToken.None);
 await using var dataSource = NpgsqlDataSource.Create(connectionString);
 await ExecuteAsync(dataSource, "CREATE TABLE IF NOT EXISTS raw_rows (id text, prompt text, images text, n int, sku text)");
@@ -225,7 +225,7 @@ static Dictionary<int, long> ServerTicks()
 // on another, which the first helps while it is behind — whose chunks of planned jobs go into the store's one
 // transaction (staged chunks, for a new batch this large) as soon as they are ready, while the rest of the file is read;
 // the transaction commits once the whole file is known to be valid.
-static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IJobStore store, string path, string storage)
+static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IStore store, string path, string storage)
 {
     var server = ServerTicks();
     var start = Stopwatch.GetTimestamp();
@@ -254,7 +254,7 @@ static async Task<(double Seconds, int Added, long BatchId)> ImportAsync(IJobSto
 
 // What the import left for later: a look at the batch's job list expands up to 20,000 staged jobs, so looks until no
 // chunk is left time the expansion into job rows — the work claims do a chunk at a time while the batch runs.
-static async Task<double> ExpansionAsync(IJobStore store, NpgsqlDataSource dataSource, long batchId)
+static async Task<double> ExpansionAsync(IStore store, NpgsqlDataSource dataSource, long batchId)
 {
     var seconds = 0.0;
     while (true)
@@ -266,13 +266,13 @@ static async Task<double> ExpansionAsync(IJobStore store, NpgsqlDataSource dataS
         }
 
         var start = Stopwatch.GetTimestamp();
-        await store.QueryJobsAsync(new EditQuery(BatchId: batchId, Limit: 1), CancellationToken.None);
+        await store.QueryEditsAsync(new EditQuery(BatchId: batchId, Limit: 1), CancellationToken.None);
         seconds += Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 }
 
 // Reads the manifest again and imports it as a new batch, or into an existing empty batch (the resume path).
-static async Task<double> StoreOnlyAsync(IJobStore store, string path, string storage, string name, bool resume)
+static async Task<double> StoreOnlyAsync(IStore store, string path, string storage, string name, bool resume)
 {
     var batch = BatchPlanner.Batch(path, null, "odirouter", storage, name);
     if (resume)

@@ -20,7 +20,7 @@ internal static class RetentionBenchmark
         var rows = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 1_000_000;
         var chunk = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : RetentionOptions.DefaultChunkSize;
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("retention");
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(CancellationToken.None);
         await using var dataSource = NpgsqlDataSource.Create(database);
 

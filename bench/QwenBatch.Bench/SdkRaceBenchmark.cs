@@ -139,9 +139,9 @@ internal static class SdkRaceBenchmark
         }
 
         var images = Directory.EnumerateFiles(Path.Combine(dir, "output"), "*.png", SearchOption.AllDirectories).Count();
-        await using (IJobStore state = database is not null
-            ? new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance)
-            : new SqliteJobStore(Path.Combine(dir, ".qwenbatch", "qwenbatch.db"), TimeProvider.System))
+        await using (IStore state = database is not null
+            ? new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance)
+            : new SqliteStore(Path.Combine(dir, ".qwenbatch", "qwenbatch.db"), TimeProvider.System))
         {
             var note = await BreakdownAsync(state, started, concurrency);
             Directory.Delete(dir, recursive: true);
@@ -156,14 +156,14 @@ internal static class SdkRaceBenchmark
     /// handoff — a place under MaxInFlight frees when a completion is seen, and the n-th submit beyond the first
     /// <paramref name="concurrency"/> is taken as filling the place the n-th seen completion freed.
     /// </summary>
-    private static async Task<string> BreakdownAsync(IJobStore state, DateTimeOffset started, int concurrency)
+    private static async Task<string> BreakdownAsync(IStore state, DateTimeOffset started, int concurrency)
     {
         var batch = await state.FindBatchAsync("race", CancellationToken.None) ?? throw new InvalidOperationException("no batch 'race' in QwenBatch's store");
         var lags = new List<double>();
         var submitSteps = new List<double>();
         var seenAt = new List<DateTimeOffset>();
         var claimedAt = new List<DateTimeOffset>();
-        foreach (var job in await state.GetJobsAsync(batch.Id, CancellationToken.None))
+        foreach (var job in await state.GetEditsAsync(batch.Id, CancellationToken.None))
         {
             var history = await state.GetHistoryAsync(job.Id, CancellationToken.None);
             var seen = history.FirstOrDefault(h => h.Reason?.StartsWith("completed", StringComparison.Ordinal) == true);

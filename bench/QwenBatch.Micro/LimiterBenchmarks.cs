@@ -6,14 +6,14 @@ namespace QwenBatch.Micro;
 
 /// <summary>
 /// One booking of the shared request allowance (the GCRA reservation every provider request makes,
-/// <see cref="IJobStore.ReserveRequestAsync"/>) on PostgreSQL and on SQLite, with a 1 µs interval so it never has to
+/// <see cref="IFlowControlStore.ReserveRequestAsync"/>) on PostgreSQL and on SQLite, with a 1 µs interval so it never has to
 /// wait: the cost of the booking itself. Baseline: <c>SELECT 1</c> on the same PostgreSQL server.
 /// </summary>
 public class LimiterBenchmarks
 {
     private static readonly RequestReservation Reservation = new("micro", TimeSpan.FromTicks(10), 1, TimeSpan.FromSeconds(20));
     private MicroDatabase _db = null!;
-    private SqliteJobStore _sqlite = null!;
+    private SqliteStore _sqlite = null!;
     private string _sqliteDir = null!;
 
     [GlobalSetup]
@@ -21,7 +21,7 @@ public class LimiterBenchmarks
     {
         _db = MicroDatabase.CreateAsync(jobs: 0).GetAwaiter().GetResult();
         _sqliteDir = Directory.CreateTempSubdirectory("qwenbatch-micro-sqlite-").FullName;
-        _sqlite = new SqliteJobStore(Path.Combine(_sqliteDir, "qwenbatch.db"), TimeProvider.System);
+        _sqlite = new SqliteStore(Path.Combine(_sqliteDir, "qwenbatch.db"), TimeProvider.System);
         _sqlite.MigrateAsync(CancellationToken.None).GetAwaiter().GetResult();
     }
 

@@ -11,7 +11,7 @@ namespace QwenBatch.Micro;
 /// <summary>A fresh migrated PostgreSQL database (the test fixture's server) with one imported batch of generated jobs.</summary>
 internal sealed class MicroDatabase : IAsyncDisposable
 {
-    private MicroDatabase(string connectionString, PostgresJobStore store, NpgsqlDataSource raw)
+    private MicroDatabase(string connectionString, PostgresStore store, NpgsqlDataSource raw)
     {
         ConnectionString = connectionString;
         Store = store;
@@ -20,7 +20,7 @@ internal sealed class MicroDatabase : IAsyncDisposable
 
     public string ConnectionString { get; }
 
-    public PostgresJobStore Store { get; }
+    public PostgresStore Store { get; }
 
     /// <summary>A separate pool for the benchmarks' own SQL (baselines, resets).</summary>
     public NpgsqlDataSource Raw { get; }
@@ -28,7 +28,7 @@ internal sealed class MicroDatabase : IAsyncDisposable
     public static async Task<MicroDatabase> CreateAsync(int jobs)
     {
         var connectionString = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("micro");
-        var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        var store = new PostgresStore(connectionString, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(CancellationToken.None);
         if (jobs > 0)
         {

@@ -26,6 +26,6 @@ public sealed class DashboardOptions
     /// <summary>The provider of an uploaded batch when the request names none.</summary>
     public string DefaultProvider { get; set; } = Providers.ProviderNames.Simulator;
 
-    /// <summary>A server whose heartbeat is older than this is marked stale.</summary>
-    public TimeSpan StaleHeartbeat { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>Hangfire's dashboard without its buttons (requeue, delete, trigger): for a replica that only watches.</summary>
+    public bool ReadOnly { get; set; }
 }

@@ -1,9 +1,12 @@
 namespace QwenBatch.Storage.Sqlite;
 
 /// <summary>Numbered schema migrations; applied in order, each once, inside one write transaction (SQLite's lock).</summary>
-internal static class SqliteMigrations
+internal static partial class SqliteMigrations
 {
-    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All =
+    /// <summary>Every migration, by version (8 was never released; 10 to 12 change nothing here, so both backends number alike).</summary>
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Engine(), .. Hangfire()];
+
+    private static (int Version, string Name, string Sql)[] Engine() =>
     [
         (1, "jobs, batches, history, servers", """
             CREATE TABLE batches (

@@ -7,7 +7,7 @@ namespace QwenBatch.Cli.Batches;
 /// <summary>Finds the batch a command names, by id or by name; an unknown batch is a usage error.</summary>
 internal static class BatchLookup
 {
-    public static async Task<BatchRecord> FindAsync(IJobStore store, string idOrName, CancellationToken ct)
+    public static async Task<BatchRecord> FindAsync(IBatchStore store, string idOrName, CancellationToken ct)
     {
         // A name may look like a number ("2024"), so a numeric argument that is no batch id is tried as a name.
         if (long.TryParse(idOrName, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var id)

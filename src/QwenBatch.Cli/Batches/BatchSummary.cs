@@ -9,8 +9,8 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
     /// <summary>Jobs that will not move without an operator (succeeded, failed, cancelled, held).</summary>
     public int Settled => Progress.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
 
-    /// <summary>Jobs being submitted, at the provider, or downloading.</summary>
-    public int InFlight => Progress.Count(EditState.Submitting) + Progress.Count(EditState.AtProvider) + Progress.Count(EditState.Downloading);
+    /// <summary>Edits handed to Hangfire and not finished: queued, being submitted, at the provider or downloading.</summary>
+    public int InFlight => Progress.InFlight;
 
     /// <summary>True when the batch has ended: every job is settled.</summary>
     public bool Done => Progress.IsSettled;

@@ -31,14 +31,14 @@ internal static class CancelCommand
     {
         await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
         var batch = await BatchLookup.FindAsync(runtime.Store, name, ct);
-        var count = await runtime.Store.RequestCancelAsync(batch.Id, ct);
+        var count = await runtime.Edits.CancelBatchAsync(batch.Id, ct);
         await Console.Out.WriteLineAsync(count == 0
             ? $"Batch {batch.Id} '{batch.Name}': nothing left to cancel."
             : $"Batch {batch.Id} '{batch.Name}': cancel recorded for {count} job(s); no new submits, tasks at the provider are cancelled there.");
-        if ((await runtime.Store.GetProgressAsync(batch.Id, ct)).IsSettled && await runtime.Continuations.FireSettledAsync(batch.Id, ct) is { } fired)
+        if ((await runtime.Store.GetProgressAsync(batch.Id, ct)).IsSettled && await runtime.ContinueAsync(batch.Id, ct) is { } fired)
         {
-            // Nothing was at a provider, so the cancel ended the batch here: fire its continuation now rather than waiting
-            // for a worker (there may be none). With tasks at a provider, whoever ends the batch fires it.
+            // Nothing was at a provider, so the cancel ended the batch here: its continuation fires now rather than when a
+            // worker looks (there may be none). With tasks at a provider, whoever ends the batch fires it.
             await Console.Out.WriteLineAsync($"Continuation: {fired}");
         }
 

@@ -62,7 +62,7 @@ internal static class RetryCommand
             batch = raised.Batch;
         }
 
-        var requeued = await runtime.Store.RequeueAsync(batch.Id, states, ct);
+        var requeued = await runtime.Edits.RequeueBatchAsync(batch.Id, states, ct);
         await Console.Out.WriteLineAsync(
             $"Batch {batch.Id} '{batch.Name}': requeued {requeued} job(s) ({string.Join(", ", states.Select(s => s.ToDbName()))}); "
             + "'qwenbatch worker' or a rerun of 'qwenbatch run' processes them.");

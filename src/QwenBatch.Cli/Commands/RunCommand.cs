@@ -12,7 +12,7 @@ using QwenBatch.Edits;
 using QwenBatch.Manifests;
 using QwenBatch.Providers;
 using QwenBatch.Reports;
-using QwenBatch.Server;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Cli.Commands;
@@ -85,39 +85,66 @@ internal static class RunCommand
         Console.Error.WriteLine(import.Resumed
             ? $"Resuming batch '{batch.Name}' ({import.JobsAdded} new job(s){(import.JobsReplaced > 0 ? $", of which {import.JobsReplaced} replace jobs of changed rows" : "")}); outputs in {batch.StorageDir}"
             : $"Batch '{batch.Name}': {import.JobsAdded} job(s); outputs in {batch.StorageDir}");
-        // A rerun on a later day (or with a raised DailyBudgetUsd) picks up the jobs a daily budget held; a worker does
-        // this by itself (DailyBudgetLoop).
-        await runtime.DailyBudget.ReleaseAsync(shutdown.Token);
+
+        var server = await runtime.StartEngineAsync(new EngineScope(batch.Id), shutdown.Token);
+        runtime.Signals.WorkAdded();
         using var progress = new CancellationTokenSource();
         var reporter = new RunProgress(runtime.Store, batch.Id, runtime.Time).RunAsync(progress.Token);
+        string? fired = null;
         try
         {
-            await runtime.Server.RunAsync(new ServerScope(batch.Id, StopWhenSettled: true), shutdown.Token);
+            if (await SettledAsync(runtime, batch.Id, shutdown.Token))
+            {
+                // This process ended the batch, and may be the only one on the store: its continuation is fired now, as a
+                // Hangfire job of this server, before the server stops.
+                fired = await runtime.ContinueAsync(batch.Id, shutdown.Token);
+            }
         }
         finally
         {
             await progress.CancelAsync();
             await reporter;
+            await EditServer.StopAsync(server);
         }
 
         await BatchReports.WriteAsync(runtime.Store, batch, ReportFormats.All, TimeProvider.System, CancellationToken.None);
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
         Console.WriteLine(Summary(batch, final));
-        var jobs = await runtime.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        var jobs = await runtime.Store.GetEditsAsync(batch.Id, CancellationToken.None);
         await HeldJobs.PrintAsync(batch, jobs);
-        if (final.IsSettled && await runtime.Continuations.FireSettledAsync(batch.Id, shutdown.Token) is { } fired)
+        if (fired is not null)
         {
-            // This process ended the batch, and may be the only one on the store: it fires the continuation itself.
             Console.Error.WriteLine($"Continuation: {fired}");
         }
+
         if (shutdown.Requested && !final.IsSettled)
         {
             await Console.Error.WriteLineAsync("Interrupted; state is kept. Run the same command again to finish the batch.");
             return ExitCodes.Interrupted;
         }
 
-        // A job superseded by a changed row is not the batch's result; the current job of each manifest id is.
+        // An edit superseded by a changed row is not the batch's result; the current edit of each manifest id is.
         return jobs.Where(j => j.SupersededBy is null).All(j => j.State == EditState.Succeeded) ? ExitCodes.Success : ExitCodes.JobsDidNotSucceed;
+    }
+
+    /// <summary>Waits until every edit of the batch has settled (true), or the user stops the run (false).</summary>
+    private static async Task<bool> SettledAsync(Runtime runtime, long batchId, CancellationToken stopping)
+    {
+        while (!stopping.IsCancellationRequested)
+        {
+            var settled = runtime.Signals.SettledWake;
+            if ((await runtime.Store.GetProgressAsync(batchId, stopping)).IsSettled)
+            {
+                return true;
+            }
+
+            // An edit of this process settling wakes the look at once; a cancel from another process is seen within a second.
+            using var sleep = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+            await Task.WhenAny(settled, Task.Delay(TimeSpan.FromSeconds(1), runtime.Time, sleep.Token));
+            await sleep.CancelAsync();
+        }
+
+        return false;
     }
 
     private static string Summary(BatchRecord batch, BatchProgress p) => string.Create(CultureInfo.InvariantCulture,

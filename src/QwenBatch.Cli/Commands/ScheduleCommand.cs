@@ -2,19 +2,24 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using QwenBatch.Cli.Hosting;
+using QwenBatch.Hangfire.Schedules;
 using QwenBatch.Schedules;
 
 namespace QwenBatch.Cli.Commands;
 
 /// <summary>
-/// <c>qwenbatch schedule add|list|remove|pause|resume|trigger</c>: recurring batches. The commands only write to the store;
-/// every worker runs the scheduler, and the store makes each occurrence one batch.
+/// <c>qwenbatch schedule add|list|remove|pause|resume|trigger</c>: recurring batches, each a Hangfire recurring job with its
+/// cron expression and time zone. The definitions live in the store; on PostgreSQL the commands register the recurring
+/// job in the fleet's Hangfire storage at once, and every server keeps them in step (on the embedded store a running
+/// worker picks a change up within half a minute).
 /// </summary>
 internal static class ScheduleCommand
 {
     public static Command Create() => new("schedule", "Recurring batches: a manifest read afresh at each occurrence of a 5-field cron expression "
-        + "in a time zone, run by the workers ('qwenbatch worker' or 'serve').\nExit codes: 0 done; 1 usage or configuration error (or no such schedule).")
+        + "in a time zone, fired by Hangfire in the workers ('qwenbatch worker' or 'serve').\nExit codes: 0 done; 1 usage or configuration error (or no such schedule); "
+        + "2 (trigger) the manifest is missing or invalid.")
     {
         Add(), List(), Simple("remove", "Remove a schedule and its run records (its batches stay).", RemoveAsync),
         Simple("pause", "Pause a schedule; occurrences while paused are not caught up.", (r, n, ct) => PauseAsync(r, n, true, ct)),
@@ -50,30 +55,35 @@ internal static class ScheduleCommand
 
     private static async Task<int> AddAsync(IConfiguration configuration, ScheduleDefinition definition, CancellationToken ct)
     {
-        CronSchedule schedule;
+        DateTimeOffset? next;
         try
         {
-            schedule = CronSchedule.Parse(definition.Cron, definition.TimeZone);
+            next = RecurringSchedules.Next(definition, TimeProvider.System.GetUtcNow());
         }
         catch (FormatException ex)
         {
             throw new CliException(ExitCodes.UsageOrConfiguration, ex.Message);
         }
 
+        if (next is null)
+        {
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"Cron expression '{definition.Cron}' never matches a date.");
+        }
+
         await using var runtime = await Runtime.StartAsync(configuration, withSimulator: false, ct);
-        var next = schedule.NextAfter(runtime.Time.GetUtcNow())
-            ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"Cron expression '{definition.Cron}' never matches a date.");
-        if (!await runtime.Store.AddScheduleAsync(definition with { Cron = schedule.Expression }, next, ct))
+        if (!await runtime.Store.AddScheduleAsync(definition, ct))
         {
             throw new CliException(ExitCodes.UsageOrConfiguration, $"A schedule named '{definition.Name}' exists; remove it first or pick another name.");
         }
 
+        Registered(runtime, r => r.Register(definition));
         if (!File.Exists(definition.Manifest))
         {
             await Console.Error.WriteLineAsync($"warning: {definition.Manifest} does not exist yet; an occurrence fails unless it exists when it fires.");
         }
 
-        await Console.Out.WriteLineAsync($"Schedule '{definition.Name}' added; next run {Iso(next)} ({schedule.Local(next):yyyy-MM-dd HH:mm} {definition.TimeZone}).");
+        var zone = TimeZoneInfo.FindSystemTimeZoneById(definition.TimeZone);
+        await Console.Out.WriteLineAsync($"Schedule '{definition.Name}' added; next run {Iso(next.Value)} ({TimeZoneInfo.ConvertTime(next.Value, zone):yyyy-MM-dd HH:mm} {definition.TimeZone}).");
         return ExitCodes.Success;
     }
 
@@ -95,7 +105,7 @@ internal static class ScheduleCommand
         var schedules = await runtime.Store.GetSchedulesAsync(ct);
         if (json)
         {
-            var rows = schedules.Select(s => new ScheduleRow(s.Name, s.Definition.Cron, s.Definition.TimeZone, Iso(s.NextAt),
+            var rows = schedules.Select(s => new ScheduleRow(s.Name, s.Definition.Cron, s.Definition.TimeZone, Next(s),
                 s.LastRunAt is { } last ? Iso(last) : null, s.LastBatch, s.LastError, s.Paused, s.Definition.Manifest, s.Definition.CatchUp.ToDbName()));
             await Console.Out.WriteLineAsync(JsonSerializer.Serialize(rows, CliJson.Options));
             return ExitCodes.Success;
@@ -109,7 +119,7 @@ internal static class ScheduleCommand
         foreach (var s in schedules)
         {
             await Console.Out.WriteLineAsync(
-                $"{s.Name,-20} {s.Definition.Cron,-15} {s.Definition.TimeZone,-18} next {Iso(s.NextAt)}  last {(s.LastRunAt is { } l ? Iso(l) : "-")}"
+                $"{s.Name,-20} {s.Definition.Cron,-15} {s.Definition.TimeZone,-18} next {Next(s) ?? "-"}  last {(s.LastRunAt is { } l ? Iso(l) : "-")}"
                 + (s.Paused ? "  PAUSED" : "") + (s.LastError is { } e ? $"  last error: {e}" : ""));
         }
 
@@ -135,6 +145,7 @@ internal static class ScheduleCommand
     private static async Task<int> RemoveAsync(Runtime runtime, string name, CancellationToken ct)
     {
         Found(await runtime.Store.RemoveScheduleAsync(name, ct), name);
+        Registered(runtime, r => r.Unregister(name));
         await Console.Out.WriteLineAsync($"Schedule '{name}' removed.");
         return ExitCodes.Success;
     }
@@ -142,17 +153,26 @@ internal static class ScheduleCommand
     private static async Task<int> PauseAsync(Runtime runtime, string name, bool paused, CancellationToken ct)
     {
         var schedule = await FindAsync(runtime, name, ct);
-        var next = CronSchedule.Parse(schedule.Definition.Cron, schedule.Definition.TimeZone).NextAfter(runtime.Time.GetUtcNow()) ?? schedule.NextAt;
-        Found(await runtime.Store.SetSchedulePausedAsync(name, paused, next, ct), name);
-        await Console.Out.WriteLineAsync(paused ? $"Schedule '{name}' paused." : $"Schedule '{name}' resumed; next run {Iso(next)}.");
+        Found(await runtime.Store.SetSchedulePausedAsync(name, paused, ct), name);
+        Registered(runtime, r =>
+        {
+            if (paused)
+            {
+                r.Unregister(name);
+            }
+            else
+            {
+                r.Register(schedule.Definition);
+            }
+        });
+        await Console.Out.WriteLineAsync(paused ? $"Schedule '{name}' paused." : $"Schedule '{name}' resumed; next run {Next(schedule with { Paused = false })}.");
         return ExitCodes.Success;
     }
 
     private static async Task<int> TriggerAsync(Runtime runtime, string name, CancellationToken ct)
     {
         var schedule = await FindAsync(runtime, name, ct);
-        var outcome = await runtime.Schedules.TriggerAsync(schedule, $"cli:{Environment.ProcessId}", ct)
-            ?? throw new CliException(ExitCodes.UsageOrConfiguration, $"Schedule '{name}' already ran this minute.");
+        var outcome = await runtime.Schedules.TriggerAsync(schedule.Definition, ct);
         if (outcome.Error is { } error)
         {
             throw new CliException(ExitCodes.InvalidManifest, $"Schedule '{name}' failed (failed batch '{outcome.BatchName}' carries the errors): {error}");
@@ -161,6 +181,22 @@ internal static class ScheduleCommand
         await Console.Out.WriteLineAsync($"Schedule '{name}' triggered: batch '{outcome.BatchName}' enqueued; a worker runs it.");
         return ExitCodes.Success;
     }
+
+    /// <summary>
+    /// On PostgreSQL the fleet's Hangfire storage takes the change at once; on the embedded store Hangfire lives in a
+    /// worker's memory, and the worker's registrar takes the change from the store.
+    /// </summary>
+    private static void Registered(Runtime runtime, Action<RecurringSchedules> change)
+    {
+        if (!runtime.Embedded)
+        {
+            change(runtime.Services.GetRequiredService<RecurringSchedules>());
+        }
+    }
+
+    /// <summary>The next occurrence (UTC), as Hangfire computes it; null when paused.</summary>
+    private static string? Next(ScheduleRecord schedule) =>
+        schedule.Paused || RecurringSchedules.Next(schedule.Definition, TimeProvider.System.GetUtcNow()) is not { } next ? null : Iso(next);
 
     private static async Task<ScheduleRecord> FindAsync(Runtime runtime, string name, CancellationToken ct) =>
         (await runtime.Store.GetSchedulesAsync(ct)).SingleOrDefault(s => s.Name == name)
@@ -177,5 +213,5 @@ internal static class ScheduleCommand
     private static string Iso(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     private sealed record ScheduleRow(
-        string Name, string Cron, string Tz, string Next, string? LastRun, string? LastBatch, string? LastError, bool Paused, string Manifest, string CatchUp);
+        string Name, string Cron, string Tz, string? Next, string? LastRun, string? LastBatch, string? LastError, bool Paused, string Manifest, string CatchUp);
 }

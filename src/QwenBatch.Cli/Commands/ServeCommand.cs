@@ -1,10 +1,11 @@
 using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Hosting;
+using QwenBatch.Hangfire.Hosting;
 
 namespace QwenBatch.Cli.Commands;
 
-/// <summary><c>qwenbatch serve</c>: a worker, the dashboard at /dashboard, the REST API at /api and /healthz in one process.</summary>
+/// <summary><c>qwenbatch serve</c>: a Hangfire server, Hangfire's dashboard at /hangfire with QwenBatch's pages, the REST API at /api and /healthz in one process.</summary>
 internal static class ServeCommand
 {
     public static Command Create()
@@ -14,7 +15,7 @@ internal static class ServeCommand
         var verbose = CommonOptions.Verbose();
         var urls = new Option<string>("--urls") { Description = "Where to listen (semicolon-separated).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
         var noWorker = new Option<bool>("--no-worker") { Description = "Serve the dashboard and API only (a replica); run no jobs." };
-        var command = new Command("serve", "Run a worker, the dashboard (/dashboard), the REST API (/api) and /healthz until stopped.\n"
+        var command = new Command("serve", "Run a worker, the Hangfire dashboard (/hangfire), the REST API (/api) and /healthz until stopped.\n"
             + "Only local requests are answered unless Dashboard:ApiToken or Dashboard:User/Password are configured.")
         {
             database, storage, urls, noWorker, verbose,
@@ -40,8 +41,9 @@ internal static class ServeCommand
         }
 
         await using var started = runtime;
-        await using var app = await ServeHost.StartAsync(configuration, runtime, urls, withWorker, shutdown.Token);
-        await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/dashboard"))}{(withWorker ? "" : " (no worker)")}");
+        var server = withWorker ? await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token) : null;
+        await using var app = await ServeHost.StartAsync(configuration, runtime, urls, shutdown.Token);
+        await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/hangfire"))}{(withWorker ? "" : " (no worker)")}");
         try
         {
             await Task.Delay(Timeout.Infinite, shutdown.Token);
@@ -51,6 +53,11 @@ internal static class ServeCommand
         }
 
         await app.StopAsync(CancellationToken.None);
+        if (server is not null)
+        {
+            await EditServer.StopAsync(server);
+        }
+
         return ExitCodes.Success;
     }
 }

@@ -75,7 +75,7 @@ internal static class StatusCommand
         return ExitCodes.Success;
     }
 
-    private static async Task<BatchSummary> SummarizeAsync(IJobStore store, QwenBatch.Batches.BatchRecord batch, DateTimeOffset now, CancellationToken ct)
+    private static async Task<BatchSummary> SummarizeAsync(IBatchStore store, QwenBatch.Batches.BatchRecord batch, DateTimeOffset now, CancellationToken ct)
     {
         var progress = await store.GetProgressAsync(batch.Id, ct);
         var eta = progress.IsSettled ? TimeSpan.Zero : BatchEta.Estimate(progress, await store.GetFirstSubmitAsync(batch.Id, ct), now);

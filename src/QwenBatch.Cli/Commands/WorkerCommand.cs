@@ -1,11 +1,11 @@
 using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Hosting;
-using QwenBatch.Server;
+using QwenBatch.Hangfire.Hosting;
 
 namespace QwenBatch.Cli.Commands;
 
-/// <summary><c>qwenbatch worker</c>: a worker process that runs jobs of every batch in the store until stopped.</summary>
+/// <summary><c>qwenbatch worker</c>: a Hangfire server that runs the edits of every batch in the store until stopped.</summary>
 internal static class WorkerCommand
 {
     public static Command Create()
@@ -36,7 +36,17 @@ internal static class WorkerCommand
 
         await using (runtime)
         {
-            await runtime.Server.RunAsync(ServerScope.Everything, shutdown.Token);
+            var server = await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token);
+            try
+            {
+                await Task.Delay(Timeout.Infinite, shutdown.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping is not losing: steps under way get the grace period to record what they did.
+            }
+
+            await EditServer.StopAsync(server);
         }
 
         return ExitCodes.Success;

@@ -2,9 +2,11 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Hangfire.Server;
 using QwenBatch.Continuations;
-using QwenBatch.FlowControl;
 using QwenBatch.Edits;
+using QwenBatch.FlowControl;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Outputs;
 using QwenBatch.Providers;
 using QwenBatch.Providers.Odirouter;
@@ -12,9 +14,9 @@ using QwenBatch.Providers.Resilience;
 using QwenBatch.Providers.WaveSpeed;
 using QwenBatch.Retention;
 using QwenBatch.Schedules;
+using QwenBatch.Secrets;
 using QwenBatch.Server;
 using QwenBatch.Simulator;
-using QwenBatch.Steps;
 using QwenBatch.Storage;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Storage.Sqlite;
@@ -24,33 +26,48 @@ namespace QwenBatch.Cli.Hosting;
 
 /// <summary>
 /// The composition root for commands that touch the store: configuration, logging, the store, provider clients and the
-/// engine, plus the in-process simulator when a command asks for it.
+/// edit engine on Hangfire (started only by the commands that run edits), plus the in-process simulator when a command
+/// asks for it.
 /// </summary>
-internal sealed class Runtime : IAsyncDisposable
+internal sealed partial class Runtime : IAsyncDisposable
 {
     public const string SimulatorApiKey = "simulator-local-key";
     private const string SimulatorPortFile = "simulator.port";
 
     private readonly ServiceProvider _services;
+    private EngineLock? _engineLock;
 
-    private Runtime(ServiceProvider services, SimulatorHost? simulator)
+    private readonly ScopeChoice _engineScope;
+
+    /// <summary>When this process opened the store: a continuation claimed before it was fired by an earlier command.</summary>
+    private readonly DateTimeOffset _started;
+
+    private Runtime(ServiceProvider services, SimulatorHost? simulator, ScopeChoice engineScope, DateTimeOffset started)
     {
         _services = services;
         Simulator = simulator;
+        _engineScope = engineScope;
+        _started = started;
     }
 
-    public IJobStore Store => _services.GetRequiredService<IJobStore>();
+    public IStore Store => _services.GetRequiredService<IStore>();
 
-    public JobServer Server => _services.GetRequiredService<JobServer>();
+    /// <summary>The one owner of edit state: cancels and requeues go through it.</summary>
+    public EditStateChanger Edits => _services.GetRequiredService<EditStateChanger>();
 
     public ScheduleRunner Schedules => _services.GetRequiredService<ScheduleRunner>();
 
-    /// <summary>Fires the continuation of a batch this process ended (workers fire the others from their loop).</summary>
     public ContinuationRunner Continuations => _services.GetRequiredService<ContinuationRunner>();
 
     public ProviderRegistry Providers => _services.GetRequiredService<ProviderRegistry>();
 
-    public DailyBudgetLoop DailyBudget => _services.GetRequiredService<DailyBudgetLoop>();
+    public EngineSignals Signals => _services.GetRequiredService<EngineSignals>();
+
+    /// <summary>Everything the engine and the dashboard are built from.</summary>
+    public IServiceProvider Services => _services;
+
+    /// <summary>Whether Hangfire's storage is this process's memory (the embedded SQLite store), not the fleet's PostgreSQL.</summary>
+    public bool Embedded { get; private init; }
 
     public ILoggerFactory LoggerFactory => _services.GetRequiredService<ILoggerFactory>();
 
@@ -61,10 +78,11 @@ internal sealed class Runtime : IAsyncDisposable
     public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
     {
         var time = TimeProvider.System;
+        var started = time.GetUtcNow();
 
         // Options are validated before any work starts, with messages that name the setting and its range.
         var worker = SettingsCheck.Bind<WorkerOptions>(configuration, WorkerOptions.SectionName);
-        var schedules = SettingsCheck.Bind<ScheduleOptions>(configuration, ScheduleOptions.SectionName);
+        var hangfire = SettingsCheck.Bind<HangfireOptions>(configuration, HangfireOptions.SectionName);
         var retention = SettingsCheck.Bind<RetentionOptions>(configuration, RetentionOptions.SectionName);
         var continuations = SettingsCheck.Bind<ContinuationOptions>(configuration, ContinuationOptions.SectionName);
         var accounts = AccountOptions(configuration);
@@ -74,61 +92,30 @@ internal sealed class Runtime : IAsyncDisposable
             simulator = await StartSimulatorAsync(configuration, time, ct);
         }
 
-        var services = new ServiceCollection();
-        services.AddSingleton(configuration);
-        services.AddSingleton(time);
-        services.AddLogging(logging => logging.ClearProviders().AddSerilog(dispose: false));
-        services.AddSingleton(worker);
-        services.AddSingleton<Func<double>>(Random.Shared.NextDouble);
-        services.AddSingleton(sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()));
-        services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5))
-            .ConfigurePrimaryHttpMessageHandler(OutputDownloader.CreateHandler);
-        services.AddSingleton(sp => new OutputDownloader(sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(OutputDownloader))));
         if (simulator is not null)
         {
             accounts[ProviderNames.Simulator].BaseUrl = simulator.BaseUrl;
         }
 
         accounts = accounts.Where(a => a.Value.BaseUrl is not null || a.Key != ProviderNames.Simulator).ToDictionary(StringComparer.OrdinalIgnoreCase);
-        var pipelines = new System.Collections.Concurrent.ConcurrentDictionary<string, Polly.ResiliencePipeline<HttpResponseMessage>>();
-        foreach (var (name, options) in accounts)
-        {
-            // One pipeline per provider, shared by every handler the factory builds, so the circuit is per provider. The
-            // pipeline times each attempt; the HttpClient itself must not cut a call that is between retries. Inside it,
-            // every attempt (retries too) spends the account's shared request allowance; downloads use their own client.
-            services.AddHttpClient(ProviderClientName(name), http => http.Timeout = Timeout.InfiniteTimeSpan)
-                .AddHttpMessageHandler(sp => new ResilienceHandler(pipelines.GetOrAdd(name, n => ProviderResilience.Build(
-                    n, options.Resilience, options.RequestTimeout, time, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProviderResilience).FullName!)))))
-                .AddHttpMessageHandler(sp => new RateLimitHandler(
-                    sp.GetRequiredService<IJobStore>(), name, options, time, sp.GetRequiredService<ILogger<RateLimitHandler>>()));
-        }
-
-        services.AddSingleton(sp => new ProviderRegistry(CreateAccounts(accounts, sp)));
-        services.AddSingleton(schedules);
-        services.AddSingleton<ScheduleRunner>();
-        services.AddSingleton<IServerLoop, ScheduleLoop>();
-        services.AddSingleton(retention);
-        services.AddSingleton<IServerLoop, RetentionLoop>();
-        services.AddSingleton<DailyBudgetLoop>();
-        services.AddSingleton<IServerLoop>(sp => sp.GetRequiredService<DailyBudgetLoop>());
-        services.AddSingleton(continuations);
-        services.AddHttpClient(nameof(ContinuationRunner), http => http.Timeout = TimeSpan.FromSeconds(30));
-        services.AddSingleton(sp => new ContinuationRunner(sp.GetRequiredService<IJobStore>(), continuations,
-            sp.GetRequiredService<IHttpClientFactory>().CreateClient(nameof(ContinuationRunner)), time, sp.GetRequiredService<ILogger<ContinuationRunner>>()));
-        services.AddSingleton<IServerLoop>(sp => sp.GetRequiredService<ContinuationRunner>());
-        services.AddSingleton(sp => JobEngine.Create(new EngineParts(
-            sp.GetRequiredService<IJobStore>(),
-            sp.GetRequiredService<ProviderRegistry>(),
-            sp.GetRequiredService<WorkerOptions>(),
-            time,
-            sp.GetRequiredService<Func<double>>(),
-            new LatencyModel(),
-            sp.GetRequiredService<OutputDownloader>(),
-            sp.GetRequiredService<ILoggerFactory>(),
-            sp.GetServices<IServerLoop>(),
-            Logging.ConfiguredSecrets.From(configuration))));
+        var postgres = configuration.GetConnectionString("Postgres") is { Length: > 0 } connection && !string.IsNullOrWhiteSpace(connection) ? connection : null;
+        var engineScope = new ScopeChoice();
+        var services = new ServiceCollection();
+        services.AddSingleton(configuration);
+        services.AddLogging(logging => logging.ClearProviders().AddSerilog(dispose: false));
+        services.AddQwenBatch(new QwenBatchParts(
+            accounts,
+            sp => CreateStore(configuration, time, sp.GetRequiredService<ILoggerFactory>()),
+            postgres,
+            () => engineScope.Scope,
+            worker,
+            hangfire,
+            retention,
+            continuations,
+            Logging.ConfiguredSecrets.From(configuration),
+            time));
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
-        var runtime = new Runtime(provider, simulator);
+        var runtime = new Runtime(provider, simulator, engineScope, started) { Embedded = postgres is null };
         try
         {
             await runtime.Store.MigrateAsync(ct);
@@ -141,25 +128,113 @@ internal sealed class Runtime : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Starts this process's Hangfire server with the feeder, poller and housekeeping beside its workers. On the embedded
+    /// store, Hangfire lives in this process's memory: every unsettled edit in scope forgets the job an earlier process gave
+    /// it (a submit caught in flight is counted uncertain), so the feeder and the sweep give each a job again.
+    /// </summary>
+    /// <param name="scope">What the engine works on: one batch (<c>run</c>) or every batch.</param>
+    public async Task<IBackgroundProcessingServer> StartEngineAsync(EngineScope scope, CancellationToken ct)
+    {
+        _engineScope.Scope = scope;
+        var loggers = LoggerFactory;
+        EngineServices.UseLogging(loggers);
+        if (Embedded)
+        {
+            _engineLock ??= EngineLock.Take(StateDirectory(_services.GetRequiredService<IConfiguration>()));
+            var forgotten = await Edits.ForgetJobsAsync(scope.BatchId, $"{Environment.MachineName}:{Environment.ProcessId}", ct);
+            var logger = loggers.CreateLogger<Runtime>();
+            if (forgotten > 0)
+            {
+                LogResuming(logger, forgotten);
+            }
+        }
+
+        return await EditServer.StartAsync(_services, ct);
+    }
+
+    /// <summary>
+    /// Fires the settled batch's continuation as a Hangfire job and waits for what it did, so that the command that ended
+    /// the batch can print it: claimed here (or by a housekeeper that was quicker; each fires once fleet-wide), run by this
+    /// process's engine when one is running, else by a short-lived one started for it. Null when the batch has none, or
+    /// when another process runs the embedded store's engine and fires it there, or when an earlier command already fired
+    /// it (the batch was settled before this one, and a second cancel changes nothing).
+    /// </summary>
+    public async Task<string?> ContinueAsync(long batchId, CancellationToken ct)
+    {
+        if (await Store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false } continuation
+            || (continuation.ClaimedAt is { } claimedAt && claimedAt < _started))
+        {
+            return null;
+        }
+
+        IBackgroundProcessingServer? started = null;
+        if (_engineScope.Scope.BatchId != batchId && _engineLock is null)
+        {
+            if (Embedded && !EngineLock.IsFree(StateDirectory(_services.GetRequiredService<IConfiguration>())))
+            {
+                return null;
+            }
+
+            started = await StartEngineAsync(new EngineScope(batchId), ct);
+        }
+
+        try
+        {
+            var client = _services.GetRequiredService<global::Hangfire.IBackgroundJobClient>();
+            var queue = _services.GetRequiredService<HangfireOptions>().Queue;
+            foreach (var claimed in await Continuations.ClaimSettledAsync(batchId, ct))
+            {
+                client.Create(QwenBatch.Hangfire.Jobs.ContinuationJob.JobFor(claimed.BatchId, queue), new global::Hangfire.States.EnqueuedState(queue) { Reason = "its batch settled" });
+            }
+
+            var waited = Time.GetTimestamp();
+            while (Time.GetElapsedTime(waited) < ContinuationWait)
+            {
+                if ((await Store.GetContinuationAsync(batchId, ct))?.Result is { } result)
+                {
+                    return result;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(200), Time, ct);
+            }
+
+            return "still firing in the background";
+        }
+        finally
+        {
+            if (started is not null)
+            {
+                await EditServer.StopAsync(started);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Resuming {Count} edit(s) an earlier process had handed to Hangfire")]
+    private static partial void LogResuming(Microsoft.Extensions.Logging.ILogger logger, int count);
+
+    /// <summary>How long a command waits for a batch's continuation job before it exits and leaves it to the job.</summary>
+    private static readonly TimeSpan ContinuationWait = TimeSpan.FromMinutes(2);
+
     public async ValueTask DisposeAsync()
     {
         await _services.DisposeAsync();
+        _engineLock?.Dispose();
         if (Simulator is not null)
         {
             await Simulator.DisposeAsync();
         }
     }
 
-    private static IJobStore CreateStore(IConfiguration configuration, TimeProvider time, ILoggerFactory loggers)
+    private static IStore CreateStore(IConfiguration configuration, TimeProvider time, ILoggerFactory loggers)
     {
         var connectionString = configuration.GetConnectionString("Postgres");
         if (!string.IsNullOrWhiteSpace(connectionString))
         {
-            var listen = configuration.GetConnectionString("PostgresListen");
-            return new PostgresJobStore(connectionString, time, loggers.CreateLogger<PostgresJobStore>(), string.IsNullOrWhiteSpace(listen) ? null : listen);
+            return new PostgresStore(connectionString, time, loggers.CreateLogger<PostgresStore>());
         }
 
-        return new SqliteJobStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
+        return new SqliteStore(Path.Combine(StateDirectory(configuration), "qwenbatch.db"), time);
     }
 
     /// <summary>Every configured account's options: keys from configuration or the provider's environment variable.</summary>
@@ -180,20 +255,6 @@ internal sealed class Runtime : IAsyncDisposable
         return accounts;
     }
 
-    private static IEnumerable<ProviderAccount> CreateAccounts(Dictionary<string, ProviderOptions> accounts, IServiceProvider services)
-    {
-        var http = services.GetRequiredService<IHttpClientFactory>();
-        var loggers = services.GetRequiredService<ILoggerFactory>();
-        foreach (var (name, options) in accounts)
-        {
-            var client = http.CreateClient(ProviderClientName(name));
-            IImageEditProvider provider = name == ProviderNames.WaveSpeed
-                ? new WaveSpeedClient(client, options, loggers.CreateLogger<WaveSpeedClient>())
-                : new OdirouterClient(client, options, loggers.CreateLogger<OdirouterClient>());
-            yield return new ProviderAccount(name, provider, options);
-        }
-    }
-
     private static ProviderOptions Bind(IConfiguration configuration, string section)
     {
         var options = SettingsCheck.Bind<ProviderOptions>(configuration, $"Providers:{section}");
@@ -204,8 +265,6 @@ internal sealed class Runtime : IAsyncDisposable
 
         return options;
     }
-
-    private static string ProviderClientName(string provider) => $"provider:{provider}";
 
     public static string StateDirectory(IConfiguration configuration) =>
         Path.GetFullPath(configuration["State:Directory"] is { Length: > 0 } dir ? dir : ".qwenbatch");
@@ -237,4 +296,10 @@ internal sealed class Runtime : IAsyncDisposable
         await File.WriteAllTextAsync(portFile, host.BaseUrl.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), ct);
         return host;
     }
+}
+
+/// <summary>What the engine of this process works on, chosen when a command starts it (a <c>run</c> knows its batch only after the import).</summary>
+internal sealed class ScopeChoice
+{
+    public EngineScope Scope { get; set; } = EngineScope.Everything;
 }

@@ -5,8 +5,8 @@ namespace QwenBatch.Cli.Hosting;
 
 /// <summary>
 /// Binds a configuration section to its typed options and validates their DataAnnotations at start-up. A failure is a
-/// configuration error (exit 1) whose line names the setting as the user writes it (<c>Worker:Concurrency</c>, or
-/// <c>Worker__Concurrency</c> in the environment) and the allowed range, rather than the options type's member name.
+/// configuration error (exit 1) whose line names the setting as the user writes it (<c>Hangfire:WorkerCount</c>, or
+/// <c>Hangfire__WorkerCount</c> in the environment) and the allowed range, rather than the options type's member name.
 /// </summary>
 internal static class SettingsCheck
 {
@@ -20,7 +20,7 @@ internal static class SettingsCheck
         }
         catch (InvalidOperationException ex)
         {
-            // "Failed to convert configuration value '…' at 'Worker:Concurrency' to type 'System.Int32'."
+            // "Failed to convert configuration value '…' at 'Hangfire:WorkerCount' to type 'System.Int32'."
             throw new CliException(ExitCodes.UsageOrConfiguration, $"Invalid configuration: {ex.Message}");
         }
 

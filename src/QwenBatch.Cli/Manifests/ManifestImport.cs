@@ -82,7 +82,7 @@ internal static class ManifestImport
     /// Creates (or resumes) the batch with its outputs under <paramref name="storageRoot"/>; null when the manifest turned
     /// out invalid while it was imported (its problems printed, nothing enqueued: exit 2).
     /// </summary>
-    public static async Task<BatchImport?> ImportAsync(IJobStore store, CheckedManifest manifest, string storageRoot, CancellationToken ct)
+    public static async Task<BatchImport?> ImportAsync(IBatchStore store, CheckedManifest manifest, string storageRoot, CancellationToken ct)
     {
         var request = manifest.Request;
         var provider = request.Provider;

@@ -13,7 +13,7 @@ namespace QwenBatch.Cli.Progress;
 /// a terminal, or a plain line whenever it changes when stderr is a pipe, CI or a log file. The ETA is this run's own
 /// pace, so a resumed batch's earlier work does not make it look fast.
 /// </summary>
-internal sealed class RunProgress(IJobStore store, long batchId, TimeProvider time)
+internal sealed class RunProgress(IBatchStore store, long batchId, TimeProvider time)
 {
     private static readonly TimeSpan LiveInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan LineInterval = TimeSpan.FromSeconds(2);
@@ -27,7 +27,7 @@ internal sealed class RunProgress(IJobStore store, long batchId, TimeProvider ti
     public static string Line(BatchProgress p, TimeSpan? eta)
     {
         var done = p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-        var inFlight = p.Count(EditState.Submitting) + p.Count(EditState.AtProvider) + p.Count(EditState.Downloading);
+        var inFlight = p.InFlight;
         var held = p.Count(EditState.Held) > 0 ? $", {p.Count(EditState.Held)} held" : "";
         return string.Create(CultureInfo.InvariantCulture,
             $"{done}/{p.Total} done, {inFlight} in flight, {p.Count(EditState.Failed)} failed{held}, spent ${p.SpentUsd:0.00}, ETA {BatchEta.Format(eta)}");
@@ -98,7 +98,7 @@ internal sealed class RunProgress(IJobStore store, long batchId, TimeProvider ti
     private static Markup Render(BatchProgress p, TimeSpan? eta)
     {
         var done = p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-        var inFlight = p.Count(EditState.Submitting) + p.Count(EditState.AtProvider) + p.Count(EditState.Downloading);
+        var inFlight = p.InFlight;
         var percent = p.Total == 0 ? 100 : done * 100 / p.Total;
         const int Width = 16;
         var filled = percent * Width / 100;

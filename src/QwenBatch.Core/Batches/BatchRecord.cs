@@ -76,6 +76,9 @@ public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<EditState, 
 
     public int Count(EditState state) => Counts.TryGetValue(state, out var n) ? n : 0;
 
+    /// <summary>Edits handed to Hangfire and not finished: queued, being submitted, at the provider or downloading.</summary>
+    public int InFlight => Count(EditState.Queued) + Count(EditState.Submitting) + Count(EditState.AtProvider) + Count(EditState.Downloading);
+
     /// <summary>True when no job of the batch can move without an operator.</summary>
     public bool IsSettled => Counts.Where(c => !c.Key.IsSettled()).Sum(c => c.Value) == 0;
 }

@@ -23,7 +23,7 @@ public static class UnattendedImport
     /// Imports <paramref name="manifest"/> as <paramref name="batch"/>, or records the failed batch. Store failures propagate
     /// (nothing is recorded, so the caller's claim stays open and is retried); only the manifest's own problems fail it.
     /// </summary>
-    public static async Task<UnattendedResult> ImportAsync(IJobStore store, string manifest, NewBatch batch, TimeProvider time, CancellationToken ct)
+    public static async Task<UnattendedResult> ImportAsync(IStore store, string manifest, NewBatch batch, TimeProvider time, CancellationToken ct)
     {
         var options = new ManifestOptions { Provider = batch.Provider };
         List<string> failure;
@@ -97,7 +97,7 @@ public static class UnattendedImport
         ? failure[0]
         : string.Create(CultureInfo.InvariantCulture, $"Manifest '{manifest}' has {failure.Count} error(s); nothing was enqueued: {string.Join("; ", failure.Take(3))}");
 
-    private static async Task WriteReportsAsync(IJobStore store, BatchRecord batch, TimeProvider time)
+    private static async Task WriteReportsAsync(IStore store, BatchRecord batch, TimeProvider time)
     {
         try
         {

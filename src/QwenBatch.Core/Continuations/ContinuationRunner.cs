@@ -6,7 +6,6 @@ using Polly;
 using Polly.Retry;
 using QwenBatch.Batches;
 using QwenBatch.Edits;
-using QwenBatch.Server;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Continuations;
@@ -14,24 +13,24 @@ namespace QwenBatch.Continuations;
 /// <summary>
 /// Fires the continuations of settled batches, whoever ended them: the next manifest becomes batch <c>&lt;batch&gt;-then</c>
 /// (a failed batch with the errors when it is missing or invalid), and the webhook gets the batch summary as a signed JSON
-/// POST, retried with backoff. Workers look from their loop; <c>run</c> and <c>cancel</c> fire the batch they ended at once.
-/// The store's guarded, leased claim makes each continuation fire once, whichever process sees the batch settle first.
+/// POST, retried with backoff. The store's guarded, leased claim makes each continuation fire once, whichever process sees
+/// the batch settle first: the claimer hands it to a Hangfire job, which fires it (<see cref="FireAsync(long, CancellationToken)"/>).
 /// </summary>
-public sealed partial class ContinuationRunner : IServerLoop
+public sealed partial class ContinuationRunner
 {
     public const string SignatureHeader = "X-QwenBatch-Signature";
 
     /// <summary>The same for every attempt and every firing of one batch's webhook, so a receiver can drop a repeat.</summary>
     public const string DeliveryHeader = "X-QwenBatch-Delivery";
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
-    private readonly IJobStore _store;
+    private readonly IStore _store;
     private readonly ContinuationOptions _options;
     private readonly HttpClient _http;
     private readonly TimeProvider _time;
     private readonly ILogger<ContinuationRunner> _logger;
     private readonly ResiliencePipeline<HttpResponseMessage> _retry;
 
-    public ContinuationRunner(IJobStore store, ContinuationOptions options, HttpClient http, TimeProvider time, ILogger<ContinuationRunner> logger)
+    public ContinuationRunner(IStore store, ContinuationOptions options, HttpClient http, TimeProvider time, ILogger<ContinuationRunner> logger)
     {
         (_store, _options, _http, _time, _logger) = (store, options, http, time, logger);
         _retry = options.WebhookAttempts <= 1
@@ -47,54 +46,30 @@ public sealed partial class ContinuationRunner : IServerLoop
                 .Build();
     }
 
-    public async Task RunAsync(string serverId, CancellationToken ct)
-    {
-        while (!ct.IsCancellationRequested)
-        {
-            try
-            {
-                await TickAsync(ct);
-                await Task.Delay(_options.PollInterval, _time, ct);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogTickFailed(ex);
-                try
-                {
-                    await Task.Delay(_options.PollInterval, _time, ct);
-                }
-                catch (OperationCanceledException)
-                {
-                    return;
-                }
-            }
-        }
-    }
-
-    /// <summary>Claims and fires every settled batch's continuation (a worker's loop); returns the results recorded.</summary>
-    public async Task<IReadOnlyList<string>> TickAsync(CancellationToken ct)
-    {
-        var results = new List<string>();
-        foreach (var claimed in await _store.ClaimContinuationsAsync(new ContinuationClaim(10, _options.ClaimLease), ct))
-        {
-            results.Add(await FireAsync(claimed, ct));
-        }
-
-        return results;
-    }
+    /// <summary>
+    /// Claims the continuations of settled batches (of one batch when given) that nobody fired yet, each for this caller
+    /// alone until its lease ends; the caller hands each to a Hangfire job.
+    /// </summary>
+    public Task<IReadOnlyList<ClaimedContinuation>> ClaimSettledAsync(long? batchId, CancellationToken ct) =>
+        _store.ClaimContinuationsAsync(new ContinuationClaim(batchId is null ? 10 : 1, _options.ClaimLease, batchId), ct);
 
     /// <summary>
-    /// Fires the continuation of the batch this process just ended (<c>run</c> once its batch settles, <c>cancel</c>), if it
-    /// has one, it is settled and nobody fired it yet; null otherwise. Workers fire the rest from their loop.
+    /// Fires a claimed batch's continuation and records the result; a second run of its job finds the result recorded and
+    /// returns it without firing again. Null when the batch has no continuation.
     /// </summary>
-    public async Task<string?> FireSettledAsync(long batchId, CancellationToken ct)
+    public async Task<string?> FireAsync(long batchId, CancellationToken ct)
     {
-        var claimed = await _store.ClaimContinuationsAsync(new ContinuationClaim(1, _options.ClaimLease, batchId), ct);
-        return claimed.Count == 0 ? null : await FireAsync(claimed[0], ct);
+        if (await _store.GetContinuationAsync(batchId, ct) is not { Then.IsEmpty: false } continuation || await _store.GetBatchAsync(batchId, ct) is not { } batch)
+        {
+            return null;
+        }
+
+        if (continuation.Result is { } recorded)
+        {
+            return recorded;
+        }
+
+        return await FireAsync(new ClaimedContinuation(batch.Id, batch.Name, batch.Provider, batch.StorageDir, continuation.Then), ct);
     }
 
     private async Task<string> FireAsync(ClaimedContinuation claimed, CancellationToken ct)
@@ -177,6 +152,4 @@ public sealed partial class ContinuationRunner : IServerLoop
     [LoggerMessage(Level = LogLevel.Error, Message = "Continuation of batch {Batch} fired and failed: {Result}")]
     private partial void LogFiredWithFailure(string batch, string result);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Looking for settled batches' continuations failed; trying again at the next interval")]
-    private partial void LogTickFailed(Exception ex);
 }

@@ -2,7 +2,7 @@ using QwenBatch.Outputs;
 
 namespace QwenBatch.Edits;
 
-/// <summary>One job as stored: a manifest row after expansion, plus where it stands.</summary>
+/// <summary>One edit as stored: a manifest row after expansion (one provider request making 1–n images), plus where it stands.</summary>
 public sealed record EditRecord
 {
     public required long Id { get; init; }
@@ -21,7 +21,7 @@ public sealed record EditRecord
     /// <summary>The provider's id for the accepted task; persisted before anything else happens after a submit.</summary>
     public string? RequestId { get; init; }
 
-    /// <summary>Failed attempts of the current step; reset when the job moves on.</summary>
+    /// <summary>Failed attempts of the current step (Hangfire retries it); reset when the edit moves on.</summary>
     public int Attempt { get; init; }
 
     /// <summary>Submits the provider accepted (each is billable when it completes).</summary>
@@ -33,9 +33,17 @@ public sealed record EditRecord
     /// <summary>Polls made for the current provider task; drives the polling schedule.</summary>
     public int Polls { get; init; }
 
+    /// <summary>
+    /// When the edit wants attention next: a pending edit is fed no earlier (a retry's backoff, a provider's Retry-After),
+    /// an edit at the provider is polled then.
+    /// </summary>
     public required DateTimeOffset DueAt { get; init; }
-    public string? LeaseOwner { get; init; }
-    public DateTimeOffset? LeaseExpiresAt { get; init; }
+
+    /// <summary>The id of the Hangfire job that runs the edit's steps; null until the feeder hands it to Hangfire.</summary>
+    public string? HangfireJob { get; init; }
+
+    /// <summary>When the edit was last written (set by the store): how long a submit has been on its way, for one.</summary>
+    public DateTimeOffset UpdatedAt { get; init; }
 
     /// <summary>Outputs the provider reported, waiting to be downloaded.</summary>
     public IReadOnlyList<ProviderOutput> Outputs { get; init; } = [];
@@ -49,7 +57,7 @@ public sealed record EditRecord
     /// <summary>The most this job's submitted task can cost, held against the batch budget until it is settled.</summary>
     public decimal ReservedUsd { get; init; }
 
-    /// <summary>An operator asked to cancel; the next step sends the cancel to the provider. Set only by the store.</summary>
+    /// <summary>An operator asked to cancel; the poller (or the step under way) sends the cancel to the provider. Set only by the store.</summary>
     public bool CancelRequested { get; init; }
     public string? Error { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
@@ -75,5 +83,5 @@ public sealed record EditRecord
 /// <summary>An output the provider produced: a URL to fetch or inline base64 data, and whether the provider flagged it NSFW.</summary>
 public sealed record ProviderOutput(string? Url, string? Base64, string? ContentType, bool? HasNsfw = null);
 
-/// <summary>One entry of a job's state history.</summary>
-public sealed record EditHistoryEntry(long JobId, DateTimeOffset At, EditState? From, EditState To, string? Reason, string? ServerId);
+/// <summary>One entry of an edit's state history; <paramref name="ServerId"/> is the Hangfire server (or process) that moved it.</summary>
+public sealed record EditHistoryEntry(long EditId, DateTimeOffset At, EditState? From, EditState To, string? Reason, string? ServerId);

@@ -1,130 +1,185 @@
 using Microsoft.Extensions.Logging;
+using QwenBatch.Feeding;
 using QwenBatch.Secrets;
-using QwenBatch.Server;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Edits;
 
 /// <summary>
-/// The one owner of job state. Every move is checked against the documented transition table and written as a guarded
-/// update ("from one of these states, while I hold the lease, to that state") with a history entry. Error texts and
-/// reasons pass through the <see cref="SecretRedactor"/> on the way in: they come from providers and exceptions (a
-/// provider's 401 may echo the key it was sent), and reports, errors.csv and the dashboard read them from the store.
+/// The one owner of edit state. Every move is checked against the documented transition table and written as a guarded
+/// update ("from one of these states, to that state") with a history entry; bulk moves (feeding, cancelling, requeueing,
+/// forgetting a lost Hangfire storage's jobs) go through here too, to store statements guarded the same way. Error texts
+/// and reasons pass through the <see cref="SecretRedactor"/> on the way in: they come from providers and exceptions (a
+/// provider's 401 may echo the key it was sent), and reports, errors.csv and the pages read them from the store.
 /// </summary>
-/// <param name="released">Told the due time of every job given back in a claimable state (the dispatcher's wake-ups).</param>
-/// <param name="writers">Group commits written at once (see <see cref="GroupCommit"/>).</param>
-/// <param name="slots">Told when a step waits only for the write that gives its job back, so its slot can be used meanwhile.</param>
-public sealed partial class EditStateChanger(
-    IJobStore store,
-    ILogger<EditStateChanger> logger,
-    SecretRedactor? redactor = null,
-    Action<DateTimeOffset>? released = null,
-    int writers = 1,
-    StepSlots? slots = null)
+/// <param name="moved">Told of every move this process wrote (the feeder's and the <c>run</c> command's wake-ups).</param>
+public sealed partial class EditStateChanger(IEditStore store, ILogger<EditStateChanger> logger, SecretRedactor? redactor = null, IEditMoves? moved = null)
 {
     private readonly SecretRedactor _redactor = redactor ?? SecretRedactor.None;
+    private readonly IEditMoves _moved = moved ?? IEditMoves.None;
 
     private static readonly Dictionary<EditState, EditState[]> Allowed = new()
     {
-        [EditState.Pending] = [EditState.Submitting, EditState.Failed, EditState.Cancelled, EditState.Held],
-        [EditState.Submitting] = [EditState.AtProvider, EditState.Pending, EditState.Failed, EditState.Cancelled],
+        [EditState.Pending] = [EditState.Queued, EditState.Held, EditState.Cancelled, EditState.Failed],
+        // Back to pending: a throttle or an outage before anything was sent, or the process that fed it lost its Hangfire
+        // storage. Failed: an input that cannot be sent, or retries spent.
+        [EditState.Queued] = [EditState.Submitting, EditState.Pending, EditState.Failed, EditState.Cancelled],
+        // Back to queued: a failed attempt that Hangfire retries. Back to pending: nothing was sent after all (a throttle).
+        [EditState.Submitting] = [EditState.AtProvider, EditState.Queued, EditState.Pending, EditState.Failed, EditState.Cancelled],
+        // Back to pending: the provider failed the task, which is submitted again.
         [EditState.AtProvider] = [EditState.AtProvider, EditState.Downloading, EditState.Pending, EditState.Failed, EditState.Cancelled],
-        [EditState.Downloading] = [EditState.Downloading, EditState.Succeeded, EditState.AtProvider, EditState.Failed, EditState.Cancelled],
+        [EditState.Downloading] = [EditState.Downloading, EditState.Succeeded, EditState.Failed, EditState.Cancelled],
         [EditState.Held] = [EditState.Pending, EditState.Cancelled],
         [EditState.Failed] = [EditState.Pending],
         [EditState.Cancelled] = [EditState.Pending],
         [EditState.Succeeded] = [],
     };
 
-    private readonly GroupCommit _commits = new(store, Math.Max(1, writers));
-
     public static bool IsAllowed(EditState from, EditState to) => Allowed[from].Contains(to);
 
     /// <summary>
-    /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored job, or null when the
-    /// guard missed (the job was moved by someone else, our lease was taken by the rescuer, or a raised reservation does not
-    /// fit the batch budget).
+    /// Moves <paramref name="current"/> to <paramref name="next"/>'s state and values. Returns the stored edit, or null when
+    /// the guard missed (someone else moved it first).
     /// </summary>
-    /// <param name="unwritten">
-    /// How <paramref name="current"/> got to its state without a write of its own (see <see cref="UnwrittenMove"/>): the write
-    /// is guarded by the state stored before it, and history records both moves.
-    /// </param>
-    public async Task<EditRecord?> MoveAsync(EditRecord current, EditRecord next, string owner, string? reason, bool keepLease = false, UnwrittenMove? unwritten = null)
+    public async Task<EditRecord?> MoveAsync(EditRecord current, EditRecord next, string by, string? reason) =>
+        (await MoveManyAsync([new EditMove(current, next, reason)], by))[0];
+
+    /// <summary>
+    /// Several edits' moves in one store transaction (the poller's round): each applies or misses on its own guard.
+    /// Results are in the order given.
+    /// </summary>
+    public async Task<IReadOnlyList<EditRecord?>> MoveManyAsync(IReadOnlyList<EditMove> moves, string by)
     {
-        if (!IsAllowed(current.State, next.State))
+        var transitions = new List<EditTransition>(moves.Count);
+        foreach (var (current, proposed, reason) in moves)
         {
-            throw new InvalidOperationException($"Job {current.Id}: {current.State} → {next.State} is not an allowed transition.");
-        }
-
-        // A job that stops (terminal or held) gives back what it had reserved against the budget.
-        if (next.State.IsSettled() && next.ReservedUsd != 0)
-        {
-            next = next with { ReservedUsd = 0 };
-        }
-
-        if (next.Error is { } error)
-        {
-            next = next with { Error = _redactor.Redact(error) };
-        }
-
-        // Concurrent steps' writes share a transaction; each still waits for its own (never cancelled: a finished step's
-        // result is already paid for).
-        var transition = new EditTransition(next, [unwritten?.From ?? current.State], owner, keepLease, reason is null ? null : _redactor.Redact(reason));
-        if (unwritten is not null)
-        {
-            transition = transition with { Via = current.State, ViaReason = unwritten.Reason is null ? null : _redactor.Redact(unwritten.Reason) };
-        }
-
-        var write = _commits.TransitionAsync(transition);
-        bool moved;
-        if (keepLease || slots is null)
-        {
-            moved = await write;
-        }
-        else
-        {
-            // Giving the job back is the last thing a step does: while it waits for the write, its slot may take the next
-            // job. The job stays leased to us until the write is durable, so nobody else can take it meanwhile.
-            slots.FinishingStarted();
-            try
+            if (!IsAllowed(current.State, proposed.State))
             {
-                moved = await write;
+                throw new InvalidOperationException($"Edit {current.Id}: {current.State} → {proposed.State} is not an allowed transition.");
             }
-            finally
+
+            var next = proposed;
+
+            // An edit that stops (terminal or held) gives back what it had reserved against the budgets.
+            if (next.State.IsSettled() && next.ReservedUsd != 0)
             {
-                slots.FinishingEnded();
+                next = next with { ReservedUsd = 0 };
             }
+
+            if (next.Error is { } error)
+            {
+                next = next with { Error = _redactor.Redact(error) };
+            }
+
+            transitions.Add(new EditTransition(next, [current.State], by, reason is null ? null : _redactor.Redact(reason)));
         }
 
-        if (!moved)
+        // A finished step's result is already paid for: recording it is not given up to a stopping token.
+        var applied = await store.TransitionManyAsync(transitions, CancellationToken.None);
+        var results = new EditRecord?[moves.Count];
+        for (var i = 0; i < moves.Count; i++)
         {
-            LogGuardMissed(current.Id, current.State, next.State, owner);
-            return null;
+            if (!applied[i])
+            {
+                LogGuardMissed(moves[i].Current.Id, moves[i].Current.State, transitions[i].Edit.State, by);
+                continue;
+            }
+
+            results[i] = transitions[i].Edit;
+            _moved.Moved(moves[i].Current.State, transitions[i].Edit);
         }
 
-        if (keepLease)
-        {
-            return next;
-        }
-
-        if (EditStates.Claimable.Contains(next.State))
-        {
-            released?.Invoke(next.DueAt);
-        }
-
-        return next with { LeaseOwner = null, LeaseExpiresAt = null };
+        return results;
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was moved by someone else, or its reservation does not fit the batch budget; {From} → {To} by {Owner} not applied")]
-    private partial void LogGuardMissed(long jobId, EditState from, EditState to, string owner);
+    /// <summary>
+    /// One feeder round: due pending edits become queued (their cost reserved) or held, as <paramref name="policy"/>
+    /// decides inside the store's transaction. Returns the queued edits.
+    /// </summary>
+    public async Task<IReadOnlyList<EditRecord>> FeedAsync(FeedRequest request, IFeedPolicy policy, CancellationToken ct)
+    {
+        var queued = await store.FeedAsync(request, policy, ct);
+        foreach (var edit in queued)
+        {
+            _moved.Moved(EditState.Pending, edit);
+        }
+
+        return queued;
+    }
+
+    /// <summary>Cancels a batch: waiting edits at once, the ones being submitted or at the provider flagged for the poller.</summary>
+    public async Task<int> CancelBatchAsync(long batchId, CancellationToken ct)
+    {
+        var count = await store.RequestCancelAsync(batchId, ct);
+        _moved.Settled(batchId);
+        return count;
+    }
+
+    /// <summary>Cancels the given edits as a batch cancel would (a Hangfire job deleted in the dashboard).</summary>
+    public Task<int> CancelAsync(IReadOnlyList<long> editIds, CancellationToken ct) => store.CancelEditsAsync(editIds, ct);
+
+    /// <summary>Returns the batch's current edits in <paramref name="states"/> (failed, cancelled, held) to pending.</summary>
+    public Task<int> RequeueBatchAsync(long batchId, IReadOnlyList<EditState> states, CancellationToken ct)
+    {
+        foreach (var state in states)
+        {
+            AssertAllowed(state, EditState.Pending);
+        }
+
+        return store.RequeueAsync(batchId, states, ct);
+    }
+
+    /// <summary>Returns the given failed, cancelled or held edits to pending (a failed job requeued in the dashboard).</summary>
+    public Task<int> RequeueAsync(IReadOnlyList<long> editIds, CancellationToken ct) => store.RequeueEditsAsync(editIds, ct);
+
+    /// <summary>Held edits of a provider whose daily budget has room today go back to pending.</summary>
+    public Task<int> ReleaseHeldAsync(DailyBudgetRelease release, CancellationToken ct) => store.ReleaseHeldWithinDailyBudgetAsync(release, ct);
+
+    /// <summary>
+    /// After the previous process's Hangfire storage is gone (it lived in memory): every unsettled edit forgets its job;
+    /// queued ones, and ones caught submitting (counted as uncertain), go back to pending.
+    /// </summary>
+    public Task<int> ForgetJobsAsync(long? batchId, string by, CancellationToken ct)
+    {
+        AssertAllowed(EditState.Queued, EditState.Pending);
+        AssertAllowed(EditState.Submitting, EditState.Pending);
+        return store.ForgetJobsAsync(batchId, by, ct);
+    }
+
+    private static void AssertAllowed(EditState from, EditState to)
+    {
+        if (!IsAllowed(from, to))
+        {
+            throw new InvalidOperationException($"{from} → {to} is not an allowed transition.");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Edit {EditId} was moved by someone else first; {From} → {To} by {By} not applied")]
+    private partial void LogGuardMissed(long editId, EditState from, EditState to, string by);
 }
 
-/// <summary>
-/// A move a step decided but did not write, because the job's next step runs at once under the same lease (a poll that
-/// sees the task completed, then its download): the job's next write carries it, guarded by <see cref="From"/>, the state
-/// still stored. A worker that dies in between loses only the decision: the job comes back in <see cref="From"/> and its
-/// step is run again (a completed task is polled again and its outputs downloaded again, to the same names).
-/// </summary>
-/// <param name="From">The job's stored state.</param>
-/// <param name="Reason">The history reason of the move that was not written.</param>
-public sealed record UnwrittenMove(EditState From, string? Reason);
+/// <summary>One edit's move: where it stands, where it goes, and the history's reason.</summary>
+public sealed record EditMove(EditRecord Current, EditRecord Next, string? Reason);
+
+/// <summary>What a process wants to hear about the moves it wrote: wake-ups, never a second source of truth.</summary>
+public interface IEditMoves
+{
+    public static IEditMoves None { get; } = new Nothing();
+
+    /// <summary>An edit moved from <paramref name="from"/> to <paramref name="edit"/>'s state.</summary>
+    void Moved(EditState from, EditRecord edit);
+
+    /// <summary>A batch may have settled (a cancel).</summary>
+    void Settled(long batchId);
+
+    private sealed class Nothing : IEditMoves
+    {
+        public void Moved(EditState from, EditRecord edit)
+        {
+        }
+
+        public void Settled(long batchId)
+        {
+        }
+    }
+}

@@ -11,7 +11,7 @@ namespace QwenBatch.FlowControl;
 /// once more when it stops. One small statement per interval, never one per job: the hot path stays as it was.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "A SemaphoreSlim holds nothing to release unless its AvailableWaitHandle is asked for, which this one never is.")]
-public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, WorkerOptions options, TimeProvider time, ILogger<LatencyMemory> logger)
+public sealed partial class LatencyMemory(IFlowControlStore store, LatencyModel model, ILogger<LatencyMemory> logger)
 {
     // One sync at a time. The sync at stop runs while the periodic one may still be saving: both took the same unsaved
     // completions before either adopted the result, and the store counted them twice (a flaky test caught it).
@@ -40,37 +40,11 @@ public sealed partial class LatencyMemory(IJobStore store, LatencyModel model, W
         }
     }
 
-    /// <summary>Syncs every interval until cancelled.</summary>
-    public async Task RunAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            try
-            {
-                await Task.Delay(options.LatencySyncInterval, time, ct);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-
-            // Nothing learned since the last sync: this process is idle, and an idle worker must cost the database next to
-            // nothing. It read the fleet's estimates at start, and reads them again with its next save.
-            if (model.Unsaved().Count == 0)
-            {
-                continue;
-            }
-
-            try
-            {
-                await SyncAsync(ct);
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-                return;
-            }
-        }
-    }
+    /// <summary>
+    /// Whether anything was learned since the last sync: an idle process syncs nothing (it read the fleet's estimates when
+    /// it started, and reads them again with its next save), so it costs the store nothing.
+    /// </summary>
+    public bool Unsaved() => model.Unsaved().Count > 0;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not sync learned provider latencies with the store; trying again at the next interval")]
     private partial void LogSyncFailed(Exception ex);

@@ -8,16 +8,17 @@ namespace QwenBatch.FlowControl;
 /// <summary>
 /// Spends the provider account's shared request allowance on every API request (submits, polls, cancels — downloads use
 /// another client and spend nothing), so every worker on the store together stays within the configured rate. A 429
-/// that still arrives pauses the account for every worker for its Retry-After and slows the shared rate.
+/// that still arrives pauses the account for every worker for its Retry-After and slows the shared rate. A submit the
+/// feeder already booked a slot for (<see cref="PrebookedRequest"/>) does not book another.
 /// </summary>
 public sealed partial class RateLimitHandler(
-    IJobStore store,
+    IFlowControlStore store,
     string account,
     ProviderOptions options,
     TimeProvider time,
     ILogger<RateLimitHandler> logger) : DelegatingHandler
 {
-    /// <summary>A booking further ahead than this is not made: the step gives its slot back and the job waits.</summary>
+    /// <summary>A booking further ahead than this is not made: the step gives up and its edit waits in the backlog.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(20);
 
     /// <summary>The pause after a 429 that gave no Retry-After.</summary>
@@ -25,7 +26,7 @@ public sealed partial class RateLimitHandler(
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (options.RequestInterval is { } interval)
+        if (options.RequestInterval is { } interval && !PrebookedRequest.TryUse())
         {
             var wait = await store.ReserveRequestAsync(new RequestReservation(account, interval, options.Burst, MaxWait), cancellationToken);
             if (wait is null)

@@ -84,11 +84,16 @@ internal static class ProviderHttp
         }
     }
 
-    /// <summary>Turns a non-success status into the right kind of failure.</summary>
+    /// <summary>
+    /// Turns a non-success status into the right kind of failure. What the provider said goes into the message without the
+    /// key the request carried: some providers echo it in a 401, and the message travels further than the store's
+    /// redaction reaches (Hangfire's failed and retried states, their dashboard pages, exception details in logs).
+    /// </summary>
     public static ProviderException Failure(HttpRequestMessage request, HttpStatusCode status, JsonDocument? body, TimeSpan? retryAfter, bool idempotent)
     {
         var code = (int)status;
-        var detail = Detail(body);
+        var detail = Detail(body, request.Headers.Authorization?.Parameter);
+
         var what = $"{request.Method} {Describe(request.RequestUri)}: HTTP {code}{(detail is null ? "" : $" {detail}")}";
         var kind = code switch
         {
@@ -106,7 +111,8 @@ internal static class ProviderHttp
     public static int? Int(this JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out var i) ? i : null;
 
-    private static string? Detail(JsonDocument? body)
+    /// <summary>The provider's own words, without <paramref name="key"/> (masked before the cut, so no part of it is left).</summary>
+    private static string? Detail(JsonDocument? body, string? key)
     {
         if (body is null)
         {
@@ -115,6 +121,11 @@ internal static class ProviderHttp
 
         var root = body.RootElement;
         var text = root.Str("detail") ?? root.Str("message") ?? root.Str("error");
+        if (text is not null && key is { Length: > 0 })
+        {
+            text = text.Replace(key, Secrets.SecretRedactor.Mask, StringComparison.Ordinal);
+        }
+
         return text is null ? null : text.Length > 300 ? text[..300] + "…" : text;
     }
 

@@ -21,7 +21,7 @@ public enum ReportFormats
 public static class BatchReports
 {
     /// <summary>Writes the reports and returns their paths. When the batch is settled, download leftovers are swept too.</summary>
-    public static async Task<IReadOnlyList<string>> WriteAsync(IJobStore store, BatchRecord batch, ReportFormats formats, TimeProvider time, CancellationToken ct)
+    public static async Task<IReadOnlyList<string>> WriteAsync(IStore store, BatchRecord batch, ReportFormats formats, TimeProvider time, CancellationToken ct)
     {
         var report = await ReportBuilder.BuildAsync(store, batch, time, ct);
         var directory = batch.StorageDir;

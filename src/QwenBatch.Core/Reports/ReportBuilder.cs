@@ -8,9 +8,9 @@ namespace QwenBatch.Reports;
 /// <summary>Builds the <see cref="BatchReport"/> of a batch from the store (and the batch folder's skipped.csv).</summary>
 public static class ReportBuilder
 {
-    public static async Task<BatchReport> BuildAsync(IJobStore store, BatchRecord batch, TimeProvider time, CancellationToken ct)
+    public static async Task<BatchReport> BuildAsync(IStore store, BatchRecord batch, TimeProvider time, CancellationToken ct)
     {
-        var jobs = await store.GetJobsAsync(batch.Id, ct);
+        var jobs = await store.GetEditsAsync(batch.Id, ct);
         var skipped = await SkippedReader.ReadAsync(batch.StorageDir, ct);
         return Build(batch, jobs, skipped, time.GetUtcNow());
     }

@@ -13,9 +13,9 @@ public sealed record ScheduleDefinition(
     string Name, string Cron, string TimeZone, string Manifest, string Provider, string StorageRoot, decimal? BudgetUsd = null,
     CatchUpPolicy CatchUp = CatchUpPolicy.Once);
 
-/// <summary>A stored schedule with its next occurrence and what the last one did.</summary>
+/// <summary>A stored schedule and what its last occurrence did.</summary>
 public sealed record ScheduleRecord(
-    ScheduleDefinition Definition, DateTimeOffset NextAt, bool Paused, DateTimeOffset? LastRunAt, string? LastBatch, string? LastError)
+    ScheduleDefinition Definition, bool Paused, DateTimeOffset? LastRunAt, string? LastBatch, string? LastError)
 {
     public string Name => Definition.Name;
 }
@@ -25,14 +25,6 @@ public sealed record ScheduleRecord(
 /// its batch: one with no jobs, carrying the errors).
 /// </summary>
 public sealed record ScheduleOutcome(string Schedule, DateTimeOffset Occurrence, DateTimeOffset At, string? BatchName, string? Error);
-
-/// <summary>A scheduler's claim on one occurrence, held under a lease until the occurrence's batch is recorded.</summary>
-/// <param name="NextAt">The schedule's next occurrence after this one; the claim never moves it backwards.</param>
-/// <param name="Lease">How long the claim is the owner's alone; after it, another scheduler may finish the occurrence.</param>
-public sealed record OccurrenceClaim(string Schedule, DateTimeOffset Occurrence, DateTimeOffset NextAt, string Owner, TimeSpan Lease);
-
-/// <summary>An occurrence whose claimer died before recording its batch, now taken over by another scheduler.</summary>
-public sealed record AbandonedOccurrence(string Schedule, DateTimeOffset Occurrence);
 
 /// <summary>Parses and prints <see cref="CatchUpPolicy"/> as the CLI and store spell it.</summary>
 public static class CatchUpPolicies

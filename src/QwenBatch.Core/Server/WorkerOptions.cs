@@ -2,38 +2,17 @@ using System.ComponentModel.DataAnnotations;
 
 namespace QwenBatch.Server;
 
-/// <summary>How a worker process runs jobs; the <c>Worker</c> configuration section.</summary>
+/// <summary>
+/// How a process works on edits beside its Hangfire server: retries, polling, feeding; the <c>Worker</c> configuration
+/// section. How many Hangfire workers run, and how Hangfire's storage behaves, is the <c>Hangfire</c> section.
+/// </summary>
 public sealed class WorkerOptions
 {
     public const string SectionName = "Worker";
-    public const int DefaultConcurrency = 16;
     public const int DefaultMaxAttempts = 5;
     public const int DefaultMaxProviderResubmits = 2;
 
-    /// <summary>
-    /// Steps this process runs at once. Steps are short HTTP calls, so this is not a thread count. A step that only waits
-    /// for the write giving its job back does not count (up to as many again), so a slot does not idle on the database.
-    /// </summary>
-    [Range(1, 1000)]
-    public int Concurrency { get; set; } = DefaultConcurrency;
-
-    /// <summary>How long a claimed job stays ours without a heartbeat; the rescuer frees it after that.</summary>
-    [Range(typeof(TimeSpan), "00:00:05", "01:00:00")]
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(1);
-
-    /// <summary>How often the process records it is alive and extends its leases; well under <see cref="LeaseDuration"/>.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
-    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(15);
-
-    /// <summary>How often this process looks for expired leases of crashed workers.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
-    public TimeSpan RescueInterval { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>The slow poll that finds work when no notification arrives (a missed NOTIFY, SQLite in another process).</summary>
-    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
-    public TimeSpan FallbackPollInterval { get; set; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>Failed attempts of one step before the job fails.</summary>
+    /// <summary>Attempts of one step (a submit, a download, the polls of one task) before the edit fails; Hangfire retries the steps.</summary>
     [Range(1, 100)]
     public int MaxAttempts { get; set; } = DefaultMaxAttempts;
 
@@ -44,11 +23,11 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Tasks the provider reported failed are submitted again this many times before the job fails.</summary>
+    /// <summary>Tasks the provider reported failed are submitted again this many times before the edit fails.</summary>
     [Range(0, 20)]
     public int MaxProviderResubmits { get; set; } = DefaultMaxProviderResubmits;
 
-    /// <summary>First status poll after a submit.</summary>
+    /// <summary>First status poll after a submit, before anything is learned about the provider's latency.</summary>
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan FirstPollDelay { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -56,18 +35,36 @@ public sealed class WorkerOptions
     [Range(typeof(TimeSpan), "00:00:00.010", "01:00:00")]
     public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Status calls one process has on their way at once (they hold no Hangfire worker).</summary>
+    [Range(1, 10000)]
+    public int PollConcurrency { get; set; } = 64;
+
+    /// <summary>
+    /// How often an idle process looks in the store for work other processes made (a new batch, a poll due): one small
+    /// statement each time. Work this process makes wakes it at once.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.050", "00:10:00")]
+    public TimeSpan FallbackPollInterval { get; set; } = TimeSpan.FromSeconds(1.5);
+
+    /// <summary>
+    /// Edits the fleet keeps queued in Hangfire per Hangfire worker: enough that no worker waits for the feeder, few
+    /// enough that the backlog stays in QwenBatch's tables (and a cancel or a budget still reaches it).
+    /// </summary>
+    [Range(1, 100)]
+    public double QueuedPerWorker { get; set; } = 2;
+
     /// <summary>How often a process saves the task latencies it learned to the store and reads the fleet's.</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
     public TimeSpan LatencySyncInterval { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>A file touched after every successful heartbeat (for container healthchecks); none when empty.</summary>
+    /// <summary>A file touched whenever the process reached the store (for container healthchecks); none when empty.</summary>
     public string? HeartbeatFile { get; set; }
 
-    /// <summary>A task still at the provider after this long is cancelled there and the job fails with the reason.</summary>
+    /// <summary>A task still at the provider after this long is cancelled there and the edit fails with the reason.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan JobTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
-    /// <summary>On stop, how long in-flight steps get to record their results before they are cut off.</summary>
+    /// <summary>On stop, how long steps under way get to record their results before they are cancelled.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan ShutdownGracePeriod { get; set; } = TimeSpan.FromSeconds(10);
 }

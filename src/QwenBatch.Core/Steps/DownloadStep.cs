@@ -9,61 +9,75 @@ namespace QwenBatch.Steps;
 
 /// <summary>
 /// downloading → succeeded: fetches every output into the batch folder. Each file is recorded (path, SHA-256, length) as
-/// soon as it is whole, so a retried step keeps the files already verified and fetches only the rest. A download chained
-/// to the poll that saw its task completed starts from at_provider in the store: its first write carries that move too
-/// (<see cref="StepContext.Unwritten"/>).
+/// soon as it is whole, so a retried step keeps the files already verified and fetches only the rest.
 /// </summary>
-public sealed class DownloadStep(EditStateChanger changer, IJobStore store, OutputDownloader downloader, TimeProvider time) : IJobStep
+public sealed class DownloadStep(EditStateChanger changer, IBatchStore batches, OutputDownloader downloader, StepFailures failures, TimeProvider time)
 {
     private readonly ConcurrentDictionary<long, BatchRecord> _batches = new();
 
-    public bool CanRun(EditRecord job) => job.State == EditState.Downloading;
-
-    public async Task RunAsync(StepContext context, CancellationToken ct)
+    public async Task<StepOutcome> RunAsync(EditRecord edit, string by, CancellationToken ct)
     {
-        var job = context.Current;
-        var batch = await BatchAsync(job.BatchId, ct);
-        var tag = job.Id.ToString(CultureInfo.InvariantCulture);
-        RemoveLeftovers(batch.StorageDir, tag);
-
-        var files = new List<OutputFile>(job.Outputs.Count);
-        for (var k = 0; k < job.Outputs.Count; k++)
+        if (edit.State != EditState.Downloading)
         {
-            if (k < job.Files.Count && await OutputDownloader.IsIntactAsync(batch.StorageDir, job.Files[k], ct))
-            {
-                files.Add(job.Files[k]);
-                continue;
-            }
-
-            var index = k;
-            files.Add(await downloader.DownloadAsync(job.Outputs[k], batch.StorageDir, $"{tag}-{k + 1}",
-                ext => OutputNames.For(job.Spec.Output, job.Key, index, job.Outputs.Count, ext, job.Spec.Variables, job.Revision), ct));
-            if (k < job.Outputs.Count - 1)
-            {
-                // Checkpoint: the whole file is on record before the next is fetched, so a retry does not fetch it again.
-                var moved = await context.MoveAsync(changer, job with { Files = [.. files] }, reason: null, keepLease: true);
-                if (moved is null)
-                {
-                    return;
-                }
-
-                job = moved;
-            }
+            throw new InvalidOperationException($"Edit {edit.Id} is {edit.State}, not downloading: there is nothing to fetch.");
         }
 
-        await context.MoveAsync(changer, job with
+        var current = edit;
+        try
         {
-            State = EditState.Succeeded,
-            Files = files,
-            Attempt = 0,
-            Error = null,
-            FinishedAt = time.GetUtcNow(),
-        }, reason: null);
+            var batch = await BatchAsync(edit.BatchId, ct);
+            var tag = edit.Id.ToString(CultureInfo.InvariantCulture);
+            RemoveLeftovers(batch.StorageDir, tag);
+
+            var files = new List<OutputFile>(edit.Outputs.Count);
+            for (var k = 0; k < edit.Outputs.Count; k++)
+            {
+                if (k < current.Files.Count && await OutputDownloader.IsIntactAsync(batch.StorageDir, current.Files[k], ct))
+                {
+                    files.Add(current.Files[k]);
+                    continue;
+                }
+
+                var index = k;
+                var spec = edit.Spec;
+                files.Add(await downloader.DownloadAsync(edit.Outputs[k], batch.StorageDir, $"{tag}-{k + 1}",
+                    ext => OutputNames.For(spec.Output, edit.Key, index, edit.Outputs.Count, ext, spec.Variables, edit.Revision), ct));
+                if (k < edit.Outputs.Count - 1)
+                {
+                    // Checkpoint: the whole file is on record before the next is fetched, so a retry does not fetch it again.
+                    if (await changer.MoveAsync(current, current with { Files = [.. files] }, by, reason: null) is not { } checkpoint)
+                    {
+                        return StepOutcome.Moved.Instance;
+                    }
+
+                    current = checkpoint;
+                }
+            }
+
+            var done = await changer.MoveAsync(current, current with
+            {
+                State = EditState.Succeeded,
+                Files = files,
+                Attempt = 0,
+                Error = null,
+                FinishedAt = time.GetUtcNow(),
+            }, by, reason: null);
+            return done is null ? StepOutcome.Moved.Instance : new StepOutcome.Succeeded(files.Count);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            // Stopped: the edit stays downloading, and the job runs again (files already recorded are kept).
+            throw;
+        }
+        catch (Exception ex)
+        {
+            return await failures.RecordAsync(current, ex, by);
+        }
     }
 
     /// <summary>
-    /// Temporary files of this job that a crash or a kill left behind. Only this job's: another worker may be writing its
-    /// own into the same folder right now, and only the lease holder of a job writes that job's files.
+    /// Temporary files of this edit that a crash or a kill left behind. Only this edit's: another worker may be writing
+    /// its own into the same folder right now.
     /// </summary>
     private static void RemoveLeftovers(string directory, string tag)
     {
@@ -86,7 +100,7 @@ public sealed class DownloadStep(EditStateChanger changer, IJobStore store, Outp
             return cached;
         }
 
-        var batch = await store.GetBatchAsync(batchId, ct) ?? throw new InvalidOperationException($"Batch {batchId} does not exist.");
+        var batch = await batches.GetBatchAsync(batchId, ct) ?? throw new InvalidOperationException($"Batch {batchId} does not exist.");
         return _batches.GetOrAdd(batchId, batch);
     }
 }

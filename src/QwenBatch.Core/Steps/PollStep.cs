@@ -1,78 +1,105 @@
 using Microsoft.Extensions.Logging;
-using QwenBatch.FlowControl;
 using QwenBatch.Edits;
+using QwenBatch.FlowControl;
 using QwenBatch.Providers;
 using QwenBatch.Server;
 
 namespace QwenBatch.Steps;
 
-/// <summary>at_provider: one status check; reschedules itself, or moves the job on to downloading, a resubmit or failed.</summary>
+/// <summary>
+/// One look at an edit at the provider, for the poller: its cancel first when one was requested, its timeout, or one
+/// status call. Decides the move (not written: the poller writes a round's moves together) and what the edit's Hangfire
+/// job shows next. Never throws for a provider's failure: a failed status call is the edit's failed attempt.
+/// </summary>
 public sealed partial class PollStep(
-    EditStateChanger changer,
     ProviderRegistry providers,
     WorkerOptions options,
     PollSchedule schedule,
     LatencyModel latency,
     TimeProvider time,
-    ILogger<PollStep> logger) : IJobStep
+    Func<double> random,
+    ILogger<PollStep> logger)
 {
-    public bool CanRun(EditRecord job) => job is { State: EditState.AtProvider, CancelRequested: false };
-
-    public async Task RunAsync(StepContext context, CancellationToken ct)
+    public async Task<PollVerdict> PollAsync(EditRecord edit, CancellationToken ct)
     {
-        var job = context.Current;
-        var account = providers.Get(job.Provider);
-        var now = time.GetUtcNow();
-        var elapsed = now - (job.SubmittedAt ?? now);
-        if (elapsed > options.JobTimeout)
-        {
-            await TimeOutAsync(context, account, elapsed, ct);
-            return;
-        }
-
-        PollResult result;
+        var account = providers.Get(edit.Provider);
         try
         {
-            result = await account.Client.PollAsync(job.RequestId!, ct);
-        }
-        catch (ProviderException ex) when (ex.Kind == ProviderErrorKind.NotFound)
-        {
-            result = new PollResult(PollStatus.Failed, Error: "the provider no longer knows this request");
-        }
+            var elapsed = time.GetUtcNow() - (edit.SubmittedAt ?? time.GetUtcNow());
+            if (edit.CancelRequested)
+            {
+                var outcome = await account.Client.CancelAsync(edit.RequestId!, ct);
+                LogCancelled(edit.Id, edit.RequestId!, outcome);
+                if (outcome != CancelOutcome.AlreadyCompleted)
+                {
+                    var why = $"cancelled by an operator; {Describe(outcome)}";
+                    return new PollVerdict(new EditMove(edit, edit with { State = EditState.Cancelled, Error = why, FinishedAt = time.GetUtcNow() }, why),
+                        new StepOutcome.Cancelled(why));
+                }
 
-        now = time.GetUtcNow();
-        var key = LatencyModel.Key(job.Provider, job.Spec.N, job.Spec.Size);
+                // Finished before the cancel reached it: paid for, so fetched as usual.
+                edit = edit with { CancelRequested = false };
+            }
+            else if (elapsed > options.JobTimeout)
+            {
+                var outcome = await account.Client.CancelAsync(edit.RequestId!, ct);
+                var why = $"timed out: still at the provider after the {options.JobTimeout} Worker:JobTimeout; cancel sent: {Describe(outcome)}";
+                LogTimedOut(edit.Id, why);
+                return new PollVerdict(new EditMove(edit, edit with { State = EditState.Failed, Error = why, FinishedAt = time.GetUtcNow() }, why),
+                    new StepOutcome.Failed(why));
+            }
+
+            PollResult result;
+            try
+            {
+                result = await account.Client.PollAsync(edit.RequestId!, ct);
+            }
+            catch (ProviderException ex) when (ex.Kind == ProviderErrorKind.NotFound)
+            {
+                result = new PollResult(PollStatus.Failed, Error: "the provider no longer knows this request");
+            }
+
+            return Decide(edit, account, result);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            return Failure(edit, ex);
+        }
+    }
+
+    /// <summary>What the poll's answer makes of the edit.</summary>
+    private PollVerdict Decide(EditRecord edit, ProviderAccount account, PollResult result)
+    {
+        var now = time.GetUtcNow();
+        var key = LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size);
         switch (result.Status)
         {
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
-                var due = job.DueAt - job.SubmittedAt!.Value;
-                if (schedule.RanOnTime(due, now - job.DueAt))
+                var due = edit.DueAt - edit.SubmittedAt!.Value;
+                if (schedule.RanOnTime(due, now - edit.DueAt))
                 {
-                    latency.ObserveCompletion(key, due, job.Polls, schedule.GapBefore(due, job.Polls, latency.Expected(key)));
+                    latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls, latency.Expected(key)));
                 }
 
-
-                // Settle: the reservation becomes the actual charge for the images the provider made. The download is due
-                // at once, so it runs next under this same lease, and this move goes with the download's first write (one
-                // write fewer per job; the charge is written once, with it). Lost with the worker, it is only a poll to
-                // do again: the job is still at_provider in the store, and the task still completed at the provider.
-                await context.MoveOnUnwrittenAsync(changer, job with
+                // Settled: the reservation becomes the charge for the images the provider made.
+                var completed = CompletedReason(result);
+                return new PollVerdict(new EditMove(edit, edit with
                 {
                     State = EditState.Downloading,
                     Outputs = outputs,
-                    CostUsd = job.CostUsd + (outputs.Count * account.Options.PricePerImage),
+                    CostUsd = edit.CostUsd + (outputs.Count * account.Options.PricePerImage),
                     ReservedUsd = 0,
-                    StartedAt = job.StartedAt ?? now,
+                    StartedAt = edit.StartedAt ?? now,
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
-                }, CompletedReason(result), now);
-                break;
+                }, completed), new StepOutcome.Downloadable(outputs.Count, completed));
 
-            case PollStatus.Failed when job.AcceptedSubmits <= options.MaxProviderResubmits:
-                LogResubmitting(job.Id, job.RequestId!, result.Error ?? "unknown");
-                await context.MoveOnAsync(changer, job with
+            case PollStatus.Failed when edit.AcceptedSubmits <= options.MaxProviderResubmits:
+                LogResubmitting(edit.Id, edit.RequestId!, result.Error ?? "unknown");
+                var again = $"provider task {edit.RequestId} failed: {result.Error}; submitting again";
+                return new PollVerdict(new EditMove(edit, edit with
                 {
                     State = EditState.Pending,
                     RequestId = null,
@@ -81,32 +108,65 @@ public sealed partial class PollStep(
                     Polls = 0,
                     Error = result.Error,
                     DueAt = now,
-                }, $"provider task {job.RequestId} failed: {result.Error}; submitting again", now);
-                break;
+                }, again), new StepOutcome.Backlog(again, now));
 
             case PollStatus.Failed:
-                await changer.MoveAsync(job, job with { State = EditState.Failed, Error = result.Error, FinishedAt = now },
-                    context.Owner, $"provider task {job.RequestId} failed: {result.Error}");
-                break;
+                var failed = $"provider task {edit.RequestId} failed: {result.Error}";
+                return new PollVerdict(new EditMove(edit, edit with { State = EditState.Failed, Error = result.Error, FinishedAt = now }, failed),
+                    new StepOutcome.Failed(failed));
 
             case PollStatus.Cancelled:
-                await changer.MoveAsync(job, job with { State = EditState.Cancelled, Error = "cancelled at the provider", FinishedAt = now },
-                    context.Owner, "cancelled at the provider");
-                break;
+                const string cancelled = "cancelled at the provider";
+                return new PollVerdict(new EditMove(edit, edit with { State = EditState.Cancelled, Error = cancelled, FinishedAt = now }, cancelled),
+                    new StepOutcome.Cancelled(cancelled));
 
             default:
-                var polls = job.Polls + 1;
-                var started = result.Status == PollStatus.Running ? job.StartedAt ?? now : job.StartedAt;
-                await changer.MoveAsync(job, job with
-                {
-                    Polls = polls,
-                    Attempt = 0,
-                    StartedAt = started,
-                    DueAt = now + schedule.Next(now - job.SubmittedAt!.Value, polls, latency.Expected(key)),
-                }, context.Owner, reason: null);
-                break;
+                var polls = edit.Polls + 1;
+                var started = result.Status == PollStatus.Running ? edit.StartedAt ?? now : edit.StartedAt;
+                var next = now + schedule.Next(now - edit.SubmittedAt!.Value, polls, latency.Expected(key));
+                return new PollVerdict(new EditMove(edit, edit with { Polls = polls, Attempt = 0, StartedAt = started, DueAt = next }, null),
+                    new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt!.Value, next));
         }
     }
+
+    /// <summary>
+    /// A status call (or cancel) that failed: nothing sent or the provider down costs no attempt, only a wait; anything else
+    /// is an attempt, and the edit fails once they are spent (the task may still finish at the provider).
+    /// </summary>
+    private PollVerdict Failure(EditRecord edit, Exception error)
+    {
+        var now = time.GetUtcNow();
+        var message = error is ProviderException ? error.Message : $"{error.GetType().Name}: {error.Message}";
+        if (error is ProviderException { Kind: ProviderErrorKind.Throttled or ProviderErrorKind.Unavailable } waiting)
+        {
+            var wait = (waiting.RetryAfter is { } after && after > TimeSpan.Zero ? after : options.RetryBaseDelay) + (options.RetryBaseDelay * random());
+            var dueAt = now + wait;
+            return new PollVerdict(new EditMove(edit, edit with { Error = message, DueAt = dueAt }, null),
+                new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt ?? now, dueAt));
+        }
+
+        var attempt = edit.Attempt + 1;
+        if (attempt >= options.MaxAttempts)
+        {
+            var why = $"gave up polling after {attempt} attempts: {message}";
+            LogGaveUp(edit.Id, why);
+            return new PollVerdict(new EditMove(edit, edit with { Attempt = attempt, State = EditState.Failed, Error = message, FinishedAt = now }, why),
+                new StepOutcome.Failed(why));
+        }
+
+        var delay = Backoff.Delay(attempt, options.RetryBaseDelay, options.RetryMaxDelay, random());
+        LogPollFailed(edit.Id, attempt, delay, message);
+        return new PollVerdict(new EditMove(edit, edit with { Attempt = attempt, Error = message, DueAt = now + delay }, $"poll attempt {attempt} failed: {message}"),
+            new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt ?? now, now + delay));
+    }
+
+    public static string Describe(CancelOutcome outcome) => outcome switch
+    {
+        CancelOutcome.Requested => "the provider accepted the cancel",
+        CancelOutcome.AlreadyCompleted => "the provider had already finished the task",
+        CancelOutcome.NotFound => "the provider did not know the task",
+        _ => "the provider has no cancel: tracking stopped, and the provider may still charge for the task",
+    };
 
     /// <summary>What the history keeps of a completion: outputs, NSFW flags and the provider's inference time when reported.</summary>
     internal static string CompletedReason(PollResult result)
@@ -122,18 +182,21 @@ public sealed partial class PollStep(
         return result.Inference is { } inference ? $"{reason}, inference {inference.TotalMilliseconds:0} ms" : reason;
     }
 
-    private async Task TimeOutAsync(StepContext context, ProviderAccount account, TimeSpan elapsed, CancellationToken ct)
-    {
-        var job = context.Current;
-        var outcome = await account.Client.CancelAsync(job.RequestId!, ct);
-        var why = $"timed out: still at the provider after the {options.JobTimeout} Worker:JobTimeout; cancel sent: {CancelStep.Describe(outcome)}";
-        LogTimedOut(job.Id, why);
-        await changer.MoveAsync(job, job with { State = EditState.Failed, Error = why, FinishedAt = time.GetUtcNow() }, context.Owner, why);
-    }
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId}: provider task {RequestId} failed ({Error}); submitting again")]
+    private partial void LogResubmitting(long editId, string requestId, string error);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId}: provider task {RequestId} failed ({Error}); submitting again")]
-    private partial void LogResubmitting(long jobId, string requestId, string error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId} {Reason}")]
+    private partial void LogTimedOut(long editId, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} {Reason}")]
-    private partial void LogTimedOut(long jobId, string reason);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Edit {EditId}: cancel of {RequestId} answered {Outcome}")]
+    private partial void LogCancelled(long editId, string requestId, CancelOutcome outcome);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId}: poll attempt {Attempt} failed, trying again in {Delay}: {Error}")]
+    private partial void LogPollFailed(long editId, int attempt, TimeSpan delay, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Edit {EditId} {Reason}")]
+    private partial void LogGaveUp(long editId, string reason);
 }
+
+/// <summary>A poll's decision: the move to write, and what the edit's Hangfire job shows next.</summary>
+public sealed record PollVerdict(EditMove Move, StepOutcome Outcome);

@@ -1,144 +1,164 @@
-using System.Globalization;
 using Microsoft.Extensions.Logging;
-using QwenBatch.FlowControl;
 using QwenBatch.Edits;
+using QwenBatch.FlowControl;
 using QwenBatch.Providers;
-using QwenBatch.Storage;
 
 namespace QwenBatch.Steps;
 
-/// <summary>pending → submitting → at_provider: sends the job to its provider and records the request id at once.</summary>
+/// <summary>
+/// queued → submitting → at_provider: sends the edit to its provider and records the request id before anything else.
+/// The edit is marked submitting only as its POST goes out: its budget was reserved and its request slot booked when the
+/// feeder queued it, so nothing waits here — unless the slot went by while its job waited, and the POST books a fresh one.
+/// </summary>
 public sealed partial class SubmitStep(
     EditStateChanger changer,
-    IJobStore store,
     ProviderRegistry providers,
     EditRequestBuilder requests,
     PollSchedule schedule,
     LatencyModel latency,
+    UnwrittenMoves unwritten,
+    StepFailures failures,
     TimeProvider time,
-    ILogger<SubmitStep> logger) : IJobStep
+    ILogger<SubmitStep> logger,
+    BookedSlots? slots = null)
 {
-    /// <summary>Tries to store an accepted request id while the store is away, before treating the submit as uncertain.</summary>
-    internal const int StoreAttempts = 10;
+    /// <summary>Tries to store an accepted request id before it is kept in the process for later.</summary>
+    internal const int StoreAttempts = 3;
 
-    /// <summary>Wait before the second try to store a request id; grows linearly (about 27 s over all tries).</summary>
-    internal static readonly TimeSpan StoreRetryDelay = TimeSpan.FromMilliseconds(500);
+    /// <summary>Wait before the second try to store a request id; grows linearly.</summary>
+    internal static readonly TimeSpan StoreRetryDelay = TimeSpan.FromMilliseconds(250);
 
-    public bool CanRun(EditRecord job) => job.State == EditState.Pending;
-
-    public async Task RunAsync(StepContext context, CancellationToken ct)
+    public async Task<StepOutcome> RunAsync(EditRecord edit, string by, CancellationToken ct)
     {
-        var job = context.Current;
-        var account = providers.Get(job.Provider);
-        var provider = account.Client;
-        var request = await requests.BuildAsync(job.Spec, ct);
-
-        // Reserve the most this task can cost before sending it, so neither the batch budget nor the account's daily
-        // budget is ever exceeded. Checkpoint: from the move to 'submitting' until the request id is stored the provider may
-        // accept a task we cannot see. A crash in this window leaves the job in 'submitting'; the rescuer counts it as an
-        // uncertain submit before trying again.
-        var maxCost = job.Spec.N * account.Options.PricePerImage;
-        var submitting = account.Options.DailyBudgetUsd is null
-            // One write: the move's guard refuses a reservation the batch budget cannot hold.
-            ? await changer.MoveAsync(job, job with { State = EditState.Submitting, ReservedUsd = maxCost }, context.Owner, reason: null, keepLease: true)
-            : null;
-        if (submitting is null)
+        if (edit.State != EditState.Queued)
         {
-            // The exact verdict, from the one place reservations are decided: with a daily budget always (it needs the
-            // account's day locked), otherwise only when the move above missed (over the batch budget, or no longer ours).
-            var verdict = await store.TryReserveBudgetAsync(new BudgetReservation(job.Id, context.Owner, maxCost, account.Options.DailyBudgetUsd), ct);
-            switch (verdict.Refusal)
-            {
-                case BudgetRefusal.NotLeased:
-                    return;
-                case BudgetRefusal.BatchBudget:
-                    await HoldAsync(context, maxCost, ct);
-                    return;
-                case BudgetRefusal.DailyBudget:
-                    await HoldForTheDayAsync(context, account, maxCost, verdict);
-                    return;
-            }
-
-            job = job with { ReservedUsd = maxCost };
-            submitting = await changer.MoveAsync(job, job with { State = EditState.Submitting }, context.Owner, reason: null, keepLease: true);
-            if (submitting is null)
-            {
-                return;
-            }
+            throw new InvalidOperationException($"Edit {edit.Id} is {edit.State}, not queued: there is nothing to submit.");
         }
 
-        context.Current = submitting;
-        var accepted = await provider.SubmitAsync(request, ct);
+        if (edit.CancelRequested)
+        {
+            // Flagged while an earlier attempt was being sent, and back in the queue for a retry: not sent again.
+            const string why = "cancelled by an operator before it was submitted again";
+            var cancelled = await changer.MoveAsync(edit, edit with { State = EditState.Cancelled, Error = why, FinishedAt = time.GetUtcNow() }, by, why);
+            return cancelled is null ? StepOutcome.Moved.Instance : new StepOutcome.Cancelled(why);
+        }
 
-        // Persist the request id before anything else: it is what prevents a second paid submit after a crash.
-        var now = time.GetUtcNow();
-        var atProvider = submitting with
+        var current = edit;
+        try
         {
-            State = EditState.AtProvider,
-            RequestId = accepted.RequestId,
-            AcceptedSubmits = submitting.AcceptedSubmits + 1,
-            Attempt = 0,
-            Polls = 0,
-            Error = null,
-            SubmittedAt = now,
-            StartedAt = null,
-            DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(job.Provider, job.Spec.N, job.Spec.Size))),
-        };
-        var stored = await StoreAcceptedAsync(context, submitting, atProvider, ct);
-        if (stored is null)
+            var account = providers.Get(edit.Provider);
+            var request = await requests.BuildAsync(edit.Spec, ct);
+
+            // Checkpoint: from the move to 'submitting' until the request id is stored, the provider may accept a task we
+            // cannot see. A process killed in this window leaves the edit in 'submitting'; the next run of its job counts
+            // an uncertain submit before trying again.
+            if (await changer.MoveAsync(edit, edit with { State = EditState.Submitting }, by, reason: null) is not { } submitting)
+            {
+                return StepOutcome.Moved.Instance;
+            }
+
+            current = submitting;
+            SubmitAccepted accepted;
+            using (OnBookedSlot(edit.Id, account.Options) ? PrebookedRequest.Begin() : null)
+            {
+                accepted = await account.Client.SubmitAsync(request, ct);
+            }
+
+            var now = time.GetUtcNow();
+            var atProvider = submitting with
+            {
+                State = EditState.AtProvider,
+                RequestId = accepted.RequestId,
+                AcceptedSubmits = submitting.AcceptedSubmits + 1,
+                Attempt = 0,
+                Polls = 0,
+                Error = null,
+                SubmittedAt = now,
+                StartedAt = null,
+                DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size))),
+            };
+            return await StoreAcceptedAsync(new EditMove(submitting, atProvider, $"accepted as {accepted.RequestId}"), by);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested && current.State == EditState.Queued)
         {
-            LogAcceptedButNotRecorded(job.Id, accepted.RequestId);
+            // Stopped before anything was sent: the job runs again and finds the edit as it was.
+            throw;
+        }
+        catch (Exception ex)
+        {
+            return await RecordFailureAsync(current, ex, by);
         }
     }
 
     /// <summary>
-    /// The request id in hand is what spares a second paid submit, so a store that is away (a database restart) is
-    /// waited for, a while, before the failure goes to the runner, which counts the submit as uncertain.
+    /// Whether the POST goes out on the slot the feeder booked for it: yes unless the provider is rate-limited and the slot
+    /// was booked elsewhere or passed more than one request interval ago (see <see cref="BookedSlots"/>); then the request
+    /// books a fresh slot and waits for it, rather than leave together with the requests booked after it.
     /// </summary>
-    private async Task<EditRecord?> StoreAcceptedAsync(StepContext context, EditRecord submitting, EditRecord atProvider, CancellationToken ct)
+    private bool OnBookedSlot(long editId, ProviderOptions account) =>
+        slots is null || account.RequestInterval is not { } interval || slots.TryTake(editId, interval);
+
+    /// <summary>
+    /// A failed submit is written like any failed step; but one that was sent knows something the store must not lose (a
+    /// clear refusal, or that the provider may have a task): if the store is away, that move is kept for later too.
+    /// </summary>
+    private async Task<StepOutcome> RecordFailureAsync(EditRecord current, Exception error, string by)
     {
+        var (move, outcome) = failures.Decide(current, error);
+        if (move is null)
+        {
+            return outcome;
+        }
+
+        try
+        {
+            var moved = await changer.MoveAsync(move.Current, move.Next, by, move.Reason);
+            return moved is null && outcome is not StepOutcome.Retry ? StepOutcome.Moved.Instance : outcome;
+        }
+        catch (Exception storeError) when (current.State == EditState.Submitting)
+        {
+            unwritten.Keep(move, by);
+            return new StepOutcome.Retry(new InvalidOperationException($"{error.Message}; the store is away too, so what the submit learned is written when it answers", storeError));
+        }
+    }
+
+    /// <summary>
+    /// The request id in hand is what spares a second paid submit: a store that is away is tried a few times, then the
+    /// move is kept in the process and written when the store answers (the edit's next step looks there first).
+    /// </summary>
+    private async Task<StepOutcome> StoreAcceptedAsync(EditMove move, string by)
+    {
+        var accepted = move.Next;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                return await changer.MoveAsync(submitting, atProvider, context.Owner, $"accepted as {atProvider.RequestId}");
+                var stored = await changer.MoveAsync(move.Current, accepted, by, move.Reason);
+                if (stored is null)
+                {
+                    LogAcceptedButMoved(accepted.Id, accepted.RequestId!);
+                    return StepOutcome.Moved.Instance;
+                }
+
+                return new StepOutcome.AtProvider(accepted.RequestId!, accepted.Provider, accepted.SubmittedAt!.Value, accepted.DueAt);
             }
-            catch (Exception ex) when (attempt < StoreAttempts && !ct.IsCancellationRequested)
+            catch (Exception ex) when (attempt < StoreAttempts)
             {
-                LogStoreRetry(ex, submitting.Id, atProvider.RequestId!, attempt);
-                await Task.Delay(StoreRetryDelay * attempt, time, ct);
+                LogStoreRetry(ex, accepted.Id, accepted.RequestId!, attempt);
+                await Task.Delay(StoreRetryDelay * attempt, time, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                unwritten.Keep(move, by);
+                return new StepOutcome.Retry(new InvalidOperationException(
+                    $"the provider accepted the submit as {accepted.RequestId}, but the store is away; it is written when the store answers", ex));
             }
         }
     }
 
-    private async Task HoldAsync(StepContext context, decimal maxCost, CancellationToken ct)
-    {
-        var job = context.Current;
-        var batch = await store.GetBatchAsync(job.BatchId, ct);
-        var why = string.Create(CultureInfo.InvariantCulture,
-            $"held: the batch budget of ${batch?.BudgetUsd:0.00##} would be exceeded (spent ${batch?.SpentUsd:0.00##}, reserved ${batch?.ReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); raise it with --budget");
-        LogHeld(job.Id, why);
-        await changer.MoveAsync(job, job with { State = EditState.Held, Error = why }, context.Owner, why);
-    }
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Edit {EditId} was accepted as {RequestId} but storing it failed (try {Attempt}); trying again")]
+    private partial void LogStoreRetry(Exception ex, long editId, string requestId, int attempt);
 
-    private async Task HoldForTheDayAsync(StepContext context, ProviderAccount account, decimal maxCost, BudgetVerdict verdict)
-    {
-        var job = context.Current;
-        var why = DailyHoldReason(account, maxCost, verdict);
-        LogHeld(job.Id, why);
-        await changer.MoveAsync(job, job with { State = EditState.Held, Error = why }, context.Owner, why);
-    }
-
-    /// <summary>Names the provider, the cap, what is spent and reserved today, and when the job resumes.</summary>
-    internal static string DailyHoldReason(ProviderAccount account, decimal maxCost, BudgetVerdict verdict) => string.Create(CultureInfo.InvariantCulture,
-        $"held: the {account.Name} daily budget of ${account.Options.DailyBudgetUsd:0.00##} would be exceeded on {verdict.Day:yyyy-MM-dd} (UTC) (spent today ${verdict.DaySpentUsd:0.00##}, reserved ${verdict.DayReservedUsd:0.00##}, this job needs up to ${maxCost:0.00##}); it resumes by itself after 00:00 UTC or when DailyBudgetUsd is raised");
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} was accepted as {RequestId} but storing it failed (try {Attempt}); trying again")]
-    private partial void LogStoreRetry(Exception ex, long jobId, string requestId, int attempt);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} {Reason}")]
-    private partial void LogHeld(long jobId, string reason);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} was accepted as {RequestId} but another worker took it over first; the provider may run it twice")]
-    private partial void LogAcceptedButNotRecorded(long jobId, string requestId);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Edit {EditId} was accepted as {RequestId} but someone else moved it first; the provider may run it twice")]
+    private partial void LogAcceptedButMoved(long editId, string requestId);
 }

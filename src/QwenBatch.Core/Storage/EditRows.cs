@@ -22,23 +22,14 @@ public abstract class RowDialect
 /// <summary>The column lists and row mapping shared by every backend, so both read a job the same way.</summary>
 public static class EditRows
 {
-    public const string JobColumns =
+    public const string EditColumns =
         "id, batch_id, key, content_hash, state, provider, spec, request_id, attempt, accepted_submits, uncertain_submits, polls, "
-        + "due_at, lease_owner, lease_expires_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
+        + "due_at, hangfire_job, updated_at, outputs, files, cost_usd, error, created_at, submitted_at, finished_at, "
         + "reserved_usd, cancel_requested, started_at, revision, replaces, superseded_by";
-
-    /// <summary>
-    /// How a rescued job's history row begins (the rescuer appends who held it). The servers page finds rescues by this
-    /// prefix, through a partial index on it (migration 7): change both together.
-    /// </summary>
-    public const string RescueReason = "lease expired";
 
     public const string BatchColumns = "id, name, source, provider, storage_dir, created_at, budget_usd, spent_usd, reserved_usd, cancel_requested_at, failure";
 
-    /// <summary>The claimable states as a SQL list; spelled out so partial indexes match the queries.</summary>
-    public const string ClaimableSql = "('pending', 'at_provider', 'downloading')";
-
-    public static EditRecord ReadJob(DbDataReader r, RowDialect d) => new()
+    public static EditRecord ReadEdit(DbDataReader r, RowDialect d) => new()
     {
         Id = r.GetInt64(0),
         BatchId = r.GetInt64(1),
@@ -53,8 +44,8 @@ public static class EditRows
         UncertainSubmits = r.GetInt32(10),
         Polls = r.GetInt32(11),
         DueAt = d.Time(r, 12),
-        LeaseOwner = r.IsDBNull(13) ? null : r.GetString(13),
-        LeaseExpiresAt = d.NullableTime(r, 14),
+        HangfireJob = r.IsDBNull(13) ? null : r.GetString(13),
+        UpdatedAt = d.Time(r, 14),
         Outputs = StoreJson.Read<List<ProviderOutput>>(r.GetString(15)),
         Files = StoreJson.Read<List<OutputFile>>(r.GetString(16)),
         CostUsd = d.Money(r, 17),

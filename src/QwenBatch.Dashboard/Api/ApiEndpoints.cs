@@ -22,17 +22,17 @@ internal static class ApiEndpoints
         api.MapGet("/batches/{id:long}/report.{format}", ReportAsync);
 
         var writes = api.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireTokenOrSameOrigin).DisableAntiforgery();
-        writes.MapPost("/batches", (HttpRequest request, IJobStore store, IOptions<DashboardOptions> options, CancellationToken ct) =>
+        writes.MapPost("/batches", (HttpRequest request, IStore store, IOptions<DashboardOptions> options, CancellationToken ct) =>
             ManifestUpload.HandleAsync(request, store, options.Value, ct));
-        writes.MapPost("/batches/{id:long}/cancel", async (long id, IJobStore store, CancellationToken ct) =>
-            await store.GetBatchAsync(id, ct) is null ? Results.NotFound() : Results.Ok(new { batch = id, cancelled = await store.RequestCancelAsync(id, ct) }));
-        writes.MapPost("/batches/{id:long}/retry", async (long id, IJobStore store, CancellationToken ct) =>
+        writes.MapPost("/batches/{id:long}/cancel", async (long id, IStore store, EditStateChanger edits, CancellationToken ct) =>
+            await store.GetBatchAsync(id, ct) is null ? Results.NotFound() : Results.Ok(new { batch = id, cancelled = await edits.CancelBatchAsync(id, ct) }));
+        writes.MapPost("/batches/{id:long}/retry", async (long id, IStore store, EditStateChanger edits, CancellationToken ct) =>
             await store.GetBatchAsync(id, ct) is null
                 ? Results.NotFound()
-                : Results.Ok(new { batch = id, requeued = await store.RequeueAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct) }));
+                : Results.Ok(new { batch = id, requeued = await edits.RequeueBatchAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct) }));
     }
 
-    private static async Task<IResult> HealthAsync(IJobStore store, CancellationToken ct)
+    private static async Task<IResult> HealthAsync(IStore store, CancellationToken ct)
     {
         try
         {
@@ -48,18 +48,18 @@ internal static class ApiEndpoints
         }
     }
 
-    private static async Task<IResult> ListAsync(IJobStore store, CancellationToken ct)
+    private static async Task<IResult> ListAsync(IStore store, CancellationToken ct)
     {
         var counts = (await store.GetStateCountsAsync(ct)).ToLookup(c => c.BatchId);
         var batches = await store.GetBatchesAsync(ct);
         return Results.Ok(batches.Select(b => BatchStatus.Of(b, new Batches.BatchProgress(b.Id, counts[b.Id].ToDictionary(c => c.State, c => (int)c.Count), b.SpentUsd))));
     }
 
-    private static async Task<IResult> GetAsync(long id, IJobStore store, CancellationToken ct) =>
+    private static async Task<IResult> GetAsync(long id, IStore store, CancellationToken ct) =>
         await store.GetBatchAsync(id, ct) is { } batch ? Results.Ok(BatchStatus.Of(batch, await store.GetProgressAsync(id, ct))) : Results.NotFound();
 
     /// <summary>The batch's report, (re)written into the batch folder from the store by the same builders as the CLI.</summary>
-    private static async Task<IResult> ReportAsync(long id, string format, IJobStore store, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> ReportAsync(long id, string format, IStore store, TimeProvider time, CancellationToken ct)
     {
         if (await store.GetBatchAsync(id, ct) is not { } batch)
         {

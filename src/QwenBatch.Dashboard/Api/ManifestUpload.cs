@@ -15,7 +15,7 @@ internal static class ManifestUpload
 {
     private static readonly string[] Extensions = [".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson"];
 
-    public static async Task<IResult> HandleAsync(HttpRequest request, IJobStore store, DashboardOptions options, CancellationToken ct)
+    public static async Task<IResult> HandleAsync(HttpRequest request, IStore store, DashboardOptions options, CancellationToken ct)
     {
         if (!request.HasFormContentType || (await request.ReadFormAsync(ct)).Files.GetFile("manifest") is not { Length: > 0 } file)
         {

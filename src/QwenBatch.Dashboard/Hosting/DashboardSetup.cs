@@ -6,14 +6,19 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using QwenBatch.Dashboard.Api;
 using QwenBatch.Dashboard.Pages;
 using QwenBatch.Dashboard.Security;
-using QwenBatch.Schedules;
+using Hangfire;
+using Microsoft.Extensions.Options;
 
 namespace QwenBatch.Dashboard.Hosting;
 
 /// <summary>Adds the dashboard and API to an ASP.NET Core app: options, antiforgery, the loopback/credentials gate, routes.</summary>
 public static class DashboardSetup
 {
-    /// <summary>Registers options from <c>Dashboard</c> (the storage root defaults to <c>Storage:Root</c>). Needs an IJobStore and a TimeProvider.</summary>
+    /// <summary>
+    /// Registers options from <c>Dashboard</c> (the storage root defaults to <c>Storage:Root</c>) and Hangfire's dashboard
+    /// services. Needs the store, a TimeProvider, the edit state owner, and Hangfire's <see cref="JobStorage"/> and job
+    /// filter provider (so the dashboard's buttons go through QwenBatch's filters).
+    /// </summary>
     public static IServiceCollection AddQwenBatchDashboard(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<DashboardOptions>().Configure(o =>
@@ -23,9 +28,8 @@ public static class DashboardSetup
         });
         services.AddRouting();
 
-        // The schedules page's "trigger now" fires in this process; a host that composes its own runner (serve) keeps it.
-        services.TryAddSingleton<ScheduleOptions>();
-        services.TryAddSingleton<ScheduleRunner>();
+        // Hangfire's dashboard services, over the storage and filters registered before (TryAdd keeps them).
+        services.AddHangfire((_, _) => { });
         services.AddAntiforgery(o =>
         {
             o.Cookie.Name = "qwenbatch.antiforgery";
@@ -47,10 +51,19 @@ public static class DashboardSetup
             headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
             await next(context);
         });
+        var options = app.ApplicationServices.GetRequiredService<IOptions<DashboardOptions>>().Value;
+        app.UseHangfireDashboard("/hangfire", new global::Hangfire.DashboardOptions
+        {
+            // Access is the gate's rule above (loopback, or the configured credentials), for Hangfire's pages as for ours.
+            Authorization = [],
+            IsReadOnlyFunc = _ => options.ReadOnly,
+            DashboardTitle = "QwenBatch",
+            AppPath = "/dashboard",
+        });
         app.UseRouting();
         app.UseEndpoints(endpoints =>
         {
-            endpoints.MapGet("/", () => Results.Redirect("/dashboard"));
+            endpoints.MapGet("/", () => Results.Redirect("/hangfire"));
             PageEndpoints.Map(endpoints);
             ApiEndpoints.Map(endpoints);
         });

@@ -11,7 +11,7 @@ namespace QwenBatch.Dashboard.Pages;
 /// <summary>The batch list (progress, spend, ETA from the counters) and a batch's page with its actions and reports.</summary>
 internal static class BatchPages
 {
-    public static async Task<IResult> ListAsync(IJobStore store, TimeProvider time, CancellationToken ct)
+    public static async Task<IResult> ListAsync(IStore store, TimeProvider time, CancellationToken ct)
     {
         var counts = (await store.GetStateCountsAsync(ct)).ToLookup(c => c.BatchId);
         var now = time.GetUtcNow();
@@ -27,7 +27,7 @@ internal static class BatchPages
         return Page("Batches", body.Append("</table>").ToString());
     }
 
-    public static async Task<IResult> ShowAsync(long id, HttpContext context, IJobStore store, TimeProvider time, CancellationToken ct)
+    public static async Task<IResult> ShowAsync(long id, HttpContext context, IStore store, TimeProvider time, CancellationToken ct)
     {
         if (await store.GetBatchAsync(id, ct) is not { } batch)
         {
@@ -46,10 +46,18 @@ internal static class BatchPages
                 .Append(E(failure)).Append("</pre></div>");
         }
 
-        body.Append("<table><tr><th>State</th><th>Jobs</th></tr>");
+        body.Append("<table><tr><th>State</th><th>Edits</th></tr>");
         foreach (var state in Enum.GetValues<EditState>())
         {
-            body.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"/dashboard/jobs/{state.ToDbName()}?batch={id}\">{state.ToDbName()}</a></td><td data-count=\"{state.ToDbName()}\">{progress.Count(state)}</td></tr>");
+            body.Append(CultureInfo.InvariantCulture, $"<tr><td>{state.ToDbName()}</td><td data-count=\"{state.ToDbName()}\">{progress.Count(state)}</td></tr>");
+        }
+
+        body.Append("</table><h2>Latest edits</h2><table><tr><th>Edit</th><th>Key</th><th>State</th><th>Hangfire job</th><th>Error</th></tr>");
+        foreach (var edit in await store.QueryEditsAsync(new EditQuery(BatchId: id, Limit: 20), ct))
+        {
+            body.Append(CultureInfo.InvariantCulture, $"<tr><td><a href=\"/dashboard/job/{edit.Id}\">{edit.Id}</a></td><td>{E(edit.Key)}</td><td>{edit.State.ToDbName()}</td>")
+                .Append(edit.HangfireJob is { } job ? $"<td><a href=\"/hangfire/jobs/details/{E(job)}\">{E(job)}</a></td>" : "<td></td>")
+                .Append(CultureInfo.InvariantCulture, $"<td>{E(edit.Error)}</td></tr>");
         }
 
         body.Append("</table><p>");

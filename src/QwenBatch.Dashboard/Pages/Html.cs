@@ -45,8 +45,7 @@ internal static class Html
 
     private static readonly (string Href, string Label)[] Nav =
     [
-        ("/dashboard", "Overview"), ("/dashboard/batches", "Batches"), ("/dashboard/jobs/failed", "Jobs"), ("/dashboard/servers", "Servers"),
-        ("/dashboard/schedules", "Schedules"),
+        ("/dashboard", "Overview"), ("/dashboard/batches", "Batches"), ("/hangfire", "Hangfire: jobs, servers, recurring jobs"),
     ];
 
     private const string Css = """

@@ -15,9 +15,9 @@ internal static class JobFiles
         [".png"] = "image/png", [".jpg"] = "image/jpeg", [".jpeg"] = "image/jpeg", [".webp"] = "image/webp", [".gif"] = "image/gif", [".bmp"] = "image/bmp",
     };
 
-    public static async Task<IResult> OutputAsync(long id, int index, IJobStore store, CancellationToken ct)
+    public static async Task<IResult> OutputAsync(long id, int index, IStore store, CancellationToken ct)
     {
-        if (await store.GetJobAsync(id, ct) is not { } job || index < 0 || index >= job.Files.Count || await store.GetBatchAsync(job.BatchId, ct) is not { } batch)
+        if (await store.GetEditAsync(id, ct) is not { } job || index < 0 || index >= job.Files.Count || await store.GetBatchAsync(job.BatchId, ct) is not { } batch)
         {
             return Results.NotFound();
         }
@@ -25,9 +25,9 @@ internal static class JobFiles
         return Serve(batch.StorageDir, Path.Combine(batch.StorageDir, job.Files[index].Path));
     }
 
-    public static async Task<IResult> InputAsync(long id, int index, IJobStore store, DashboardOptions options, CancellationToken ct)
+    public static async Task<IResult> InputAsync(long id, int index, IStore store, DashboardOptions options, CancellationToken ct)
     {
-        if (options.InputRoot is not { Length: > 0 } root || await store.GetJobAsync(id, ct) is not { } job || index < 0 || index >= job.Spec.Images.Count)
+        if (options.InputRoot is not { Length: > 0 } root || await store.GetEditAsync(id, ct) is not { } job || index < 0 || index >= job.Spec.Images.Count)
         {
             return Results.NotFound();
         }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -16,30 +15,24 @@ internal static class PageEndpoints
     {
         var pages = app.MapGroup("/dashboard");
         pages.MapGet("", OverviewPage.RenderAsync);
-        pages.MapGet("/stats", OverviewPage.StatsAsync);
         pages.MapGet("/batches", BatchPages.ListAsync);
         pages.MapGet("/batches/{id:long}", BatchPages.ShowAsync);
-        pages.MapGet("/jobs/{state}", JobPages.ListAsync);
-        pages.MapGet("/job/{id:long}", JobPages.ShowAsync);
+        pages.MapGet("/job/{id:long}", EditPage.ShowAsync);
         pages.MapGet("/job/{id:long}/output/{index:int}", JobFiles.OutputAsync);
-        pages.MapGet("/job/{id:long}/input/{index:int}", (long id, int index, IJobStore store, IOptions<DashboardOptions> o, CancellationToken ct) =>
+        pages.MapGet("/job/{id:long}/input/{index:int}", (long id, int index, IStore store, IOptions<DashboardOptions> o, CancellationToken ct) =>
             JobFiles.InputAsync(id, index, store, o.Value, ct));
-        pages.MapGet("/servers", (HttpContext context, IJobStore store, TimeProvider time, IOptions<DashboardOptions> o, CancellationToken ct) =>
-            ServersPage.RenderAsync(context, store, time, o.Value, ct));
 
         // The filter validates the token itself, so the framework's automatic form check is turned off for these.
         var forms = pages.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireFormToken).DisableAntiforgery();
-        forms.MapPost("/batches/{id:long}/cancel", async (long id, IJobStore store, CancellationToken ct) =>
+        forms.MapPost("/batches/{id:long}/cancel", async (long id, EditStateChanger edits, CancellationToken ct) =>
         {
-            await store.RequestCancelAsync(id, ct);
+            await edits.CancelBatchAsync(id, ct);
             return Results.Redirect($"/dashboard/batches/{id}");
         });
-        forms.MapPost("/batches/{id:long}/retry", async (long id, IJobStore store, CancellationToken ct) =>
+        forms.MapPost("/batches/{id:long}/retry", async (long id, EditStateChanger edits, CancellationToken ct) =>
         {
-            await store.RequeueAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct);
+            await edits.RequeueBatchAsync(id, [EditState.Failed, EditState.Cancelled, EditState.Held], ct);
             return Results.Redirect($"/dashboard/batches/{id}");
         });
-        forms.MapPost("/jobs/bulk", JobPages.BulkAsync);
-        SchedulesPage.Map(pages, forms);
     }
 }

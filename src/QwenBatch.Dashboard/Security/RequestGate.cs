@@ -8,14 +8,16 @@ namespace QwenBatch.Dashboard.Security;
 
 /// <summary>
 /// Who may talk to the dashboard: loopback requests always (Hangfire's default), remote ones only with the configured
-/// credentials — a bearer token for <c>/api</c>, basic auth for the pages. Everything else gets 401 or 403.
+/// credentials — a bearer token for <c>/api</c>, basic auth for the pages, Hangfire's dashboard at <c>/hangfire</c>
+/// included (it is mounted with no authorization filter of its own, so this gate is all that guards it). Everything else
+/// gets 401 or 403.
 /// </summary>
 internal sealed class RequestGate(RequestDelegate next, IOptions<DashboardOptions> options)
 {
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
-        var guarded = path.StartsWithSegments("/dashboard") || path.StartsWithSegments("/api");
+        var guarded = path.StartsWithSegments("/dashboard") || path.StartsWithSegments("/hangfire") || path.StartsWithSegments("/api");
         if (!guarded || IsLoopback(context) || IsAuthorized(context, options.Value, path.StartsWithSegments("/api")))
         {
             await next(context);

@@ -33,10 +33,11 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     [Theory]
-    [InlineData("Worker__Concurrency", "0", "Worker:Concurrency", "between 1 and 1000")]
+    [InlineData("Hangfire__WorkerCount", "0", "Hangfire:WorkerCount", "between 1 and 1000")]
+    [InlineData("Hangfire__InvisibilityTimeout", "00:00:05", "Hangfire:InvisibilityTimeout", "between 00:00:15 and 01:00:00")]
     [InlineData("QWENBATCH_Worker__MaxAttempts", "500", "Worker:MaxAttempts", "between 1 and 100")]
     [InlineData("Providers__Odirouter__PricePerImage", "-1", "Providers:Odirouter:PricePerImage", "between 0 and 100")]
-    [InlineData("Worker__Concurrency", "many", "Worker:Concurrency", "'many'")]
+    [InlineData("Hangfire__WorkerCount", "many", "Hangfire:WorkerCount", "'many'")]
     public async Task Configuration_OutOfRange_Exits1WithOneLineNamingTheSettingAndRange(string variable, string value, string setting, string range)
     {
         var result = await CliProcess.RunAsync(_workspace.Root, new Dictionary<string, string> { [variable] = value }, "run", "samples/products.csv");

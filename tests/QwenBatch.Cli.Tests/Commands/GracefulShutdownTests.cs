@@ -1,12 +1,18 @@
+using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Cli.Tests.Support;
 using QwenBatch.Edits;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Cli.Tests.Commands;
 
-/// <summary>SIGTERM mid-batch, as Docker, systemd and Kubernetes stop a worker: nothing lost, nothing submitted twice.</summary>
+/// <summary>
+/// SIGTERM mid-batch, as Docker, systemd and Kubernetes stop a worker: the Hangfire server leaves the servers list and
+/// leaves no job Processing and no edit being submitted; another worker finishes without submitting anything again.
+/// </summary>
 public sealed class GracefulShutdownTests : IDisposable
 {
     private const string ApiKey = "odr-shutdown-key-7c21";
@@ -41,16 +47,17 @@ public sealed class GracefulShutdownTests : IDisposable
             stopped.ExitCode.ShouldBe(130, stopped.Output);
         }
 
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         var batch = (await store.FindBatchAsync("products", CancellationToken.None)).ShouldNotBeNull();
-        (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
-        (await store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.LeaseOwner == null);
+        var hangfire = HangfireOf(database).GetMonitoringApi();
+        hangfire.Servers().ShouldBeEmpty("a server that stops removes itself from Hangfire's servers");
+        hangfire.ProcessingCount().ShouldBe(0, "a step under way finished within the grace period");
+        (await store.GetEditsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State != EditState.Submitting);
 
         var heartbeat = Path.Combine(_workspace.Root, "worker.heartbeat");
         var workerEnvironment = new Dictionary<string, string>(environment)
         {
             ["Worker__HeartbeatFile"] = heartbeat,
-            ["Worker__HeartbeatInterval"] = "00:00:01",
         };
         await using (var worker = CliProcess.Start(_workspace.Root, workerEnvironment, "worker"))
         {
@@ -76,10 +83,18 @@ public sealed class GracefulShutdownTests : IDisposable
         stale.ExitCode.ShouldBe(1);
         stale.Stdout.ShouldContain("unhealthy");
 
-        var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
-        jobs.ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
-        (await simulator.SubmitsAsync()).ShouldBe(jobs.Count);
+        var edits = await store.GetEditsAsync(batch.Id, CancellationToken.None);
+        edits.ShouldAllBe(j => j.State == EditState.Succeeded && j.AcceptedSubmits == 1 && j.UncertainSubmits == 0);
+        (await simulator.SubmitsAsync()).ShouldBe(edits.Count);
         Directory.GetFiles(batch.StorageDir, "*.png").Length.ShouldBe(5);
-        (await store.GetServersAsync(CancellationToken.None)).ShouldBeEmpty();
+        hangfire.Servers().ShouldBeEmpty();
+    }
+
+    /// <summary>The fleet's Hangfire storage, read by the test only (it installs nothing).</summary>
+    private static PostgreSqlStorage HangfireOf(string database)
+    {
+        var options = JobStorages.Options(new HangfireOptions());
+        options.PrepareSchemaIfNecessary = false;
+        return new PostgreSqlStorage(new NpgsqlConnectionFactory(database, options), options);
     }
 }

@@ -46,7 +46,8 @@ public sealed class SecretsTests : IDisposable
         }
 
         var log = System.Text.Encoding.UTF8.GetString(await ReadSharedAsync(Directory.GetFiles(Path.Combine(_workspace.Root, "logs")).Single()));
-        log.ShouldContain("\"JobId\":");
+        log.ShouldContain("\"EditId\":");
+        log.ShouldContain("\"HangfireJob\":");
         log.ShouldContain("\"BatchId\":");
     }
 

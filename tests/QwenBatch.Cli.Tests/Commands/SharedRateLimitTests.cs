@@ -21,13 +21,14 @@ public sealed class SharedRateLimitTests : IDisposable
     {
         await using var simulator = await SimulatorProcess.StartAsync(_workspace.Root, "0.5-1",
             "--rate-limit", RequestsPerSecond.ToString(CultureInfo.InvariantCulture), "--max-concurrent", "100");
+        await using var recorder = SubmitRecorder.Start(simulator.BaseUrl);
         var database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("shared_limit");
         var manifest = Path.Combine(_workspace.Root, "burst.csv");
         await File.WriteAllLinesAsync(manifest,
             ["id,prompt,images", .. Enumerable.Range(1, Jobs).Select(i => $"job-{i:00},white background,https://images.example/{i}.png")]);
         var environment = new Dictionary<string, string>
         {
-            ["Providers__Odirouter__BaseUrl"] = simulator.BaseUrl.ToString(),
+            ["Providers__Odirouter__BaseUrl"] = recorder.BaseUrl,
             ["ODIROUTER_API_KEY"] = "odr-shared-limit-key",
             ["Providers__Odirouter__RequestsPerSecond"] = RequestsPerSecond.ToString(CultureInfo.InvariantCulture),
             ["ConnectionStrings__Postgres"] = database,
@@ -42,11 +43,11 @@ public sealed class SharedRateLimitTests : IDisposable
 
         run.ExitCode.ShouldBe(0, run.Output);
         var stats = await simulator.StatsAsync();
-        stats.GetProperty("rate_limited").GetInt64().ShouldBe(0);
+        stats.GetProperty("rate_limited").GetInt64().ShouldBe(0, Timeline(recorder.Calls));
         stats.GetProperty("submits").GetInt64().ShouldBe(Jobs);
-        await using var store = new PostgresJobStore(database, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(database, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         var batch = (await store.FindBatchAsync("burst", CancellationToken.None)).ShouldNotBeNull();
-        var jobs = await store.GetJobsAsync(batch.Id, CancellationToken.None);
+        var jobs = await store.GetEditsAsync(batch.Id, CancellationToken.None);
         jobs.ShouldAllBe(j => j.State == EditState.Succeeded);
 
         // Both processes did work: the limit was shared, not side-stepped by one process doing everything.
@@ -58,4 +59,8 @@ public sealed class SharedRateLimitTests : IDisposable
 
         owners.Count.ShouldBeGreaterThanOrEqualTo(2);
     }
+
+    /// <summary>When each call reached the provider, relative to the first, with its answer: where a 429 came from.</summary>
+    private static string Timeline(IReadOnlyList<RecordedCall> calls) => calls.Count == 0 ? "no calls" : string.Join("\n", calls.Select(c =>
+        string.Create(CultureInfo.InvariantCulture, $"{(c.Sent - calls[0].Sent).TotalMilliseconds,8:0} ms {c.Kind,-8} {c.Status}")));
 }

@@ -1,17 +1,18 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using Hangfire.States;
 using QwenBatch.Cli.Tests.Support;
 using QwenBatch.Edits;
 
 namespace QwenBatch.Cli.Tests.Reliability;
 
-/// <summary>What a chaos run may end with, beyond "nothing lost, nothing run twice at once".</summary>
+/// <summary>What a chaos run may end with, beyond "nothing lost, nothing done twice".</summary>
 internal sealed record AuditRules
 {
-    /// <summary>No <c>--fail-rate</c>: nothing the provider does is a reason to give up, so every job must succeed.</summary>
+    /// <summary>No <c>--fail-rate</c>: nothing the provider does is a reason to give up, so every edit must succeed.</summary>
     public bool AllSucceed { get; init; } = true;
 
-    /// <summary>With failed tasks: a job may fail only after the provider failed it this many times plus once (Worker:MaxProviderResubmits).</summary>
+    /// <summary>With failed tasks: an edit may fail only after the provider failed it this many times plus once (Worker:MaxProviderResubmits).</summary>
     public int MaxProviderResubmits { get; init; } = 2;
 
     /// <summary>The most uncertain submits (crash windows) the scenario allows; null = any, each still counted against paid submits.</summary>
@@ -25,33 +26,44 @@ internal sealed record AuditRules
 }
 
 /// <summary>The figures of an audited run, for the test output and docs/reliability.md.</summary>
-internal sealed record AuditFigures(int Jobs, int Succeeded, int Failed, long Submits, int Accepted, int Uncertain, long ChargedImages, decimal ChargedUsd, decimal ReportUsd, int Rescued, SimulatorTotals Simulator)
+internal sealed record AuditFigures(
+    int Jobs, int Succeeded, int Failed, long Submits, int Accepted, int Uncertain, long ChargedImages, decimal ChargedUsd, decimal ReportUsd, int Resumed,
+    SimulatorTotals Simulator)
 {
+    /// <summary>Submits the provider accepted beyond one per accepted task on record: the paid duplicates.</summary>
+    public long Extra => Submits - Accepted;
+
     public string Line => string.Create(CultureInfo.InvariantCulture,
-        $"jobs={Jobs} succeeded={Succeeded} failed={Failed} lost=0 submits={Submits} accepted={Accepted} uncertain={Uncertain} "
-        + $"paid_tasks={ChargedImages} extra_paid={Math.Max(0, ChargedImages - Succeeded)} charged_usd={ChargedUsd} report_usd={ReportUsd} rescued={Rescued} "
+        $"edits={Jobs} succeeded={Succeeded} failed={Failed} lost=0 submits={Submits} accepted={Accepted} extra={Extra} uncertain={Uncertain} "
+        + $"paid_tasks={ChargedImages} extra_paid={Math.Max(0, ChargedImages - Succeeded)} charged_usd={ChargedUsd} report_usd={ReportUsd} resumed_submits={Resumed} "
         + $"simulator_lives={Simulator.Lives} rate_limited={Simulator.RateLimited} faults=[{Simulator.FaultList}]");
 }
 
 /// <summary>
-/// The checks after every chaos run, read from the store, the storage folder, the report and the simulator: every job in a
-/// terminal state (and succeeded, or failed only as the provider's failures allow); every succeeded job's outputs whole;
-/// paid submits ≤ jobs + the crash windows hit; report total = the provider's charges; no job ever had two steps at once.
+/// The checks after every chaos run, read from the store, Hangfire, the storage folder, the report and the simulator:
+/// no edit lost (every one in a terminal state: succeeded, or failed only as the provider's failures allow); no edit done
+/// twice (one success in its history, no output file beyond its own, no step of it moved by two servers at once); every
+/// succeeded edit's outputs whole; the submits the provider accepted beyond one per edit no more than the uncertain
+/// submits counted; the report's total what the provider charged; every Hangfire job a killed worker was running taken
+/// up again by another server.
 /// </summary>
 internal static class BatchAudit
 {
+    /// <summary>The history reason of a submit taken up again after the run sending it was gone (EditJob.ResumeSubmitAsync).</summary>
+    public const string ResumedReason = "its submit was cut off";
+
     private static readonly byte[] PngSignature = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A];
 
     public static async Task<AuditFigures> CheckAsync(ChaosRig rig, AuditRules rules)
     {
         var batch = rig.Batch;
-        var final = await rig.Store.GetJobsAsync(batch.Id, CancellationToken.None);
+        var final = await rig.Store.GetEditsAsync(batch.Id, CancellationToken.None);
         final.Count.ShouldBe(rig.Setup.Jobs);
-        final.Where(j => !j.State.IsTerminal()).Select(j => $"{j.Key}: {j.State} {j.Error}").ShouldBeEmpty("every job ends in a terminal state");
+        final.Where(j => !j.State.IsTerminal()).Select(j => $"{j.Key}: {j.State} {j.Error}").ShouldBeEmpty("every edit ends in a terminal state");
         var histories = new Dictionary<long, IReadOnlyList<EditHistoryEntry>>();
-        foreach (var job in final)
+        foreach (var edit in final)
         {
-            histories[job.Id] = await rig.Store.GetHistoryAsync(job.Id, CancellationToken.None);
+            histories[edit.Id] = await rig.Store.GetHistoryAsync(edit.Id, CancellationToken.None);
         }
 
         if (rules.AllSucceed)
@@ -60,22 +72,23 @@ internal static class BatchAudit
         }
         else
         {
-            // A failed job is one the provider failed MaxProviderResubmits + 1 times: no fault of the transport, the database
-            // or a crash may use up a job's chances.
-            foreach (var job in final.Where(j => j.State != EditState.Succeeded))
+            // A failed edit is one the provider failed MaxProviderResubmits + 1 times: no fault of the transport, the database
+            // or a crash may use up an edit's chances.
+            foreach (var edit in final.Where(j => j.State != EditState.Succeeded))
             {
-                job.State.ShouldBe(EditState.Failed, job.Key);
-                var providerFailures = histories[job.Id].Count(h => h.Reason?.StartsWith("provider task ", StringComparison.Ordinal) == true
+                edit.State.ShouldBe(EditState.Failed, edit.Key);
+                var providerFailures = histories[edit.Id].Count(h => h.Reason?.StartsWith("provider task ", StringComparison.Ordinal) == true
                     && h.Reason.Contains(" failed", StringComparison.Ordinal));
-                providerFailures.ShouldBe(rules.MaxProviderResubmits + 1, $"{job.Key} failed ({job.Error}) after {providerFailures} provider failures");
+                providerFailures.ShouldBe(rules.MaxProviderResubmits + 1, $"{edit.Key} failed ({edit.Error}) after {providerFailures} provider failures");
             }
         }
 
-        // Every output on disk, a whole PNG, with the SHA-256 and length the store recorded; no temporary file left.
-        foreach (var job in final.Where(j => j.State == EditState.Succeeded))
+        // Every output on disk, a whole PNG, with the SHA-256 and length the store recorded; no temporary file left, and no
+        // file but the recorded ones (an edit downloaded twice under two names would leave one more).
+        foreach (var edit in final.Where(j => j.State == EditState.Succeeded))
         {
-            job.Files.ShouldNotBeEmpty(job.Key);
-            foreach (var file in job.Files)
+            edit.Files.ShouldNotBeEmpty(edit.Key);
+            foreach (var file in edit.Files)
             {
                 var bytes = await File.ReadAllBytesAsync(Path.Combine(batch.StorageDir, file.Path));
                 bytes.AsSpan(0, PngSignature.Length).SequenceEqual(PngSignature).ShouldBeTrue(file.Path);
@@ -85,14 +98,42 @@ internal static class BatchAudit
         }
 
         Directory.GetFiles(batch.StorageDir, "*.part", SearchOption.AllDirectories).ShouldBeEmpty();
+        var recorded = final.SelectMany(e => e.Files).Select(f => Path.GetFullPath(Path.Combine(batch.StorageDir, f.Path))).ToHashSet(StringComparer.Ordinal);
+        Directory.GetFiles(batch.StorageDir, "*.png", SearchOption.AllDirectories).Where(f => !recorded.Contains(Path.GetFullPath(f)))
+            .ShouldBeEmpty("an output file no edit recorded");
+
+        // The provider's own view, per edit, first (its failure names the edits and their stories): what it accepted for
+        // each, against what each edit counts.
+        var simulator = await rig.Simulator.TotalsAsync();
+        if (rig.Recorder is { } recorder)
+        {
+            var accepts = recorder.Submits.Where(s => s.Accepted).GroupBy(s => s.Image ?? "?").ToDictionary(g => g.Key, g => g.ToList());
+            accepts.Values.Sum(a => a.Count).ShouldBe((int)simulator.Submits, "the recorder saw every submit the simulator accepted");
+            var overrun = new List<string>();
+            foreach (var edit in final)
+            {
+                var taken = accepts.GetValueOrDefault(edit.Spec.Images.Single()) ?? [];
+                if (taken.Count > edit.AcceptedSubmits + edit.UncertainSubmits)
+                {
+                    var posts = taken.Select(t => string.Create(CultureInfo.InvariantCulture, $"    POST by {t.Key} sent {t.Sent:HH:mm:ss.fff} answered {t.Answered:HH:mm:ss.fff} as {t.RequestId}"));
+                    var story = histories[edit.Id].Select(h => string.Create(CultureInfo.InvariantCulture, $"    {h.At:HH:mm:ss.fff} {h.From}→{h.To} by {h.ServerId}: {h.Reason}"));
+                    var named = string.Create(CultureInfo.InvariantCulture, $"dit {edit.Id} ");
+                    var logged = rig.Workers.SelectMany(w => w.Stderr.Split('\n').Where(l => l.Contains(named, StringComparison.Ordinal)).Select(l => $"    worker {w.Id}: {l.TrimEnd()}"));
+                    overrun.Add($"{edit.Key} (edit {edit.Id}): the provider accepted {taken.Count}, the edit counts {edit.AcceptedSubmits} accepted and "
+                        + $"{edit.UncertainSubmits} uncertain\n{string.Join("\n", posts)}\n{string.Join("\n", story)}\n{string.Join("\n", logged)}");
+                }
+            }
+
+            overrun.ShouldBeEmpty("a submit the provider accepted is on record or counted as uncertain");
+        }
 
         // Paid submits: one per accepted task on record, plus at most one per crash window actually hit (counted as uncertain).
-        var simulator = await rig.Simulator.TotalsAsync();
         var accepted = final.Sum(j => j.AcceptedSubmits);
         var uncertain = final.Sum(j => j.UncertainSubmits);
         var succeeded = final.Count(j => j.State == EditState.Succeeded);
-        simulator.Submits.ShouldBeLessThanOrEqualTo(accepted + uncertain, "a submit the provider accepted is on record or counted as uncertain");
-        simulator.ChargedImages.ShouldBeLessThanOrEqualTo(succeeded + uncertain, "paid tasks ≤ succeeded jobs + crash windows hit");
+        simulator.Submits.ShouldBeGreaterThanOrEqualTo(accepted, "every accepted task on record was accepted by the provider");
+        (simulator.Submits - accepted).ShouldBeLessThanOrEqualTo(uncertain, "a submit the provider accepted is on record or counted as uncertain");
+        simulator.ChargedImages.ShouldBeLessThanOrEqualTo(succeeded + uncertain, "paid tasks ≤ succeeded edits + crash windows hit");
         if (rules.MaxUncertainSubmits is { } most)
         {
             uncertain.ShouldBeLessThanOrEqualTo(most);
@@ -116,28 +157,33 @@ internal static class BatchAudit
             reportTotal.ShouldBeLessThanOrEqualTo(simulator.ChargedUsd + (rules.LateCharges * ChaosRig.PricePerImage));
         }
 
-        // No job ever had two steps running at once, read from each job's history.
-        var rescued = 0;
-        foreach (var job in final)
+        // No edit done twice or moved by two servers at once, read from each edit's history.
+        var resumed = 0;
+        foreach (var edit in final)
         {
-            HistoryViolations(histories[job.Id], rig.Killed).ShouldBeEmpty(job.Key);
-            rescued += histories[job.Id].Count(h => h.Reason?.StartsWith("lease expired", StringComparison.Ordinal) == true);
+            HistoryViolations(histories[edit.Id], rig.Killed).ShouldBeEmpty(edit.Key);
+            resumed += histories[edit.Id].Count(h => h.Reason?.StartsWith(ResumedReason, StringComparison.Ordinal) == true);
         }
 
-        if (rig.Killed.Any(k => k.HeldJobs > 0))
+        // A killed worker's Hangfire jobs stayed Processing under its dead server; each was fetched again, by another.
+        foreach (var dead in rig.Killed)
         {
-            rescued.ShouldBeGreaterThanOrEqualTo(1, "the killed workers' leases were never rescued");
+            foreach (var job in dead.Jobs)
+            {
+                TakenUpAgain(rig, job, dead).ShouldBeTrue($"Hangfire job {job}, Processing on the killed server {dead.ServerTag}, was never run again by another server");
+            }
         }
 
         return new AuditFigures(final.Count, succeeded, final.Count(j => j.State == EditState.Failed), simulator.Submits, accepted, uncertain,
-            simulator.ChargedImages, simulator.ChargedUsd, reportTotal, rescued, simulator);
+            simulator.ChargedImages, simulator.ChargedUsd, reportTotal, resumed, simulator);
     }
 
     /// <summary>
     /// What the history forbids. Each entry must leave the state the previous one entered (a second, concurrent step would
-    /// move the job from a state it had already left). A job is in 'submitting' only under the lease of the server that
-    /// put it there: only that server, or the rescuer returning its lease, may move it on. And a killed server writes
-    /// nothing after its death except the rescuer's entries returning its leases.
+    /// move the edit from a state it had already left), and an edit succeeds once. An edit is in 'submitting' on behalf of
+    /// the server that put it there: only that server moves it on, unless the server was gone and the submit was taken up
+    /// again, or the edit's job gave up — both counted as an uncertain submit. And a killed server writes nothing after
+    /// its death.
     /// </summary>
     public static List<string> HistoryViolations(IReadOnlyList<EditHistoryEntry> history, IReadOnlyList<KilledWorker> killed)
     {
@@ -145,27 +191,61 @@ internal static class BatchAudit
         for (var i = 0; i < history.Count; i++)
         {
             var entry = history[i];
-            var returned = entry.Reason?.StartsWith("lease expired", StringComparison.Ordinal) == true
-                || entry.Reason?.StartsWith("released on shutdown", StringComparison.Ordinal) == true;
             if (i > 0 && entry.From != history[i - 1].To)
             {
-                violations.Add($"#{i}: {entry.From}→{entry.To} by {entry.ServerId}, but the job was {history[i - 1].To}");
+                violations.Add($"#{i}: {entry.From}→{entry.To} by {entry.ServerId}, but the edit was {history[i - 1].To}");
             }
 
-            if (i > 0 && entry.From == EditState.Submitting && !returned && entry.ServerId != history[i - 1].ServerId)
+            var takenOver = entry.Reason?.StartsWith(ResumedReason, StringComparison.Ordinal) == true
+                || entry.Reason?.StartsWith("gave up after", StringComparison.Ordinal) == true;
+            if (i > 0 && entry.From == EditState.Submitting && entry.To != EditState.Cancelled && !takenOver && entry.ServerId != history[i - 1].ServerId)
             {
-                violations.Add($"#{i}: {entry.ServerId} moved out of submitting while {history[i - 1].ServerId} held it");
+                violations.Add($"#{i}: {entry.ServerId} moved out of submitting while {history[i - 1].ServerId} was sending it");
             }
 
             foreach (var dead in killed)
             {
-                if (entry.ServerId?.Contains(dead.ServerTag, StringComparison.Ordinal) == true && entry.At > dead.At && !returned)
+                if (entry.ServerId?.Contains(dead.ServerTag, StringComparison.Ordinal) == true && entry.At > dead.At)
                 {
                     violations.Add($"#{i}: the killed server {dead.ServerTag} wrote {entry.From}→{entry.To} after it died");
                 }
             }
         }
 
+        if (history.Count(h => h.To == EditState.Succeeded) > 1)
+        {
+            violations.Add("succeeded more than once");
+        }
+
         return violations;
     }
+
+    /// <summary>
+    /// Whether the job left the dead server's hands: its run there was followed by a run on another server, or by a state
+    /// written before the death (the run ended between the look and the kill).
+    /// </summary>
+    private static bool TakenUpAgain(ChaosRig rig, string jobId, KilledWorker dead)
+    {
+        var details = rig.Hangfire().GetMonitoringApi().JobDetails(jobId);
+        if (details is null)
+        {
+            // Expired from Hangfire's tables: only a finished job expires, so it was run to its end by someone.
+            return true;
+        }
+
+        var history = details.History.OrderBy(h => h.CreatedAt).ToList();
+        var there = history.FindLastIndex(h => h.StateName == ProcessingState.StateName && RanOn(h, dead.ServerTag));
+        if (there < 0)
+        {
+            return true;
+        }
+
+        var next = history.Skip(there + 1).FirstOrDefault();
+        return next is not null && (next.StateName == ProcessingState.StateName || Utc(next.CreatedAt) <= dead.At);
+    }
+
+    private static bool RanOn(global::Hangfire.Storage.Monitoring.StateHistoryDto state, string serverTag) =>
+        state.Data.TryGetValue("ServerId", out var server) && server.Contains(serverTag, StringComparison.Ordinal);
+
+    private static DateTimeOffset Utc(DateTime at) => new(DateTime.SpecifyKind(at, DateTimeKind.Utc));
 }

@@ -23,7 +23,12 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
     private const string WaveSpeedKey = "ws-CANARY-93ab61f0e2c7";
     private const string DatabasePassword = "pg-CANARY-5e1d8a";
     private static readonly string[] Secrets = [OdirouterKey, WaveSpeedKey, DatabasePassword];
-    private static readonly string[] EditStates = ["pending", "submitting", "at_provider", "downloading", "succeeded", "failed", "cancelled", "held"];
+    private static readonly string[] HangfirePages =
+    [
+        "", "/jobs/enqueued", "/jobs/processing", "/jobs/scheduled", "/jobs/succeeded", "/jobs/failed", "/jobs/deleted", "/jobs/awaiting",
+        "/retries", "/recurring", "/servers",
+    ];
+
     private static readonly HttpClient Http = new() { Timeout = TimeSpan.FromSeconds(30) };
     private readonly Workspace _workspace = new();
 
@@ -94,7 +99,7 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
         var remoteChecked = 0;
         if (NetworkAddress() is { } address)
         {
-            foreach (var path in new[] { "dashboard", "api/batches", $"api/batches/{keysBatch}/report.csv" })
+            foreach (var path in new[] { "hangfire", "hangfire/jobs/failed", "dashboard", "api/batches", $"api/batches/{keysBatch}/report.csv" })
             {
                 var remote = await Http.GetAsync(new Uri($"http://{address}:{port}/{path}"));
                 remote.StatusCode.ShouldBe(HttpStatusCode.Forbidden, $"{path} from {address}");
@@ -109,16 +114,19 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
             outputs.Add(report.Output);
         }
 
-        // Every page and API answer about these batches and their jobs.
-        var jobIds = await QueryAsync(database, "SELECT id::text FROM jobs");
-        var paths = new List<string> { "healthz", "dashboard", "dashboard/stats", "dashboard/batches", "dashboard/servers", "api/batches" };
+        // Every page and API answer about these batches and their edits: QwenBatch's pages, and Hangfire's dashboard with each
+        // edit's job (its states carry the provider's request ids and the errors of failed attempts).
+        var editIds = await QueryAsync(database, "SELECT id::text FROM jobs");
+        var hangfireJobs = await QueryAsync(database, "SELECT hangfire_job FROM jobs WHERE hangfire_job IS NOT NULL");
+        var paths = new List<string> { "healthz", "dashboard", "dashboard/batches", "api/batches" };
         foreach (var batch in new[] { keysBatch, echoBatch })
         {
             paths.AddRange([$"dashboard/batches/{batch}", $"api/batches/{batch}", $"api/batches/{batch}/report.csv"]);
         }
 
-        paths.AddRange(EditStates.Select(s => $"dashboard/jobs/{s}"));
-        paths.AddRange(jobIds.Select(id => $"dashboard/job/{id}"));
+        paths.AddRange(editIds.Select(id => $"dashboard/job/{id}"));
+        paths.AddRange(HangfirePages.Select(p => $"hangfire{p}"));
+        paths.AddRange(hangfireJobs.Select(id => $"hangfire/jobs/details/{id}"));
         var pages = new List<string>();
         foreach (var path in paths)
         {
@@ -131,12 +139,13 @@ public sealed class SecurityTests(ITestOutputHelper output) : IDisposable
         var served = await serve.WaitAsync();
         outputs.Add(served.Output);
 
-        // Every row of every table.
-        var tables = await QueryAsync(database, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+        // Every row of every table: QwenBatch's, and Hangfire's beside them (job arguments, state data, exceptions).
+        var tables = await QueryAsync(database, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname IN ('public', 'hangfire')");
+        tables.ShouldContain("hangfire.state");
         var rows = new List<string>();
         foreach (var table in tables)
         {
-            rows.AddRange((await QueryAsync(database, $"SELECT t::text FROM \"{table}\" t")).Select(r => $"{table}: {r}"));
+            rows.AddRange((await QueryAsync(database, $"SELECT t::text FROM {table} t")).Select(r => $"{table}: {r}"));
         }
 
         // Every file the run wrote: logs, outputs, reports (csv, json, html), errors.csv, state.

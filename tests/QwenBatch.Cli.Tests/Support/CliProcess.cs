@@ -16,13 +16,15 @@ internal sealed class CliProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
+    private int _disposed;
 
     private CliProcess(Process process)
     {
         _process = process;
     }
 
-    public int Id => _process.Id;
+    /// <summary>The process id, still known after the process ended and was disposed (a killed worker's server id carries it).</summary>
+    public int Id { get; private set; }
 
     public string Stdout
     {
@@ -93,6 +95,7 @@ internal sealed class CliProcess : IAsyncDisposable
         process.OutputDataReceived += (_, e) => cli.Append(cli._stdout, e.Data);
         process.ErrorDataReceived += (_, e) => cli.Append(cli._stderr, e.Data);
         process.Start();
+        cli.Id = process.Id;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return cli;
@@ -141,6 +144,11 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return ValueTask.CompletedTask;
+        }
+
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

@@ -1,10 +1,8 @@
 using System.Net;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Continuations;
-using QwenBatch.Core.Tests.Server;
-using QwenBatch.Outputs;
-using QwenBatch.Providers;
-using QwenBatch.Server;
+using QwenBatch.Core.Tests.Support;
+using QwenBatch.Storage;
 using QwenBatch.Testing.Http;
 
 namespace QwenBatch.Core.Tests.Continuations;
@@ -12,7 +10,7 @@ namespace QwenBatch.Core.Tests.Continuations;
 public sealed class ContinuationRunnerTests : IAsyncLifetime
 {
     private const string Secret = "whsec-test-5d1c";
-    private readonly EngineHarness _engine = new();
+    private readonly SqliteStoreScope _engine = new();
     private readonly RecordingHandler _hook = new();
     private readonly string _manifest = Path.Combine(Path.GetTempPath(), $"qwenbatch-then-{Guid.NewGuid():N}.csv");
 
@@ -30,7 +28,7 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TickAsync_SettledBatchWithWebhookFailingTwice_PostsSignedSummaryWithRetriesAndFiresOnce()
+    public async Task Fire_SettledBatchWithWebhookFailingTwice_PostsSignedSummaryWithRetriesAndFiresOnce()
     {
         _hook.Failures = 2;
         var batch = await _engine.ImportAsync(3, "first");
@@ -38,8 +36,8 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
         var runner = Runner();
 
-        var first = await runner.TickAsync(CancellationToken.None);
-        var second = await runner.TickAsync(CancellationToken.None);
+        var first = await FireClaimedAsync(runner);
+        var second = await FireClaimedAsync(runner);
 
         first.ShouldBe(["webhook 200"]);
         second.ShouldBeEmpty();
@@ -52,29 +50,29 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TickAsync_SettledBatchWithNextManifest_ImportsThenBatchOnce()
+    public async Task Fire_SettledBatchWithNextManifest_ImportsThenBatchOnce()
     {
         var batch = await _engine.ImportAsync(1, "first");
         await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, null), CancellationToken.None);
         await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
 
-        var results = await Runner().TickAsync(CancellationToken.None);
+        var results = await FireClaimedAsync(Runner());
 
         results.ShouldBe(["batch first-then"]);
         var then = (await _engine.Store.FindBatchAsync("first-then", CancellationToken.None)).ShouldNotBeNull();
-        (await _engine.Store.GetJobsAsync(then.Id, CancellationToken.None)).Count.ShouldBe(1);
+        (await _engine.Store.GetEditsAsync(then.Id, CancellationToken.None)).Count.ShouldBe(1);
         (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("batch first-then");
     }
 
     [Fact]
-    public async Task TickAsync_TwoWorkersOnOneSettledBatch_FireTheContinuationOnce()
+    public async Task Fire_TwoWorkersOnOneSettledBatch_FireTheContinuationOnce()
     {
         var batch = await _engine.ImportAsync(2, "first");
         await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, "https://hooks.example/done"), CancellationToken.None);
         await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
         var workers = new[] { Runner(_engine.NewStore()), Runner(_engine.NewStore()) };
 
-        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Task.Run(() => workers[i % 2].TickAsync(CancellationToken.None))));
+        var results = await Task.WhenAll(Enumerable.Range(0, 6).Select(i => Task.Run(() => FireClaimedAsync(workers[i % 2]))));
 
         results.SelectMany(r => r).ShouldHaveSingleItem().ShouldBe("batch first-then; webhook 200");
         _hook.Bodies.Count.ShouldBe(1);
@@ -82,7 +80,7 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task FireSettledAsync_BatchEndedHere_FiresOnlyThatBatchOnceAndNotWhileUnsettled()
+    public async Task ClaimSettledAsync_BatchEndedHere_ClaimsOnlyThatBatchOnceAndNotWhileUnsettled()
     {
         var running = await _engine.ImportAsync(1, "running");
         var ended = await _engine.ImportAsync(1, "ended");
@@ -94,34 +92,38 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         await _engine.Store.RequestCancelAsync(ended.Id, CancellationToken.None);
         var runner = Runner();
 
-        var unsettled = await runner.FireSettledAsync(running.Id, CancellationToken.None);
-        var fired = await runner.FireSettledAsync(ended.Id, CancellationToken.None);
-        var again = await runner.FireSettledAsync(ended.Id, CancellationToken.None);
+        var unsettled = await runner.ClaimSettledAsync(running.Id, CancellationToken.None);
+        var claimed = await runner.ClaimSettledAsync(ended.Id, CancellationToken.None);
+        var fired = await runner.FireAsync(ended.Id, CancellationToken.None);
+        var again = await runner.ClaimSettledAsync(ended.Id, CancellationToken.None);
+        var rerun = await runner.FireAsync(ended.Id, CancellationToken.None);
 
-        unsettled.ShouldBeNull();
+        unsettled.ShouldBeEmpty();
+        claimed.ShouldHaveSingleItem().BatchId.ShouldBe(ended.Id);
         fired.ShouldBe("webhook 200");
-        again.ShouldBeNull();
+        again.ShouldBeEmpty();
+        rerun.ShouldBe("webhook 200", "a second run of the continuation's job finds the result recorded");
         _hook.Bodies.Count.ShouldBe(1);
     }
 
     [Fact]
-    public async Task TickAsync_NextManifestInvalid_MakesFailedThenBatchWithTheErrors()
+    public async Task Fire_NextManifestInvalid_MakesFailedThenBatchWithTheErrors()
     {
         await File.WriteAllTextAsync(_manifest, "id,prompt,images\nmug,,\n");
         var batch = await _engine.ImportAsync(1, "first");
         await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, null), CancellationToken.None);
         await _engine.Store.RequestCancelAsync(batch.Id, CancellationToken.None);
 
-        var result = (await Runner().TickAsync(CancellationToken.None)).ShouldHaveSingleItem();
+        var result = (await FireClaimedAsync(Runner())).ShouldHaveSingleItem();
 
         result.ShouldStartWith("manifest failed (batch first-then)");
         var then = (await _engine.Store.FindBatchAsync("first-then", CancellationToken.None)).ShouldNotBeNull();
         then.Failure!.ShouldContain("prompt");
-        (await _engine.Store.GetJobsAsync(then.Id, CancellationToken.None)).ShouldBeEmpty();
+        (await _engine.Store.GetEditsAsync(then.Id, CancellationToken.None)).ShouldBeEmpty();
     }
 
     [Fact]
-    public async Task TickAsync_LoopbackWebhookAnswering500First_RetriesAndEveryAttemptIsSignedWithTheSecret()
+    public async Task Fire_LoopbackWebhookAnswering500First_RetriesAndEveryAttemptIsSignedWithTheSecret()
     {
         using var listener = new LoopbackHook(HttpStatusCode.InternalServerError, HttpStatusCode.OK);
         var batch = await _engine.ImportAsync(2, "nightly");
@@ -131,7 +133,7 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         var runner = new ContinuationRunner(_engine.Store,
             new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero }, http, _engine.Time, NullLogger<ContinuationRunner>.Instance);
 
-        var results = await runner.TickAsync(CancellationToken.None);
+        var results = await FireClaimedAsync(runner);
 
         results.ShouldBe(["webhook 200"]);
         listener.Requests.Count.ShouldBe(2);
@@ -151,7 +153,7 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TickAsync_LoopbackWebhookFailingEveryAttempt_RecordsTheFailureAndDoesNotFireAgain()
+    public async Task Fire_LoopbackWebhookFailingEveryAttempt_RecordsTheFailureAndDoesNotFireAgain()
     {
         using var listener = new LoopbackHook(HttpStatusCode.InternalServerError, HttpStatusCode.InternalServerError, HttpStatusCode.InternalServerError);
         var batch = await _engine.ImportAsync(1, "nightly");
@@ -161,9 +163,9 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         var runner = new ContinuationRunner(_engine.Store,
             new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero }, http, _engine.Time, NullLogger<ContinuationRunner>.Instance);
 
-        var first = await runner.TickAsync(CancellationToken.None);
+        var first = await FireClaimedAsync(runner);
         _engine.Time.Advance(TimeSpan.FromHours(1));
-        var later = await runner.TickAsync(CancellationToken.None);
+        var later = await FireClaimedAsync(runner);
 
         first.ShouldBe(["webhook failed: HTTP 500 after 3 attempt(s)"]);
         later.ShouldBeEmpty();
@@ -171,45 +173,21 @@ public sealed class ContinuationRunnerTests : IAsyncLifetime
         (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("webhook failed: HTTP 500 after 3 attempt(s)");
     }
 
-    [Fact]
-    public async Task WorkerFleet_TwoServersEndingABatchOnFakeClock_FireItsContinuationOnce()
-    {
-        var batch = await _engine.ImportAsync(6, "fleet");
-        await _engine.Store.SetContinuationAsync(batch.Id, new Continuation(_manifest, "https://hooks.example/done"), CancellationToken.None);
-        var options = new ContinuationOptions { WebhookSecret = Secret, PollInterval = TimeSpan.FromSeconds(1), WebhookRetryDelay = TimeSpan.Zero };
-        var providers = new ProviderRegistry([new ProviderAccount(EngineHarness.Provider, _engine.Scripted, _engine.Account)]);
-        using var stop = new CancellationTokenSource();
-        var workers = new[] { _engine.NewStore(), _engine.NewStore() }.Select(store =>
-        {
-            // Each worker as 'worker' composes it: the engine with the continuation loop beside the dispatcher.
-            var continuations = new ContinuationRunner(store, options, new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
-            var server = JobEngine.Create(new EngineParts(store, providers, _engine.Options, _engine.Time, EngineHarness.Jitter, _engine.Latency,
-                new OutputDownloader(new HttpClient()), NullLoggerFactory.Instance, [continuations]));
-            return server.RunAsync(ServerScope.Everything, stop.Token);
-        }).ToArray();
-
-        await _engine.RunClockUntilAsync(async () => (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result is not null,
-            TimeSpan.FromMilliseconds(250));
-
-        // Both workers keep looking for a while: neither fires it again.
-        for (var i = 0; i < 20; i++)
-        {
-            _engine.Time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Delay(5);
-        }
-
-        await stop.CancelAsync();
-        await Task.WhenAll(workers);
-
-        (await _engine.Store.GetJobsAsync(batch.Id, CancellationToken.None)).ShouldAllBe(j => j.State == QwenBatch.Edits.EditState.Succeeded);
-        _hook.Bodies.Count.ShouldBe(1);
-        (await _engine.Store.GetContinuationAsync(batch.Id, CancellationToken.None))!.Value.Result.ShouldBe("batch fleet-then; webhook 200");
-        (await _engine.Store.GetBatchesAsync(CancellationToken.None)).Count(b => b.Name == "fleet-then").ShouldBe(1);
-    }
-
-    private ContinuationRunner Runner(QwenBatch.Storage.IJobStore? store = null) => new(store ?? _engine.Store,
+    private ContinuationRunner Runner(IStore? store = null) => new(store ?? _engine.Store,
         new ContinuationOptions { WebhookSecret = Secret, WebhookAttempts = 3, WebhookRetryDelay = TimeSpan.Zero },
         new HttpClient(_hook), _engine.Time, NullLogger<ContinuationRunner>.Instance);
+
+    /// <summary>What a worker does: claims the settled batches' continuations, and fires each as its job would.</summary>
+    private static async Task<IReadOnlyList<string>> FireClaimedAsync(ContinuationRunner runner)
+    {
+        var results = new List<string>();
+        foreach (var claimed in await runner.ClaimSettledAsync(null, CancellationToken.None))
+        {
+            results.Add((await runner.FireAsync(claimed.BatchId, CancellationToken.None))!);
+        }
+
+        return results;
+    }
 
     private sealed class RecordingHandler : HttpMessageHandler
     {

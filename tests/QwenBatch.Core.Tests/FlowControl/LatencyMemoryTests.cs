@@ -1,7 +1,6 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.FlowControl;
-using QwenBatch.Server;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Core.Tests.FlowControl;
@@ -19,9 +18,9 @@ public sealed class LatencyMemoryTests
             model.Observe(Key, TimeSpan.FromSeconds(6));
         }
 
-        var store = DispatchProxy.Create<IJobStore, HeldLatencyStore>();
+        var store = DispatchProxy.Create<IFlowControlStore, HeldLatencyStore>();
         var held = (HeldLatencyStore)(object)store;
-        var memory = new LatencyMemory(store, model, new WorkerOptions(), new Testing.Time.ManualTimeProvider(), NullLogger<LatencyMemory>.Instance);
+        var memory = new LatencyMemory(store, model, NullLogger<LatencyMemory>.Instance);
 
         var periodic = memory.SyncAsync(CancellationToken.None);
         var atStop = memory.SyncAsync(CancellationToken.None);
@@ -42,7 +41,7 @@ public sealed class LatencyMemoryTests
 
         protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
         {
-            if (targetMethod?.Name != nameof(IJobStore.MergeLatenciesAsync))
+            if (targetMethod?.Name != nameof(IFlowControlStore.MergeLatenciesAsync))
             {
                 throw new NotSupportedException(targetMethod?.Name);
             }

@@ -1,28 +1,33 @@
 using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
+using QwenBatch.Batches;
 using QwenBatch.Dashboard.Tests.Support;
 using QwenBatch.Edits;
 using QwenBatch.Storage;
 
 namespace QwenBatch.Dashboard.Tests.Api;
 
-/// <summary>The REST API and the security gate on TestServer over real PostgreSQL.</summary>
-public sealed class ApiEndpointTests : IAsyncLifetime
+/// <summary>The REST API, the batch pages and the security gate, on serve's web app over real PostgreSQL.</summary>
+public sealed partial class ApiEndpointTests : IAsyncLifetime
 {
-    private readonly DashboardFactory _factory = new();
+    private const string Remote = "203.0.113.7";
+    private readonly ServeFactory _serve = new();
 
     public Task InitializeAsync()
     {
-        _factory.Settings["Dashboard:InputRoot"] = TestManifests.Samples;
-        return _factory.InitializeAsync();
+        _serve.Settings["Dashboard:InputRoot"] = TestManifests.Samples;
+        return _serve.InitializeAsync();
     }
 
-    public Task DisposeAsync() => ((IAsyncLifetime)_factory).DisposeAsync();
+    public Task DisposeAsync() => _serve.DisposeAsync();
 
     [Fact]
-    public async Task PostBatches_ValidManifest_Returns201AndImportsTheJobs()
+    public async Task PostBatches_ValidManifest_Returns201AndImportsTheEdits()
     {
-        using var client = _factory.CreateClient();
+        using var client = await _serve.CreateClientAsync();
 
         using var response = await client.PostAsync("/api/batches?provider=simulator&name=api-upload&budget=5", TestManifests.Upload(TestManifests.Csv(3)));
 
@@ -30,10 +35,10 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         json.RootElement.GetProperty("jobs").GetInt32().ShouldBe(3);
         var id = json.RootElement.GetProperty("batch").GetInt64();
-        var batch = await _factory.Store.GetBatchAsync(id, CancellationToken.None);
+        var batch = await _serve.Store.GetBatchAsync(id, CancellationToken.None);
         batch!.Name.ShouldBe("api-upload");
         batch.BudgetUsd.ShouldBe(5m);
-        (await _factory.Store.GetJobsAsync(id, CancellationToken.None)).Single(j => j.Key == "row-001").Spec.Images.ShouldBe([Path.Combine(TestManifests.Samples, "images", "mug.png")]);
+        (await _serve.Store.GetEditsAsync(id, CancellationToken.None)).Single(j => j.Key == "row-001").Spec.Images.ShouldBe([Path.Combine(TestManifests.Samples, "images", "mug.png")]);
 
         using var status = JsonDocument.Parse(await client.GetStringAsync($"/api/batches/{id}"));
         status.RootElement.GetProperty("done").GetBoolean().ShouldBeFalse();
@@ -41,9 +46,9 @@ public sealed class ApiEndpointTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task PostBatches_InvalidManifest_Returns400WithValidateJsonAndEnqueuesNothing()
+    public async Task PostBatches_InvalidManifest_Returns400WithValidateJsonAndImportsNothing()
     {
-        using var client = _factory.CreateClient();
+        using var client = await _serve.CreateClientAsync();
 
         using var response = await client.PostAsync("/api/batches", TestManifests.Upload("id,prompt,images\nrow-1,,images/mug.png\n"));
 
@@ -53,13 +58,13 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         var error = json.RootElement.GetProperty("errors")[0];
         error.GetProperty("line").GetInt32().ShouldBe(2);
         error.GetProperty("field").GetString().ShouldBe("prompt");
-        (await _factory.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+        (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
     }
 
     [Fact]
     public async Task PostBatches_ImageOutsideTheInputRoot_IsRefusedWithoutReadingIt()
     {
-        using var client = _factory.CreateClient();
+        using var client = await _serve.CreateClientAsync();
 
         using var response = await client.PostAsync("/api/batches", TestManifests.Upload(TestManifests.Csv(1, "../../../../etc/passwd")));
 
@@ -67,14 +72,13 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         var body = await response.Content.ReadAsStringAsync();
         body.ShouldContain("outside the input root");
         body.ShouldNotContain("does not exist");
-        (await _factory.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+        (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
     }
 
     [Fact]
     public async Task Requests_FromARemoteAddressWithoutCredentials_AreRefused()
     {
-        using var client = _factory.CreateClient();
-        client.DefaultRequestHeaders.Add(DashboardFactory.RemoteHeader, "203.0.113.7");
+        using var client = await _serve.CreateClientAsync(Remote);
 
         using var page = await client.GetAsync("/dashboard");
         using var api = await client.GetAsync("/api/batches");
@@ -83,15 +87,14 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         page.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         api.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         upload.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
-        (await _factory.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+        (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
     }
 
     [Fact]
     public async Task Api_FromARemoteAddressWithTheToken_IsAnswered()
     {
-        _factory.Settings["Dashboard:ApiToken"] = "s3cret-token";
-        using var client = _factory.CreateClient();
-        client.DefaultRequestHeaders.Add(DashboardFactory.RemoteHeader, "203.0.113.7");
+        _serve.Settings["Dashboard:ApiToken"] = "s3cret-token";
+        using var client = await _serve.CreateClientAsync(Remote);
 
         using var wrong = new HttpRequestMessage(HttpMethod.Get, "/api/batches") { Headers = { { "Authorization", "Bearer nope" } } };
         using var right = new HttpRequestMessage(HttpMethod.Get, "/api/batches") { Headers = { { "Authorization", "Bearer s3cret-token" } } };
@@ -101,28 +104,58 @@ public sealed class ApiEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Pages_FromARemoteAddressWithBasicAuth_AreAnsweredAndWithoutItAskForIt()
+    {
+        _serve.Settings["Dashboard:User"] = "ops";
+        _serve.Settings["Dashboard:Password"] = "correct horse";
+        using var client = await _serve.CreateClientAsync(Remote);
+
+        using var none = await client.GetAsync("/dashboard/batches");
+        using var wrong = new HttpRequestMessage(HttpMethod.Get, "/dashboard/batches") { Headers = { Authorization = Basic("ops", "nope") } };
+        using var right = new HttpRequestMessage(HttpMethod.Get, "/dashboard/batches") { Headers = { Authorization = Basic("ops", "correct horse") } };
+
+        none.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        none.Headers.WwwAuthenticate.ToString().ShouldStartWith("Basic");
+        (await client.SendAsync(wrong)).StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        (await client.SendAsync(right)).StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
     public async Task PostCancelForm_WithoutTheAntiforgeryToken_ChangesNothing()
     {
-        var import = await _factory.Store.ImportBatchAsync(
-            new Batches.NewBatch("forged", "/m.csv", "simulator", Path.Combine(_factory.StorageRoot, "forged")),
-            new[] { new Batches.NewEdit("a", "h", "simulator", new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
-        using var client = _factory.CreateClient();
+        var batch = await ImportAsync("forged");
+        using var client = await _serve.CreateClientAsync();
 
-        using var response = await client.PostAsync($"/dashboard/batches/{import.Batch.Id}/cancel", new FormUrlEncodedContent([]));
+        using var missing = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", new FormUrlEncodedContent([]));
+        using var forged = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", Form("not-a-token"));
 
-        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
-        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
-        (await _factory.Store.GetBatchAsync(import.Batch.Id, CancellationToken.None))!.CancelRequestedAt.ShouldBeNull();
+        missing.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        forged.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await _serve.Store.GetProgressAsync(batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
+        (await _serve.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.CancelRequestedAt.ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task PostCancelForm_WithTheBatchPagesToken_CancelsTheBatch()
+    {
+        var batch = await ImportAsync("cancelled");
+        using var client = await _serve.CreateClientAsync();
+        var page = await client.GetStringAsync($"/dashboard/batches/{batch.Id}");
+        var token = FormPattern().Matches(page).Single(m => m.Groups["action"].Value == $"/dashboard/batches/{batch.Id}/cancel").Groups["token"].Value;
+
+        using var response = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", Form(WebUtility.HtmlDecode(token)));
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Redirect);
+        response.Headers.Location!.ToString().ShouldBe($"/dashboard/batches/{batch.Id}");
+        (await _serve.Store.GetProgressAsync(batch.Id, CancellationToken.None)).Count(EditState.Cancelled).ShouldBe(1);
     }
 
     [Fact]
     public async Task PostApiCancel_FromAnotherSite_IsRefusedAndChangesNothing()
     {
-        var import = await _factory.Store.ImportBatchAsync(
-            new Batches.NewBatch("cross-site", "/m.csv", "simulator", Path.Combine(_factory.StorageRoot, "cross-site")),
-            new[] { new Batches.NewEdit("a", "h", "simulator", new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] }) }, CancellationToken.None);
-        using var client = _factory.CreateClient();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/batches/{import.Batch.Id}/cancel")
+        var batch = await ImportAsync("cross-site");
+        using var client = await _serve.CreateClientAsync();
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/batches/{batch.Id}/cancel")
         {
             Headers = { { "Origin", "https://evil.example" }, { "Sec-Fetch-Site", "cross-site" } },
         };
@@ -130,37 +163,50 @@ public sealed class ApiEndpointTests : IAsyncLifetime
         using var response = await client.SendAsync(request);
 
         response.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
-        (await _factory.Store.GetProgressAsync(import.Batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
+        (await _serve.Store.GetProgressAsync(batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
     }
 
     [Fact]
     public async Task Healthz_MigratedDatabase_Returns200()
     {
-        using var client = _factory.CreateClient();
+        using var client = await _serve.CreateClientAsync();
 
         using var response = await client.GetAsync("/healthz");
 
         response.StatusCode.ShouldBe(HttpStatusCode.OK);
-        (await response.Content.ReadAsStringAsync()).ShouldContain($"\"schema\":{_factory.Store.LatestSchemaVersion}");
+        (await response.Content.ReadAsStringAsync()).ShouldContain($"\"schema\":{_serve.Store.LatestSchemaVersion}");
     }
 
     [Fact]
     public async Task Pages_AfterAnUpload_RenderWithoutTheDatabasePassword()
     {
-        using var client = _factory.CreateClient();
+        using var client = await _serve.CreateClientAsync();
         using var created = await client.PostAsync("/api/batches?name=pages", TestManifests.Upload(TestManifests.Csv(2)));
         using var json = JsonDocument.Parse(await created.Content.ReadAsStringAsync());
         var id = json.RootElement.GetProperty("batch").GetInt64();
-        var job = (await _factory.Store.GetJobsAsync(id, CancellationToken.None))[0];
+        var edit = (await _serve.Store.GetEditsAsync(id, CancellationToken.None))[0];
 
-        foreach (var path in new[] { "/dashboard", "/dashboard/batches", $"/dashboard/batches/{id}", "/dashboard/jobs/pending", $"/dashboard/job/{job.Id}", "/dashboard/servers" })
+        foreach (var path in new[] { "/dashboard", "/dashboard/batches", $"/dashboard/batches/{id}", $"/dashboard/job/{edit.Id}", "/hangfire" })
         {
             var html = await client.GetStringAsync(path);
             html.ShouldContain("QwenBatch");
             html.ShouldNotContain("Password=", Case.Insensitive);
         }
 
-        (await client.GetStringAsync($"/dashboard/jobs/pending?batch={id}")).ShouldContain("row-002");
-        (await client.GetAsync($"/dashboard/job/{job.Id}/input/0")).Content.Headers.ContentType!.MediaType.ShouldBe("image/png");
+        (await client.GetStringAsync($"/dashboard/batches/{id}")).ShouldContain("row-002");
+        (await client.GetAsync($"/dashboard/job/{edit.Id}/input/0")).Content.Headers.ContentType!.MediaType.ShouldBe("image/png");
     }
+
+    private async Task<BatchRecord> ImportAsync(string name) =>
+        (await _serve.Store.ImportBatchAsync(
+            new NewBatch(name, "/m.csv", "simulator", Path.Combine(_serve.StorageRoot, name)),
+            [new NewEdit("a", "h", "simulator", new EditSpec { Prompt = "p", Images = ["https://example.com/a.png"] })], CancellationToken.None)).Batch;
+
+    private static AuthenticationHeaderValue Basic(string user, string password) =>
+        new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
+
+    private static FormUrlEncodedContent Form(string token) => new([new("__RequestVerificationToken", token)]);
+
+    [GeneratedRegex("<form method=\"post\" action=\"(?<action>[^\"]+)\"[^>]*><input type=\"hidden\" name=\"__RequestVerificationToken\" value=\"(?<token>[^\"]+)\">")]
+    private static partial Regex FormPattern();
 }

@@ -1,33 +1,43 @@
 using System.Net;
 using System.Text.Json;
+using Hangfire.Server;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Playwright;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Dashboard.Tests.Support;
+using QwenBatch.Edits;
+using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Storage;
 using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Dashboard.Tests.Browser;
 
 /// <summary>
-/// <c>serve</c> as a user meets it: real Kestrel on loopback, a worker, the in-process simulator (tasks taking the given
-/// time), real PostgreSQL, and Debian's Chromium driven by Playwright. Screenshots land in the test output's
-/// <c>screenshots</c> folder.
+/// <c>serve</c> as a fleet member runs it, composed as <c>ServeCommand</c> composes it: the CLI's runtime over real
+/// PostgreSQL (Hangfire.PostgreSql storage beside QwenBatch's tables), its engine started (a Hangfire server with the
+/// feeder and the poller), the in-process simulator on loopback (tasks taking the given time), and the web app on real
+/// Kestrel on loopback; Debian's Chromium driven by Playwright. One per test class (a class fixture). Screenshots land in
+/// the test output's <c>screenshots</c> folder.
 /// </summary>
 public abstract class BrowserSession(string latencyMin, string latencyMax) : IAsyncLifetime
 {
-    protected static readonly string Screenshots = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "screenshots")).FullName;
+    /// <summary>How long a test waits for the engine; generous for a loaded machine, never asserted as a duration.</summary>
+    public static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+
+    public static readonly string Screenshots = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "screenshots")).FullName;
+
     private readonly string _folder = Directory.CreateTempSubdirectory("qwenbatch-serve-").FullName;
     private string _database = "";
     private Runtime? _runtime;
+    private IBackgroundProcessingServer? _engine;
     private WebApplication? _app;
     private IPlaywright? _playwright;
     private IBrowser? _browser;
-    private string _baseUrl = "";
 
     public async Task InitializeAsync()
     {
+        HangfireLogs.Reset();
         _database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("dashboard_browser");
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
@@ -35,15 +45,19 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
             ["Storage:Root"] = Path.Combine(_folder, "output"),
             ["State:Directory"] = Path.Combine(_folder, "state"),
             ["Dashboard:InputRoot"] = TestManifests.Samples,
-            ["Worker:Concurrency"] = "2",
+            ["Hangfire:WorkerCount"] = "2",
+            ["Hangfire:QueuePollInterval"] = "00:00:01",
+            ["Hangfire:SchedulePollingInterval"] = "00:00:01",
             ["Simulator:LatencyMin"] = latencyMin,
             ["Simulator:LatencyMax"] = latencyMax,
+            ["Simulator:MaxConcurrent"] = "100",
             ["Providers:Simulator:PricePerImage"] = "0.02",
             ["Providers:Simulator:RequestTimeout"] = "00:00:10",
         }).Build();
         _runtime = await Runtime.StartAsync(configuration, withSimulator: true, CancellationToken.None);
-        _app = await ServeHost.StartAsync(configuration, _runtime, "http://127.0.0.1:0", withWorker: true, CancellationToken.None);
-        _baseUrl = _app.Urls.First().TrimEnd('/');
+        _engine = await _runtime.StartEngineAsync(EngineScope.Everything, CancellationToken.None);
+        _app = await ServeHost.StartAsync(configuration, _runtime, "http://127.0.0.1:0", CancellationToken.None);
+        BaseUrl = _app.Urls.First().TrimEnd('/');
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
@@ -53,6 +67,7 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
         });
     }
 
+    /// <summary>Stops as <c>serve</c> stops: the web host, then the engine (whose last logs may go through the host's loggers), then the rest.</summary>
     public async Task DisposeAsync()
     {
         if (_browser is not null)
@@ -64,6 +79,15 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
         if (_app is not null)
         {
             await _app.StopAsync();
+        }
+
+        if (_engine is not null)
+        {
+            await EditServer.StopAsync(_engine);
+        }
+
+        if (_app is not null)
+        {
             await _app.DisposeAsync();
         }
 
@@ -76,25 +100,84 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
         Directory.Delete(_folder, recursive: true);
     }
 
-    protected IBrowser Browser => _browser ?? throw new InvalidOperationException("Not started.");
+    public string BaseUrl { get; private set; } = "";
 
-    protected string BaseUrl => _baseUrl;
+    internal IStore Store => (_runtime ?? throw new InvalidOperationException("Not started.")).Store;
 
-    /// <summary>The session's own temporary folder (outputs under <c>output</c>), deleted with it.</summary>
-    protected string Folder => _folder;
+    /// <summary>A page of a fresh browser context, with what went wrong in it (uncaught errors, failed requests, blocked content) collected.</summary>
+    public async Task<(IPage Page, List<string> Problems)> NewPageAsync()
+    {
+        var context = await (_browser ?? throw new InvalidOperationException("Not started.")).NewContextAsync();
+        var page = await context.NewPageAsync();
+        var problems = new List<string>();
+        page.PageError += (_, error) => problems.Add($"page error: {error}");
 
-    protected IJobStore Store => (_runtime ?? throw new InvalidOperationException("Not started.")).Store;
+        // A refused script request (Hangfire's stats poll, a button's command) or a missing stylesheet or font; the browser's
+        // own favicon request is the one 404 a page of ours does not cause.
+        page.Response += (_, response) =>
+        {
+            if (response.Status >= 400 && !response.Url.EndsWith("/favicon.ico", StringComparison.Ordinal))
+            {
+                problems.Add($"HTTP {response.Status}: {response.Request.Method} {response.Url}");
+            }
+        };
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error" && message.Text.Contains("Content Security Policy", StringComparison.OrdinalIgnoreCase))
+            {
+                problems.Add($"console: {message.Text}");
+            }
+        };
+        return (page, problems);
+    }
 
-    protected async Task<long> UploadAsync(string name, int jobs)
+    /// <summary>Uploads a manifest of <paramref name="edits"/> rows through the API, as a user would.</summary>
+    public async Task<long> UploadAsync(string name, int edits)
     {
         using var http = new HttpClient();
-        using var response = await http.PostAsync($"{_baseUrl}/api/batches?provider=simulator&name={name}", TestManifests.Upload(TestManifests.Csv(jobs)));
+        using var response = await http.PostAsync($"{BaseUrl}/api/batches?provider=simulator&name={name}", TestManifests.Upload(TestManifests.Csv(edits)));
         response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
         using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         return json.RootElement.GetProperty("batch").GetInt64();
     }
 
-    /// <summary>The batch page reloads itself every 2 s until the batch is settled; wait for that render (at most a minute).</summary>
-    protected static async Task WaitUntilDoneAsync(IPage page) =>
-        await page.WaitForSelectorAsync("#status[data-done=true]", new() { Timeout = 60_000 });
+    /// <summary>Waits until <paramref name="condition"/> holds of the batch's edits; fails the test after <see cref="Patience"/>.</summary>
+    internal async Task<IReadOnlyList<EditRecord>> WaitForAsync(long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what)
+    {
+        var waited = TimeProvider.System.GetTimestamp();
+        IReadOnlyList<EditRecord> edits = [];
+        while (TimeProvider.System.GetElapsedTime(waited) < Patience)
+        {
+            edits = await Store.GetEditsAsync(batchId, CancellationToken.None);
+            if (condition(edits))
+            {
+                return edits;
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException($"Batch {batchId} never {what}: {string.Join(", ", edits.Select(e => $"edit {e.Id} {e.State} job={e.HangfireJob} error={e.Error}"))}");
+    }
+
+    /// <summary>The simulator's counters, from its stats endpoint (its port is in the state folder, as <c>run</c> keeps it).</summary>
+    public async Task<JsonDocument> SimulatorStatsAsync()
+    {
+        var port = await File.ReadAllTextAsync(Path.Combine(_folder, "state", "simulator.port"));
+        using var http = new HttpClient();
+        return JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port.Trim()}/_sim/stats"));
+    }
+
+    /// <summary>The batch page reloads itself every 2 s until the batch is settled; wait for that render.</summary>
+    public static async Task WaitUntilDoneAsync(IPage page) =>
+        await page.WaitForSelectorAsync("#status[data-done=true]", new() { Timeout = (float)Patience.TotalMilliseconds });
 }
+
+/// <summary>Tasks of about a second: batches finish while a test watches.</summary>
+public sealed class QuickTasksServe() : BrowserSession("00:00:00.800", "00:00:01.200");
+
+/// <summary>
+/// Tasks of 30–40 s: however slowly a loaded machine loads a page and clicks, the edits are still at the provider when
+/// the test cancels or deletes them.
+/// </summary>
+public sealed class SlowTasksServe() : BrowserSession("00:00:30", "00:00:40");

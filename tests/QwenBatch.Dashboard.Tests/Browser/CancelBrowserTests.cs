@@ -1,23 +1,57 @@
+using System.Globalization;
+using Hangfire.States;
+using QwenBatch.Edits;
+
 namespace QwenBatch.Dashboard.Tests.Browser;
 
-/// <summary>
-/// The cancel button on a running batch. Tasks take 30–40 s at the simulator, so however slowly a loaded machine loads
-/// the page and clicks, there are jobs left to cancel: waiting ones end at once, running ones by the provider's cancel.
-/// </summary>
-public sealed class CancelBrowserTests() : BrowserSession("00:00:30", "00:00:40")
+/// <summary>Stopping work from the pages: the batch page's cancel button, and Hangfire's Delete button on an edit's job.</summary>
+public sealed class CancelBrowserTests(SlowTasksServe serve) : IClassFixture<SlowTasksServe>
 {
     [Fact]
-    public async Task CancelButton_OnARunningBatch_CancelsItsWaitingJobs()
+    public async Task CancelButton_OnARunningBatch_CancelsItsEdits()
     {
-        var batch = await UploadAsync("browser-cancel", 20);
-        var page = await Browser.NewPageAsync();
-        await page.GotoAsync($"{BaseUrl}/dashboard/batches/{batch}");
+        var batch = await serve.UploadAsync("browser-cancel", 20);
+        var (page, problems) = await serve.NewPageAsync();
+        await page.GotoAsync($"{serve.BaseUrl}/dashboard/batches/{batch}");
 
         await page.ClickAsync("button.cancel");
-        await WaitUntilDoneAsync(page);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "batch-cancelled.png"), FullPage = true });
+        await BrowserSession.WaitUntilDoneAsync(page);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batch-cancelled.png"), FullPage = true });
 
-        int.Parse(await page.TextContentAsync("[data-count=cancelled]") ?? "0", System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThan(0);
+        // Tasks take 30 s or more, so nearly all are cancelled; a machine slow enough to let one finish first only moves it.
+        var cancelled = await CountAsync(page, "cancelled");
+        cancelled.ShouldBeGreaterThan(0);
+        (cancelled + await CountAsync(page, "succeeded")).ShouldBe(20);
         (await page.ContentAsync()).ShouldContain("cancel requested");
+        problems.ShouldBeEmpty();
     }
+
+    [Fact]
+    public async Task DeleteInHangfire_OnAnEditAtTheProvider_CancelsTheEditThereToo()
+    {
+        var batch = await serve.UploadAsync("browser-delete", 2);
+        var edits = await serve.WaitForAsync(batch, e => e.Count == 2 && e.All(x => x.State == EditState.AtProvider), "had both edits at the provider");
+        var (doomed, kept) = (edits[0], edits[1]);
+        var (page, problems) = await serve.NewPageAsync();
+
+        // From QwenBatch's edit page to its Hangfire job, whose Delete button asks for a confirmation first.
+        await page.GotoAsync($"{serve.BaseUrl}/dashboard/job/{doomed.Id}");
+        await page.ClickAsync("#hangfire-job");
+        await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/jobs/details/{doomed.HangfireJob}");
+        (await page.TextContentAsync(".state-card-title"))!.ShouldContain("At provider");
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await page.ClickAsync($"button[data-ajax='/hangfire/jobs/actions/delete/{doomed.HangfireJob}']");
+
+        // The script reloads the page once the command is done: the job is deleted, and its edit is cancelled at the provider.
+        await page.Locator(".state-card-title").First.Filter(new() { HasTextString = DeletedState.StateName }).WaitForAsync(new() { Timeout = (float)BrowserSession.Patience.TotalMilliseconds });
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "hangfire-job-deleted.png"), FullPage = true });
+        var after = await serve.WaitForAsync(batch, e => e.Single(x => x.Id == doomed.Id).State == EditState.Cancelled, "cancelled the deleted job's edit");
+        after.Single(x => x.Id == kept.Id).State.ShouldNotBe(EditState.Cancelled, "only the deleted job's edit is cancelled");
+        using var stats = await serve.SimulatorStatsAsync();
+        stats.RootElement.GetProperty("cancels").GetInt64().ShouldBeGreaterThanOrEqualTo(1);
+        problems.ShouldBeEmpty();
+    }
+
+    private static async Task<int> CountAsync(Microsoft.Playwright.IPage page, string state) =>
+        int.Parse(await page.TextContentAsync($"[data-count={state}]") ?? "0", CultureInfo.InvariantCulture);
 }

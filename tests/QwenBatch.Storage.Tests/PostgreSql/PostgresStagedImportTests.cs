@@ -4,39 +4,37 @@ using QwenBatch.Edits;
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
 /// <summary>
-/// The whole store contract again on PostgreSQL with staged chunks of two jobs: every import of more than two jobs is
-/// staged (migration 10) and becomes jobs rows only through claims and the reads that expand, so each contract test with a
-/// larger batch proves that staged jobs behave as imported ones — claimed in import order, counted, cancelled, resumed.
-/// The tests below show that the staging really happens.
+/// That staging really happens (migration 10) with chunks of two edits, and that the feeder's rounds expand the chunks in
+/// import order; the staged contract classes (PostgresContracts) prove that staged edits behave as imported ones.
 /// </summary>
-public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) : PostgresJobStoreTests(database)
+public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) : StoreContract, IClassFixture<PostgresDatabaseFixture>
 {
-    private readonly PostgresDatabaseFixture _database = database;
-
-    protected override int StagedChunkSize => 2;
+    protected override StoreBackend Backend { get; } = new PostgresBackend(database, stagedChunkSize: 2);
 
     [Fact]
-    public async Task ImportBatchAsync_MoreThanAChunk_StagesJobsThatClaimsExpandInImportOrder()
+    public async Task ImportBatchAsync_MoreThanAChunk_StagesEditsThatFeederRoundsExpandInImportOrder()
     {
         var import = await ImportAsync(5);
 
         (await CountAsync("jobs")).ShouldBe(0);
         (await CountAsync("job_chunks")).ShouldBe(3);
         (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(EditState.Pending).ShouldBe(5);
-        (await Store.NextDueAtAsync(import.Batch.Id, Ct)).ShouldBe(Now);
+        (await Store.NextDueAsync(import.Batch.Id, Ct)).Pending.ShouldBe(Now);
 
-        var first = await ClaimAsync(limit: 3);
+        var first = await FeedAsync(limit: 3);
 
-        first.Select(j => j.Key).ShouldBe(["row-0001", "row-0002", "row-0003"]);
+        first.Select(e => e.Key).ShouldBe(["row-0001", "row-0002", "row-0003"]);
         (await CountAsync("jobs")).ShouldBe(4);
         (await CountAsync("job_chunks")).ShouldBe(1);
-        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(EditState.Pending).ShouldBe(5);
-        (await ClaimAsync(limit: 10)).Select(j => j.Key).ShouldBe(["row-0004", "row-0005"]);
+        var progress = await Store.GetProgressAsync(import.Batch.Id, Ct);
+        (progress.Count(EditState.Queued), progress.Count(EditState.Pending)).ShouldBe((3, 2));
+        (await FeedAsync(limit: 10)).Select(e => e.Key).ShouldBe(["row-0004", "row-0005"]);
         (await CountAsync("job_chunks")).ShouldBe(0);
+        await AssertCountersMatchAsync();
     }
 
     [Fact]
-    public async Task ImportBatchAsync_ChunkOrFewer_GoesStraightIntoJobs()
+    public async Task ImportBatchAsync_ChunkOrFewer_GoesStraightIntoRows()
     {
         await ImportAsync(2);
 
@@ -45,29 +43,41 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
     }
 
     [Fact]
-    public async Task ClaimAsync_StagedByAnotherProcessUnheard_ExpandsOnceNextDueAtSeesTheChunks()
+    public async Task FeedAsync_StagedByAnotherProcess_ExpandsOnceNextDueSeesTheChunks()
     {
-        var worker = OpenStore();
-        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
+        var feeder = OpenStore();
+        (await FeedAsync(store: feeder)).ShouldBeEmpty();
         await ImportAsync(3);
 
-        // The worker found nothing staged a moment ago and heard no notification (it is not listening): a claim does not
-        // look again, but the due time it asks for next does see the chunks, and then the claim looks.
-        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
-        (await worker.NextDueAtAsync(null, Ct)).ShouldBe(Now);
-        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).Count.ShouldBe(3);
+        // The feeder found nothing staged a moment ago and does not look again at once, but the due time it asks for when it
+        // has nothing to do sees the chunks, and then its round looks.
+        (await FeedAsync(store: feeder)).ShouldBeEmpty();
+        (await feeder.NextDueAsync(null, Ct)).Pending.ShouldBe(Now);
+        (await FeedAsync(store: feeder)).Count.ShouldBe(3);
     }
 
     [Fact]
-    public async Task ClaimAsync_StagedByAnotherProcessUnheard_LooksAgainAfterTheRecheckInterval()
+    public async Task FeedAsync_StagedByAnotherProcess_LooksAgainAfterTheRecheckInterval()
     {
-        var worker = OpenStore();
-        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).ShouldBeEmpty();
+        var feeder = OpenStore();
+        (await FeedAsync(store: feeder)).ShouldBeEmpty();
         await ImportAsync(3);
 
         Time.Advance(TimeSpan.FromSeconds(31));
 
-        (await worker.ClaimAsync(new ClaimRequest(Worker, 10, Lease), Ct)).Count.ShouldBe(3);
+        (await FeedAsync(store: feeder)).Count.ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task FeedAsync_RoundRolledBack_LeavesTheChunksStaged()
+    {
+        await ImportAsync(5);
+
+        await Should.ThrowAsync<InvalidOperationException>(() => FeedAsync(limit: 3, policy: new FailingPolicy()));
+
+        (await CountAsync("jobs")).ShouldBe(0);
+        (await CountAsync("job_chunks")).ShouldBe(3);
+        (await FeedAsync(limit: 10)).Count.ShouldBe(5);
     }
 
     [Fact]
@@ -84,7 +94,7 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
     }
 
     [Fact]
-    public async Task ImportBatchAsync_StagedBatchAgainWithAChangedRow_ExpandsAndSupersedesThatJob()
+    public async Task ImportBatchAsync_StagedBatchAgainWithAChangedRow_ExpandsAndSupersedesThatEdit()
     {
         var first = await ImportAsync(5);
         var rows = Enumerable.Range(1, 5).Select(i => NewEdit($"row-{i:D4}", hash: i == 4 ? "h2" : "h1")).ToList();
@@ -98,15 +108,26 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
     }
 
     [Fact]
-    public async Task ImportBatchAsync_ChunksLargeEnoughToCompress_AreStoredWithLz4AndClaimedWhole()
+    public async Task RequestCancelAsync_StagedBatch_CancelsTheStagedEditsToo()
     {
-        // Two jobs a chunk, each with a 6,000-character prompt: 12 KB chunks, past the size PostgreSQL compresses from.
+        var import = await ImportAsync(5);
+
+        (await Store.RequestCancelAsync(import.Batch.Id, Ct)).ShouldBe(5);
+
+        (await CountAsync("job_chunks")).ShouldBe(0);
+        (await Store.GetProgressAsync(import.Batch.Id, Ct)).Count(EditState.Cancelled).ShouldBe(5);
+    }
+
+    [Fact]
+    public async Task ImportBatchAsync_ChunksLargeEnoughToCompress_AreStoredWithLz4AndFedWhole()
+    {
+        // Two edits a chunk, each with a 6,000-character prompt: 12 KB chunks, past the size PostgreSQL compresses from.
         var prompt = string.Concat(Enumerable.Repeat("keep the label sharp, the shadow soft and the background white; ", 100));
-        var jobs = NewJobs(5).Select(j => j with { Spec = j.Spec with { Prompt = $"{j.Key}: {prompt}" } }).ToArray();
+        var edits = NewEdits(5).Select(e => e with { Spec = e.Spec with { Prompt = $"{e.Key}: {prompt}" } }).ToArray();
 
-        await Store.ImportBatchAsync(Batch(), jobs, Ct);
+        await Store.ImportBatchAsync(Batch(), edits, Ct);
 
-        await using (var connection = new NpgsqlConnection(_database.ConnectionString))
+        await using (var connection = new NpgsqlConnection(database.ConnectionString))
         {
             await connection.OpenAsync(Ct);
             await using var command = new NpgsqlCommand(
@@ -116,16 +137,22 @@ public sealed class PostgresStagedImportTests(PostgresDatabaseFixture database) 
             (await command.ExecuteScalarAsync(Ct)).ShouldBe("lz4 3");
         }
 
-        var claimed = await ClaimAsync(limit: 10);
-        claimed.Select(j => j.Key).ShouldBe(jobs.Select(j => j.Key));
-        claimed.Select(j => j.Spec.Prompt).ShouldBe(jobs.Select(j => j.Spec.Prompt));
+        var fed = await FeedAsync(limit: 10);
+        fed.Select(e => e.Key).ShouldBe(edits.Select(e => e.Key));
+        fed.Select(e => e.Spec.Prompt).ShouldBe(edits.Select(e => e.Spec.Prompt));
     }
 
     private async Task<long> CountAsync(string table)
     {
-        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await using var connection = new NpgsqlConnection(database.ConnectionString);
         await connection.OpenAsync(Ct);
         await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", connection);
         return (long)(await command.ExecuteScalarAsync(Ct))!;
+    }
+
+    /// <summary>A policy that fails inside the round, after the expansion: the whole round rolls back.</summary>
+    private sealed class FailingPolicy : Feeding.IFeedPolicy
+    {
+        public IReadOnlyList<Feeding.FeedDecision> Decide(Feeding.FeedCandidates candidates) => throw new InvalidOperationException("the policy failed");
     }
 }

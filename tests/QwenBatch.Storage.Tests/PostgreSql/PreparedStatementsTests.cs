@@ -9,9 +9,9 @@ public sealed class PreparedStatementsTests
     [Fact]
     public void Pooled_NothingSaid_PreparesStatementsAndNeverResetsConnections()
     {
-        var pooled = new NpgsqlConnectionStringBuilder(PostgresJobStore.Pooled("Host=db;Database=q;Username=u"));
+        var pooled = new NpgsqlConnectionStringBuilder(PostgresStore.Pooled("Host=db;Database=q;Username=u"));
 
-        pooled.MaxAutoPrepare.ShouldBe(PostgresJobStore.AutoPreparedStatements);
+        pooled.MaxAutoPrepare.ShouldBe(PostgresStore.AutoPreparedStatements);
         pooled.NoResetOnClose.ShouldBeTrue();
     }
 
@@ -20,5 +20,5 @@ public sealed class PreparedStatementsTests
     [InlineData("Host=db;Database=q;maxautoprepare=0", 0)]
     [InlineData("Host=db;Database=q;Max Auto Prepare=8", 8)]
     public void Pooled_ConnectionStringSetsMaxAutoPrepare_ItsValueIsKept(string connectionString, int expected) =>
-        new NpgsqlConnectionStringBuilder(PostgresJobStore.Pooled(connectionString)).MaxAutoPrepare.ShouldBe(expected);
+        new NpgsqlConnectionStringBuilder(PostgresStore.Pooled(connectionString)).MaxAutoPrepare.ShouldBe(expected);
 }

@@ -8,7 +8,7 @@ using QwenBatch.Testing.Postgres;
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
 /// <summary>
-/// Migration 7's trigram indexes for the jobs text filter: made where pg_trgm can be created, and their absence must not
+/// Migration 7's trigram indexes for the edit list's text filter: made where pg_trgm can be created, and their absence must not
 /// fail the migration on a server where it cannot (a role without the right to create extensions).
 /// </summary>
 public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClassFixture<PostgresDatabaseFixture>
@@ -19,7 +19,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
     public async Task MigrateAsync_PgTrgmAvailable_CreatesTrigramIndexesThatServeTheTextFilter()
     {
         var connectionString = await database.CreateDatabaseAsync();
-        await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        await using var store = new PostgresStore(connectionString, TimeProvider.System, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(Ct);
         await ImportAsync(store);
 
@@ -28,7 +28,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
         var plan = await ScalarsAsync(connectionString,
             "SET enable_seqscan = off; SET enable_indexscan = off; EXPLAIN SELECT job_id FROM job_search WHERE key ILIKE '%row-2%' OR prompt ILIKE '%row-2 on a%'");
         string.Join("\n", plan).ShouldContain("job_search_prompt_trgm");
-        (await store.QueryJobsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
+        (await store.QueryEditsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
     }
 
     [Fact]
@@ -43,13 +43,13 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
             // The database belongs to the superuser: the role may create tables in public but not extensions in the database.
             await ScalarsAsync(connectionString, $"GRANT CONNECT ON DATABASE \"{new NpgsqlConnectionStringBuilder(connectionString).Database}\" TO {role}; GRANT USAGE, CREATE ON SCHEMA public TO {role}");
             var limited = new NpgsqlConnectionStringBuilder(connectionString) { Username = role, Password = "limited" }.ConnectionString;
-            await using (var store = new PostgresJobStore(limited, TimeProvider.System, NullLogger<PostgresJobStore>.Instance))
+            await using (var store = new PostgresStore(limited, TimeProvider.System, NullLogger<PostgresStore>.Instance))
             {
                 await store.MigrateAsync(Ct);
                 await ImportAsync(store);
 
                 (await store.GetSchemaVersionAsync(Ct)).ShouldBe(store.LatestSchemaVersion);
-                (await store.QueryJobsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
+                (await store.QueryEditsAsync(new EditQuery(Text: "ROW-2 on a"), Ct)).Select(j => j.Key).ShouldBe(["row-2"]);
             }
 
             (await TrigramIndexesAsync(connectionString)).ShouldBeEmpty();
@@ -63,29 +63,32 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
     }
 
     [Fact]
-    public async Task JobSearch_AfterImportDeleteAndTruncate_HoldsExactlyTheJobs()
+    public async Task JobSearch_AfterImportPurgeAndTruncate_HoldsExactlyTheEdits()
     {
         var connectionString = await database.CreateDatabaseAsync();
-        await using var store = new PostgresJobStore(connectionString, TimeProvider.System, NullLogger<PostgresJobStore>.Instance);
+        var time = new Testing.Time.ManualTimeProvider();
+        await using var store = new PostgresStore(connectionString, time, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(Ct);
         await ImportAsync(store);
-        var jobs = await store.QueryJobsAsync(new EditQuery(Limit: 100), Ct);
-        await store.RequestCancelAsync(jobs[0].BatchId, Ct);
+        await ImportAsync(store, "kept");
+        await store.RequestCancelAsync((await store.FindBatchAsync("trgm", Ct))!.Id, Ct);
+        time.Advance(TimeSpan.FromDays(31));
 
-        (await store.DeleteJobsAsync(jobs.Take(4).Select(j => j.Id).ToList(), Ct)).ShouldBe(4);
-        var afterDelete = await ScalarsAsync(connectionString, "SELECT count(*) FROM job_search WHERE job_id NOT IN (SELECT id FROM jobs) UNION ALL SELECT count(*) FROM job_search");
+        var expired = await store.FindExpiredBatchAsync(time.GetUtcNow().AddDays(-30), Ct);
+        (await store.PurgeBatchChunkAsync(expired!.Value, time.GetUtcNow().AddDays(-30), 4, Ct)).JobsDeleted.ShouldBe(4);
+        var afterPurge = await ScalarsAsync(connectionString, "SELECT count(*) FROM job_search WHERE job_id NOT IN (SELECT id FROM jobs) UNION ALL SELECT count(*) FROM job_search");
         await ScalarsAsync(connectionString, "TRUNCATE batches CASCADE");
         var afterTruncate = await ScalarsAsync(connectionString, "SELECT count(*) FROM job_search");
 
-        afterDelete.ShouldBe(["0", "26"]);
+        afterPurge.ShouldBe(["0", "56"]);
         afterTruncate.ShouldBe(["0"]);
     }
 
-    private static async Task ImportAsync(IJobStore store)
+    private static async Task ImportAsync(IStore store, string name = "trgm")
     {
-        var jobs = Enumerable.Range(1, 30).Select(i => new NewEdit($"row-{i}", "h", "simulator",
+        var edits = Enumerable.Range(1, 30).Select(i => new NewEdit($"row-{i}", "h", "simulator",
             new EditSpec { Prompt = $"put row-{i} on a white background", Images = ["https://example.com/a.png"] }));
-        await store.ImportBatchAsync(new NewBatch("trgm", "/m.csv", "simulator", "/out"), jobs, Ct);
+        await store.ImportBatchAsync(new NewBatch(name, "/m.csv", "simulator", "/out"), edits, Ct);
     }
 
     private static async Task<List<string>> TrigramIndexesAsync(string connectionString) =>

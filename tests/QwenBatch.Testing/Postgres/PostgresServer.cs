@@ -52,6 +52,23 @@ public sealed class PostgresServer : IAsyncDisposable
         await cluster.RunAsync(cluster.PgCtl, ["-D", cluster.Dir, "-l", Path.Combine(cluster.Dir, "log"), "-m", "fast", "-w", "restart"]);
     }
 
+    /// <summary>
+    /// Stops the cluster with <c>pg_ctl stop -m immediate</c> (no checkpoint, every backend killed at once, as when the
+    /// server crashes or its host loses power); <see cref="StartAgainAsync"/> brings it back with crash recovery.
+    /// </summary>
+    public async Task CrashAsync()
+    {
+        var cluster = _cluster ?? throw new InvalidOperationException($"The server named by {EnvironmentVariable} is not this process's to stop.");
+        await cluster.RunAsync(cluster.PgCtl, ["-D", cluster.Dir, "-m", "immediate", "-w", "stop"]);
+    }
+
+    /// <summary>Starts the cluster stopped by <see cref="CrashAsync"/> again, with the same folder, port and options.</summary>
+    public async Task StartAgainAsync()
+    {
+        var cluster = _cluster ?? throw new InvalidOperationException($"The server named by {EnvironmentVariable} is not this process's to start.");
+        await cluster.RunAsync(cluster.PgCtl, ["-D", cluster.Dir, "-l", Path.Combine(cluster.Dir, "log"), "-w", "-o", cluster.Options, "start"]);
+    }
+
     public ValueTask DisposeAsync()
     {
         // The shared instance lives until the process exits; only dedicated clusters are stopped here.
@@ -124,7 +141,8 @@ public sealed class PostgresServer : IAsyncDisposable
                 + "-c full_page_writes=off -c max_connections=300 "
                 // Statement counts per query for the benchmarks (issue #12); loaded at start, enabled per database.
                 + "-c shared_preload_libraries=pg_stat_statements";
-            // pg_ctl records -o in postmaster.opts, so a restart keeps the port and settings.
+            // pg_ctl records -o in postmaster.opts, so a restart keeps the port and settings; a start after a stop is given them again.
+            cluster.Options = options;
             await cluster.RunAsync(cluster.PgCtl, ["-D", dir, "-l", log, "-w", "-o", options, "start"]);
             AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.Stop();
 
@@ -236,6 +254,9 @@ public sealed class PostgresServer : IAsyncDisposable
         public string PgCtl => pgCtl;
 
         public string Dir => dir;
+
+        /// <summary>The server options given at first start (port, socket folder, settings).</summary>
+        public string Options { get; set; } = "";
 
         public Task RunAsync(string tool, IEnumerable<string> args) =>
             asRoot

@@ -1,0 +1,85 @@
+using System.Text.Json;
+using Hangfire.States;
+using QwenBatch.Edits;
+using QwenBatch.Hangfire.States;
+
+namespace QwenBatch.Dashboard.Tests.Browser;
+
+/// <summary>A fleet member's edits as an operator follows them in Chromium: Hangfire's dashboard, and QwenBatch's pages linking into it.</summary>
+public sealed class HangfireBrowserTests(QuickTasksServe serve) : IClassFixture<QuickTasksServe>
+{
+    [Fact]
+    public async Task FinishedBatch_ItsEditsAreSucceededJobsInHangfire_WhoseHistoryTellsTheStory()
+    {
+        var batch = await serve.UploadAsync("browser-story", 3);
+        var edits = await serve.WaitForAsync(batch, e => e.Count == 3 && e.All(x => x.State.IsSettled()), "settled");
+        edits.ShouldAllBe(e => e.State == EditState.Succeeded && e.HangfireJob != null && e.RequestId != null);
+        var (page, problems) = await serve.NewPageAsync();
+
+        // The dashboard's home: its realtime graph polls the stats with a POST that carries the page's antiforgery token.
+        var stats = page.WaitForResponseAsync(r => r.Url == $"{serve.BaseUrl}/hangfire/stats" && r.Request.Method == "POST");
+        await page.GotoAsync($"{serve.BaseUrl}/hangfire");
+        (await stats).Status.ShouldBe(200);
+
+        // Its history graph (succeeded per hour over the last day) counts the edits, as the imitation's graph did.
+        var hourly = JsonSerializer.Deserialize<Dictionary<string, long>>((await page.GetAttributeAsync("#historyGraph", "data-succeeded"))!)!;
+        hourly.Values.Sum().ShouldBeGreaterThanOrEqualTo(3, "the batch's edits succeeded within the last hour");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "hangfire-home.png"), FullPage = true });
+
+        // Through Hangfire's own navigation to the succeeded jobs.
+        await page.ClickAsync("a[href='/hangfire/jobs/enqueued']");
+        await page.ClickAsync("a[href='/hangfire/jobs/succeeded']");
+        await page.WaitForSelectorAsync(".js-jobs-list-row");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "hangfire-succeeded.png"), FullPage = true });
+        foreach (var edit in edits)
+        {
+            var link = page.Locator($"a.job-method[href='/hangfire/jobs/details/{edit.HangfireJob}']");
+            (await link.CountAsync()).ShouldBe(1, $"edit {edit.Id}'s job {edit.HangfireJob} is listed");
+            (await link.TextContentAsync())!.Trim().ShouldBe($"Edit {edit.Id}");
+        }
+
+        // One edit's job page: its state history (the page lists it newest first, ending with the job's creation), with
+        // the provider's request id at the provider.
+        var first = edits[0];
+        await page.ClickAsync($"a.job-method[href='/hangfire/jobs/details/{first.HangfireJob}']");
+        await page.WaitForSelectorAsync(".state-card");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "hangfire-job.png"), FullPage = true });
+        var states = await page.EvalOnSelectorAllAsync<string[]>(".state-card-title",
+            "titles => titles.map(t => { const c = t.cloneNode(true); c.querySelector('small')?.remove(); return c.textContent.trim(); })");
+        Enumerable.Reverse(states).ShouldBe(["Created", EnqueuedState.StateName, ProcessingState.StateName, AtProviderState.StateName, EnqueuedState.StateName, ProcessingState.StateName, SucceededState.StateName]);
+        var atProvider = page.Locator(".state-card", new() { Has = page.Locator(".state-card-title", new() { HasTextString = AtProviderState.StateName }) });
+        (await atProvider.Locator(".state-card-body").TextContentAsync())!.ShouldContain(first.RequestId!);
+
+        // QwenBatch's edit page links to the same job.
+        await page.GotoAsync($"{serve.BaseUrl}/dashboard/job/{first.Id}");
+        (await page.TextContentAsync("#state")).ShouldBe("succeeded");
+        await page.ClickAsync("#hangfire-job");
+        await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/jobs/details/{first.HangfireJob}");
+        (await page.TextContentAsync("h1.page-header"))!.ShouldContain($"Edit {first.Id}");
+
+        problems.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task UploadedManifest_Finishes_AndItsEditPageShowsTheOutput()
+    {
+        var batch = await serve.UploadAsync("browser-finish", 2);
+        var (page, problems) = await serve.NewPageAsync();
+
+        await page.GotoAsync($"{serve.BaseUrl}/dashboard/batches/{batch}");
+        await BrowserSession.WaitUntilDoneAsync(page);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batch-finished.png"), FullPage = true });
+
+        (await page.TextContentAsync("[data-count=succeeded]")).ShouldBe("2");
+        await page.ClickAsync("a[href^='/dashboard/job/']");
+        (await page.TextContentAsync("#state")).ShouldBe("succeeded");
+        var output = page.Locator("img[alt='output 1']");
+        await output.WaitForAsync();
+        (await output.EvaluateAsync<int>("img => img.naturalWidth")).ShouldBeGreaterThan(0);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "edit-page.png"), FullPage = true });
+
+        await page.ClickAsync("nav a[href='/dashboard']");
+        int.Parse((await page.TextContentAsync("[data-state=succeeded] b"))!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThanOrEqualTo(2);
+        problems.ShouldBeEmpty();
+    }
+}
