@@ -8,7 +8,8 @@ namespace QwenBatch.Feeding;
 /// task can cost (n × the provider's price per image) against its batch budget and, when its provider has one, the
 /// account's daily budget; both are checked against what is spent and reserved as last committed plus what this round
 /// reserved before it, so no number of feeders can exceed either. An edit that does not fit is held with a reason naming
-/// the limit; one whose provider is at its <c>MaxInFlight</c> waits for a later round.
+/// the limit; one whose provider is at its <c>MaxInFlight</c> waits for a later round; one whose provider this server
+/// has not configured is held with a reason saying so.
 /// </summary>
 public sealed class FeedPolicy(ProviderRegistry providers) : IFeedPolicy
 {
@@ -20,7 +21,13 @@ public sealed class FeedPolicy(ProviderRegistry providers) : IFeedPolicy
         var decisions = new List<FeedDecision>(candidates.Edits.Count);
         foreach (var edit in candidates.Edits)
         {
-            var account = providers.Get(edit.Provider);
+            if (providers.Find(edit.Provider) is not { } account)
+            {
+                // Held, not thrown: one batch on a provider this server cannot reach must not stop the round for every other.
+                decisions.Add(new FeedDecision.Hold(UnknownProviderHoldReason(edit.Provider)));
+                continue;
+            }
+
             var load = candidates.Providers.TryGetValue(edit.Provider, out var l) ? l : new ProviderLoad(0, 0, 0);
             var alreadyQueued = queued.GetValueOrDefault(edit.Provider);
             if (account.Options.MaxInFlight is { } cap && load.InFlight + alreadyQueued >= cap)
@@ -53,6 +60,10 @@ public sealed class FeedPolicy(ProviderRegistry providers) : IFeedPolicy
 
         return decisions;
     }
+
+    /// <summary>Names the provider, the ones this server has, and how to go on.</summary>
+    public string UnknownProviderHoldReason(string provider) =>
+        $"held: provider '{provider}' is not configured on the server that fed it (configured: {string.Join(", ", providers.Names.Order(StringComparer.Ordinal))}); configure it there, then release the edit with 'qwenbatch retry <batch> --held-only'";
 
     /// <summary>Names the budget, what is spent and reserved, and what the edit needs.</summary>
     public static string BudgetHoldReason(BatchMoney money, decimal reservedHere, decimal maxCost) => string.Create(CultureInfo.InvariantCulture,

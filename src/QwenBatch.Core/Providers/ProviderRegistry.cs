@@ -25,6 +25,9 @@ public sealed class ProviderRegistry
     public IReadOnlyDictionary<string, int> MaxInFlight =>
         _accounts.Values.Where(a => a.Options.MaxInFlight is not null).ToDictionary(a => a.Name, a => a.Options.MaxInFlight!.Value);
 
+    /// <summary>The account of that name, or null when this process has none configured.</summary>
+    public ProviderAccount? Find(string name) => _accounts.GetValueOrDefault(name);
+
     public ProviderAccount Get(string name) =>
         _accounts.TryGetValue(name, out var account)
             ? account

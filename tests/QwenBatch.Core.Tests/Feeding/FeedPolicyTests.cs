@@ -71,6 +71,21 @@ public sealed class FeedPolicyTests
         decisions.ShouldAllBe(d => d == new FeedDecision.Queue(0.09m));
     }
 
+    [Fact]
+    public void Decide_ProviderNotConfiguredHere_HoldsThoseEditsNamingItAndQueuesTheOthers()
+    {
+        var policy = Policy(new ProviderOptions { PricePerImage = 0.02m });
+        var edits = Edits(2, n: 1);
+        edits[0] = edits[0] with { Provider = "simulator" };
+
+        var decisions = policy.Decide(Candidates(edits, new BatchMoney(null, 0, 0)));
+
+        var held = decisions[0].ShouldBeOfType<FeedDecision.Hold>();
+        held.Reason.ShouldContain("provider 'simulator' is not configured on the server that fed it (configured: odirouter)");
+        held.Reason.ShouldContain("retry <batch> --held-only");
+        decisions[1].ShouldBe(new FeedDecision.Queue(0.02m));
+    }
+
     private static FeedPolicy Policy(ProviderOptions options) =>
         new(new ProviderRegistry([new ProviderAccount("odirouter", new NotCalled(), options)]));
 
