@@ -41,8 +41,10 @@ internal static class ServeCommand
         }
 
         await using var started = runtime;
-        var server = withWorker ? await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token) : null;
+
+        // The web host first: an address it cannot listen on is the user's to fix, and is said before any worker starts.
         await using var app = await ServeHost.StartAsync(configuration, runtime, urls, shutdown.Token);
+        var server = withWorker ? await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token) : null;
         await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/hangfire"))}{(withWorker ? "" : " (no worker)")}");
         try
         {

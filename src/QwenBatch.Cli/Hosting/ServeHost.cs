@@ -18,7 +18,21 @@ internal static class ServeHost
     public static async Task<WebApplication> StartAsync(IConfiguration configuration, Runtime runtime, string urls, CancellationToken ct)
     {
         var app = Build(configuration, runtime, web => web.UseUrls(urls));
-        await app.StartAsync(ct);
+        try
+        {
+            await app.StartAsync(ct);
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+        {
+            await app.DisposeAsync();
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"Cannot listen on {urls}: the address is already in use (another serve?); pass another --urls.");
+        }
+        catch (IOException ex)
+        {
+            await app.DisposeAsync();
+            throw new CliException(ExitCodes.UsageOrConfiguration, $"Cannot listen on {urls}: {ex.Message}");
+        }
+
         return app;
     }
 
@@ -27,7 +41,8 @@ internal static class ServeHost
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Configuration.AddConfiguration(configuration);
-        builder.Logging.ClearProviders().AddSerilog(dispose: false);
+        // The host's own "Hosting failed to start" would print the stack of an error serve reports itself, in one line.
+        builder.Logging.ClearProviders().AddSerilog(dispose: false).AddFilter<Serilog.Extensions.Logging.SerilogLoggerProvider>("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         server(builder.WebHost);
 
         // Instances owned by the runtime: the web host uses them and does not dispose them.

@@ -50,6 +50,21 @@ public sealed class ConfigurationTests : IDisposable
         Directory.Exists(_workspace.BatchDir("products")).ShouldBeFalse();
     }
 
+    [Fact]
+    public async Task Serve_AddressAlreadyInUse_Exits1WithOneLineAndNoStackTrace()
+    {
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var urls = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var result = await CliProcess.RunAsync(_workspace.Root, new Dictionary<string, string>(), "serve", "--urls", urls);
+
+        result.ExitCode.ShouldBe(1, result.Output);
+        result.Stderr.ShouldContain($"Cannot listen on {urls}: the address is already in use");
+        result.Output.ShouldNotContain("   at ");
+        result.Output.ShouldNotContain("Exception");
+    }
+
     private async Task<string> StorageRootAsync(Dictionary<string, string> environment, string name, params string[] options)
     {
         var result = await CliProcess.RunAsync(_workspace.Root, environment, ["submit", "samples/products.csv", "--json", "--name", name, .. options]);
