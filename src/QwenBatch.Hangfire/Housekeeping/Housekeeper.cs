@@ -110,11 +110,27 @@ public sealed partial class Housekeeper(
     private async Task SweepAsync(CancellationToken ct)
     {
         var still = await edits.FindStillAsync(new StillQuery(EditStates.NeedsWorker, time.GetUtcNow() - StillFor, 100, scope.BatchId), ct);
-        var stopped = still.Where(e => e.HangfireJob is not { } job || jobs.StateOf(job) is not { } state || !Running.Contains(state)).ToList();
+        var states = still.ToDictionary(e => e.Id, e => e.HangfireJob is { } job ? jobs.StateOf(job) : null);
+        var stopped = still.Where(e => states[e.Id] is not { } state || !Running.Contains(state)).ToList();
         if (stopped.Count > 0)
         {
             LogResuming(stopped.Count);
             await jobs.EnqueueAsync(stopped, "resumed: the edit had stood still while its job was not running", ct);
+        }
+
+        // Enqueued for a minute while the feeder keeps the queue short: its queue entry was lost or is held invisible (a
+        // worker fetched it as the database went down). Enqueued again, it gets a fresh entry; should the old one come back
+        // too, the second run finds the edit moved on and does nothing.
+        var stuck = still.Where(e => states[e.Id] == EnqueuedState.StateName).ToList();
+        foreach (var edit in stuck)
+        {
+            jobs.Move(edit.HangfireJob!, new EnqueuedState(hangfire.Queue) { Reason = "enqueued again: the edit had stood still for a minute while its job waited in the queue" },
+                EnqueuedState.StateName);
+        }
+
+        if (stuck.Count > 0)
+        {
+            LogRequeued(stuck.Count);
         }
     }
 
@@ -150,6 +166,9 @@ public sealed partial class Housekeeper(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Housekeeping duty '{Duty}' failed; trying again at its next interval")]
     private partial void LogDutyFailed(Exception ex, string duty);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} edit(s) had stood still for a minute while their job waited in the queue; their jobs are enqueued again")]
+    private partial void LogRequeued(int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} edit(s) had stood still while their job was not running; their jobs are enqueued again")]
     private partial void LogResuming(int count);
