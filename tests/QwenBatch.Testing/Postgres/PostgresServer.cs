@@ -137,8 +137,12 @@ public sealed class PostgresServer : IAsyncDisposable
             // --locale=C: no dependency on the locales installed in the container, and a deterministic text order.
             await cluster.RunAsync(Path.Combine(bin, "initdb"), ["-D", dir, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
             var port = FreePort();
-            var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-                + "-c full_page_writes=off -c max_connections=300 "
+            // A dedicated cluster is one a test crashes (pg_ctl stop -m immediate): it keeps PostgreSQL's durable defaults, as
+            // a production server does, since a commit lost in the crash would fake a lost write the product relies on. The
+            // shared one trades durability for speed.
+            var durability = dedicated ? "" : "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ";
+            var options = $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 {durability}"
+                + "-c max_connections=300 "
                 // Statement counts per query for the benchmarks (issue #12); loaded at start, enabled per database.
                 + "-c shared_preload_libraries=pg_stat_statements";
             // pg_ctl records -o in postmaster.opts, so a restart keeps the port and settings; a start after a stop is given them again.
