@@ -88,12 +88,14 @@ public sealed partial class EditJob(
                 continue;
             }
 
-            Show(context, outcome);
-            if (outcome is StepOutcome.AtProvider or StepOutcome.Backlog)
+            if (Parking(outcome) is { } parked)
             {
+                next.Apply(context, parked);
                 await WakeIfMovedOnAsync(context, editId);
+                NextState.End();
             }
 
+            Show(context, outcome);
             return;
         }
 
@@ -146,17 +148,19 @@ public sealed partial class EditJob(
         _ => throw new InvalidOperationException($"Edit {edit.Id} in state {edit.State} has no parked state."),
     };
 
+    /// <summary>The state a job parks in for this outcome (at the provider, in the backlog), or null when it does not park.</summary>
+    private static IState? Parking(StepOutcome outcome) => outcome switch
+    {
+        StepOutcome.AtProvider o => new AtProviderState(o.RequestId, o.Provider, o.SubmittedAt, o.PollAt),
+        StepOutcome.Backlog o => new WaitingState(o.Reason, o.DueAt),
+        _ => null,
+    };
+
     /// <summary>Shows the outcome as the job's next Hangfire state; a failed attempt throws, so Hangfire's retry filter decides.</summary>
     private void Show(PerformContext context, StepOutcome outcome)
     {
         switch (outcome)
         {
-            case StepOutcome.AtProvider o:
-                next.Set(context, new AtProviderState(o.RequestId, o.Provider, o.SubmittedAt, o.PollAt));
-                break;
-            case StepOutcome.Backlog o:
-                next.Set(context, new WaitingState(o.Reason, o.DueAt));
-                break;
             case StepOutcome.Retry o:
                 throw new EditStepException(o.Error.Message, o.Error);
             case StepOutcome.Failed o:

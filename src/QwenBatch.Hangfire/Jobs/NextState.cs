@@ -16,6 +16,13 @@ public sealed class NextState(IBackgroundJobStateChanger states)
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     public void Set(PerformContext context, IState state)
     {
+        Apply(context, state);
+        End();
+    }
+
+    /// <summary>Moves the job without ending the run; the caller ends it with <see cref="End"/> (a parked job first reads its edit once more).</summary>
+    public void Apply(PerformContext context, IState state)
+    {
         if (state is not FailedState && context.GetJobParameter<int?>("RetryCount") is > 0)
         {
             context.SetJobParameter("RetryCount", 0);
@@ -23,6 +30,9 @@ public sealed class NextState(IBackgroundJobStateChanger states)
 
         // Applied, or not (someone else moved the job meanwhile: a delete from the dashboard): either way this run is over.
         states.ChangeState(new StateChangeContext(context.Storage, context.Connection, context.BackgroundJob.Id, state, ProcessingState.StateName));
-        throw new JobAbortedException();
     }
+
+    /// <summary>Ends the run the way Hangfire ends one whose job's state changed under it.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    public static void End() => throw new JobAbortedException();
 }
