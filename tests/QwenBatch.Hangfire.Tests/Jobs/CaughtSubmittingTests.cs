@@ -31,7 +31,7 @@ public sealed class CaughtSubmittingTests
         // Scoped to no batch: its feeder leaves the edit to the test, and its workers run whatever job is enqueued.
         await using var engine = await TestEngine.StartAsync(new EngineSetup(Backend.Postgres), new Hosting.EngineScope(-1));
         await engine.StartServerAsync();
-        var server = engine.Storage.GetMonitoringApi().Servers().Single().Name;
+        var server = await AnnouncedServerAsync(engine);
         var edit = await CaughtSubmittingAsync(engine, server);
 
         await engine.Services.GetRequiredService<EditJobClient>().EnqueueAsync([edit], "test: the job of an edit caught submitting", CancellationToken.None);
@@ -46,6 +46,17 @@ public sealed class CaughtSubmittingTests
         state.Reason.ShouldContain("may still be on its way");
         (await engine.Store.GetEditAsync(edit.Id, CancellationToken.None))!.State.ShouldBe(EditState.Submitting);
         (await engine.SimulatorStatsAsync()).Submits.ShouldBe(0);
+    }
+
+    /// <summary>The name of the engine's one server, once it has announced itself (it does so in the background as it starts).</summary>
+    private static async Task<string> AnnouncedServerAsync(TestEngine engine)
+    {
+        for (var i = 0; i < 100 && engine.Storage.GetMonitoringApi().Servers().Count == 0; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        return engine.Storage.GetMonitoringApi().Servers().ShouldHaveSingleItem("the engine's server should have announced itself").Name;
     }
 
     /// <summary>An edit moved to submitting by <paramref name="server"/>, as a run that then vanished would leave it.</summary>

@@ -70,8 +70,12 @@ public sealed class EditJobTests
 
         // Most of the batch is at the provider at once: parked, no Hangfire worker waiting on it.
         var patience = TimeSpan.FromMinutes(4);
-        await engine.WaitForAsync(batch.Id, edits => edits.All(e => e.State == EditState.AtProvider), "had every edit at the provider at once", patience);
-        engine.Storage.GetMonitoringApi().ProcessingCount().ShouldBe(0, "an edit at the provider holds no worker");
+        // The last job moves to AtProvider just after its edit does, so the two are read together until both hold.
+        await engine.WaitForAsync(
+            batch.Id,
+            edits => edits.All(e => e.State == EditState.AtProvider) && engine.Storage.GetMonitoringApi().ProcessingCount() == 0,
+            "had every edit at the provider at once with no Hangfire job processing (an edit at the provider holds no worker)",
+            patience);
 
         var settled = await engine.WaitSettledAsync(batch.Id, patience);
         settled.Count(e => e.State == EditState.Succeeded).ShouldBe(1000);
