@@ -180,6 +180,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         rig.StartWorker();
 
         await rig.WaitForAsync("a quarter done", j => ChaosRig.Count(j, EditState.Succeeded) >= jobs / 4, TimeSpan.FromSeconds(120));
+        var countersReadAt = TimeProvider.System.GetUtcNow();
         await rig.Simulator.StopAsync();
         var stoppedAt = Stopwatch.StartNew();
 
@@ -188,6 +189,7 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         var lateCharges = atStop.Count(j => j.State is EditState.AtProvider or EditState.Submitting or EditState.Downloading);
         var doneAtStop = ChaosRig.Count(atStop, EditState.Succeeded);
         await Task.Delay(outage);
+        var restartingAt = TimeProvider.System.GetUtcNow();
         await rig.Simulator.StartAgainAsync();
         var down = stoppedAt.Elapsed;
         var sinceBack = Stopwatch.StartNew();
@@ -202,7 +204,10 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         var recovered = sinceBack.Elapsed;
         await rig.StopWorkersAsync();
 
-        var figures = await BatchAudit.CheckAsync(rig, new AuditRules { AllSucceed = false, MaxProviderResubmits = 2, LateCharges = lateCharges });
+        var figures = await BatchAudit.CheckAsync(rig, new AuditRules
+        {
+            AllSucceed = false, MaxProviderResubmits = 2, LateCharges = lateCharges, StoppedWindow = (countersReadAt, restartingAt),
+        });
         figures.Simulator.RateLimited.ShouldBeGreaterThan(0, "the provider's rate limit was never hit");
         foreach (var fault in new[] { "slow", "dropped", "server_error", "truncated" })
         {
