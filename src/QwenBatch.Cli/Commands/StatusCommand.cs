@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Edits;
+using QwenBatch.Reports;
 using QwenBatch.Storage;
 using Spectre.Console;
 
@@ -139,7 +140,7 @@ internal static class StatusCommand
 
     private static string Cell(long value) => value.ToString(CultureInfo.InvariantCulture);
 
-    private static string Usd(decimal value) => string.Create(CultureInfo.InvariantCulture, $"${value:0.00##}");
+    private static string Usd(decimal value) => Money.Usd(value);
 }
 
 /// <summary>The documented JSON of one batch in <c>status --json</c>.</summary>

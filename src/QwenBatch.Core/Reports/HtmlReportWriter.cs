@@ -44,8 +44,8 @@ public static class HtmlReportWriter
         html.Append("<section id=\"totals\"><table>");
         Row(html, "Jobs", Count(t.Jobs) + " (" + string.Join(", ", t.JobsByStatus.Select(s => $"{s.Value} {s.Key}")) + ")");
         Row(html, "Images", string.Join(", ", t.ImagesByStatus.Select(s => $"{s.Value} {s.Key}")));
-        Row(html, "Cost", "$" + CsvReportWriter.Money(t.CostUsd) + (t.CostByProvider.Count > 1
-            ? " (" + string.Join(", ", t.CostByProvider.Select(p => $"{p.Key} ${CsvReportWriter.Money(p.Value)}")) + ")" : ""));
+        Row(html, "Cost", Money.Usd(t.CostUsd) + (t.CostByProvider.Count > 1
+            ? " (" + string.Join(", ", t.CostByProvider.Select(p => $"{p.Key} {Money.Usd(p.Value)}")) + ")" : ""));
         Row(html, "Latency p50 / p95", $"{S(t.LatencyP50S)} / {S(t.LatencyP95S)}");
         Row(html, "Wall time", S(t.WallTimeS));
         Row(html, "Throughput", t.ImagesPerMinute is { } ipm ? ipm.ToString("0.##", CultureInfo.InvariantCulture) + " images/min" : "–");
@@ -72,7 +72,7 @@ public static class HtmlReportWriter
 
         html.Append("</select></label></nav>\n<div id=\"sheet\"></div>\n");
         var rows = report.Rows.Select(r => new PageRow(
-            r.Id, r.Status, CsvReportWriter.Money(r.CostUsd), r.Error, r.Spec.Prompt,
+            r.Id, r.Status, Money.Usd(r.CostUsd), r.Error, r.Spec.Prompt,
             r.Spec.Images.Select(i => Link(i, directory)).OfType<string>().ToList(),
             r.Files.Select(RelativeHref).ToList()));
 
@@ -160,7 +160,7 @@ public static class HtmlReportWriter
               meta.appendChild(el('div', 'id', r.id));
               const line = el('div');
               line.appendChild(el('span', 'status ' + r.status, r.status));
-              line.appendChild(el('span', null, '$' + r.cost));
+              line.appendChild(el('span', null, r.cost));
               meta.appendChild(line);
               meta.appendChild(el('div', 'prompt', r.prompt));
               if (r.error) meta.appendChild(el('div', 'error', r.error));
