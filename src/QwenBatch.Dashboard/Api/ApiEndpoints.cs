@@ -20,6 +20,7 @@ internal static class ApiEndpoints
         api.MapGet("/batches", ListAsync);
         api.MapGet("/batches/{id:long}", GetAsync);
         api.MapGet("/batches/{id:long}/report.{format}", ReportAsync);
+        api.MapGet("/batches/{id:long}/errors.csv", ErrorsAsync);
 
         var writes = api.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireTokenOrSameOrigin).DisableAntiforgery();
         writes.MapPost("/batches", (HttpRequest request, IStore store, IOptions<DashboardOptions> options, CancellationToken ct) =>
@@ -52,11 +53,23 @@ internal static class ApiEndpoints
     {
         var counts = (await store.GetStateCountsAsync(ct)).ToLookup(c => c.BatchId);
         var batches = await store.GetBatchesAsync(ct);
-        return Results.Ok(batches.Select(b => BatchStatus.Of(b, new Batches.BatchProgress(b.Id, counts[b.Id].ToDictionary(c => c.State, c => (int)c.Count), b.SpentUsd))));
+        return Results.Ok(batches.Select(b => BatchStatus.Of(b, new QwenBatch.Batches.BatchProgress(b.Id, counts[b.Id].ToDictionary(c => c.State, c => (int)c.Count), b.SpentUsd))));
     }
 
     private static async Task<IResult> GetAsync(long id, IStore store, CancellationToken ct) =>
         await store.GetBatchAsync(id, ct) is { } batch ? Results.Ok(BatchStatus.Of(batch, await store.GetProgressAsync(id, ct))) : Results.NotFound();
+
+    /// <summary>The rows the manifest's validator skipped and the edits that failed, as the CSV report writes them beside report.csv.</summary>
+    private static async Task<IResult> ErrorsAsync(long id, IStore store, TimeProvider time, CancellationToken ct)
+    {
+        if (await store.GetBatchAsync(id, ct) is not { } batch)
+        {
+            return Results.NotFound();
+        }
+
+        await BatchReports.WriteAsync(store, batch, ReportFormats.Csv, time, ct);
+        return Results.File(Path.Combine(batch.StorageDir, ErrorsCsvWriter.FileName), "text/csv", $"{batch.Name}-errors.csv");
+    }
 
     /// <summary>The batch's report, (re)written into the batch folder from the store by the same builders as the CLI.</summary>
     private static async Task<IResult> ReportAsync(long id, string format, IStore store, TimeProvider time, CancellationToken ct)

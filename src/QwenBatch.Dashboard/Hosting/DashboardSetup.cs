@@ -4,7 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using QwenBatch.Dashboard.Api;
-using QwenBatch.Dashboard.Pages;
+using QwenBatch.Dashboard.Batches;
 using QwenBatch.Dashboard.Security;
 using Hangfire;
 using Microsoft.Extensions.Options;
@@ -58,13 +58,14 @@ public static class DashboardSetup
             Authorization = [],
             IsReadOnlyFunc = _ => options.ReadOnly,
             DashboardTitle = "QwenBatch",
-            AppPath = "/dashboard",
+            AppPath = null,
         });
+        BatchPages.Register();
         app.UseRouting();
         app.UseEndpoints(endpoints =>
         {
-            endpoints.MapGet("/", () => Results.Redirect("/hangfire"));
-            PageEndpoints.Map(endpoints);
+            endpoints.MapGet("/", () => Results.Redirect("/hangfire/batches"));
+            OldAddresses.Map(endpoints);
             ApiEndpoints.Map(endpoints);
         });
         return app;

@@ -1,4 +1,3 @@
-using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
@@ -6,29 +5,12 @@ using Microsoft.Extensions.Options;
 namespace QwenBatch.Dashboard.Security;
 
 /// <summary>
-/// Cross-site request forgery defences. Page forms carry an antiforgery token. API calls with a bearer token cannot be
+/// Cross-site request forgery defences for the API (the dashboard's buttons carry Hangfire's antiforgery token). API calls with a bearer token cannot be
 /// forged by a browser; token-less API calls (allowed from loopback) must not come from another site: a browser names
 /// the site in <c>Origin</c> / <c>Sec-Fetch-Site</c>, while curl and scripts send neither.
 /// </summary>
 internal static class CrossSiteGuard
 {
-    /// <summary>An endpoint filter for state-changing page forms: 400 and nothing done without a valid token.</summary>
-    public static async ValueTask<object?> RequireFormToken(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
-    {
-        var antiforgery = invocation.HttpContext.RequestServices.GetService(typeof(IAntiforgery)) as IAntiforgery
-            ?? throw new InvalidOperationException("Antiforgery is not registered.");
-        try
-        {
-            await antiforgery.ValidateRequestAsync(invocation.HttpContext);
-        }
-        catch (AntiforgeryValidationException)
-        {
-            return Results.Problem("The form's antiforgery token is missing or invalid; reload the page and try again.", statusCode: StatusCodes.Status400BadRequest);
-        }
-
-        return await next(invocation);
-    }
-
     /// <summary>An endpoint filter for state-changing API calls: a token, or a same-origin (or non-browser) request.</summary>
     public static async ValueTask<object?> RequireTokenOrSameOrigin(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
     {

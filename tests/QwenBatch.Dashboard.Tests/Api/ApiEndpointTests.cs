@@ -80,11 +80,13 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
     {
         using var client = await _serve.CreateClientAsync(Remote);
 
-        using var page = await client.GetAsync("/dashboard");
+        using var page = await client.GetAsync("/hangfire/batches");
+        using var old = await client.GetAsync("/dashboard");
         using var api = await client.GetAsync("/api/batches");
         using var upload = await client.PostAsync("/api/batches", TestManifests.Upload(TestManifests.Csv(1)));
 
         page.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        old.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         api.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         upload.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
@@ -110,9 +112,9 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
         _serve.Settings["Dashboard:Password"] = "correct horse";
         using var client = await _serve.CreateClientAsync(Remote);
 
-        using var none = await client.GetAsync("/dashboard/batches");
-        using var wrong = new HttpRequestMessage(HttpMethod.Get, "/dashboard/batches") { Headers = { Authorization = Basic("ops", "nope") } };
-        using var right = new HttpRequestMessage(HttpMethod.Get, "/dashboard/batches") { Headers = { Authorization = Basic("ops", "correct horse") } };
+        using var none = await client.GetAsync("/hangfire/batches");
+        using var wrong = new HttpRequestMessage(HttpMethod.Get, "/hangfire/batches") { Headers = { Authorization = Basic("ops", "nope") } };
+        using var right = new HttpRequestMessage(HttpMethod.Get, "/hangfire/batches") { Headers = { Authorization = Basic("ops", "correct horse") } };
 
         none.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
         none.Headers.WwwAuthenticate.ToString().ShouldStartWith("Basic");
@@ -121,32 +123,37 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task PostCancelForm_WithoutTheAntiforgeryToken_ChangesNothing()
+    public async Task CancelButton_WithoutThePagesAntiforgeryToken_ChangesNothing()
     {
         var batch = await ImportAsync("forged");
         using var client = await _serve.CreateClientAsync();
+        await client.GetStringAsync($"/hangfire/batches/{batch.Id}");
 
-        using var missing = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", new FormUrlEncodedContent([]));
-        using var forged = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", Form("not-a-token"));
+        using var missing = await client.PostAsync($"/hangfire/batches/{batch.Id}/cancel", null);
+        using var forged = new HttpRequestMessage(HttpMethod.Post, $"/hangfire/batches/{batch.Id}/cancel") { Headers = { { "RequestVerificationToken", "not-a-token" } } };
+        using var forgedResponse = await client.SendAsync(forged);
 
-        missing.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
-        forged.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        missing.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        forgedResponse.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await _serve.Store.GetProgressAsync(batch.Id, CancellationToken.None)).Count(EditState.Pending).ShouldBe(1);
         (await _serve.Store.GetBatchAsync(batch.Id, CancellationToken.None))!.CancelRequestedAt.ShouldBeNull();
     }
 
     [Fact]
-    public async Task PostCancelForm_WithTheBatchPagesToken_CancelsTheBatch()
+    public async Task CancelButton_WithTheBatchPagesToken_CancelsTheBatch()
     {
         var batch = await ImportAsync("cancelled");
         using var client = await _serve.CreateClientAsync();
-        var page = await client.GetStringAsync($"/dashboard/batches/{batch.Id}");
-        var token = FormPattern().Matches(page).Single(m => m.Groups["action"].Value == $"/dashboard/batches/{batch.Id}/cancel").Groups["token"].Value;
+        var page = await client.GetStringAsync($"/hangfire/batches/{batch.Id}");
+        page.ShouldContain($"data-ajax=\"/hangfire/batches/{batch.Id}/cancel\"");
+        var header = MetaPattern().Matches(page).Single(m => m.Groups["name"].Value == "csrf-header").Groups["content"].Value;
+        var token = MetaPattern().Matches(page).Single(m => m.Groups["name"].Value == "csrf-token").Groups["content"].Value;
 
-        using var response = await client.PostAsync($"/dashboard/batches/{batch.Id}/cancel", Form(WebUtility.HtmlDecode(token)));
+        // As Hangfire's script posts it: the page's token in the header its layout names.
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/hangfire/batches/{batch.Id}/cancel") { Headers = { { header, WebUtility.HtmlDecode(token) } } };
+        using var response = await client.SendAsync(request);
 
-        response.StatusCode.ShouldBe(HttpStatusCode.Redirect);
-        response.Headers.Location!.ToString().ShouldBe($"/dashboard/batches/{batch.Id}");
+        response.StatusCode.ShouldBe(HttpStatusCode.NoContent);
         (await _serve.Store.GetProgressAsync(batch.Id, CancellationToken.None)).Count(EditState.Cancelled).ShouldBe(1);
     }
 
@@ -186,15 +193,52 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
         var id = json.RootElement.GetProperty("batch").GetInt64();
         var edit = (await _serve.Store.GetEditsAsync(id, CancellationToken.None))[0];
 
-        foreach (var path in new[] { "/dashboard", "/dashboard/batches", $"/dashboard/batches/{id}", $"/dashboard/job/{edit.Id}", "/hangfire" })
+        foreach (var path in new[] { "/hangfire/batches", $"/hangfire/batches/{id}", $"/hangfire/batches/{id}?state=pending", "/hangfire" })
         {
             var html = await client.GetStringAsync(path);
             html.ShouldContain("QwenBatch");
+            html.ShouldContain("href=\"/hangfire/batches\"", Case.Sensitive, "the Batches entry of Hangfire's navigation");
             html.ShouldNotContain("Password=", Case.Insensitive);
         }
 
-        (await client.GetStringAsync($"/dashboard/batches/{id}")).ShouldContain("row-002");
-        (await client.GetAsync($"/dashboard/job/{edit.Id}/input/0")).Content.Headers.ContentType!.MediaType.ShouldBe("image/png");
+        (await client.GetStringAsync("/hangfire/batches")).ShouldContain($"href=\"/hangfire/batches/{id}\"");
+        (await client.GetStringAsync($"/hangfire/batches/{id}")).ShouldContain("row-002");
+        using var input = await client.GetAsync($"/hangfire/edits/{edit.Id}/input/0");
+        input.StatusCode.ShouldBe(HttpStatusCode.OK);
+        input.Content.Headers.ContentType!.MediaType.ShouldBe("image/png");
+        (await client.GetAsync($"/hangfire/edits/{edit.Id}/output/0")).StatusCode.ShouldBe(HttpStatusCode.NotFound, "no output yet");
+    }
+
+    [Theory]
+    [InlineData("/dashboard", "/hangfire/batches")]
+    [InlineData("/dashboard/batches", "/hangfire/batches")]
+    [InlineData("/dashboard/batches/{batch}", "/hangfire/batches/{batch}")]
+    [InlineData("/dashboard/job/{edit}", "/hangfire/batches/{batch}")]
+    [InlineData("/dashboard/job/{edit}/input/0", "/hangfire/edits/{edit}/input/0")]
+    public async Task OldAddresses_RedirectIntoHangfiresDashboard(string old, string expected)
+    {
+        var batch = await ImportAsync("moved");
+        var edit = (await _serve.Store.GetEditsAsync(batch.Id, CancellationToken.None)).Single();
+        using var client = await _serve.CreateClientAsync();
+        string Fill(string path) => path.Replace("{batch}", $"{batch.Id}", StringComparison.Ordinal).Replace("{edit}", $"{edit.Id}", StringComparison.Ordinal);
+
+        using var response = await client.GetAsync(Fill(old));
+
+        ((int)response.StatusCode).ShouldBeOneOf(301, 302);
+        response.Headers.Location!.ToString().ShouldBe(Fill(expected));
+    }
+
+    [Fact]
+    public async Task ErrorsCsv_OfABatch_IsServedBesideTheReports()
+    {
+        var batch = await ImportAsync("errors");
+        using var client = await _serve.CreateClientAsync();
+
+        using var response = await client.GetAsync($"/api/batches/{batch.Id}/errors.csv");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.OK);
+        response.Content.Headers.ContentType!.MediaType.ShouldBe("text/csv");
+        (await response.Content.ReadAsStringAsync()).ShouldStartWith("id,");
     }
 
     private async Task<BatchRecord> ImportAsync(string name) =>
@@ -205,8 +249,6 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
     private static AuthenticationHeaderValue Basic(string user, string password) =>
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
 
-    private static FormUrlEncodedContent Form(string token) => new([new("__RequestVerificationToken", token)]);
-
-    [GeneratedRegex("<form method=\"post\" action=\"(?<action>[^\"]+)\"[^>]*><input type=\"hidden\" name=\"__RequestVerificationToken\" value=\"(?<token>[^\"]+)\">")]
-    private static partial Regex FormPattern();
+    [GeneratedRegex("<meta name=\"(?<name>csrf-[a-z]+)\" content=\"(?<content>[^\"]+)\">")]
+    private static partial Regex MetaPattern();
 }

@@ -8,12 +8,15 @@ namespace QwenBatch.Dashboard.Tests.Browser;
 public sealed class CancelBrowserTests(SlowTasksServe serve) : IClassFixture<SlowTasksServe>
 {
     [Fact]
-    public async Task CancelButton_OnARunningBatch_CancelsItsEdits()
+    public async Task CancelButton_OnARunningBatch_CancelsItsEditsAtTheProviderToo()
     {
         var batch = await serve.UploadAsync("browser-cancel", 20);
+        await serve.WaitForAsync(batch, e => e.Any(x => x.State == EditState.AtProvider), "had an edit at the provider");
         var (page, problems) = await serve.NewPageAsync();
-        await page.GotoAsync($"{serve.BaseUrl}/dashboard/batches/{batch}");
+        await page.GotoAsync($"{serve.BaseUrl}/hangfire/batches/{batch}");
 
+        // Hangfire's script asks for the button's confirmation, posts with the page's antiforgery token, then reloads.
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await page.ClickAsync("button.cancel");
         await BrowserSession.WaitUntilDoneAsync(page);
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batch-cancelled.png"), FullPage = true });
@@ -22,7 +25,9 @@ public sealed class CancelBrowserTests(SlowTasksServe serve) : IClassFixture<Slo
         var cancelled = await CountAsync(page, "cancelled");
         cancelled.ShouldBeGreaterThan(0);
         (cancelled + await CountAsync(page, "succeeded")).ShouldBe(20);
-        (await page.ContentAsync()).ShouldContain("cancel requested");
+        (await page.TextContentAsync("#status"))!.ShouldContain("cancel requested");
+        using var stats = await serve.SimulatorStatsAsync();
+        stats.RootElement.GetProperty("cancels").GetInt64().ShouldBeGreaterThanOrEqualTo(1, "an edit at the provider is cancelled there");
         problems.ShouldBeEmpty();
     }
 
@@ -34,10 +39,11 @@ public sealed class CancelBrowserTests(SlowTasksServe serve) : IClassFixture<Slo
         var (doomed, kept) = (edits[0], edits[1]);
         var (page, problems) = await serve.NewPageAsync();
 
-        // From QwenBatch's edit page to its Hangfire job, whose Delete button asks for a confirmation first.
-        await page.GotoAsync($"{serve.BaseUrl}/dashboard/job/{doomed.Id}");
-        await page.ClickAsync("#hangfire-job");
+        // From the batch page to the edit's Hangfire job, whose Delete button asks for a confirmation first.
+        await page.GotoAsync($"{serve.BaseUrl}/hangfire/batches/{batch}");
+        await page.ClickAsync($"a.job-link[href='/hangfire/jobs/details/{doomed.HangfireJob}']");
         await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/jobs/details/{doomed.HangfireJob}");
+        (await page.ContentAsync()).ShouldContain("Delete on this job cancels the edit, at the provider too.");
         (await page.TextContentAsync(".state-card-title"))!.ShouldContain("At provider");
         page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
         await page.ClickAsync($"button[data-ajax='/hangfire/jobs/actions/delete/{doomed.HangfireJob}']");

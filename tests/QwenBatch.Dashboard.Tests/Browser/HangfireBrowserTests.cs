@@ -50,36 +50,54 @@ public sealed class HangfireBrowserTests(QuickTasksServe serve) : IClassFixture<
         var atProvider = page.Locator(".state-card", new() { Has = page.Locator(".state-card-title", new() { HasTextString = AtProviderState.StateName }) });
         (await atProvider.Locator(".state-card-body").TextContentAsync())!.ShouldContain(first.RequestId!);
 
-        // QwenBatch's edit page links to the same job.
-        await page.GotoAsync($"{serve.BaseUrl}/dashboard/job/{first.Id}");
-        (await page.TextContentAsync("#state")).ShouldBe("succeeded");
-        await page.ClickAsync("#hangfire-job");
-        await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/jobs/details/{first.HangfireJob}");
-        (await page.TextContentAsync("h1.page-header"))!.ShouldContain($"Edit {first.Id}");
+        // The job page shows its edit, which links back to its batch.
+        (await page.TextContentAsync("#edit-state")).ShouldBe("succeeded");
+        (await page.TextContentAsync("#request-id")).ShouldBe(first.RequestId);
+        await page.ClickAsync("#batch-link");
+        await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/batches/{batch}");
+        (await page.TextContentAsync("[data-count=succeeded]")).ShouldBe("3");
 
         problems.ShouldBeEmpty();
     }
 
     [Fact]
-    public async Task UploadedManifest_Finishes_AndItsEditPageShowsTheOutput()
+    public async Task FromTheBatchList_ToABatch_ToAnEditsJobWithItsThumbnails_AndBack()
     {
         var batch = await serve.UploadAsync("browser-finish", 2);
         var (page, problems) = await serve.NewPageAsync();
 
-        await page.GotoAsync($"{serve.BaseUrl}/dashboard/batches/{batch}");
+        // Hangfire's navigation has a Batches entry; the list links to the batch, whose page reloads until it is settled.
+        await page.GotoAsync($"{serve.BaseUrl}/hangfire");
+        await page.ClickAsync("a[href='/hangfire/batches']");
+        await page.ClickAsync($"#batches a[href='/hangfire/batches/{batch}']");
         await BrowserSession.WaitUntilDoneAsync(page);
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batch-finished.png"), FullPage = true });
-
         (await page.TextContentAsync("[data-count=succeeded]")).ShouldBe("2");
-        await page.ClickAsync("a[href^='/dashboard/job/']");
-        (await page.TextContentAsync("#state")).ShouldBe("succeeded");
-        var output = page.Locator("img[alt='output 1']");
-        await output.WaitForAsync();
-        (await output.EvaluateAsync<int>("img => img.naturalWidth")).ShouldBeGreaterThan(0);
-        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "edit-page.png"), FullPage = true });
+        (await page.TextContentAsync("#spent")).ShouldBe("$0.04");
 
-        await page.ClickAsync("nav a[href='/dashboard']");
-        int.Parse((await page.TextContentAsync("[data-state=succeeded] b"))!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThanOrEqualTo(2);
+        // An edit's Hangfire job page: the edit above the job's history, with its input and output as thumbnails.
+        await page.ClickAsync("a.job-link");
+        await page.WaitForSelectorAsync("#edit");
+        (await page.TextContentAsync("#edit-state")).ShouldBe("succeeded");
+        (await page.TextContentAsync("#cost")).ShouldBe("$0.02");
+        (await page.TextContentAsync("#prompt")).ShouldNotBeNullOrWhiteSpace();
+        foreach (var thumbnail in new[] { "img[alt='input 1']", "img[alt='output 1']" })
+        {
+            var image = page.Locator(thumbnail);
+            await image.WaitForAsync();
+            await page.WaitForFunctionAsync($"() => document.querySelector(\"{thumbnail}\").complete");
+            (await image.EvaluateAsync<int>("img => img.naturalWidth")).ShouldBeGreaterThan(0, thumbnail);
+        }
+
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "edit-job-page.png"), FullPage = true });
+
+        // Back to the batch, then to the list, whose cards and spend count the batch.
+        await page.ClickAsync("#batch-link");
+        await page.WaitForURLAsync($"{serve.BaseUrl}/hangfire/batches/{batch}");
+        await page.ClickAsync("a[href='/hangfire/batches']");
+        int.Parse((await page.TextContentAsync("[data-state=succeeded] .metric-body"))!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThanOrEqualTo(2);
+        (await page.TextContentAsync("#spend [data-provider=simulator]"))!.ShouldContain("$");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batches.png"), FullPage = true });
         problems.ShouldBeEmpty();
     }
 }
