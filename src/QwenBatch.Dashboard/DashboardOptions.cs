@@ -17,14 +17,20 @@ public sealed class DashboardOptions
 
     public string? Password { get; set; }
 
-    /// <summary>The only folder an uploaded manifest may name local images in; null allows URLs and data URIs only.</summary>
+    /// <summary>
+    /// The only folder an uploaded manifest may name local images in, unless the images come with it; null allows URLs,
+    /// data URIs and uploaded images only.
+    /// </summary>
     public string? InputRoot { get; set; }
 
     /// <summary>The output root uploaded batches write to (<c>Storage:Root</c> by default).</summary>
     public string StorageRoot { get; set; } = "output";
 
-    /// <summary>The provider of an uploaded batch when the request names none.</summary>
-    public string DefaultProvider { get; set; } = Providers.ProviderNames.Simulator;
+    /// <summary>
+    /// The provider of an uploaded batch when the request names none; null makes the request name it (a paid provider is
+    /// never picked for the caller).
+    /// </summary>
+    public string? DefaultProvider { get; set; }
 
     /// <summary>Hangfire's dashboard without its buttons (requeue, delete, trigger): for a replica that only watches.</summary>
     public bool ReadOnly { get; set; }

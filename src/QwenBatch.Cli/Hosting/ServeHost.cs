@@ -56,6 +56,7 @@ internal static class ServeHost
         builder.Services.AddSingleton<IContinuationStore>(store);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(runtime.Edits);
+        builder.Services.AddSingleton(runtime.Providers);
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<global::Hangfire.JobStorage>());
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<global::Hangfire.Common.IJobFilterProvider>());
         builder.Services.AddQwenBatchDashboard(configuration);

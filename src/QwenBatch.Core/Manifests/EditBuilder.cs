@@ -18,7 +18,7 @@ internal sealed class EditBuilder(ManifestOptions options, string baseDir, Manif
     private readonly ManifestOptions _options = options;
     private readonly ManifestDiagnostics _diagnostics = diagnostics;
     private readonly EditKeySet _seen = new();
-    private readonly InputImages _images = new(baseDir, options.InputRoot);
+    private readonly InputImages _images = new(baseDir, options.InputRoot, options.MatchUploadedNames);
 
     /// <summary>Columns that --map turned into provider fields: not variables.</summary>
     private readonly HashSet<string> _mapped = new(options.FieldMap.Values, StringComparer.OrdinalIgnoreCase);

@@ -8,7 +8,7 @@ namespace QwenBatch.Manifests;
 /// Checks a manifest's input images before anything is enqueued: local files exist, are an image by their bytes and at
 /// most 10 MB; data URIs likewise. Each local file is read once per manifest, however many rows use it.
 /// </summary>
-internal sealed class InputImages(string baseDir, string? inputRoot = null)
+internal sealed class InputImages(string baseDir, string? inputRoot = null, bool matchUploadedNames = false)
 {
     private const int MaxReferenceChars = 8192;
 
@@ -42,6 +42,10 @@ internal sealed class InputImages(string baseDir, string? inputRoot = null)
         }
 
         var full = Path.GetFullPath(Path.Combine(inputRoot ?? baseDir, image));
+        if (matchUploadedNames && inputRoot is not null && !File.Exists(full) && Path.Combine(Path.GetFullPath(inputRoot), Path.GetFileName(full)) is var uploaded && File.Exists(uploaded))
+        {
+            full = uploaded;
+        }
         if (!_checked.TryGetValue(full, out var check))
         {
             check = LocalFile(image, full);

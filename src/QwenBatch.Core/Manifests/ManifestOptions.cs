@@ -19,6 +19,12 @@ public sealed record ManifestOptions
     /// </summary>
     public string? InputRoot { get; init; }
 
+    /// <summary>
+    /// The input root holds images uploaded with the manifest, stored by the names their client gave (curl sends only a
+    /// file's own name): a local path not found under the root is looked for there by its file name alone.
+    /// </summary>
+    public bool MatchUploadedNames { get; init; }
+
     /// <summary>At most this many errors are kept (the count goes on); a broken file cannot fill the memory with them.</summary>
     public int MaxErrors { get; init; } = 10_000;
 

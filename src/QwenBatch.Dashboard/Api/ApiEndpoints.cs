@@ -23,8 +23,8 @@ internal static class ApiEndpoints
         api.MapGet("/batches/{id:long}/errors.csv", ErrorsAsync);
 
         var writes = api.MapGroup("").AddEndpointFilter(CrossSiteGuard.RequireTokenOrSameOrigin).DisableAntiforgery();
-        writes.MapPost("/batches", (HttpRequest request, IStore store, IOptions<DashboardOptions> options, CancellationToken ct) =>
-            ManifestUpload.HandleAsync(request, store, options.Value, ct));
+        writes.MapPost("/batches", (HttpRequest request, IStore store, Providers.ProviderRegistry providers, IOptions<DashboardOptions> options, CancellationToken ct) =>
+            ManifestUpload.HandleAsync(request, store, providers, options.Value, ct));
         writes.MapPost("/batches/{id:long}/cancel", async (long id, IStore store, EditStateChanger edits, CancellationToken ct) =>
             await store.GetBatchAsync(id, ct) is null ? Results.NotFound() : Results.Ok(new { batch = id, cancelled = await edits.CancelBatchAsync(id, ct) }));
         writes.MapPost("/batches/{id:long}/retry", async (long id, IStore store, EditStateChanger edits, CancellationToken ct) =>

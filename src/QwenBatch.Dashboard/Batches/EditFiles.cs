@@ -10,7 +10,7 @@ namespace QwenBatch.Dashboard.Batches;
 
 /// <summary>
 /// <c>/hangfire/edits/{id}/(input|output)/{index}</c>: an edit's images for thumbnails. Outputs only from inside its
-/// batch folder, local inputs only from inside <see cref="DashboardOptions.InputRoot"/>; anything else is 404, so a
+/// batch folder, local inputs only from inside <see cref="DashboardOptions.InputRoot"/> or the uploads folder; anything else is 404, so a
 /// crafted edit row cannot read other files of the server.
 /// </summary>
 internal sealed class EditFiles : IDashboardDispatcher
@@ -52,10 +52,18 @@ internal sealed class EditFiles : IDashboardDispatcher
             ? Confined(batch.StorageDir, Path.Combine(batch.StorageDir, edit.Files[index].Path))
             : null;
 
-    private static (string, string)? Input(Edits.EditRecord edit, int index, DashboardOptions options) =>
-        options.InputRoot is { Length: > 0 } root && index < edit.Spec.Images.Count && IsLocal(edit.Spec.Images[index])
-            ? Confined(root, edit.Spec.Images[index])
-            : null;
+    /// <summary>A local input from the input root, or one uploaded with its manifest.</summary>
+    private static (string, string)? Input(Edits.EditRecord edit, int index, DashboardOptions options)
+    {
+        if (index >= edit.Spec.Images.Count || !IsLocal(edit.Spec.Images[index]))
+        {
+            return null;
+        }
+
+        var image = edit.Spec.Images[index];
+        var uploads = Path.Combine(Path.GetFullPath(options.StorageRoot), Api.ManifestUpload.UploadsFolder);
+        return (options.InputRoot is { Length: > 0 } root ? Confined(root, image) : null) ?? Confined(uploads, image);
+    }
 
     private static (string Path, string Type)? Confined(string root, string path)
     {

@@ -81,7 +81,9 @@ public sealed class ReportHtmlBrowserTests(ITestOutputHelper output) : IDisposab
         seen.ShouldBe(expectedImages);
         (await page.Locator("#sheet b").CountAsync()).ShouldBe(0);
         ((await page.Locator("#sheet .prompt").First.TextContentAsync()) ?? "").ShouldContain("<b>");
-        ((await page.Locator("#totals").TextContentAsync()) ?? "").ShouldContain("Cost");
+        ((await page.Locator("#totals").TextContentAsync()) ?? "").ShouldMatch(@"Cost\s*\$\d+\.\d\d", "money with two decimals");
+        (await page.EvaluateAsync<string[]>("() => [...document.querySelectorAll('#sheet .meta span:not(.status)')].map(s => s.textContent)"))
+            .ShouldAllBe(cost => System.Text.RegularExpressions.Regex.IsMatch(cost, @"^\$\d+\.\d\d\d?\d?$"));
         external.ShouldBeEmpty();
     }
 }

@@ -46,6 +46,91 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task PostBatches_WithItsImages_ImportsEditsThatReadTheUploadedFiles()
+    {
+        // As the README's curl sends them: the sample manifest, and each image by its own file name.
+        _serve.Settings["Dashboard:InputRoot"] = null;
+        using var client = await _serve.CreateClientAsync();
+        using var upload = new MultipartFormDataContent { { new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(TestManifests.Samples, "products.csv"))), "manifest", "products.csv" } };
+        foreach (var image in Directory.GetFiles(Path.Combine(TestManifests.Samples, "images")))
+        {
+            upload.Add(new ByteArrayContent(await File.ReadAllBytesAsync(image)), "images", Path.GetFileName(image));
+        }
+
+        using var response = await client.PostAsync("/api/batches?provider=simulator&name=with-images", upload);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Created, await response.Content.ReadAsStringAsync());
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var edits = await _serve.Store.GetEditsAsync(json.RootElement.GetProperty("batch").GetInt64(), CancellationToken.None);
+        edits.Count.ShouldBe(4);
+        var backpack = edits.Single(e => e.Key == "backpack-green");
+        backpack.Spec.Images.Select(Path.GetFileName).ShouldBe(["backpack.png", "mug.png"]);
+        backpack.Spec.Images.ShouldAllBe(i => i.StartsWith(Path.Combine(_serve.StorageRoot, ".uploads"), StringComparison.Ordinal) && File.Exists(i));
+        using var thumbnail = await client.GetAsync($"/hangfire/edits/{backpack.Id}/input/1");
+        thumbnail.StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await thumbnail.Content.ReadAsByteArrayAsync()).ShouldBe(await File.ReadAllBytesAsync(Path.Combine(TestManifests.Samples, "images", "mug.png")));
+    }
+
+    [Fact]
+    public async Task PostBatches_AnImageMissingFromTheUpload_IsRefusedNamingItsLineAndFile()
+    {
+        _serve.Settings["Dashboard:InputRoot"] = null;
+        using var client = await _serve.CreateClientAsync();
+        using var upload = TestManifests.Upload(TestManifests.Csv(2, "images/sneaker.png"));
+        upload.Add(new ByteArrayContent(await File.ReadAllBytesAsync(Path.Combine(TestManifests.Samples, "images", "mug.png"))), "images", "mug.png");
+
+        using var response = await client.PostAsync("/api/batches?name=missing-image", upload);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        using var json = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var error = json.RootElement.GetProperty("errors")[0];
+        error.GetProperty("line").GetInt32().ShouldBe(2);
+        error.GetProperty("message").GetString().ShouldNotBeNull().ShouldContain("'images/sneaker.png' does not exist");
+        (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+        Directory.GetFileSystemEntries(Path.Combine(_serve.StorageRoot, ".uploads")).ShouldBeEmpty("a refused upload leaves nothing behind");
+    }
+
+    [Fact]
+    public async Task PostBatches_AnImageNameLeavingItsFolder_IsRefused()
+    {
+        using var client = await _serve.CreateClientAsync();
+        using var upload = TestManifests.Upload(TestManifests.Csv(1));
+        upload.Add(new ByteArrayContent([1, 2, 3]), "images", "../../escape.png");
+
+        using var response = await client.PostAsync("/api/batches?name=escape", upload);
+
+        response.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await response.Content.ReadAsStringAsync()).ShouldContain("not a usable relative path");
+        File.Exists(Path.Combine(_serve.StorageRoot, "escape.png")).ShouldBeFalse();
+        (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task PostBatches_ForAProviderThisServerHasNotConfigured_Is400SayingHowToConfigureIt()
+    {
+        var serve = new ServeFactory(simulatorConfigured: false);
+        await serve.InitializeAsync();
+        try
+        {
+            using var client = await serve.CreateClientAsync();
+
+            using var simulator = await client.PostAsync("/api/batches?provider=simulator", TestManifests.Upload(TestManifests.Csv(1, "https://example.com/a.png")));
+            using var unnamed = await client.PostAsync("/api/batches", TestManifests.Upload(TestManifests.Csv(1, "https://example.com/a.png")));
+
+            simulator.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+            (await simulator.Content.ReadAsStringAsync()).ShouldContain("Provider 'simulator' is not configured on this server");
+            (await simulator.Content.ReadAsStringAsync()).ShouldContain("Providers__Simulator__BaseUrl");
+            unnamed.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+            (await unnamed.Content.ReadAsStringAsync()).ShouldContain("Name the batch's provider with ?provider=");
+            (await serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+        }
+        finally
+        {
+            await serve.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task PostBatches_InvalidManifest_Returns400WithValidateJsonAndImportsNothing()
     {
         using var client = await _serve.CreateClientAsync();

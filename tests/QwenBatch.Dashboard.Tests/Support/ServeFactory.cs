@@ -19,7 +19,11 @@ namespace QwenBatch.Dashboard.Tests.Support;
 /// at the first <see cref="CreateClientAsync"/>, so a test can change <see cref="Settings"/> (the <c>Dashboard</c> section)
 /// before it.
 /// </summary>
-internal sealed class ServeFactory : IAsyncLifetime
+/// <param name="simulatorConfigured">
+/// Whether the fleet has a separately started simulator configured (<c>Providers:Simulator:BaseUrl</c>, never called by a
+/// server without workers) and takes it as the default provider of uploads.
+/// </param>
+internal sealed class ServeFactory(bool simulatorConfigured = true) : IAsyncLifetime
 {
     private const string RemoteHeader = "X-Test-Remote-Address";
     private readonly string _folder = Directory.CreateTempSubdirectory("qwenbatch-dashboard-").FullName;
@@ -78,12 +82,22 @@ internal sealed class ServeFactory : IAsyncLifetime
         Directory.Delete(_folder, recursive: true);
     }
 
-    private IConfiguration Configuration() => new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>(Settings)
+    private IConfiguration Configuration()
     {
-        ["ConnectionStrings:Postgres"] = _database,
-        ["Storage:Root"] = StorageRoot,
-        ["State:Directory"] = Path.Combine(_folder, "state"),
-    }).Build();
+        var settings = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Postgres"] = _database,
+            ["Storage:Root"] = StorageRoot,
+            ["State:Directory"] = Path.Combine(_folder, "state"),
+        };
+        if (simulatorConfigured)
+        {
+            settings["Providers:Simulator:BaseUrl"] = "http://127.0.0.1:9/";
+            settings["Dashboard:DefaultProvider"] = "simulator";
+        }
+
+        return new ConfigurationBuilder().AddInMemoryCollection(settings).AddInMemoryCollection(Settings).Build();
+    }
 
     private sealed class RemoteAddressFilter : IStartupFilter
     {
