@@ -45,7 +45,7 @@ internal static class ServeCommand
         // The web host first: an address it cannot listen on is the user's to fix, and is said before any worker starts.
         await using var app = await ServeHost.StartAsync(configuration, runtime, urls, shutdown.Token);
         var server = withWorker ? await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token) : null;
-        await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/hangfire"))}{(withWorker ? "" : " (no worker)")}");
+        await Console.Error.WriteLineAsync($"Dashboard at {string.Join(", ", app.Urls.Select(u => u.TrimEnd('/') + "/hangfire/batches"))}{(withWorker ? "" : " (no worker)")}");
         try
         {
             await Task.Delay(Timeout.Infinite, shutdown.Token);
