@@ -33,6 +33,7 @@ internal static class BatchPages
         routes.AddRazorPage("/batches", _ => new ComponentPage<BatchList>("Batches", page => new Dictionary<string, object?>
         {
             [nameof(BatchList.Root)] = page.Url.To(""),
+            [nameof(BatchList.ReadOnly)] = page.IsReadOnly,
         }));
         routes.AddRazorPage("/batches/(?<id>\\d+)", match => new ComponentPage<BatchView>($"Batch {match.Groups["id"].Value}", page => new Dictionary<string, object?>
         {

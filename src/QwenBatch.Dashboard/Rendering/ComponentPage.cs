@@ -16,9 +16,43 @@ internal sealed class ComponentPage<TComponent>(string title, Func<RazorPage, IR
         Layout = new LayoutPage(title);
         var services = Context.GetHttpContext().RequestServices;
         WriteLiteral(ComponentHtml.RenderAsync<TComponent>(services, parameters(this)).GetAwaiter().GetResult());
-
-        // A page showing work under way asks to be shown again (an element carries data-refresh, in ms); Hangfire's own
-        // pages refresh the same way.
-        WriteLiteral("<script>(() => { const r = document.querySelector('[data-refresh]'); if (r) setTimeout(() => location.reload(), Number(r.dataset.refresh)); })();</script>");
+        WriteLiteral(Script);
     }
+
+    /// <summary>
+    /// A page showing work under way asks to be shown again (an element carries data-refresh, in ms), as Hangfire's own
+    /// pages refresh. An upload form (data-upload) posts its files to the API and shows the new batch, or the manifest's
+    /// errors, written as text.
+    /// </summary>
+    private const string Script = """
+        <script>
+        (() => {
+          const refresh = document.querySelector('[data-refresh]');
+          if (refresh) setTimeout(() => location.reload(), Number(refresh.dataset.refresh));
+          for (const form of document.querySelectorAll('form[data-upload]')) {
+            form.addEventListener('submit', async event => {
+              event.preventDefault();
+              const data = new FormData(form), query = new URLSearchParams();
+              for (const key of ['provider', 'name', 'budget']) { const value = data.get(key); if (value) query.set(key, value); data.delete(key); }
+              const errors = form.querySelector('.upload-errors'), button = form.querySelector('button');
+              errors.replaceChildren();
+              button.disabled = true;
+              try {
+                const response = await fetch(form.dataset.upload + '?' + query, { method: 'POST', body: data });
+                const body = await response.json().catch(() => ({ error: 'HTTP ' + response.status }));
+                if (response.ok) { location.href = form.dataset.batches + '/' + body.batch; return; }
+                const problems = body.errors
+                  ? body.errors.map(e => (e.line ? 'line ' + e.line + ', ' : '') + (e.field ? e.field + ': ' : '') + e.message)
+                  : [body.error || 'HTTP ' + response.status];
+                for (const problem of problems) { const item = document.createElement('li'); item.textContent = problem; errors.appendChild(item); }
+              } catch (failure) {
+                const item = document.createElement('li'); item.textContent = String(failure); errors.appendChild(item);
+              } finally {
+                button.disabled = false;
+              }
+            });
+          }
+        })();
+        </script>
+        """;
 }

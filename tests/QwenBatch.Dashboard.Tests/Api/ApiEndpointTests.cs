@@ -205,6 +205,10 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
         none.Headers.WwwAuthenticate.ToString().ShouldStartWith("Basic");
         (await client.SendAsync(wrong)).StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
         (await client.SendAsync(right)).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        // The batches page's upload form posts to the API with the same credentials.
+        using var api = new HttpRequestMessage(HttpMethod.Get, "/api/batches") { Headers = { Authorization = Basic("ops", "correct horse") } };
+        (await client.SendAsync(api)).StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 
     [Fact]

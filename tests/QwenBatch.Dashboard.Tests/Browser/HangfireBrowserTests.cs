@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Hangfire.States;
 using QwenBatch.Edits;
+using QwenBatch.Dashboard.Tests.Support;
 using QwenBatch.Hangfire.States;
 
 namespace QwenBatch.Dashboard.Tests.Browser;
@@ -98,6 +99,39 @@ public sealed class HangfireBrowserTests(QuickTasksServe serve) : IClassFixture<
         int.Parse((await page.TextContentAsync("[data-state=succeeded] .metric-body"))!, System.Globalization.CultureInfo.InvariantCulture).ShouldBeGreaterThanOrEqualTo(2);
         (await page.TextContentAsync("#spend [data-provider=simulator]"))!.ShouldContain("$");
         await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batches.png"), FullPage = true });
+        problems.ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task UploadForm_OnTheBatchesPage_TakesTheManifestWithItsImages_AndShowsAnInvalidOnesErrors()
+    {
+        var (page, problems) = await serve.NewPageAsync();
+        await page.GotoAsync($"{serve.BaseUrl}/hangfire/batches");
+
+        // A manifest with an empty prompt on line 3: its error is listed under the form, and nothing is imported.
+        var invalid = Path.Combine(Path.GetTempPath(), $"invalid-{Guid.NewGuid():N}.csv");
+        await File.WriteAllTextAsync(invalid, "id,prompt,images\nok,Make it blue,images/mug.png\nbad,,images/mug.png\n");
+        await page.SetInputFilesAsync("#upload input[name=manifest]", invalid);
+        await page.SetInputFilesAsync("#upload input[name=images]", Path.Combine(TestManifests.Samples, "images", "mug.png"));
+        await page.SelectOptionAsync("#upload select[name=provider]", "simulator");
+        await page.ClickAsync("#upload button[type=submit]");
+        var error = page.Locator("#upload .upload-errors li").First;
+        await error.WaitForAsync();
+        (await error.TextContentAsync()).ShouldNotBeNull().ShouldStartWith("line 3, prompt:");
+        File.Delete(invalid);
+        problems.ShouldBe([$"HTTP 400: POST {serve.BaseUrl}/api/batches?provider=simulator"], "the refused upload, and nothing else");
+        problems.Clear();
+
+        // The sample manifest with its five images, as a user picks them: the page moves to the new batch, which finishes.
+        await page.SetInputFilesAsync("#upload input[name=manifest]", Path.Combine(TestManifests.Samples, "products.csv"));
+        await page.SetInputFilesAsync("#upload input[name=images]", Directory.GetFiles(Path.Combine(TestManifests.Samples, "images")));
+        await page.FillAsync("#upload input[name=name]", "browser-form");
+        await page.ClickAsync("#upload button[type=submit]");
+        await page.WaitForURLAsync(new System.Text.RegularExpressions.Regex("/hangfire/batches/[0-9]+$"));
+        await BrowserSession.WaitUntilDoneAsync(page);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(BrowserSession.Screenshots, "batch-uploaded-by-form.png"), FullPage = true });
+        (await page.TextContentAsync("[data-count=succeeded]")).ShouldBe("4");
+        (await page.TextContentAsync("h1.page-header")).ShouldNotBeNull().ShouldContain("browser-form");
         problems.ShouldBeEmpty();
     }
 }
