@@ -55,6 +55,29 @@ public sealed class EditJobTests
     }
 
     [Fact]
+    public async Task InputImageGoneBeforeItsSubmit_EditEndsFailedNamingTheFile_NothingSentAndNoEndlessRetry()
+    {
+        var setup = new EngineSetup(Backend.Postgres)
+        {
+            Hangfire = new() { WorkerCount = 2, SchedulePollingInterval = TimeSpan.FromSeconds(1) },
+            Worker = new() { MaxAttempts = 2, RetryBaseDelay = TimeSpan.FromMilliseconds(100), RetryMaxDelay = TimeSpan.FromMilliseconds(200) },
+        };
+        await using var engine = await TestEngine.StartAsync(setup);
+        await engine.StartServerAsync();
+
+        // The manifest's validator saw the file; it was deleted before the edit's submit read it.
+        var gone = Path.Combine(engine.Output, "gone", "deleted-after-import.png");
+        var batch = await engine.ImportAsync("gone", 1, image: gone);
+
+        var settled = (await engine.WaitSettledAsync(batch.Id)).Single();
+
+        settled.State.ShouldBe(EditState.Failed);
+        settled.Error.ShouldNotBeNull().ShouldContain("deleted-after-import.png");
+        await WaitForJobStateAsync(engine, settled.HangfireJob!, FailedState.StateName);
+        (await engine.SimulatorStatsAsync()).Submits.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task ThousandEditsAtTheProviderAtOnce_EightWorkersHoldNoneOfThemAndAllSucceed()
     {
         var setup = new EngineSetup(Backend.Postgres)

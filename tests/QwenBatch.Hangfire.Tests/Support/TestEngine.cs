@@ -164,13 +164,13 @@ internal sealed class TestEngine : IAsyncDisposable
         }
     }
 
-    /// <summary>Imports a batch of <paramref name="count"/> edits of the simulator with remote images (no files to read).</summary>
-    public async Task<BatchRecord> ImportAsync(string name, int count, int n = 1, decimal? budget = null, Func<int, string>? prompt = null)
+    /// <summary>Imports a batch of <paramref name="count"/> edits of the simulator with remote images (no files to read) unless <paramref name="image"/> names one.</summary>
+    public async Task<BatchRecord> ImportAsync(string name, int count, int n = 1, decimal? budget = null, Func<int, string>? prompt = null, string? image = null)
     {
         var edits = Enumerable.Range(1, count).Select(i => new NewEdit($"e{i:D5}", $"h{i}", ProviderNames.Simulator, new EditSpec
         {
             Prompt = prompt?.Invoke(i) ?? $"edit {i}",
-            Images = ["https://images.example.test/in.png"],
+            Images = [image ?? "https://images.example.test/in.png"],
             N = n,
         }));
         var import = await Store.ImportBatchAsync(new NewBatch(name, $"/manifests/{name}.csv", ProviderNames.Simulator, Path.Combine(Output, name), budget), edits, CancellationToken.None);
