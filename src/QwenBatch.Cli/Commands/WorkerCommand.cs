@@ -36,6 +36,7 @@ internal static class WorkerCommand
 
         await using (runtime)
         {
+            await using var metrics = await MetricsHost.StartAsync(configuration, runtime, shutdown.Token);
             var server = await runtime.StartEngineAsync(EngineScope.Everything, shutdown.Token);
             try
             {

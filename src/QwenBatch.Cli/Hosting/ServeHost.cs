@@ -61,6 +61,10 @@ internal static class ServeHost
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<global::Hangfire.Common.IJobFilterProvider>());
         builder.Services.AddQwenBatchDashboard(configuration);
 
+        // The gauges /metrics reports are read from the runtime's store and Hangfire storage when scraped.
+        runtime.Services.GetRequiredService<Metrics.BacklogGauges>();
+        runtime.Services.GetRequiredService<global::QwenBatch.Hangfire.Hosting.HangfireQueueGauge>();
+
         var app = builder.Build();
         app.UseQwenBatchDashboard();
         return app;

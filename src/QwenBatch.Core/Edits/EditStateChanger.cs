@@ -172,6 +172,28 @@ public interface IEditMoves
     /// <summary>A batch may have settled (a cancel).</summary>
     void Settled(long batchId);
 
+    /// <summary>Each move told to every one of <paramref name="observers"/>, in order.</summary>
+    public static IEditMoves All(params IEditMoves[] observers) => new Every(observers);
+
+    private sealed class Every(IEditMoves[] observers) : IEditMoves
+    {
+        public void Moved(EditState from, EditRecord edit)
+        {
+            foreach (var observer in observers)
+            {
+                observer.Moved(from, edit);
+            }
+        }
+
+        public void Settled(long batchId)
+        {
+            foreach (var observer in observers)
+            {
+                observer.Settled(batchId);
+            }
+        }
+    }
+
     private sealed class Nothing : IEditMoves
     {
         public void Moved(EditState from, EditRecord edit)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using QwenBatch.FlowControl;
+using QwenBatch.Metrics;
 using QwenBatch.Providers.Odirouter;
 using QwenBatch.Providers.Resilience;
 using QwenBatch.Providers.WaveSpeed;
@@ -10,7 +11,7 @@ namespace QwenBatch.Providers;
 
 /// <summary>
 /// The one place the provider accounts are composed: a typed, thin client per account, under its resilience pipeline
-/// (retry, circuit breaker, per-attempt timeout) and the fleet's shared request allowance.
+/// (retry, circuit breaker, per-attempt timeout) and the fleet's shared request allowance, each request counted.
 /// </summary>
 public static class ProviderServices
 {
@@ -26,8 +27,12 @@ public static class ProviderServices
                 .AddHttpMessageHandler(sp => new ResilienceHandler(pipelines.GetOrAdd(name, n => ProviderResilience.Build(
                     n, options.Resilience, options.RequestTimeout, time, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(ProviderResilience).FullName!)))))
                 .AddHttpMessageHandler(sp => new RateLimitHandler(
-                    sp.GetRequiredService<IFlowControlStore>(), name, options, time, sp.GetRequiredService<ILogger<RateLimitHandler>>()));
+                    sp.GetRequiredService<IFlowControlStore>(), name, options, time, sp.GetRequiredService<ILogger<RateLimitHandler>>()))
+                .AddHttpMessageHandler(sp => sp.GetRequiredService<ProviderCallMetrics>().Handler(name));
         }
+
+        services.AddMetrics();
+        services.AddSingleton<ProviderCallMetrics>();
 
         services.AddSingleton(sp => new ProviderRegistry(Accounts(accounts, sp)));
         return services;

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using QwenBatch.Dashboard.Api;
 using QwenBatch.Dashboard.Batches;
+using QwenBatch.Dashboard.Metrics;
 using QwenBatch.Dashboard.Security;
 using Hangfire;
 using Microsoft.Extensions.Options;
@@ -27,6 +28,7 @@ public static class DashboardSetup
             configuration.GetSection(DashboardOptions.SectionName).Bind(o);
         });
         services.AddRouting();
+        services.AddQwenBatchMetrics();
 
         // Hangfire's dashboard services, over the storage and filters registered before (TryAdd keeps them).
         services.AddHangfire((_, _) => { });
@@ -66,6 +68,7 @@ public static class DashboardSetup
         {
             endpoints.MapGet("/", () => Results.Redirect("/hangfire/batches"));
             OldAddresses.Map(endpoints);
+            endpoints.MapQwenBatchMetrics();
             ApiEndpoints.Map(endpoints);
         });
         return app;

@@ -9,7 +9,7 @@ namespace QwenBatch.Dashboard.Security;
 /// <summary>
 /// Who may talk to the dashboard: loopback requests always (Hangfire's default), remote ones only with the configured
 /// credentials — a bearer token for <c>/api</c>, basic auth for the pages (and the API, which the batches page's upload
-/// form calls), Hangfire's dashboard at <c>/hangfire</c>
+/// form calls, and <c>/metrics</c>), Hangfire's dashboard at <c>/hangfire</c>
 /// included (it is mounted with no authorization filter of its own, so this gate is all that guards it). Everything else
 /// gets 401 or 403.
 /// </summary>
@@ -18,9 +18,11 @@ internal sealed class RequestGate(RequestDelegate next, IOptions<DashboardOption
     public async Task InvokeAsync(HttpContext context)
     {
         var path = context.Request.Path;
-        var guarded = path.StartsWithSegments("/dashboard") || path.StartsWithSegments("/hangfire") || path.StartsWithSegments("/api");
+        var guarded = path.StartsWithSegments("/dashboard") || path.StartsWithSegments("/hangfire") || path.StartsWithSegments("/api")
+            || path.StartsWithSegments(Metrics.MetricsEndpoint.Path);
         // The pages' credentials open the API too (the batches page uploads through it); its writes still refuse other sites.
-        var api = path.StartsWithSegments("/api");
+        // A scraper may present the API token or the pages' credentials.
+        var api = path.StartsWithSegments("/api") || path.StartsWithSegments(Metrics.MetricsEndpoint.Path);
         if (!guarded || IsLoopback(context) || IsAuthorized(context, options.Value, api) || (api && IsAuthorized(context, options.Value, api: false)))
         {
             await next(context);

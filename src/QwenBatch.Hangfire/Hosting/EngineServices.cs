@@ -14,6 +14,7 @@ using QwenBatch.Hangfire.Housekeeping;
 using QwenBatch.Hangfire.Jobs;
 using QwenBatch.Hangfire.Polling;
 using QwenBatch.Hangfire.Schedules;
+using QwenBatch.Metrics;
 using QwenBatch.Providers;
 using QwenBatch.Secrets;
 using QwenBatch.Server;
@@ -39,7 +40,11 @@ public static class EngineServices
 
         // The domain: one owner of edit state, and the steps.
         services.AddSingleton<EngineSignals>();
-        services.AddSingleton<IEditMoves>(sp => sp.GetRequiredService<EngineSignals>());
+        services.AddMetrics();
+        services.AddSingleton<EditMetrics>();
+        services.AddSingleton<BacklogGauges>();
+        services.AddSingleton<HangfireQueueGauge>();
+        services.AddSingleton<IEditMoves>(sp => IEditMoves.All(sp.GetRequiredService<EngineSignals>(), sp.GetRequiredService<EditMetrics>()));
         services.AddSingleton(sp => new EditStateChanger(
             sp.GetRequiredService<IEditStore>(), sp.GetRequiredService<ILogger<EditStateChanger>>(), sp.GetService<SecretRedactor>(), sp.GetRequiredService<IEditMoves>()));
         services.AddSingleton<UnwrittenMoves>();

@@ -58,6 +58,7 @@ public sealed class GracefulShutdownTests : IDisposable
         var workerEnvironment = new Dictionary<string, string>(environment)
         {
             ["Worker__HeartbeatFile"] = heartbeat,
+            ["Metrics__Urls"] = "http://127.0.0.1:0",
         };
         await using (var worker = CliProcess.Start(_workspace.Root, workerEnvironment, "worker"))
         {
@@ -73,6 +74,17 @@ public sealed class GracefulShutdownTests : IDisposable
 
             var healthy = await CliProcess.RunAsync(_workspace.Root, null, "healthcheck", "--file", heartbeat, "--max-age", "30");
             healthy.ExitCode.ShouldBe(0, healthy.Output);
+
+            // The worker's own /metrics (Metrics:Urls): what this worker did, which is the rest of the batch.
+            var metricsUrl = System.Text.RegularExpressions.Regex.Match(worker.Stderr, @"Metrics at (\S+)").Groups[1].Value;
+            metricsUrl.ShouldNotBeEmpty(worker.Stderr);
+            using (var http = new HttpClient())
+            {
+                var scrape = await http.GetStringAsync(metricsUrl);
+                scrape.ShouldContain("qwenbatch_edits_succeeded_total{");
+                scrape.ShouldContain("provider=\"odirouter\"");
+                scrape.ShouldContain("qwenbatch_edits_backlog{");
+            }
 
             worker.Terminate();
             var result = await worker.WaitAsync();

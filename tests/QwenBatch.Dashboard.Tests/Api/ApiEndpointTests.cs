@@ -168,13 +168,33 @@ public sealed partial class ApiEndpointTests : IAsyncLifetime
         using var page = await client.GetAsync("/hangfire/batches");
         using var old = await client.GetAsync("/dashboard");
         using var api = await client.GetAsync("/api/batches");
+        using var metrics = await client.GetAsync("/metrics");
         using var upload = await client.PostAsync("/api/batches", TestManifests.Upload(TestManifests.Csv(1)));
 
         page.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         old.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         api.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        metrics.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         upload.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         (await _serve.Store.GetBatchesAsync(CancellationToken.None)).ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Metrics_FromARemoteAddress_NeedTheTokenOrThePagesCredentials()
+    {
+        _serve.Settings["Dashboard:ApiToken"] = "s3cret-token";
+        _serve.Settings["Dashboard:User"] = "ops";
+        _serve.Settings["Dashboard:Password"] = "correct horse";
+        using var client = await _serve.CreateClientAsync(Remote);
+
+        using var none = await client.GetAsync("/metrics");
+        using var token = new HttpRequestMessage(HttpMethod.Get, "/metrics") { Headers = { { "Authorization", "Bearer s3cret-token" } } };
+        using var basic = new HttpRequestMessage(HttpMethod.Get, "/metrics") { Headers = { Authorization = Basic("ops", "correct horse") } };
+
+        none.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        (await none.Content.ReadAsStringAsync()).ShouldNotContain("qwenbatch_");
+        (await client.SendAsync(token)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await client.SendAsync(basic)).StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 
     [Fact]
