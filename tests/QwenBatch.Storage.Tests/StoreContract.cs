@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using QwenBatch.Batches;
 using QwenBatch.Edits;
 using QwenBatch.Feeding;
@@ -9,7 +10,7 @@ namespace QwenBatch.Storage.Tests;
 /// <summary>
 /// The base of every role's contract suite, run against each backend by a subclass that names its
 /// <see cref="StoreBackend"/>. Each test starts with an empty, migrated store whose clock is a
-/// <see cref="ManualTimeProvider"/>, so due times, days and history times are exact.
+/// <see cref="FakeTimeProvider"/>, so due times, days and history times are exact.
 /// </summary>
 public abstract class StoreContract : IAsyncLifetime
 {
@@ -28,7 +29,7 @@ public abstract class StoreContract : IAsyncLifetime
     private string? _location;
     private IStore? _store;
 
-    protected ManualTimeProvider Time { get; } = new();
+    protected FakeTimeProvider Time { get; } = TestClock.Create();
 
     protected DateTimeOffset Now => Time.GetUtcNow();
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
@@ -13,7 +14,7 @@ public sealed class ResilienceHandlerTests
 {
     private static readonly Uri Status = new("http://provider.test/v1/queue/qwen_image_edit_plus/requests/r1/status");
     private static readonly Uri Queue = new("http://provider.test/v1/queue/qwen_image_edit_plus");
-    private readonly ManualTimeProvider _time = new();
+    private readonly FakeTimeProvider _time = TestClock.Create();
 
     [Fact]
     public async Task Get_TwoServiceUnavailable_RetriesWithBackoffAndReturnsTheSuccess()

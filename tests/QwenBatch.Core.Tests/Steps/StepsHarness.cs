@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using QwenBatch.Edits;
 using QwenBatch.FlowControl;
@@ -24,7 +25,7 @@ internal sealed class StepsHarness
         Poll = new PollStep(Providers, Options, schedule, Latency, Time, () => 0.5, NullLogger<PollStep>.Instance);
     }
 
-    public ManualTimeProvider Time { get; } = new(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));
+    public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));
 
     public WorkerOptions Options { get; }
 

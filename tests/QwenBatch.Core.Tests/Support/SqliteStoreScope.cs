@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using QwenBatch.Batches;
 using QwenBatch.Edits;
 using QwenBatch.Storage;
@@ -14,7 +15,7 @@ internal sealed class SqliteStoreScope : IAsyncDisposable
 
     public SqliteStoreScope() => Store = NewStore();
 
-    public ManualTimeProvider Time { get; } = new();
+    public FakeTimeProvider Time { get; } = TestClock.Create();
 
     public IStore Store { get; }
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Text.Json;
 using QwenBatch.Simulator.Tests.TestSupport;
@@ -46,7 +47,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Download_WithoutSize_Returns1024SquarePng()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         var id = (await sim.SubmitAsync()).GetProperty("request_id").GetString()!;
         time.Advance(TimeSpan.FromSeconds(1));
@@ -59,7 +60,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Download_WithOutputPadding_IsAValidPngAtLeastThatLarge()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions();
         options.OutputPadding = (2 * 1024 * 1024) + 5;
         await using var sim = await SimulatorScope.StartAsync(options, time);
@@ -75,7 +76,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Download_BeforeCompletionOrBeyondN_Returns404()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         var id = (await sim.SubmitAsync()).GetProperty("request_id").GetString()!;
 
@@ -88,7 +89,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Response_WhileRunning_Returns409InProgress()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(100), time);
         var id = (await sim.SubmitAsync()).GetProperty("request_id").GetString()!;
         time.Advance(TimeSpan.FromMilliseconds(50));
@@ -103,7 +104,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Cancel_RunningTask_BecomesCanceledAndIsNotCharged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(100), time);
         var id = (await sim.SubmitAsync()).GetProperty("request_id").GetString()!;
         time.Advance(TimeSpan.FromMilliseconds(50));
@@ -128,7 +129,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Cancel_CompletedTask_ReturnsAlreadyCompletedAndStaysCharged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         var id = (await sim.SubmitAsync()).GetProperty("request_id").GetString()!;
         time.Advance(TimeSpan.FromSeconds(1));
@@ -144,7 +145,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task FailingTask_ReportsFailedWith422AndIsNotCharged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions();
         options.FailRate = 1;
         await using var sim = await SimulatorScope.StartAsync(options, time);
@@ -169,7 +170,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task Stats_AfterCompletedTasks_CountsCallsAndCharges()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         var first = (await sim.SubmitAsync("""{"prompt":"p","images":["https://a/1.png"],"n":3}""")).GetProperty("request_id").GetString()!;
         var second = (await sim.SubmitAsync("""{"prompt":"p","images":["https://a/1.png"],"n":2}""")).GetProperty("request_id").GetString()!;
@@ -201,7 +202,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task RestartedSimulator_AnswersForIdIssuedBeforeRestart()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         string id;
         await using (var first = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(100), time))
         {
@@ -225,7 +226,7 @@ public sealed class LifecycleTests
     [Fact]
     public async Task StatusJson_InQueue_HasQueuePositionAndNoError()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions();
         options.MaxConcurrent = 1;
         await using var sim = await SimulatorScope.StartAsync(options, time);

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using QwenBatch.Simulator.Tests.TestSupport;
 
 namespace QwenBatch.Simulator.Tests.Odirouter;
@@ -9,7 +10,7 @@ public sealed class QueueTests
     [Fact]
     public async Task Submit_BeyondMaxConcurrent_QueuesTasksInOrder()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions(100);
         options.MaxConcurrent = 1;
         await using var sim = await SimulatorScope.StartAsync(options, time);
@@ -42,7 +43,7 @@ public sealed class QueueTests
     [Fact]
     public async Task Cancel_QueuedTask_MovesLaterTasksUpAndIsNeverCharged()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions(100);
         options.MaxConcurrent = 1;
         await using var sim = await SimulatorScope.StartAsync(options, time);
@@ -64,7 +65,7 @@ public sealed class QueueTests
     [Fact]
     public async Task Submit_WithTwoSlots_RunsTwoAtOnce()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions(100);
         options.MaxConcurrent = 2;
         await using var sim = await SimulatorScope.StartAsync(options, time);

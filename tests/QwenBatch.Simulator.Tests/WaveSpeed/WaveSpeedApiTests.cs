@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Net.Http.Headers;
 using QwenBatch.Simulator.Tests.TestSupport;
@@ -43,7 +44,7 @@ public sealed class WaveSpeedApiTests
     [Fact]
     public async Task Result_Base64Requested_CompletesWithInlineImageAndTimings()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         using var submitted = await sim.Client.PostAsync(Submit, SimulatorScope.Json(Body.Replace("}", ""","enable_base64_output":true}""", StringComparison.Ordinal)));
         var data = (await SimulatorScope.ReadJsonAsync(submitted)).GetProperty("data");
@@ -68,7 +69,7 @@ public sealed class WaveSpeedApiTests
     [Fact]
     public async Task Requests_BeyondRateLimit_Answer429WithRetryAfterAndCountPerKey()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         var options = SimulatorScope.FastOptions();
         options.RateLimit = 2;
         await using var sim = await SimulatorScope.StartAsync(options, time);
@@ -96,7 +97,7 @@ public sealed class WaveSpeedApiTests
         var options = SimulatorScope.FastOptions(latencyMs: 60_000);
         options.MaxConcurrent = 1;
         options.RejectOverConcurrency = true;
-        await using var sim = await SimulatorScope.StartAsync(options, new ManualTimeProvider());
+        await using var sim = await SimulatorScope.StartAsync(options, new FakeTimeProvider());
 
         (await sim.Client.PostAsync(Submit, SimulatorScope.Json(Body))).StatusCode.ShouldBe(HttpStatusCode.OK);
         using var rejected = await sim.Client.PostAsync(Submit, SimulatorScope.Json(Body));

@@ -1,3 +1,5 @@
+using QwenBatch.Testing.Time;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using QwenBatch.Batches;
@@ -66,7 +68,7 @@ public sealed class TrigramIndexTests(PostgresDatabaseFixture database) : IClass
     public async Task JobSearch_AfterImportPurgeAndTruncate_HoldsExactlyTheEdits()
     {
         var connectionString = await database.CreateDatabaseAsync();
-        var time = new Testing.Time.ManualTimeProvider();
+        var time = TestClock.Create();
         await using var store = new PostgresStore(connectionString, time, NullLogger<PostgresStore>.Instance);
         await store.MigrateAsync(Ct);
         await ImportAsync(store);
