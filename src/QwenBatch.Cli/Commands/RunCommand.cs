@@ -34,7 +34,8 @@ internal static class RunCommand
         var name = new Option<string?>("--name") { Description = "Batch name (default: the manifest's name or file name). The same name resumes the same batch." };
         var thenManifest = CommonOptions.ThenManifest();
         var thenWebhook = CommonOptions.ThenWebhook();
-        var command = new Command("run", "Submit a manifest and process it in this process until every job has finished; a rerun resumes.\n" + ExitCodes.Help)
+        var command = new Command("run", "Submit a manifest and process it in this process until every job has finished; a rerun resumes.\n"
+            + ExitCodes.Help("all jobs succeeded", ExitCodes.UsageOrConfiguration, ExitCodes.InvalidManifest, ExitCodes.JobsDidNotSucceed, ExitCodes.Interrupted))
         {
             manifest, provider, storage, database, budget, name, prompt, map, skipInvalid, thenManifest, thenWebhook, verbose,
         };
