@@ -19,6 +19,7 @@ internal sealed class TerminalSession : IAsyncDisposable
     private static readonly TimeSpan MaxRun = TimeSpan.FromMinutes(3);
     private readonly string _socket = "qwenbatch-test-" + Guid.NewGuid().ToString("N");
     private readonly string _exitFile;
+    private string? _socketPath;
 
     private TerminalSession(string exitFile)
     {
@@ -41,6 +42,7 @@ internal sealed class TerminalSession : IAsyncDisposable
 
         command.Add($"trap : INT; {string.Join(' ', CliProcess.CommandLine(args).Select(Quote))}; echo $? > {Quote(session._exitFile)}");
         await session.TmuxAsync([.. command]);
+        session._socketPath = (await session.TmuxAsync("display-message", "-p", "#{socket_path}")).Trim();
         return session;
     }
 
@@ -110,6 +112,12 @@ internal sealed class TerminalSession : IAsyncDisposable
         catch (InvalidOperationException)
         {
             // The server is gone already.
+        }
+
+        // A killed server leaves its socket file behind.
+        if (_socketPath is not null)
+        {
+            File.Delete(_socketPath);
         }
     }
 
