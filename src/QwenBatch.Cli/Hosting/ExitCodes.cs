@@ -47,8 +47,6 @@ internal static class ExitCodes
 internal readonly record struct CommandExit(int Code, string? Also = null)
 {
     public static implicit operator CommandExit(int code) => new(code);
-
-    public static CommandExit FromInt32(int code) => new(code);
 }
 
 /// <summary>An expected failure with its exit code and a message for the user (no stack trace).</summary>
