@@ -25,6 +25,12 @@ if [ ! -x /usr/bin/chromium ]; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi
 
+# The terminal tests run `run` in a real pseudo-terminal (a tmux pane) and read its screen as a person would.
+if ! command -v tmux >/dev/null 2>&1; then
+  echo "Installing tmux (the terminal tests read run's screen from a tmux pane)…"
+  apt-get update -qq && apt-get install -y -qq tmux >/dev/null
+fi
+
 dotnet build QwenBatch.sln -c Release -warnaserror -nologo -v quiet
 bash scripts/check-deploy.sh
 

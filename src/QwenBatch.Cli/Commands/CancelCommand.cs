@@ -17,7 +17,7 @@ internal static class CancelCommand
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
         var command = new Command("cancel", "Cancel a batch: jobs not yet submitted end cancelled at once; tasks at the provider are cancelled there "
-            + "by the process running the batch. 'qwenbatch retry' requeues them.\nExit codes: 0 cancel recorded; 1 usage or configuration error (or no such batch).")
+            + "by the process running the batch. 'qwenbatch retry' requeues them.\n" + ExitCodes.Help("cancel recorded", new CommandExit(ExitCodes.UsageOrConfiguration, "no such batch")))
         {
             batch, database, verbose,
         };

@@ -21,7 +21,8 @@ internal static class ReportCommand
         }.AcceptOnlyFromAmong("csv", "json", "html");
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("report", "Write a batch's reports into its folder from the store.\n" + ExitCodes.Help)
+        var command = new Command("report", "Write a batch's reports into its folder from the store.\n"
+            + ExitCodes.Help("reports written", new CommandExit(ExitCodes.UsageOrConfiguration, "no such batch")))
         {
             batch, format, database, verbose,
         };

@@ -24,7 +24,7 @@ internal static class RetryCommand
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
         var command = new Command("retry", "Requeue a batch's failed, cancelled and held jobs; a worker, or a rerun of 'qwenbatch run', processes them.\n"
-            + "Exit codes: 0 requeued; 1 usage or configuration error (or no such batch).")
+            + ExitCodes.Help("requeued", new CommandExit(ExitCodes.UsageOrConfiguration, "no such batch")))
         {
             batch, failedOnly, heldOnly, budget, database, verbose,
         };

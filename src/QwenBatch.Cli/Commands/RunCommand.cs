@@ -34,7 +34,8 @@ internal static class RunCommand
         var name = new Option<string?>("--name") { Description = "Batch name (default: the manifest's name or file name). The same name resumes the same batch." };
         var thenManifest = CommonOptions.ThenManifest();
         var thenWebhook = CommonOptions.ThenWebhook();
-        var command = new Command("run", "Submit a manifest and process it in this process until every job has finished; a rerun resumes.\n" + ExitCodes.Help)
+        var command = new Command("run", "Submit a manifest and process it in this process until every job has finished; a rerun resumes.\n"
+            + ExitCodes.Help("all jobs succeeded", ExitCodes.UsageOrConfiguration, ExitCodes.InvalidManifest, ExitCodes.JobsDidNotSucceed, ExitCodes.Interrupted))
         {
             manifest, provider, storage, database, budget, name, prompt, map, skipInvalid, thenManifest, thenWebhook, verbose,
         };
@@ -88,8 +89,9 @@ internal static class RunCommand
 
         var server = await runtime.StartEngineAsync(new EngineScope(batch.Id), shutdown.Token);
         runtime.Signals.WorkAdded();
-        using var progress = new CancellationTokenSource();
-        var reporter = new RunProgress(runtime.Store, batch.Id, runtime.Time).RunAsync(progress.Token);
+
+        // Shown until the summary, through the server's stop, so what stopping logs prints above the bar and not into it.
+        await using var progress = await RunProgress.StartAsync(runtime.Store, batch.Id, runtime.Time);
         string? fired = null;
         try
         {
@@ -102,14 +104,14 @@ internal static class RunCommand
         }
         finally
         {
-            await progress.CancelAsync();
-            await reporter;
             await EditServer.StopAsync(server);
         }
 
         await BatchReports.WriteAsync(runtime.Store, batch, ReportFormats.All, TimeProvider.System, CancellationToken.None);
         var final = await runtime.Store.GetProgressAsync(batch.Id, CancellationToken.None);
-        Console.WriteLine(Summary(batch, final));
+
+        // The last frame and the summary show the same counts: read once, after every step under way has recorded its result.
+        await progress.CompleteAsync(final, Summary(batch, final));
         var jobs = await runtime.Store.GetEditsAsync(batch.Id, CancellationToken.None);
         await HeldJobs.PrintAsync(batch, jobs);
         if (fired is not null)

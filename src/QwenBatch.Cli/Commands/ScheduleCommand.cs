@@ -17,14 +17,16 @@ namespace QwenBatch.Cli.Commands;
 /// </summary>
 internal static class ScheduleCommand
 {
+    private static readonly CommandExit NoSuchSchedule = new(ExitCodes.UsageOrConfiguration, "no such schedule");
+
     public static Command Create() => new("schedule", "Recurring batches: a manifest read afresh at each occurrence of a 5-field cron expression "
-        + "in a time zone, fired by Hangfire in the workers ('qwenbatch worker' or 'serve').\nExit codes: 0 done; 1 usage or configuration error (or no such schedule); "
-        + "2 (trigger) the manifest is missing or invalid.")
+        + "in a time zone, fired by Hangfire in the workers ('qwenbatch worker' or 'serve'). Only 'trigger' exits 2.\n"
+        + ExitCodes.Help("done", NoSuchSchedule, ExitCodes.InvalidManifest))
     {
-        Add(), List(), Simple("remove", "Remove a schedule and its run records (its batches stay).", RemoveAsync),
-        Simple("pause", "Pause a schedule; occurrences while paused are not caught up.", (r, n, ct) => PauseAsync(r, n, true, ct)),
-        Simple("resume", "Resume a paused schedule from its next occurrence.", (r, n, ct) => PauseAsync(r, n, false, ct)),
-        Simple("trigger", "Run a schedule's manifest now, as an occurrence at the current minute.", TriggerAsync),
+        Add(), List(), Simple("remove", "Remove a schedule and its run records (its batches stay).", "removed", RemoveAsync),
+        Simple("pause", "Pause a schedule; occurrences while paused are not caught up.", "paused", (r, n, ct) => PauseAsync(r, n, true, ct)),
+        Simple("resume", "Resume a paused schedule from its next occurrence.", "resumed", (r, n, ct) => PauseAsync(r, n, false, ct)),
+        Simple("trigger", "Run a schedule's manifest now, as an occurrence at the current minute.", "batch enqueued", TriggerAsync, ExitCodes.InvalidManifest),
     };
 
     private static Command Add()
@@ -40,7 +42,7 @@ internal static class ScheduleCommand
         var storage = CommonOptions.Storage();
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("add", "Add a schedule.") { name, cron, tz, manifest, catchUp, provider, budget, storage, database, verbose };
+        var command = new Command("add", "Add a schedule.\n" + ExitCodes.Help("added", ExitCodes.UsageOrConfiguration)) { name, cron, tz, manifest, catchUp, provider, budget, storage, database, verbose };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(parse.GetValue(storage), parse.GetValue(database), parse.GetValue(verbose)),
             async configuration =>
@@ -92,7 +94,7 @@ internal static class ScheduleCommand
         var json = new Option<bool>("--json") { Description = "Print JSON for scripts." };
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
-        var command = new Command("list", "List schedules: next run (UTC), last run, last error, paused.") { json, database, verbose };
+        var command = new Command("list", "List schedules: next run (UTC), last run, last error, paused.\n" + ExitCodes.Help("listed", ExitCodes.UsageOrConfiguration)) { json, database, verbose };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(null, parse.GetValue(database), parse.GetValue(verbose)),
             configuration => ListAsync(configuration, parse.GetValue(json), ct)));
@@ -126,12 +128,12 @@ internal static class ScheduleCommand
         return ExitCodes.Success;
     }
 
-    private static Command Simple(string verb, string description, Func<Runtime, string, CancellationToken, Task<int>> body)
+    private static Command Simple(string verb, string description, string success, Func<Runtime, string, CancellationToken, Task<int>> body, params CommandExit[] more)
     {
         var name = new Argument<string>("name") { Description = "The schedule's name." };
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
-        var command = new Command(verb, description) { name, database, verbose };
+        var command = new Command(verb, description + "\n" + ExitCodes.Help(success, [NoSuchSchedule, .. more])) { name, database, verbose };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(null, parse.GetValue(database), parse.GetValue(verbose)),
             async configuration =>

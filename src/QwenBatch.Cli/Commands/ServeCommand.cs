@@ -16,7 +16,8 @@ internal static class ServeCommand
         var urls = new Option<string>("--urls") { Description = "Where to listen (semicolon-separated).", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
         var noWorker = new Option<bool>("--no-worker") { Description = "Serve the dashboard and API only (a replica); run no jobs." };
         var command = new Command("serve", "Run a worker, the Hangfire dashboard (/hangfire), the REST API (/api) and /healthz until stopped.\n"
-            + "Only local requests are answered unless Dashboard:ApiToken or Dashboard:User/Password are configured.")
+            + "Only local requests are answered unless Dashboard:ApiToken or Dashboard:User/Password are configured.\n"
+            + ExitCodes.Help("stopped (Ctrl-C or SIGTERM)", new CommandExit(ExitCodes.UsageOrConfiguration, "the address is in use")))
         {
             database, storage, urls, noWorker, verbose,
         };

@@ -28,7 +28,7 @@ internal static class SimulateCommand
         var outputPadding = new Option<int?>("--output-padding") { Description = "Bytes of padding added to every PNG output (a chunk decoders skip), e.g. 2097152 for 2 MB outputs." };
         var verbose = CommonOptions.Verbose();
         var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).\n"
-            + "Exit codes: 0 stopped (Ctrl-C or SIGTERM); 1 usage error (or the port is taken).")
+            + ExitCodes.Help("stopped (Ctrl-C or SIGTERM)", new CommandExit(ExitCodes.UsageOrConfiguration, "the port is taken")))
         {
             port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, outputPadding, verbose,
         };

@@ -25,7 +25,7 @@ internal static class StatusCommand
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
         var command = new Command("status", "Show the batches in the store, or one batch: jobs by state, spend, budget and ETA.\n"
-            + "Exit codes: 0 shown; 1 usage or configuration error (or no such batch).")
+            + ExitCodes.Help("shown", new CommandExit(ExitCodes.UsageOrConfiguration, "no such batch")))
         {
             batch, json, database, verbose,
         };

@@ -30,7 +30,7 @@ internal static class SubmitCommand
         var thenManifest = CommonOptions.ThenManifest();
         var thenWebhook = CommonOptions.ThenWebhook();
         var command = new Command("submit", "Enqueue a manifest as a batch for the workers sharing the store ('qwenbatch worker'), and return.\n"
-            + "Exit codes: 0 enqueued; 1 usage or configuration error; 2 invalid manifest (nothing enqueued).")
+            + ExitCodes.Help("enqueued", ExitCodes.UsageOrConfiguration, ExitCodes.InvalidManifest))
         {
             manifest, provider, storage, database, budget, name, json, prompt, map, skipInvalid, thenManifest, thenWebhook, verbose,
         };

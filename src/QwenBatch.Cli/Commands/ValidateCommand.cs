@@ -20,7 +20,7 @@ internal static class ValidateCommand
         var prompt = CommonOptions.PromptTemplate();
         var map = CommonOptions.Map();
         var command = new Command("validate", "Check a manifest against the provider's limits and report every error with its line; nothing is enqueued.\n"
-            + "Exit codes: 0 valid; 1 usage error; 2 invalid manifest.")
+            + ExitCodes.Help("valid", ExitCodes.UsageOrConfiguration, ExitCodes.InvalidManifest))
         {
             manifest, json, provider, prompt, map,
         };

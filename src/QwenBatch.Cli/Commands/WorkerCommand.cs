@@ -13,7 +13,7 @@ internal static class WorkerCommand
         var database = CommonOptions.Database();
         var verbose = CommonOptions.Verbose();
         var command = new Command("worker", "Run jobs of every batch in the store until stopped (Ctrl-C or SIGTERM); a fleet shares one --database.\n"
-            + "Exit codes: 0 stopped cleanly; 1 usage or configuration error.") { database, verbose };
+            + ExitCodes.Help("stopped cleanly", ExitCodes.UsageOrConfiguration)) { database, verbose };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
             CommonOptions.Overrides(null, parse.GetValue(database), parse.GetValue(verbose)),
             ExecuteAsync));

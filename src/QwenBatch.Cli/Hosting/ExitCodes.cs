@@ -1,6 +1,9 @@
 namespace QwenBatch.Cli.Hosting;
 
-/// <summary>The documented exit codes; other tools depend on them.</summary>
+/// <summary>
+/// The documented exit codes; other tools depend on them. Each code's meaning is stated once here, and every command's
+/// help is built from it, naming only the codes that command can return.
+/// </summary>
 internal static class ExitCodes
 {
     /// <summary>Every job succeeded.</summary>
@@ -18,8 +21,32 @@ internal static class ExitCodes
     /// <summary>Interrupted; state is kept and a rerun resumes.</summary>
     public const int Interrupted = 130;
 
-    public const string Help = "Exit codes: 0 all jobs succeeded; 1 usage or configuration error; 2 invalid manifest (nothing enqueued); "
-        + "3 batch finished with failed, cancelled or held jobs; 130 interrupted (state kept, rerun resumes).";
+    private static readonly Dictionary<int, string> Meanings = new()
+    {
+        [UsageOrConfiguration] = "usage or configuration error",
+        [InvalidManifest] = "invalid manifest (nothing enqueued)",
+        [JobsDidNotSucceed] = "batch finished with failed, cancelled or held jobs",
+        [Interrupted] = "interrupted (state kept, rerun resumes)",
+    };
+
+    /// <summary>Every code with its meaning, for the root command's help.</summary>
+    public static string All { get; } = Help("all jobs succeeded",
+        UsageOrConfiguration, InvalidManifest, JobsDidNotSucceed, Interrupted);
+
+    /// <summary>
+    /// The "Exit codes:" line of one command's help: <paramref name="success"/> says what 0 means for that command, then
+    /// each other code it can return, with its documented meaning and what else it covers there.
+    /// </summary>
+    public static string Help(string success, params CommandExit[] codes) =>
+        $"Exit codes: {Success} {success}"
+        + string.Concat(codes.Select(c => $"; {c.Code} {Meanings[c.Code]}{(c.Also is null ? "" : $" (or {c.Also})")}"))
+        + ".";
+}
+
+/// <summary>A code a command can return; <see cref="Also"/> says what else it covers for that command ("no such batch").</summary>
+internal readonly record struct CommandExit(int Code, string? Also = null)
+{
+    public static implicit operator CommandExit(int code) => new(code);
 }
 
 /// <summary>An expected failure with its exit code and a message for the user (no stack trace).</summary>

@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using QwenBatch.Cli.Tests.Support;
 
 namespace QwenBatch.Cli.Tests.Commands;
@@ -42,6 +44,32 @@ public sealed class UsageTests : IDisposable
         result.Stdout.ShouldContain($"qwenbatch {command}");
         result.Stdout.ShouldContain(option);
         result.Stdout.ShouldContain("Exit codes:");
+    }
+
+    [Theory]
+    [InlineData("run", new[] { 0, 1, 2, 3, 130 })]
+    [InlineData("submit", new[] { 0, 1, 2 })]
+    [InlineData("validate", new[] { 0, 1, 2 })]
+    [InlineData("worker", new[] { 0, 1 })]
+    [InlineData("status", new[] { 0, 1 })]
+    [InlineData("cancel", new[] { 0, 1 })]
+    [InlineData("retry", new[] { 0, 1 })]
+    [InlineData("serve", new[] { 0, 1 })]
+    [InlineData("simulate", new[] { 0, 1 })]
+    [InlineData("report", new[] { 0, 1 })]
+    [InlineData("schedule add", new[] { 0, 1 })]
+    [InlineData("schedule trigger", new[] { 0, 1, 2 })]
+    public async Task Help_EachCommand_ListsOnlyTheExitCodesItCanReturn(string command, int[] codes)
+    {
+        var result = await CliProcess.RunAsync(_workspace.Root, null, [.. command.Split(' '), "--help"]);
+
+        result.ExitCode.ShouldBe(0, result.Output);
+
+        // The command's own description comes first; a group's help lists its subcommands' lines after it.
+        var line = Regex.Match(result.Stdout, @"Exit codes: (.*?)\.\s*$", RegexOptions.Multiline);
+        line.Success.ShouldBeTrue(result.Stdout);
+        var listed = line.Groups[1].Value.Split(';').Select(part => int.Parse(part.Trim().Split(' ')[0], CultureInfo.InvariantCulture));
+        listed.ShouldBe(codes, $"qwenbatch {command} --help: {line.Value}");
     }
 
     [Fact]

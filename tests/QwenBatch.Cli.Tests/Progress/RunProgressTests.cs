@@ -2,6 +2,7 @@ using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Progress;
 using QwenBatch.Edits;
+using Spectre.Console;
 
 namespace QwenBatch.Cli.Tests.Progress;
 
@@ -16,6 +17,40 @@ public sealed class RunProgressTests
         }, 0.1m);
 
         RunProgress.Line(progress, TimeSpan.FromSeconds(95)).ShouldBe("8/20 done, 3 in flight, 1 failed, 2 held, spent $0.10, ETA 1m35s");
+    }
+
+    private static BatchProgress MidRun() => new(1, new Dictionary<EditState, int>
+    {
+        [EditState.Succeeded] = 5, [EditState.Failed] = 1, [EditState.Held] = 2, [EditState.AtProvider] = 3, [EditState.Pending] = 9,
+    }, 0.1m);
+
+    [Fact]
+    public void FrameMarkup_WideTerminal_ShowsTheBarAndEveryCount()
+    {
+        var frame = RunProgress.FrameMarkup(MidRun(), "1m35s", 120);
+
+        Markup.Remove(frame).ShouldBe("━━━━━━────────── 8/20 · 3 in flight · 1 failed · 2 held · $0.10 · ETA 1m35s");
+    }
+
+    [Fact]
+    public void FrameMarkup_WithoutEta_LeavesTheEtaOut()
+    {
+        var frame = RunProgress.FrameMarkup(MidRun(), eta: null, 120);
+
+        Markup.Remove(frame).ShouldBe("━━━━━━────────── 8/20 · 3 in flight · 1 failed · 2 held · $0.10");
+    }
+
+    [Theory]
+    [InlineData(80, "━━━━━━────────── 8/20 · 3 in flight · 1 failed · 2 held · $0.10 · ETA 1m35s")]
+    [InlineData(70, "━━━━────── 8/20 · 3 in flight · 1 failed · 2 held · $0.10 · ETA 1m35s")]
+    [InlineData(62, "8/20 · 3 in flight · 1 failed · 2 held · $0.10 · ETA 1m35s")]
+    [InlineData(40, "8/20 · 3 in flight · 1 failed · 2 held…")]
+    public void FrameMarkup_NarrowTerminal_FitsInOneRowLessItsLastColumn(int width, string expected)
+    {
+        var frame = Markup.Remove(RunProgress.FrameMarkup(MidRun(), "1m35s", width));
+
+        frame.ShouldBe(expected);
+        frame.Length.ShouldBeLessThan(width);
     }
 
     [Theory]

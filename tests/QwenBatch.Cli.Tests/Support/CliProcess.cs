@@ -63,7 +63,8 @@ internal sealed class CliProcess : IAsyncDisposable
 
     public static CliProcess Start(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
-        var info = new ProcessStartInfo(RestoresSignals ? "env" : "dotnet")
+        var command = CommandLine(args);
+        var info = new ProcessStartInfo(command[0])
         {
             WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
@@ -71,16 +72,7 @@ internal sealed class CliProcess : IAsyncDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        if (RestoresSignals)
-        {
-            // env execs dotnet in its own process, so the process id stays the CLI's.
-            info.ArgumentList.Add(DefaultSignals);
-            info.ArgumentList.Add("dotnet");
-        }
-
-        info.ArgumentList.Add("exec");
-        info.ArgumentList.Add(CliDll());
-        foreach (var arg in args)
+        foreach (var arg in command.Skip(1))
         {
             info.ArgumentList.Add(arg);
         }
@@ -99,6 +91,14 @@ internal sealed class CliProcess : IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return cli;
+    }
+
+    /// <summary>The program and arguments that start the built CLI with <paramref name="args"/>, as a user's shell would.</summary>
+    public static IReadOnlyList<string> CommandLine(IEnumerable<string> args)
+    {
+        // env execs dotnet in its own process, so the process id stays the CLI's.
+        IEnumerable<string> start = RestoresSignals ? ["env", DefaultSignals, "dotnet"] : ["dotnet"];
+        return [.. start, "exec", CliDll(), .. args];
     }
 
     public static async Task<CliResult> RunAsync(string workingDirectory, IReadOnlyDictionary<string, string>? environment, params string[] args)
