@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using QwenBatch.Dashboard.Hosting;
 using QwenBatch.Storage;
 using Serilog;
+using Serilog.Events;
 
 namespace QwenBatch.Cli.Hosting;
 
@@ -65,8 +66,26 @@ internal static class ServeHost
         runtime.Services.GetRequiredService<Metrics.BacklogGauges>();
         runtime.Services.GetRequiredService<global::QwenBatch.Hangfire.Hosting.HangfireQueueGauge>();
 
+        // Serilog's request logging: one event per request, with its status and time, through the same redacting logger.
+        builder.Services.AddSingleton(new Serilog.Extensions.Hosting.DiagnosticContext(Log.Logger));
+        builder.Services.AddSingleton<IDiagnosticContext>(sp => sp.GetRequiredService<Serilog.Extensions.Hosting.DiagnosticContext>());
+
         var app = builder.Build();
+        app.UseSerilogRequestLogging(options =>
+        {
+            options.MessageTemplate = "HTTP {RequestMethod} {RequestPath} answered {StatusCode} in {Elapsed:0.0} ms";
+
+            // The dashboard's polling, its scripts and styles, probes and scrapes would bury what people do: they log at
+            // Debug unless they fail.
+            options.GetLevel = (context, _, error) => error is not null || context.Response.StatusCode >= 500 ? LogEventLevel.Error
+                : IsBackground(context.Request.Path.Value ?? "") ? LogEventLevel.Debug
+                : LogEventLevel.Information;
+        });
         app.UseQwenBatchDashboard();
         return app;
     }
+
+    private static readonly string[] Background = ["/hangfire/stats", "/hangfire/css", "/hangfire/js", "/hangfire/fonts", "/healthz", Dashboard.Metrics.MetricsEndpoint.Path];
+
+    private static bool IsBackground(string path) => Background.Any(prefix => path.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
 }

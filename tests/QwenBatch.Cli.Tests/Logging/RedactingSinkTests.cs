@@ -23,7 +23,7 @@ public sealed class RedactingSinkTests
 
         var e = captured.Events.ShouldHaveSingleItem();
         using var text = new StringWriter();
-        new JsonLinesFormatter().Format(e, text);
+        new Serilog.Formatting.Compact.RenderedCompactJsonFormatter().Format(e, text);
         text.ToString().ShouldNotContain(Key);
         text.ToString().ShouldContain(SecretRedactor.Mask);
         e.RenderMessage(System.Globalization.CultureInfo.InvariantCulture).ShouldNotContain(Key);
