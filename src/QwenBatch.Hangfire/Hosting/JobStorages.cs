@@ -18,9 +18,17 @@ public static class JobStorages
     /// <summary>
     /// Hangfire.PostgreSql keeps no session state on its connections (it sets each transaction's isolation level, and its
     /// locks are rows), so a pooled connection needs no reset: without this, Npgsql sends DISCARD ALL at every reuse, one
-    /// statement more for every transaction, an idle worker's included.
+    /// statement more for every transaction, an idle worker's included. Its statements are small, but for one: the count
+    /// of every job by state behind each dashboard page's navigation, which PostgreSQL runs with parallel workers on a
+    /// large job table; on a small busy server those cost more than they save (73 ms against 23 ms serial at 1M edits on
+    /// 2 cores, docs/benchmarks.md), so Hangfire's sessions plan without them.
     /// </summary>
-    private static string Pooled(string connectionString) => new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
+    private static string Pooled(string connectionString)
+    {
+        var builder = new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
+        builder.Options = $"{builder.Options} -c max_parallel_workers_per_gather=0".Trim();
+        return builder.ConnectionString;
+    }
 
     /// <summary>The options QwenBatch sets on Hangfire.PostgreSql, each on purpose (README, "Hangfire").</summary>
     public static PostgreSqlStorageOptions Options(HangfireOptions options) => new()
