@@ -21,6 +21,7 @@ using QwenBatch.Testing.Postgres;
 // The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
 // The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds] [sqlite|postgres]
 // Worker memory, 10k vs 1k jobs:       dotnet run -c Release --project bench/QwenBatch.Bench -- memory [jobs] [baseline jobs] [output MB]
+// Bytes sent to WaveSpeed, data URIs against uploads: dotnet run -c Release --project bench/QwenBatch.Bench -- upload-bytes [photos=200] [photo KB=1500]
 if (args.FirstOrDefault() == "fleet")
 {
     return await QwenBatch.Bench.FleetBenchmark.RunAsync(args[1..]);
@@ -39,6 +40,11 @@ if (args.FirstOrDefault() == "dashboard")
 if (args.FirstOrDefault() == "sdk-race")
 {
     return await QwenBatch.Bench.SdkRaceBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "upload-bytes")
+{
+    return await QwenBatch.Bench.UploadBytesBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "memory")

@@ -76,11 +76,13 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var app = builder.Build();
         var board = new TaskBoard(options, time);
         var counters = new CallCounters();
-        var stats = new StatsReader(counters, board, options);
-        var dice = new FaultDice(options.RandomSeed);
+                var dice = new FaultDice(options.RandomSeed);
         var gate = new ApiGate(options, time, counters, dice);
         app.MapOdirouter(new OdirouterApi(board, counters, gate, options, loggerFactory.CreateLogger<OdirouterApi>()));
-        app.MapWaveSpeed(new WaveSpeedApi(board, counters, gate, options, time, loggerFactory.CreateLogger<WaveSpeedApi>()));
+        var uploads = new UploadShelf(time);
+        var stats = new StatsReader(counters, board, uploads, options);
+        var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
+        app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads));
         app.MapSimulatorFiles(board, counters, dice, options);
         app.MapSimulatorStats(stats);
 

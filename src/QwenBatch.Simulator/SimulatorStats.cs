@@ -9,6 +9,7 @@ namespace QwenBatch.Simulator;
 /// <param name="MaxConcurrent">Highest number of tasks IN_PROGRESS at the same time so far.</param>
 /// <param name="ChargedImages">Images of completed tasks (failed and cancelled tasks are free).</param>
 /// <param name="ChargedUsd">ChargedImages × price per image.</param>
+/// <param name="Uploads">Files stored by the WaveSpeed media upload (the documented binary upload and the SDK's ticket and PUT).</param>
 /// <param name="Faults">Injected faults by kind (slow, dropped, server_error, malformed_json, truncated).</param>
 /// <param name="Keys">Per API key fingerprint (never the key): requests, accepted submits, 429s.</param>
 internal sealed record SimulatorStats(
@@ -20,5 +21,6 @@ internal sealed record SimulatorStats(
     int MaxConcurrent,
     long ChargedImages,
     decimal ChargedUsd,
+    long Uploads = 0,
     IReadOnlyDictionary<string, long>? Faults = null,
     IReadOnlyDictionary<string, Stats.KeyStats>? Keys = null);

@@ -3,7 +3,7 @@ namespace QwenBatch.Storage.PostgreSql;
 /// <summary>
 /// Numbered schema migrations, applied in order, each once, under an advisory lock. A migration, once released, is never
 /// edited: a database that has it will not run it again. The list is split over files by era (this file: the first
-/// engine's tables; .Growth: budgets to staged imports; .Hangfire: the move onto Hangfire).
+/// engine's tables; .Growth: budgets to staged imports; .Hangfire: the move onto Hangfire; .Uploads: input images uploaded once).
 /// </summary>
 internal static partial class PostgresMigrations
 {
@@ -11,7 +11,7 @@ internal static partial class PostgresMigrations
     public const long AdvisoryLockKey = 0x5177_656e_4261_7463;
 
     /// <summary>Every migration, by version (8 was never released).</summary>
-    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Foundation(), .. Growth(), .. Hangfire()];
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Foundation(), .. Growth(), .. Hangfire(), .. Uploads()];
 
     private static (int Version, string Name, string Sql)[] Foundation() =>
     [

@@ -8,6 +8,9 @@ namespace QwenBatch.Providers;
 /// <summary>What every provider client does the same way with HTTP: auth, sending, and classifying failures.</summary>
 internal static class ProviderHttp
 {
+    /// <summary>Set on a POST that may be repeated without harm (an upload): the pipeline retries it as it retries a GET.</summary>
+    public static readonly HttpRequestOptionsKey<bool> Repeatable = new("qwenbatch.repeatable");
+
     public static HttpRequestMessage Request(HttpMethod method, Uri uri, ProviderOptions options, HttpContent? content = null)
     {
         var request = new HttpRequestMessage(method, uri) { Content = content };

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace QwenBatch.Providers;
 
 /// <summary>One provider account, from the <c>Providers:&lt;Name&gt;</c> configuration section.</summary>
-public sealed class ProviderOptions
+public sealed class ProviderOptions : IValidatableObject
 {
     public const double DefaultRequestTimeoutSeconds = 30;
 
@@ -63,6 +63,35 @@ public sealed class ProviderOptions
 
     /// <summary>Retries, circuit breaker and per-attempt timeout of this account's HTTP calls.</summary>
     public Resilience.ResilienceOptions Resilience { get; set; } = new();
+
+    /// <summary>
+    /// For a provider that takes uploads (WaveSpeed): each local input image is uploaded once and sent by URL. False sends
+    /// local images inline as data URIs, as to odirouter.
+    /// </summary>
+    public bool UploadInputs { get; set; } = true;
+
+    /// <summary>How long the provider keeps an uploaded file (WaveSpeed documents 7 days).</summary>
+    [Range(typeof(TimeSpan), "01:00:00", "30.00:00:00")]
+    public TimeSpan UploadKeptFor { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>
+    /// An uploaded file is not named by a new submit this close to its expiry; it is uploaded again instead. It covers
+    /// the time a task may wait at the provider before it fetches its inputs (<c>Worker:JobTimeout</c>) many times over.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "3.00:00:00")]
+    public TimeSpan UploadReuseMargin { get; set; } = TimeSpan.FromDays(1);
+
+    /// <summary>The longest one call can take through the account's pipeline: every attempt timing out, every retry delay at its most.</summary>
+    public TimeSpan LongestCall => (RequestTimeout * (Resilience.MaxRetries + 1)) + (Resilience.RetryMaxDelay * Resilience.MaxRetries);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (UploadReuseMargin >= UploadKeptFor)
+        {
+            yield return new ValidationResult(
+                $"The field UploadReuseMargin must be shorter than UploadKeptFor ({UploadKeptFor}), or no upload would ever be reused.", [nameof(UploadReuseMargin)]);
+        }
+    }
 }
 
 /// <summary>The provider names QwenBatch knows.</summary>

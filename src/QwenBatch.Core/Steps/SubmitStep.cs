@@ -47,7 +47,7 @@ public sealed partial class SubmitStep(
         try
         {
             var account = providers.Get(edit.Provider);
-            var request = await requests.BuildAsync(edit.Spec, ct);
+            var request = await requests.BuildAsync(edit.Spec, account, ct);
 
             // Checkpoint: from the move to 'submitting' until the request id is stored, the provider may accept a task we
             // cannot see. A process killed in this window leaves the edit in 'submitting'; the next run of its job counts

@@ -49,7 +49,8 @@ public static class EngineServices
             sp.GetRequiredService<IEditStore>(), sp.GetRequiredService<ILogger<EditStateChanger>>(), sp.GetService<SecretRedactor>(), sp.GetRequiredService<IEditMoves>()));
         services.AddSingleton<UnwrittenMoves>();
         services.AddSingleton<StepFailures>();
-        services.AddSingleton<EditRequestBuilder>();
+        services.AddSingleton<Uploads.InputUploads>();
+        services.AddSingleton(sp => new EditRequestBuilder(sp.GetRequiredService<Uploads.InputUploads>()));
         services.AddSingleton<LatencyModel>();
         services.AddSingleton<LatencyMemory>();
         services.AddSingleton<PollSchedule>();

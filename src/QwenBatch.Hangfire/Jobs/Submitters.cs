@@ -20,7 +20,7 @@ public sealed class Submitters(IEditStore edits, JobStorage storage, ProviderReg
     public async Task<string?> StillSendingAsync(EditRecord edit, CancellationToken ct)
     {
         var account = providers.Get(edit.Provider).Options;
-        var longest = (account.RequestTimeout * (account.Resilience.MaxRetries + 1)) + (account.Resilience.RetryMaxDelay * account.Resilience.MaxRetries);
+        var longest = account.LongestCall;
         var since = time.GetUtcNow() - edit.UpdatedAt;
         if (since > longest)
         {

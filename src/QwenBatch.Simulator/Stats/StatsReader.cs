@@ -3,7 +3,7 @@ using QwenBatch.Simulator.Tasks;
 namespace QwenBatch.Simulator.Stats;
 
 /// <summary>Builds <see cref="SimulatorStats"/> at read time from the counters, the task board and the clock.</summary>
-internal sealed class StatsReader(CallCounters counters, TaskBoard board, SimulatorOptions options)
+internal sealed class StatsReader(CallCounters counters, TaskBoard board, WaveSpeed.UploadShelf uploads, SimulatorOptions options)
 {
     public SimulatorStats Read()
     {
@@ -17,6 +17,7 @@ internal sealed class StatsReader(CallCounters counters, TaskBoard board, Simula
             MaxConcurrent: maxConcurrent,
             ChargedImages: chargedImages,
             ChargedUsd: chargedImages * options.PricePerImage,
+            Uploads: uploads.Uploads,
             Faults: counters.Faults(),
             Keys: counters.Keys());
     }

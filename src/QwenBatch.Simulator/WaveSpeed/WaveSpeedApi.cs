@@ -12,7 +12,7 @@ using QwenBatch.Simulator.Tasks;
 namespace QwenBatch.Simulator.WaveSpeed;
 
 /// <summary>Handlers of the WaveSpeed API for wavespeed-ai/qwen-image/edit-plus, shaped like the real one.</summary>
-internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGate gate, SimulatorOptions options, TimeProvider time, ILogger<WaveSpeedApi> logger)
+internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGate gate, UploadShelf uploads, SimulatorOptions options, TimeProvider time, ILogger<WaveSpeedApi> logger)
 {
     public const string Model = "wavespeed-ai/qwen-image/edit-plus";
     public const string SubmitPath = "/api/v3/" + Model;
@@ -42,6 +42,12 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
             {
                 logger.SubmitRejected(error);
                 return Error(400, error);
+            }
+
+            if (UnknownUpload(context, document.RootElement) is { } unknown)
+            {
+                logger.SubmitRejected(unknown);
+                return Error(400, unknown);
             }
 
             if (options.RejectOverConcurrency && board.Active() >= options.MaxConcurrent)
@@ -78,7 +84,25 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
         return Envelope(context, requestId, ticket);
     }
 
-    private async Task<IResult?> EnterAsync(HttpContext context)
+    /// <summary>
+    /// An input image that names an upload of this simulator must be one it stores: the real API cannot fetch a file it
+    /// deleted after 7 days, or one never uploaded.
+    /// </summary>
+    private string? UnknownUpload(HttpContext context, JsonElement body)
+    {
+        var index = 0;
+        foreach (var image in body.GetProperty("images").EnumerateArray())
+        {
+            if (uploads.IsOwnUrl(image.GetString()!, context.Request.Host.Value ?? "", out var stored) && !stored)
+                return $"images[{index}]: the uploaded file is unknown or expired (uploads are kept {UploadShelf.KeptFor.TotalDays:0} days)";
+            index++;
+        }
+
+        return null;
+    }
+
+    /// <summary>Auth, the per-key rate limit and the injected faults, as every authorized API request meets them.</summary>
+    internal async Task<IResult?> EnterAsync(HttpContext context)
     {
         var key = BearerKey.Fingerprint(context);
         if (key is null)
@@ -136,6 +160,6 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
         return $"data:{ticket.Format.ContentType()};base64,{Convert.ToBase64String(buffer.GetBuffer(), 0, (int)buffer.Length)}";
     }
 
-    private static JsonHttpResult<WaveSpeedEnvelope> Error(int code, string message) =>
+    internal static JsonHttpResult<WaveSpeedEnvelope> Error(int code, string message) =>
         TypedResults.Json(new WaveSpeedEnvelope(code, message, null), SimulatorJsonContext.Default.WaveSpeedEnvelope, statusCode: code);
 }

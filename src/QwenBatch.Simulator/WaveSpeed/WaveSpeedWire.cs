@@ -18,3 +18,15 @@ internal sealed record WaveSpeedPrediction(
 internal sealed record WaveSpeedUrls(string Get);
 
 internal sealed record WaveSpeedTimings(long Inference);
+
+/// <summary>The answer of the documented binary upload.</summary>
+internal sealed record WaveSpeedUploadEnvelope(int Code, string Message, WaveSpeedUpload? Data);
+
+internal sealed record WaveSpeedUpload(string Type, string DownloadUrl, string Filename, long Size);
+
+/// <summary>The answer to the SDK's upload ticket: where the file will be served, and where to PUT it.</summary>
+internal sealed record WaveSpeedTicketEnvelope(int Code, string Message, WaveSpeedTicket? Data);
+
+internal sealed record WaveSpeedTicket(string DownloadUrl, WaveSpeedUploadInstruction Upload);
+
+internal sealed record WaveSpeedUploadInstruction(string Url, string Method, IReadOnlyDictionary<string, string> Headers);

@@ -43,6 +43,10 @@ public sealed class ProviderRunTests : IDisposable
         var stats = await simulator.StatsAsync();
         stats.GetProperty("submits").GetInt64().ShouldBe(jobs);
         stats.GetProperty("charged_images").GetInt64().ShouldBe(SampleImages);
+
+        // WaveSpeed gets each of the 4 distinct local images uploaded once (mug.png serves two edits, lamp.png the lamp's
+        // two tasks) and named by URL; odirouter gets them inline.
+        stats.GetProperty("uploads").GetInt64().ShouldBe(provider == "wavespeed" ? 4 : 0);
         if (errorRate != "0")
         {
             stats.GetProperty("faults").GetProperty("server_error").GetInt64().ShouldBeGreaterThan(0);

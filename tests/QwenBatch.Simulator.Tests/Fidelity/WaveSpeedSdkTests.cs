@@ -7,7 +7,8 @@ namespace QwenBatch.Simulator.Tests.Fidelity;
 
 /// <summary>
 /// The official WaveSpeed JS SDK (npm <c>wavespeed</c>, installed by scripts/test.sh into tests/sdk) runs an edit against
-/// the simulator with nothing changed but its baseUrl, and downloads a valid image. Fails when node or the package is
+/// the simulator with nothing changed but its baseUrl, and downloads a valid image; its upload call stores a file the
+/// simulator serves back and an edit may name. Fails when node or the package is
 /// missing: fidelity is not optional.
 /// </summary>
 public sealed class WaveSpeedSdkTests
@@ -40,6 +41,27 @@ public sealed class WaveSpeedSdkTests
         {
             File.Delete(output);
         }
+    }
+
+    [Fact]
+    public async Task Upload_OfficialSdkAgainstSimulator_StoresTheFileServesItBackAndAnEditNamingItRuns()
+    {
+        var sdk = Path.Combine(RepositoryRoot(), "tests", "sdk");
+        File.Exists(Path.Combine(sdk, "node_modules", "wavespeed", "package.json"))
+            .ShouldBeTrue("the wavespeed npm package is missing: run 'npm ci' in tests/sdk (scripts/test.sh does)");
+        await using var scope = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(latencyMs: 50));
+        var image = Path.Combine(RepositoryRoot(), "samples", "images", "banner.png");
+
+        var (exitCode, stdout, stderr) = await RunNodeAsync(sdk, "wavespeed-upload.mjs", scope.Host.BaseUrl.AbsoluteUri.TrimEnd('/'), image);
+
+        exitCode.ShouldBe(0, stdout + stderr);
+        using var summary = JsonDocument.Parse(stdout.Trim().Split('\n')[^1]);
+        summary.RootElement.GetProperty("bytes").GetInt64().ShouldBe(new FileInfo(image).Length);
+        summary.RootElement.GetProperty("url").GetString()!.ShouldStartWith(scope.Host.BaseUrl.AbsoluteUri + "_sim/uploads/");
+        summary.RootElement.GetProperty("outputs").GetInt32().ShouldBe(1);
+        var stats = scope.Host.GetStats();
+        stats.Uploads.ShouldBe(1);
+        stats.Submits.ShouldBe(1);
     }
 
     /// <summary>Width and height as the file's own header states them.</summary>

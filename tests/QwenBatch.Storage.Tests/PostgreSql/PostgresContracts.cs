@@ -6,6 +6,7 @@ using QwenBatch.Storage.Tests.Reports;
 using QwenBatch.Storage.Tests.Retention;
 using QwenBatch.Storage.Tests.Schedules;
 using QwenBatch.Storage.Tests.Schema;
+using QwenBatch.Storage.Tests.Uploads;
 
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
@@ -88,4 +89,9 @@ public sealed class PostgresStagedRetentionStoreTests(PostgresDatabaseFixture da
 public sealed class PostgresStagedContinuationStoreTests(PostgresDatabaseFixture database) : ContinuationStoreContract, IClassFixture<PostgresDatabaseFixture>
 {
     protected override StoreBackend Backend { get; } = new PostgresBackend(database, stagedChunkSize: 2);
+}
+
+public sealed class PostgresUploadStoreTests(PostgresDatabaseFixture database) : UploadStoreContract, IClassFixture<PostgresDatabaseFixture>
+{
+    protected override StoreBackend Backend { get; } = new PostgresBackend(database);
 }

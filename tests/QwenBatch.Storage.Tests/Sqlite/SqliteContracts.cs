@@ -6,6 +6,7 @@ using QwenBatch.Storage.Tests.Reports;
 using QwenBatch.Storage.Tests.Retention;
 using QwenBatch.Storage.Tests.Schedules;
 using QwenBatch.Storage.Tests.Schema;
+using QwenBatch.Storage.Tests.Uploads;
 
 namespace QwenBatch.Storage.Tests.Sqlite;
 
@@ -52,6 +53,11 @@ public sealed class SqliteRetentionStoreTests : RetentionStoreContract
 }
 
 public sealed class SqliteMigrationTests : MigrationContract
+{
+    protected override StoreBackend Backend { get; } = new SqliteBackend();
+}
+
+public sealed class SqliteUploadStoreTests : UploadStoreContract
 {
     protected override StoreBackend Backend { get; } = new SqliteBackend();
 }

@@ -76,14 +76,15 @@ public static partial class ProviderResilience
     }
 
     /// <summary>
-    /// GET and PUT are idempotent here (status, result, cancel): retried on anything transient. A POST submit is retried
-    /// only when the provider certainly did not accept it — refused connection, 429, 503 — never after a timeout or a
-    /// broken connection, which the engine records as an uncertain submit instead.
+    /// GET and PUT are idempotent here (status, result, cancel), and so is a POST marked
+    /// <see cref="ProviderHttp.Repeatable"/> (an upload): retried on anything transient. A POST submit is retried only when
+    /// the provider certainly did not accept it — refused connection, 429, 503 — never after a timeout or a broken
+    /// connection, which the engine records as an uncertain submit instead.
     /// </summary>
     internal static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, ResilienceContext context, TimeSpan maxInlineRetryAfter)
     {
         var request = context.Properties.GetValue(RequestKey, null!);
-        var idempotent = request is null || request.Method != HttpMethod.Post;
+        var idempotent = request is null || request.Method != HttpMethod.Post || (request.Options.TryGetValue(ProviderHttp.Repeatable, out var repeatable) && repeatable);
         if (outcome.Exception is { } error)
         {
             return error switch

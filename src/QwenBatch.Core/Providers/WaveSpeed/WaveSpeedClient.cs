@@ -3,17 +3,41 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Edits;
+using QwenBatch.Uploads;
 
 namespace QwenBatch.Providers.WaveSpeed;
 
 /// <summary>
 /// The WaveSpeed API: POST /api/v3/wavespeed-ai/qwen-image/edit-plus, then GET /api/v3/predictions/{id}/result, every
-/// answer wrapped as <c>{code, message, data}</c>. Bearer auth. There is no documented cancel endpoint.
+/// answer wrapped as <c>{code, message, data}</c>. Bearer auth. There is no documented cancel endpoint. Local input
+/// images go up first through the media upload (POST /api/v3/media/upload/binary, multipart field <c>file</c>), whose
+/// <c>data.download_url</c> a submit names: the model's page documents URLs for <c>images</c>, not data URIs.
 /// </summary>
-public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions options, ILogger<WaveSpeedClient> logger) : IImageEditProvider
+public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions options, ILogger<WaveSpeedClient> logger) : IImageEditProvider, IInputUploader
 {
     public const string ModelPath = "api/v3/wavespeed-ai/qwen-image/edit-plus";
     public const string PredictionsPath = "api/v3/predictions";
+    public const string UploadPath = "api/v3/media/upload/binary";
+
+    /// <summary>WaveSpeed's documented limit for an uploaded image.</summary>
+    public long MaxUploadBytes => 20L * 1024 * 1024;
+
+    public async Task<string> UploadAsync(LocalImage image, CancellationToken ct)
+    {
+        var file = new ByteArrayContent(image.Bytes);
+        file.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(image.MimeType);
+        using var form = new MultipartFormDataContent { { file, "file", Path.GetFileName(image.Path) } };
+        using var message = ProviderHttp.Request(HttpMethod.Post, Url(UploadPath), options, form);
+        message.Options.Set(ProviderHttp.Repeatable, true);
+        var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: true, ct);
+        using (json)
+        {
+            var data = Unwrap(message, status, json, retryAfter, idempotent: true);
+            return data.Str("download_url") is { } url && Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp)
+                ? url
+                : throw new ProviderException(ProviderErrorKind.NotAccepted, $"POST /{UploadPath}: answer without an http(s) data.download_url", (int)status);
+        }
+    }
 
     public async Task<SubmitAccepted> SubmitAsync(EditRequest request, CancellationToken ct)
     {
