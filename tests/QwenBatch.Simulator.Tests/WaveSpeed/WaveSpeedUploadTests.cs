@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Net;
 using System.Net.Http.Headers;
 using QwenBatch.Simulator.Tests.TestSupport;
@@ -116,7 +117,7 @@ public sealed class WaveSpeedUploadTests
     [Fact]
     public async Task Upload_SevenDaysLater_IsGoneAndASubmitNamingItIsRefused()
     {
-        var time = new ManualTimeProvider();
+        var time = new FakeTimeProvider();
         await using var sim = await SimulatorScope.StartAsync(SimulatorScope.FastOptions(), time);
         var url = await UploadAsync(sim);
         time.Advance(TimeSpan.FromDays(7) - TimeSpan.FromSeconds(1));
