@@ -19,7 +19,7 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
     private static readonly string[] Resumable =
     [
         States.WaitingState.StateName, States.AtProviderState.StateName, ScheduledState.StateName,
-        FailedState.StateName, DeletedState.StateName, SucceededState.StateName,
+        FailedState.StateName, DeletedState.StateName,
     ];
 
     /// <summary>
@@ -38,17 +38,16 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
         var created = new System.Collections.Concurrent.ConcurrentBag<JobBinding>();
 
         // A few at once: each is a few round trips of Hangfire's storage, which the database can overlap.
-        await Parallel.ForEachAsync(toRun, new ParallelOptions { MaxDegreeOfParallelism = EnqueueConcurrency, CancellationToken = CancellationToken.None }, (edit, _) =>
+        await Parallel.ForEachAsync(toRun, new ParallelOptions { MaxDegreeOfParallelism = EnqueueConcurrency, CancellationToken = CancellationToken.None }, async (edit, _) =>
         {
             var state = new EnqueuedState(options.Queue) { Reason = reason };
-            if (edit.HangfireJob is { } jobId && (Move(jobId, state, Resumable) is not null || Exists(jobId)))
+            if (edit.HangfireJob is { } jobId && (Move(jobId, state, Resumable) is not null || await WokenOrBusyAsync(jobId, edit.Id, state)))
             {
-                // Woken from where it was parked; or already enqueued or running, and its run finds the edit's new state.
-                return ValueTask.CompletedTask;
+                // Woken from where it was parked; or already enqueued, running or done, and a run finds the edit's new state.
+                return;
             }
 
             created.Add(new JobBinding(edit.Id, client.Create(JobFor(edit.Id, options.Queue), state), edit.HangfireJob));
-            return ValueTask.CompletedTask;
         });
 
         if (!created.IsEmpty)
@@ -75,5 +74,23 @@ public sealed class EditJobClient(JobStorage storage, IBackgroundJobClient clien
         return connection.GetStateData(jobId)?.Name;
     }
 
-    private bool Exists(string jobId) => StateOf(jobId) is not null;
+    /// <summary>
+    /// A job that is not parked: true when it is enqueued or running, or succeeded with its edit settled since (whoever
+    /// asked had read the edit before: a second wake-up for a download another one already ran); a succeeded job whose
+    /// edit still needs a worker is woken. False when the storage no longer has the job.
+    /// </summary>
+    private async Task<bool> WokenOrBusyAsync(string jobId, long editId, IState state)
+    {
+        if (StateOf(jobId) is not { } current)
+        {
+            return false;
+        }
+
+        if (current == SucceededState.StateName && await edits.GetEditAsync(editId, CancellationToken.None) is { } now && !now.State.IsSettled())
+        {
+            Move(jobId, state, SucceededState.StateName);
+        }
+
+        return true;
+    }
 }
