@@ -7,7 +7,7 @@ namespace QwenBatch.Cli.Batches;
 internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, TimeSpan? Eta)
 {
     /// <summary>Jobs that will not move without an operator (succeeded, failed, cancelled, held).</summary>
-    public int Settled => Progress.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
+    public int Settled => Progress.Settled;
 
     /// <summary>Edits handed to Hangfire and not finished: queued, being submitted, at the provider or downloading.</summary>
     public int InFlight => Progress.InFlight;
@@ -22,38 +22,4 @@ internal sealed record BatchSummary(BatchRecord Batch, BatchProgress Progress, T
         : Progress.Count(EditState.Succeeded) == Progress.Total ? "succeeded"
         : Progress.Count(EditState.Held) > 0 ? "held"
         : "finished with failures";
-}
-
-/// <summary>
-/// Estimates when a batch ends from its own pace so far: settled jobs per second since its first submit, applied to the
-/// jobs still to go. Null until there is a pace to go by, or when nothing is left.
-/// </summary>
-internal static class BatchEta
-{
-    /// <summary>From the counters and the first submit: <c>status</c> reads no job for it, however large the batch.</summary>
-    public static TimeSpan? Estimate(BatchProgress progress, DateTimeOffset? firstSubmit, DateTimeOffset now)
-    {
-        var finished = progress.Counts.Where(c => c.Key.IsTerminal()).Sum(c => c.Value);
-        var remaining = progress.Counts.Where(c => !c.Key.IsSettled()).Sum(c => c.Value);
-        return Estimate(finished, remaining, firstSubmit is { } started ? now - started : null);
-    }
-
-    public static TimeSpan? Estimate(int finished, int remaining, TimeSpan? elapsed)
-    {
-        if (remaining == 0 || finished == 0 || elapsed is not { } took || took <= TimeSpan.Zero)
-        {
-            return remaining == 0 ? TimeSpan.Zero : null;
-        }
-
-        return TimeSpan.FromSeconds(Math.Ceiling(took.TotalSeconds / finished * remaining));
-    }
-
-    public static string Format(TimeSpan? eta) => eta switch
-    {
-        null => "–",
-        { TotalSeconds: < 1 } => "0s",
-        { TotalHours: >= 1 } e => $"{(int)e.TotalHours}h{e.Minutes:00}m",
-        { TotalMinutes: >= 1 } e => $"{e.Minutes}m{e.Seconds:00}s",
-        var e => $"{e.Value.Seconds}s",
-    };
 }

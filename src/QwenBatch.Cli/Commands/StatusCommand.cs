@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Extensions.Configuration;
+using QwenBatch.Batches;
 using QwenBatch.Cli.Batches;
 using QwenBatch.Cli.Hosting;
 using QwenBatch.Edits;

@@ -77,6 +77,9 @@ public sealed record BatchProgress(long BatchId, IReadOnlyDictionary<EditState, 
     public int Count(EditState state) => Counts.TryGetValue(state, out var n) ? n : 0;
 
     /// <summary>Edits handed to Hangfire and not finished: queued, being submitted, at the provider or downloading.</summary>
+    /// <summary>Edits that will not move without an operator: succeeded, failed, cancelled, held.</summary>
+    public int Settled => Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
+
     public int InFlight => Count(EditState.Queued) + Count(EditState.Submitting) + Count(EditState.AtProvider) + Count(EditState.Downloading);
 
     /// <summary>True when no job of the batch can move without an operator.</summary>

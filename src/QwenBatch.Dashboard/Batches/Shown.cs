@@ -4,7 +4,7 @@ using QwenBatch.Edits;
 
 namespace QwenBatch.Dashboard.Batches;
 
-/// <summary>How the batch pages show values: times in UTC, progress as done of total, an ETA from the pace so far.</summary>
+/// <summary>How the batch pages show values: times in UTC, an ETA from the pace so far, shares as percentages.</summary>
 internal static class Shown
 {
     public static string Time(DateTimeOffset? value) =>
@@ -12,27 +12,11 @@ internal static class Shown
 
     public static string Seconds(TimeSpan? value) => value is { } v ? v.TotalSeconds.ToString("0.0 's'", CultureInfo.InvariantCulture) : "";
 
-    public static int Done(BatchProgress p) => p.Counts.Where(c => c.Key.IsSettled()).Sum(c => c.Value);
-
     public static string Percent(int part, int total) => (100.0 * part / Math.Max(1, total)).ToString("0.#", CultureInfo.InvariantCulture) + "%";
 
-    /// <summary>The rest of the batch at its average pace so far.</summary>
-    public static string Eta(BatchRecord batch, BatchProgress p, DateTimeOffset now)
-    {
-        var done = Done(p);
-        if (p.IsSettled)
-        {
-            return "done";
-        }
-
-        if (done == 0)
-        {
-            return "–";
-        }
-
-        var left = (now - batch.CreatedAt) / done * (p.Total - done);
-        return left.TotalHours >= 1 ? $"{left.TotalHours:0.0} h" : left.TotalMinutes >= 1 ? $"{left.TotalMinutes:0} min" : $"{left.TotalSeconds:0} s";
-    }
+    /// <summary>The rest of the batch at its pace since it was created (the pages read no first submit per batch).</summary>
+    public static string Eta(BatchRecord batch, BatchProgress p, DateTimeOffset now) =>
+        p.IsSettled ? "done" : BatchEta.Format(BatchEta.Estimate(p, batch.CreatedAt, now));
 
     /// <summary>A text cut to <paramref name="max"/> characters (data URIs run to megabytes).</summary>
     public static string Short(string? text, int max) => text is null ? "" : text.Length <= max ? text : text[..max] + "…";
