@@ -27,8 +27,7 @@ internal static class MetricsHost
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls(urls);
         builder.Services.AddQwenBatchMetricsOnly(configuration);
-        runtime.Services.GetRequiredService<Metrics.BacklogGauges>();
-        runtime.Services.GetRequiredService<global::QwenBatch.Hangfire.Hosting.HangfireQueueGauge>();
+        runtime.ObserveFleetGauges();
         var app = builder.Build();
         app.UseQwenBatchMetricsOnly();
         try

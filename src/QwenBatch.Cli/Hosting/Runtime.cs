@@ -75,6 +75,16 @@ internal sealed partial class Runtime : IAsyncDisposable
 
     public SimulatorHost? Simulator { get; }
 
+    /// <summary>
+    /// Makes the fleet's gauges (in flight, backlog, Hangfire queue length) observable, for a process that serves
+    /// <c>/metrics</c>: they read the store and Hangfire's storage only when scraped.
+    /// </summary>
+    public void ObserveFleetGauges()
+    {
+        _services.GetRequiredService<Metrics.BacklogGauges>();
+        _services.GetRequiredService<global::QwenBatch.Hangfire.Hosting.HangfireQueueGauge>();
+    }
+
     public static async Task<Runtime> StartAsync(IConfiguration configuration, bool withSimulator, CancellationToken ct)
     {
         var time = TimeProvider.System;

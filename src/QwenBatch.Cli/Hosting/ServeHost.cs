@@ -62,9 +62,7 @@ internal static class ServeHost
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<global::Hangfire.Common.IJobFilterProvider>());
         builder.Services.AddQwenBatchDashboard(configuration);
 
-        // The gauges /metrics reports are read from the runtime's store and Hangfire storage when scraped.
-        runtime.Services.GetRequiredService<Metrics.BacklogGauges>();
-        runtime.Services.GetRequiredService<global::QwenBatch.Hangfire.Hosting.HangfireQueueGauge>();
+        runtime.ObserveFleetGauges();
 
         // Serilog's request logging: one event per request, with its status and time, through the same redacting logger.
         builder.Services.AddSingleton(new Serilog.Extensions.Hosting.DiagnosticContext(Log.Logger));

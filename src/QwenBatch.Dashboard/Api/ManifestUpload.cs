@@ -33,12 +33,11 @@ internal static class ManifestUpload
             return Results.BadRequest(new { error = "Send the manifest as the multipart form field 'manifest' (and its images, if local, as fields 'images')." });
         }
 
-        if (ProviderOf(request, providers, options) is { Error: { } providerError })
+        var (provider, providerError) = ProviderOf(request, providers, options);
+        if (provider is null)
         {
             return Results.BadRequest(new { error = providerError });
         }
-
-        var provider = ProviderOf(request, providers, options).Name!;
         decimal? budget = null;
         if (request.Query["budget"].ToString() is { Length: > 0 } b)
         {
