@@ -21,14 +21,20 @@ internal sealed class ComponentPage<TComponent>(string title, Func<RazorPage, IR
 
     /// <summary>
     /// A page showing work under way asks to be shown again (an element carries data-refresh, in ms), as Hangfire's own
-    /// pages refresh. An upload form (data-upload) posts its files to the API and shows the new batch, or the manifest's
+    /// pages refresh, unless the reader is already leaving it: a reload fired just after a click on a link would take
+    /// them back to this page instead of where they meant to go. An upload form (data-upload) posts its files to the API and shows the new batch, or the manifest's
     /// errors, written as text.
     /// </summary>
     private const string Script = """
         <script>
         (() => {
           const refresh = document.querySelector('[data-refresh]');
-          if (refresh) setTimeout(() => location.reload(), Number(refresh.dataset.refresh));
+          if (refresh) {
+            const timer = setTimeout(() => location.reload(), Number(refresh.dataset.refresh));
+            const stay = () => clearTimeout(timer);
+            document.addEventListener('click', event => { if (event.target.closest('a[href]')) stay(); }, true);
+            window.addEventListener('beforeunload', stay);
+          }
           for (const form of document.querySelectorAll('form[data-upload]')) {
             form.addEventListener('submit', async event => {
               event.preventDefault();
