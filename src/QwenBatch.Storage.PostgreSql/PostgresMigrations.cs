@@ -11,7 +11,7 @@ internal static partial class PostgresMigrations
     public const long AdvisoryLockKey = 0x5177_656e_4261_7463;
 
     /// <summary>Every migration, by version (8 was never released).</summary>
-    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Foundation(), .. Growth(), .. Hangfire(), .. Uploads()];
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Foundation(), .. Growth(), .. Hangfire(), .. Uploads(), .. Webhooks()];
 
     private static (int Version, string Name, string Sql)[] Foundation() =>
     [

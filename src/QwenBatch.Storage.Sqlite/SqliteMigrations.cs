@@ -4,7 +4,7 @@ namespace QwenBatch.Storage.Sqlite;
 internal static partial class SqliteMigrations
 {
     /// <summary>Every migration, by version (8 was never released; 10 to 12 change nothing here, so both backends number alike).</summary>
-    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Engine(), .. Hangfire(), .. Uploads()];
+    public static readonly IReadOnlyList<(int Version, string Name, string Sql)> All = [.. Engine(), .. Hangfire(), .. Uploads(), .. Webhooks()];
 
     private static (int Version, string Name, string Sql)[] Engine() =>
     [

@@ -6,7 +6,7 @@ namespace QwenBatch.Storage;
 /// backend is proven by the same contract suite, role by role. "Now" comes from the store's injected
 /// <see cref="TimeProvider"/>.
 /// </summary>
-public interface IStore : IStoreSchema, IBatchStore, IEditStore, IFlowControlStore, IReportReads, IContinuationStore, IRetentionStore, IScheduleStore, IUploadStore, IAsyncDisposable;
+public interface IStore : IStoreSchema, IBatchStore, IEditStore, IFlowControlStore, IReportReads, IContinuationStore, IRetentionStore, IScheduleStore, IUploadStore, IWebhookStore, IAsyncDisposable;
 
 /// <summary>The schema: numbered migrations, applied under a lock so processes starting together do not race.</summary>
 public interface IStoreSchema

@@ -49,6 +49,7 @@ public static class QwenBatchServices
         services.AddSingleton<IRetentionStore>(sp => sp.GetRequiredService<IStore>());
         services.AddSingleton<IScheduleStore>(sp => sp.GetRequiredService<IStore>());
         services.AddSingleton<IUploadStore>(sp => sp.GetRequiredService<IStore>());
+        services.AddSingleton<IWebhookStore>(sp => sp.GetRequiredService<IStore>());
 
         services.AddHttpClient(nameof(OutputDownloader), http => http.Timeout = TimeSpan.FromMinutes(5))
             .ConfigurePrimaryHttpMessageHandler(OutputDownloader.CreateHandler);

@@ -7,6 +7,7 @@ using QwenBatch.Storage.Tests.Retention;
 using QwenBatch.Storage.Tests.Schedules;
 using QwenBatch.Storage.Tests.Schema;
 using QwenBatch.Storage.Tests.Uploads;
+using QwenBatch.Storage.Tests.Webhooks;
 
 namespace QwenBatch.Storage.Tests.PostgreSql;
 
@@ -92,6 +93,11 @@ public sealed class PostgresStagedContinuationStoreTests(PostgresDatabaseFixture
 }
 
 public sealed class PostgresUploadStoreTests(PostgresDatabaseFixture database) : UploadStoreContract, IClassFixture<PostgresDatabaseFixture>
+{
+    protected override StoreBackend Backend { get; } = new PostgresBackend(database);
+}
+
+public sealed class PostgresWebhookStoreTests(PostgresDatabaseFixture database) : WebhookStoreContract, IClassFixture<PostgresDatabaseFixture>
 {
     protected override StoreBackend Backend { get; } = new PostgresBackend(database);
 }

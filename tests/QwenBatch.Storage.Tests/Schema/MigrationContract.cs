@@ -40,7 +40,7 @@ public abstract class MigrationContract : StoreContract
     public async Task GetSchemaVersionAsync_MigratedOrEmpty_ReportsTheLatestOrZero()
     {
         // One number for both backends: their migration lists must not drift apart.
-        Store.LatestSchemaVersion.ShouldBe(14);
+        Store.LatestSchemaVersion.ShouldBe(15);
         (await Store.GetSchemaVersionAsync(Ct)).ShouldBe(Store.LatestSchemaVersion);
         (await OpenStore(await Backend.NewDatabaseAsync()).GetSchemaVersionAsync(Ct)).ShouldBe(0);
     }
@@ -70,7 +70,7 @@ public abstract class MigrationContract : StoreContract
         var store = OpenStore(location);
         await store.MigrateAsync(Ct);
 
-        (await store.GetSchemaVersionAsync(Ct)).ShouldBe(14);
+        (await store.GetSchemaVersionAsync(Ct)).ShouldBe(15);
         var batch = (await store.FindBatchAsync(LegacyRows.Batch, Ct)).ShouldNotBeNull();
         var edits = (await store.GetEditsAsync(batch.Id, Ct)).ToDictionary(e => e.Key);
 
@@ -132,7 +132,7 @@ public abstract class MigrationContract : StoreContract
 
         await OpenStore(location).MigrateAsync(Ct);
 
-        (await OpenStore(location).GetSchemaVersionAsync(Ct)).ShouldBe(14);
+        (await OpenStore(location).GetSchemaVersionAsync(Ct)).ShouldBe(15);
         (await Backend.ColumnsAsync(location, "jobs")).ShouldContain("hangfire_job");
     }
 }

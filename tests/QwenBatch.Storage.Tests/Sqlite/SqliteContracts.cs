@@ -7,6 +7,7 @@ using QwenBatch.Storage.Tests.Retention;
 using QwenBatch.Storage.Tests.Schedules;
 using QwenBatch.Storage.Tests.Schema;
 using QwenBatch.Storage.Tests.Uploads;
+using QwenBatch.Storage.Tests.Webhooks;
 
 namespace QwenBatch.Storage.Tests.Sqlite;
 
@@ -58,6 +59,11 @@ public sealed class SqliteMigrationTests : MigrationContract
 }
 
 public sealed class SqliteUploadStoreTests : UploadStoreContract
+{
+    protected override StoreBackend Backend { get; } = new SqliteBackend();
+}
+
+public sealed class SqliteWebhookStoreTests : WebhookStoreContract
 {
     protected override StoreBackend Backend { get; } = new SqliteBackend();
 }
