@@ -20,6 +20,7 @@ using QwenBatch.Simulator;
 using QwenBatch.Storage;
 using QwenBatch.Storage.PostgreSql;
 using QwenBatch.Storage.Sqlite;
+using QwenBatch.Webhooks;
 using Serilog;
 
 namespace QwenBatch.Cli.Hosting;
@@ -95,7 +96,14 @@ internal sealed partial class Runtime : IAsyncDisposable
         var hangfire = SettingsCheck.Bind<HangfireOptions>(configuration, HangfireOptions.SectionName);
         var retention = SettingsCheck.Bind<RetentionOptions>(configuration, RetentionOptions.SectionName);
         var continuations = SettingsCheck.Bind<ContinuationOptions>(configuration, ContinuationOptions.SectionName);
+        var webhooks = SettingsCheck.Bind<WebhookOptions>(configuration, WebhookOptions.SectionName);
         var accounts = AccountOptions(configuration);
+        if (webhooks.WaveSpeedUrl is { } receiver)
+        {
+            // Every worker of the fleet asks WaveSpeed to post finished tasks to the one receiver serve runs there.
+            accounts[ProviderNames.WaveSpeed].ReceiveWebhooksAt(new ProviderWebhook(receiver, webhooks.FallbackMargin));
+        }
+
         SimulatorHost? simulator = null;
         if (withSimulator)
         {
@@ -124,6 +132,7 @@ internal sealed partial class Runtime : IAsyncDisposable
             continuations,
             Logging.ConfiguredSecrets.From(configuration),
             time));
+        services.AddSingleton(webhooks);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true, ValidateScopes = true });
         var runtime = new Runtime(provider, simulator, engineScope, started) { Embedded = postgres is null };
         try

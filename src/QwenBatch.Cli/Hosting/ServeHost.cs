@@ -62,6 +62,13 @@ internal static class ServeHost
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<global::Hangfire.Common.IJobFilterProvider>());
         builder.Services.AddQwenBatchDashboard(configuration);
 
+        // Provider webhooks: the receiver answers at once and the inbox, running with the web host, moves the edits on.
+        builder.Services.AddSingleton<IWebhookStore>(store);
+        builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Webhooks.WebhookOptions>());
+        builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Webhooks.WebhookSecrets>());
+        builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Hangfire.Webhooks.WebhookInbox>());
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<QwenBatch.Hangfire.Webhooks.WebhookInbox>());
+
         runtime.ObserveFleetGauges();
 
         // Serilog's request logging: one event per request, with its status and time, through the same redacting logger.

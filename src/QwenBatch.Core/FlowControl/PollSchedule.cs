@@ -15,6 +15,19 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
     /// <summary>The first poll after a submit.</summary>
     public TimeSpan First(TimeSpan? expected) => Jitter(Clamp(expected ?? options.FirstPollDelay));
 
+    /// <summary>
+    /// The first look at a task whose provider will post its end: that poll is the fallback for a lost delivery, due a
+    /// quarter past the expected completion plus <paramref name="margin"/> (without an estimate, the max interval plus it).
+    /// </summary>
+    public TimeSpan FirstAwaitingWebhook(TimeSpan? expected, TimeSpan margin) => Jitter(expected is { } e ? e * 1.25 : options.MaxPollInterval) + margin;
+
+    /// <summary>After a fallback poll found the task unfinished: as <see cref="Next"/>, but never sooner than the margin.</summary>
+    public TimeSpan NextAwaitingWebhook(TimeSpan elapsed, int polls, TimeSpan? expected, TimeSpan margin)
+    {
+        var next = Next(elapsed, polls, expected);
+        return next > margin ? next : margin;
+    }
+
     /// <param name="elapsed">Time since the submit was accepted.</param>
     /// <param name="polls">Polls made so far.</param>
     /// <param name="expected">Learned latency of similar tasks, if any.</param>

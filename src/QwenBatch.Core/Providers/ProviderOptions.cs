@@ -7,6 +7,14 @@ public sealed class ProviderOptions : IValidatableObject
 {
     public const double DefaultRequestTimeoutSeconds = 30;
 
+    /// <summary>
+    /// Where the provider posts finished tasks, for a provider with webhooks (WaveSpeed) when <c>Webhooks:PublicUrl</c> is
+    /// configured; set by the composition root, not bound from the account's section. Null: the poller watches every task.
+    /// </summary>
+    public ProviderWebhook? Webhook { get; private set; }
+
+    public void ReceiveWebhooksAt(ProviderWebhook webhook) => Webhook = webhook;
+
     /// <summary>Base URL of the API, for example https://odirouter.ai/model.</summary>
     public Uri? BaseUrl { get; set; }
 
@@ -105,3 +113,7 @@ public static class ProviderNames
 
     public static readonly IReadOnlyList<string> All = [Odirouter, WaveSpeed, Simulator];
 }
+
+/// <param name="Url">The receiver's address the provider is given with each submit.</param>
+/// <param name="FallbackMargin">How long past a task's expected completion its delivery may take before it is polled.</param>
+public sealed record ProviderWebhook(Uri Url, TimeSpan FallbackMargin);

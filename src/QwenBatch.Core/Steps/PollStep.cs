@@ -67,8 +67,29 @@ public sealed partial class PollStep(
         }
     }
 
-    /// <summary>What the poll's answer makes of the edit.</summary>
-    private PollVerdict Decide(EditRecord edit, ProviderAccount account, PollResult result)
+    /// <summary>
+    /// What a provider's webhook delivery makes of a parked edit, as a poll with that answer would, without a status call.
+    /// Null when it changes nothing here: the task is not finished (a delivery only reports ends), or a cancel was asked
+    /// for, which the poller sends and settles. A delivery comes moments after the task finished, so its latency is
+    /// learned as it is.
+    /// </summary>
+    public PollVerdict? Delivered(EditRecord edit, PollResult result)
+    {
+        if (edit.CancelRequested || result.Status is not (PollStatus.Completed or PollStatus.Failed or PollStatus.Cancelled))
+        {
+            return null;
+        }
+
+        if (result.Status == PollStatus.Completed && edit.SubmittedAt is { } submitted)
+        {
+            latency.Observe(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size), time.GetUtcNow() - submitted);
+        }
+
+        return Decide(edit, providers.Get(edit.Provider), result, delivered: true);
+    }
+
+    /// <summary>What the poll's answer (or a delivery's) makes of the edit.</summary>
+    private PollVerdict Decide(EditRecord edit, ProviderAccount account, PollResult result, bool delivered = false)
     {
         var now = time.GetUtcNow();
         var key = LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size);
@@ -77,7 +98,7 @@ public sealed partial class PollStep(
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
                 var due = edit.DueAt - edit.SubmittedAt!.Value;
-                if (schedule.RanOnTime(due, now - edit.DueAt))
+                if (!delivered && schedule.RanOnTime(due, now - edit.DueAt))
                 {
                     latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls, latency.Expected(key)));
                 }
@@ -123,7 +144,10 @@ public sealed partial class PollStep(
             default:
                 var polls = edit.Polls + 1;
                 var started = result.Status == PollStatus.Running ? edit.StartedAt ?? now : edit.StartedAt;
-                var next = now + schedule.Next(now - edit.SubmittedAt!.Value, polls, latency.Expected(key));
+                var elapsed = now - edit.SubmittedAt!.Value;
+                var next = now + (account.Options.Webhook is { } webhook
+                    ? schedule.NextAwaitingWebhook(elapsed, polls, latency.Expected(key), webhook.FallbackMargin)
+                    : schedule.Next(elapsed, polls, latency.Expected(key)));
                 return new PollVerdict(new EditMove(edit, edit with { Polls = polls, Attempt = 0, StartedAt = started, DueAt = next }, null),
                     new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt!.Value, next));
         }

@@ -75,7 +75,7 @@ public sealed partial class SubmitStep(
                 Error = null,
                 SubmittedAt = now,
                 StartedAt = null,
-                DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size))),
+                DueAt = now + FirstLook(account, latency.Expected(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size))),
             };
             return await StoreAcceptedAsync(new EditMove(submitting, atProvider, $"accepted as {accepted.RequestId}"), by);
         }
@@ -95,6 +95,10 @@ public sealed partial class SubmitStep(
     /// was booked elsewhere or passed more than one request interval ago (see <see cref="BookedSlots"/>); then the request
     /// books a fresh slot and waits for it, rather than leave together with the requests booked after it.
     /// </summary>
+    /// <summary>The first poll: near the expected completion, or, when the provider will post it, only as the fallback.</summary>
+    private TimeSpan FirstLook(ProviderAccount account, TimeSpan? expected) =>
+        account.Options.Webhook is { } webhook ? schedule.FirstAwaitingWebhook(expected, webhook.FallbackMargin) : schedule.First(expected);
+
     private bool OnBookedSlot(long editId, ProviderOptions account) =>
         slots is null || account.RequestInterval is not { } interval || slots.TryTake(editId, interval);
 

@@ -70,6 +70,7 @@ public static class DashboardSetup
             OldAddresses.Map(endpoints);
             endpoints.MapQwenBatchMetrics();
             ApiEndpoints.Map(endpoints);
+            Webhooks.WebhookReceiver.Map(endpoints);
         });
         return app;
     }

@@ -92,7 +92,10 @@ public static class EngineServices
         services.AddSingleton<DueProbe>();
         services.AddSingleton<FleetSize>();
         services.AddSingleton<Feeder>();
+        services.AddSingleton<VerdictWriter>();
         services.AddSingleton<Poller>();
+        services.AddSingleton<Webhooks.WebhookInbox>();
+        services.AddSingleton<QwenBatch.Webhooks.WebhookSecrets>();
         services.AddSingleton<Housekeeper>();
         services.AddSingleton<UnwrittenWriter>();
         return services;

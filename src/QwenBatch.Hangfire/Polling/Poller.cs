@@ -17,13 +17,12 @@ namespace QwenBatch.Hangfire.Polling;
 /// the store (any process's: a server that stops leaves its edits to the others), keeps up to
 /// <c>Worker:PollConcurrency</c> status calls on their way, writes their answers together, and moves each edit's job on:
 /// to its download when the provider finished, back to the backlog when the task is to be submitted again, to failed or
-/// deleted when it ended so. It sleeps until the next poll is due, or this process submits something due sooner.
+/// deleted when it ended so (<see cref="VerdictWriter"/>). It sleeps until the next poll is due, or this process submits something due sooner.
 /// </summary>
 public sealed partial class Poller(
     IEditStore edits,
-    EditStateChanger changer,
+    VerdictWriter writer,
     PollStep step,
-    EditJobClient jobs,
     DueProbe probe,
     EngineSignals signals,
     EngineScope scope,
@@ -33,8 +32,6 @@ public sealed partial class Poller(
 {
     /// <summary>How long a taken edit is no other poller's: longer than any status call with its retries.</summary>
     public static readonly TimeSpan Lease = TimeSpan.FromMinutes(2);
-
-    private const string DownloadReason = "download: the provider finished";
 
     private readonly Channel<PollVerdict> _verdicts = Channel.CreateUnbounded<PollVerdict>(new UnboundedChannelOptions { SingleReader = true });
     private readonly HashSet<Task> _inFlight = [];
@@ -159,7 +156,7 @@ public sealed partial class Poller(
         _verdicts.Writer.TryWrite(verdict);
     }
 
-    /// <summary>Writes every answer so far in one transaction, then moves the edits' jobs on.</summary>
+    /// <summary>Writes every answer so far in one transaction, and the jobs move on (<see cref="VerdictWriter"/>).</summary>
     private async Task WriteAsync(string serverId)
     {
         var verdicts = new List<PollVerdict>();
@@ -176,7 +173,7 @@ public sealed partial class Poller(
         IReadOnlyList<EditRecord?> moved;
         try
         {
-            moved = await changer.MoveManyAsync(verdicts.Select(v => v.Move).ToList(), serverId);
+            moved = await writer.WriteAsync(verdicts, serverId);
         }
         catch
         {
@@ -191,38 +188,12 @@ public sealed partial class Poller(
 
         var finished = verdicts.Count(v => v.Outcome is StepOutcome.Downloadable);
         LogWritten(verdicts.Count, finished);
-        var downloads = new List<EditRecord>();
         for (var i = 0; i < verdicts.Count; i++)
         {
-            if (moved[i] is not { } edit)
+            if (moved[i] is not null && verdicts[i].Outcome is StepOutcome.AtProvider o)
             {
-                continue;
+                _nextDue = _nextDue is { } n && n < o.PollAt ? n : o.PollAt;
             }
-
-            switch (verdicts[i].Outcome)
-            {
-                case StepOutcome.AtProvider o:
-                    _nextDue = _nextDue is { } n && n < o.PollAt ? n : o.PollAt;
-                    break;
-                case StepOutcome.Downloadable:
-                    downloads.Add(edit);
-                    break;
-                case StepOutcome.Backlog o when edit.HangfireJob is { } job:
-                    jobs.Move(job, new WaitingState(o.Reason, o.DueAt), AtProviderState.StateName);
-                    signals.WorkAdded();
-                    break;
-                case StepOutcome.Failed o when edit.HangfireJob is { } job:
-                    jobs.Move(job, new FailedState(new EditFailedException(o.Reason)) { Reason = o.Reason }, AtProviderState.StateName, WaitingState.StateName, ScheduledState.StateName);
-                    break;
-                case StepOutcome.Cancelled o when edit.HangfireJob is { } job:
-                    jobs.Move(job, new DeletedState { Reason = o.Reason }, AtProviderState.StateName, WaitingState.StateName, ScheduledState.StateName);
-                    break;
-            }
-        }
-
-        if (downloads.Count > 0)
-        {
-            await jobs.EnqueueAsync(downloads, DownloadReason, CancellationToken.None);
         }
     }
 

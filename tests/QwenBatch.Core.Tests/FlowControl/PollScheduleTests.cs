@@ -23,6 +23,21 @@ public sealed class PollScheduleTests
     public void GapBefore_AfterAFirstPollAtTheExpectedTime_ErrsTowardsTheLargerProbingGap() =>
         Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1.5));
 
+    [Fact]
+    public void FirstAwaitingWebhook_Learned_IsAQuarterPastTheExpectedCompletionPlusTheMargin() =>
+        Schedule.FirstAwaitingWebhook(TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(25));
+
+    [Fact]
+    public void FirstAwaitingWebhook_NothingLearned_IsTheMaxIntervalPlusTheMargin() =>
+        Schedule.FirstAwaitingWebhook(null, TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(45));
+
+    [Fact]
+    public void NextAwaitingWebhook_IsNeverSoonerThanTheMargin()
+    {
+        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(25), 1, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(15));
+        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(600), 3, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(30));
+    }
+
     [Theory]
     [InlineData(6, 1.5, true)]
     [InlineData(6, 2.9, true)]

@@ -121,13 +121,65 @@ public sealed class PollStepTests
         third.Outcome.ShouldBeOfType<StepOutcome.Failed>().Reason.ShouldBe("gave up polling after 3 attempts: HTTP 500");
     }
 
+    [Fact]
+    public void Delivered_Completed_MovesToDownloadingWithoutAStatusCall_AndLearnsTheLatencyAsItIs()
+    {
+        var h = new StepsHarness();
+        var edit = h.AtProvider();
+        h.Time.Advance(TimeSpan.FromSeconds(6.2));
+
+        var verdict = h.Poll.Delivered(edit, new PollResult(PollStatus.Completed, Outputs: [new ProviderOutput("https://cdn.example/1.png", null, null, false)]));
+
+        verdict.ShouldNotBeNull().Outcome.ShouldBeOfType<StepOutcome.Downloadable>();
+        (verdict.Move.Next.State, verdict.Move.Next.CostUsd, verdict.Move.Next.ReservedUsd).ShouldBe((EditState.Downloading, 0.02m, 0m));
+        h.Provider.PollCalls.ShouldBe(0);
+        h.Latency.Expected(QwenBatch.FlowControl.LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size)).ShouldBe(TimeSpan.FromSeconds(6.2));
+    }
+
+    [Fact]
+    public void Delivered_Failed_FailsOrResubmitsAsAPollWould()
+    {
+        var h = new StepsHarness();
+        var last = h.AtProvider(id: 1, acceptedSubmits: new WorkerOptions().MaxProviderResubmits + 1);
+        var first = h.AtProvider(id: 2, acceptedSubmits: 1);
+        var failed = new PollResult(PollStatus.Failed, Error: "content policy");
+
+        h.Poll.Delivered(last, failed).ShouldNotBeNull().Outcome.ShouldBeOfType<StepOutcome.Failed>().Reason.ShouldContain("content policy");
+        h.Poll.Delivered(first, failed).ShouldNotBeNull().Outcome.ShouldBeOfType<StepOutcome.Backlog>();
+    }
+
+    [Fact]
+    public void Delivered_NotFinishedOrCancelRequested_ChangesNothing()
+    {
+        var h = new StepsHarness();
+        var done = new PollResult(PollStatus.Completed, Outputs: [new ProviderOutput("https://cdn.example/1.png", null, null, null)]);
+
+        h.Poll.Delivered(h.AtProvider(id: 1), PollResult.Running).ShouldBeNull();
+        h.Poll.Delivered(h.AtProvider(id: 2, cancelRequested: true), done).ShouldBeNull("the poller sends the cancel and settles the edit");
+    }
+
+    [Fact]
+    public async Task PollAsync_StillRunningWhileAwaitingAWebhook_NextLookIsNoSoonerThanTheMargin()
+    {
+        var account = new ProviderOptions { PricePerImage = 0.02m };
+        account.ReceiveWebhooksAt(new ProviderWebhook(new Uri("https://batch.example/webhooks/wavespeed"), TimeSpan.FromSeconds(15)));
+        var h = new StepsHarness();
+        var edit = h.AtProvider();
+        var poll = ScriptedPoll(h, pollsBeforeDone: 3, account);
+
+        var verdict = await poll.PollAsync(edit, CancellationToken.None);
+
+        verdict.Outcome.ShouldBeOfType<StepOutcome.AtProvider>();
+        verdict.Move.Next.DueAt.ShouldBeGreaterThanOrEqualTo(h.Time.GetUtcNow() + TimeSpan.FromSeconds(15));
+    }
+
     private static EditRequest Request(EditRecord edit) => new(edit.Spec.Prompt, edit.Spec.Images, null, null, 1, null);
 
-    private static PollStep ScriptedPoll(StepsHarness h, int pollsBeforeDone)
+    private static PollStep ScriptedPoll(StepsHarness h, int pollsBeforeDone, ProviderOptions? account = null)
     {
         var provider = new ScriptedProvider { PollsBeforeDone = pollsBeforeDone };
         provider.SubmitAsync(new EditRequest("prompt 1", ["https://example.test/a.png"], null, null, 1, null), CancellationToken.None).GetAwaiter().GetResult();
-        return new PollStep(new ProviderRegistry([new ProviderAccount("odirouter", provider, new ProviderOptions { PricePerImage = 0.02m })]),
+        return new PollStep(new ProviderRegistry([new ProviderAccount("odirouter", provider, account ?? new ProviderOptions { PricePerImage = 0.02m })]),
             h.Options, new QwenBatch.FlowControl.PollSchedule(h.Options, () => 0.5), h.Latency, h.Time, () => 0.5,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<PollStep>.Instance);
     }

@@ -27,6 +27,23 @@ public sealed class SubmitStepTests
     }
 
     [Fact]
+    public async Task RunAsync_AcceptedWithWebhooksOn_FirstPollIsOnlyTheFallbackAfterTheMargin()
+    {
+        var account = new ProviderOptions { PricePerImage = 0.02m };
+        account.ReceiveWebhooksAt(new ProviderWebhook(new Uri("https://batch.example/webhooks/wavespeed"), TimeSpan.FromSeconds(15)));
+        var h = new StepsHarness(account: account);
+        h.Latency.Observe(QwenBatch.FlowControl.LatencyModel.Key("odirouter", 1, null), TimeSpan.FromSeconds(8));
+        var plain = new StepsHarness();
+        plain.Latency.Observe(QwenBatch.FlowControl.LatencyModel.Key("odirouter", 1, null), TimeSpan.FromSeconds(8));
+
+        var awaiting = (await h.Submit.RunAsync(h.Queued(), "server-a", CancellationToken.None)).ShouldBeOfType<StepOutcome.AtProvider>();
+        var polled = (await plain.Submit.RunAsync(plain.Queued(), "server-a", CancellationToken.None)).ShouldBeOfType<StepOutcome.AtProvider>();
+
+        (awaiting.PollAt - h.Time.GetUtcNow()).ShouldBe(TimeSpan.FromSeconds(25), "a quarter past the expected 8 s, plus the 15 s margin");
+        (polled.PollAt - plain.Time.GetUtcNow()).ShouldBe(TimeSpan.FromSeconds(8), "without webhooks, at the expected completion");
+    }
+
+    [Fact]
     public async Task RunAsync_NotAccepted_BackToQueuedWithAnAttemptAndNoUncertainSubmit()
     {
         var h = new StepsHarness();

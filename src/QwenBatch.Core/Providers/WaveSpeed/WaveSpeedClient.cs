@@ -18,6 +18,7 @@ public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions opt
     public const string ModelPath = "api/v3/wavespeed-ai/qwen-image/edit-plus";
     public const string PredictionsPath = "api/v3/predictions";
     public const string UploadPath = "api/v3/media/upload/binary";
+    public const string WebhookSecretPath = "api/v3/webhook/secret";
 
     /// <summary>WaveSpeed's documented limit for an uploaded image.</summary>
     public long MaxUploadBytes => 20L * 1024 * 1024;
@@ -48,7 +49,9 @@ public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions opt
             throw new ProviderException(ProviderErrorKind.Rejected, string.Join("; ", problems));
         }
 
-        using var message = ProviderHttp.Request(HttpMethod.Post, Url(ModelPath), options, JsonContent.Create(WaveSpeedWire.SubmitBody(request, options.Base64Output)));
+        // With webhooks on, WaveSpeed posts the finished prediction to the fleet's receiver; the poller is then the fallback.
+        var target = options.Webhook is { } webhook ? new Uri($"{Url(ModelPath)}?webhook={Uri.EscapeDataString(webhook.Url.AbsoluteUri)}") : Url(ModelPath);
+        using var message = ProviderHttp.Request(HttpMethod.Post, target, options, JsonContent.Create(WaveSpeedWire.SubmitBody(request, options.Base64Output)));
         var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: false, ct);
         using (json)
         {
@@ -70,25 +73,35 @@ public sealed partial class WaveSpeedClient(HttpClient http, ProviderOptions opt
         var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: true, ct);
         using (json)
         {
-            var data = Unwrap(message, status, json, retryAfter, idempotent: true);
-            var state = data.Str("status");
-            switch (state)
+            var result = WaveSpeedWire.Result(Unwrap(message, status, json, retryAfter, idempotent: true));
+            if (result.Status == PollStatus.Unknown)
             {
-                case "created":
-                    return PollResult.Queued(null);
-                case "processing":
-                    return PollResult.Running;
-                case "completed":
-                    var outputs = WaveSpeedWire.Outputs(data);
-                    return outputs.Count == 0
-                        ? new PollResult(PollStatus.Failed, Error: "the provider reported completion without any output image")
-                        : new PollResult(PollStatus.Completed, Outputs: outputs, Inference: WaveSpeedWire.Inference(data));
-                case "failed":
-                    return new PollResult(PollStatus.Failed, Error: data.Str("error") is { Length: > 0 } error ? error : "the provider reported the task failed");
-                default:
-                    LogUnknownStatus(requestId, state ?? "(none)");
-                    return new PollResult(PollStatus.Unknown, RawStatus: state);
+                LogUnknownStatus(requestId, result.RawStatus ?? "(none)");
             }
+
+            return result;
+        }
+    }
+
+    /// <summary>
+    /// The account's webhook secret (GET /api/v3/webhook/secret), as the API gives it, <c>whsec_</c> prefix included. The
+    /// docs show the call, not its answer: <c>data.secret</c> is read, or <c>data</c> itself when it is a string.
+    /// </summary>
+    public async Task<string> GetWebhookSecretAsync(CancellationToken ct)
+    {
+        using var message = ProviderHttp.Request(HttpMethod.Get, Url(WebhookSecretPath), options);
+        var (status, json, retryAfter) = await ProviderHttp.SendAsync(http, message, idempotent: true, ct);
+        using (json)
+        {
+            if (status == HttpStatusCode.OK && json?.RootElement is { ValueKind: JsonValueKind.Object } root
+                && root.TryGetProperty("data", out var data) && data.ValueKind == JsonValueKind.String && data.GetString() is { Length: > 0 } plain)
+            {
+                return plain;
+            }
+
+            return Unwrap(message, status, json, retryAfter, idempotent: true).Str("secret") is { Length: > 0 } secret
+                ? secret
+                : throw new ProviderException(ProviderErrorKind.NotAccepted, $"GET /{WebhookSecretPath}: answer without data.secret", (int)status);
         }
     }
 

@@ -33,6 +33,31 @@ internal static class WaveSpeedWire
         return body;
     }
 
+    /// <summary>
+    /// A prediction as the result endpoint's <c>data</c> and a webhook delivery's body both carry it: created and
+    /// processing are waiting, completed has its outputs (none is a failure), failed its error.
+    /// </summary>
+    public static PollResult Result(JsonElement data)
+    {
+        var state = data.Str("status");
+        switch (state)
+        {
+            case "created":
+                return PollResult.Queued(null);
+            case "processing":
+                return PollResult.Running;
+            case "completed":
+                var outputs = Outputs(data);
+                return outputs.Count == 0
+                    ? new PollResult(PollStatus.Failed, Error: "the provider reported completion without any output image")
+                    : new PollResult(PollStatus.Completed, Outputs: outputs, Inference: Inference(data));
+            case "failed":
+                return new PollResult(PollStatus.Failed, Error: data.Str("error") is { Length: > 0 } error ? error : "the provider reported the task failed");
+            default:
+                return new PollResult(PollStatus.Unknown, RawStatus: state);
+        }
+    }
+
     /// <summary>data.outputs (URLs, or base64 / data URIs), each with its data.has_nsfw_contents flag.</summary>
     public static IReadOnlyList<ProviderOutput> Outputs(JsonElement data)
     {
