@@ -13,6 +13,7 @@ using QwenBatch.Simulator.Odirouter;
 using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
 using QwenBatch.Simulator.WaveSpeed;
+using QwenBatch.Simulator.Webhooks;
 
 namespace QwenBatch.Simulator;
 
@@ -76,13 +77,14 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var app = builder.Build();
         var board = new TaskBoard(options, time);
         var counters = new CallCounters();
-                var dice = new FaultDice(options.RandomSeed);
+        var dice = new FaultDice(options.RandomSeed);
         var gate = new ApiGate(options, time, counters, dice);
         app.MapOdirouter(new OdirouterApi(board, counters, gate, options, loggerFactory.CreateLogger<OdirouterApi>()));
         var uploads = new UploadShelf(time);
         var stats = new StatsReader(counters, board, uploads, options);
         var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
-        app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads));
+        var signer = new WebhookSigner(options.WebhookSecret);
+        app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads), new WaveSpeedWebhookSecret(waveSpeed, signer));
         app.MapSimulatorFiles(board, counters, dice, options);
         app.MapSimulatorStats(stats);
 

@@ -19,6 +19,11 @@ internal sealed record WaveSpeedUrls(string Get);
 
 internal sealed record WaveSpeedTimings(long Inference);
 
+/// <summary>The answer of <c>GET /api/v3/webhook/secret</c>.</summary>
+internal sealed record WaveSpeedSecretEnvelope(int Code, string Message, WaveSpeedSecret? Data);
+
+internal sealed record WaveSpeedSecret(string Secret);
+
 /// <summary>The answer of the documented binary upload.</summary>
 internal sealed record WaveSpeedUploadEnvelope(int Code, string Message, WaveSpeedUpload? Data);
 
