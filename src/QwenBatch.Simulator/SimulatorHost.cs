@@ -19,20 +19,22 @@ namespace QwenBatch.Simulator;
 
 /// <summary>
 /// A running provider simulator: Kestrel on a loopback (or configured) address serving the
-/// odirouter queue API at the root and under /model, the WaveSpeed API at its /api/v3 paths, the output files and
-/// <c>/_sim/stats</c>.
+/// odirouter queue API at the root and under /model, the WaveSpeed API at its /api/v3 paths (and its webhooks, sent to
+/// the receivers submits name), the output files and <c>/_sim/stats</c>.
 /// </summary>
 internal sealed class SimulatorHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly StatsReader _stats;
+    private readonly WebhookDispatcher _webhooks;
     private readonly ILogger _logger;
     private int _disposed;
 
-    private SimulatorHost(WebApplication app, StatsReader stats, Uri baseUrl, ILogger logger)
+    private SimulatorHost(WebApplication app, StatsReader stats, WebhookDispatcher webhooks, Uri baseUrl, ILogger logger)
     {
         _app = app;
         _stats = stats;
+        _webhooks = webhooks;
         BaseUrl = baseUrl;
         _logger = logger;
     }
@@ -82,8 +84,9 @@ internal sealed class SimulatorHost : IAsyncDisposable
         app.MapOdirouter(new OdirouterApi(board, counters, gate, options, loggerFactory.CreateLogger<OdirouterApi>()));
         var uploads = new UploadShelf(time);
         var stats = new StatsReader(counters, board, uploads, options);
-        var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
         var signer = new WebhookSigner(options.WebhookSecret);
+        var webhooks = new WebhookDispatcher(options, board, new WebhookSender(signer, time), counters, dice, time, loggerFactory.CreateLogger<WebhookDispatcher>());
+        var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, webhooks, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
         app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads), new WaveSpeedWebhookSecret(waveSpeed, signer));
         app.MapSimulatorFiles(board, counters, dice, options);
         app.MapSimulatorStats(stats);
@@ -93,7 +96,7 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var logger = loggerFactory.CreateLogger<SimulatorHost>();
         var baseUrl = ResolveBaseUrl(app, options.Host);
         logger.Started(baseUrl, options.MaxConcurrent, options.LatencyMin, options.LatencyMax, options.FailRate);
-        return new SimulatorHost(app, stats, baseUrl, logger);
+        return new SimulatorHost(app, stats, webhooks, baseUrl, logger);
     }
 
     /// <summary>Counters and charges as of now (same data as <c>GET /_sim/stats</c>).</summary>
@@ -123,6 +126,8 @@ internal sealed class SimulatorHost : IAsyncDisposable
             return;
         try
         {
+            // Pending and running webhook deliveries are cancelled first: stopping must not wait on a receiver.
+            await _webhooks.DisposeAsync();
             await _app.StopAsync(CancellationToken.None);
         }
         finally

@@ -32,4 +32,12 @@ public sealed class WebhookSignerTests
         spoiled.ShouldMatch("^v3,[0-9a-f]{64}$");
         spoiled.ShouldNotBe(signer.Sign("evt1", 1, body));
     }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(3, 4)]
+    [InlineData(4, 8)]
+    public void BackoffAfter_DoublesFromOneSecond(int attempt, int seconds) =>
+        WebhookSchedule.BackoffAfter(attempt).ShouldBe(TimeSpan.FromSeconds(seconds));
 }
