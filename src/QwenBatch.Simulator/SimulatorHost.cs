@@ -13,25 +13,28 @@ using QwenBatch.Simulator.Odirouter;
 using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
 using QwenBatch.Simulator.WaveSpeed;
+using QwenBatch.Simulator.Webhooks;
 
 namespace QwenBatch.Simulator;
 
 /// <summary>
 /// A running provider simulator: Kestrel on a loopback (or configured) address serving the
-/// odirouter queue API at the root and under /model, the WaveSpeed API at its /api/v3 paths, the output files and
-/// <c>/_sim/stats</c>.
+/// odirouter queue API at the root and under /model, the WaveSpeed API at its /api/v3 paths (and its webhooks, sent to
+/// the receivers submits name), the output files and <c>/_sim/stats</c>.
 /// </summary>
 internal sealed class SimulatorHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly StatsReader _stats;
+    private readonly WebhookDispatcher _webhooks;
     private readonly ILogger _logger;
     private int _disposed;
 
-    private SimulatorHost(WebApplication app, StatsReader stats, Uri baseUrl, ILogger logger)
+    private SimulatorHost(WebApplication app, StatsReader stats, WebhookDispatcher webhooks, Uri baseUrl, ILogger logger)
     {
         _app = app;
         _stats = stats;
+        _webhooks = webhooks;
         BaseUrl = baseUrl;
         _logger = logger;
     }
@@ -76,13 +79,15 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var app = builder.Build();
         var board = new TaskBoard(options, time);
         var counters = new CallCounters();
-                var dice = new FaultDice(options.RandomSeed);
+        var dice = new FaultDice(options.RandomSeed);
         var gate = new ApiGate(options, time, counters, dice);
         app.MapOdirouter(new OdirouterApi(board, counters, gate, options, loggerFactory.CreateLogger<OdirouterApi>()));
         var uploads = new UploadShelf(time);
         var stats = new StatsReader(counters, board, uploads, options);
-        var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
-        app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads));
+        var signer = new WebhookSigner(options.WebhookSecret);
+        var webhooks = new WebhookDispatcher(options, board, new WebhookSender(signer, time), counters, dice, time, loggerFactory.CreateLogger<WebhookDispatcher>());
+        var waveSpeed = new WaveSpeedApi(board, counters, gate, uploads, webhooks, options, time, loggerFactory.CreateLogger<WaveSpeedApi>());
+        app.MapWaveSpeed(waveSpeed, new WaveSpeedUploads(waveSpeed, uploads), new WaveSpeedWebhookSecret(waveSpeed, signer));
         app.MapSimulatorFiles(board, counters, dice, options);
         app.MapSimulatorStats(stats);
 
@@ -91,7 +96,7 @@ internal sealed class SimulatorHost : IAsyncDisposable
         var logger = loggerFactory.CreateLogger<SimulatorHost>();
         var baseUrl = ResolveBaseUrl(app, options.Host);
         logger.Started(baseUrl, options.MaxConcurrent, options.LatencyMin, options.LatencyMax, options.FailRate);
-        return new SimulatorHost(app, stats, baseUrl, logger);
+        return new SimulatorHost(app, stats, webhooks, baseUrl, logger);
     }
 
     /// <summary>Counters and charges as of now (same data as <c>GET /_sim/stats</c>).</summary>
@@ -121,6 +126,8 @@ internal sealed class SimulatorHost : IAsyncDisposable
             return;
         try
         {
+            // Pending and running webhook deliveries are cancelled first: stopping must not wait on a receiver.
+            await _webhooks.DisposeAsync();
             await _app.StopAsync(CancellationToken.None);
         }
         finally

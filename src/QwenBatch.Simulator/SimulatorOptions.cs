@@ -11,6 +11,7 @@ internal sealed class SimulatorOptions
     public const decimal DefaultPricePerImage = 0.02m;
     public const double DefaultFailRate = 0;
     public const string DefaultHost = "127.0.0.1";
+    public const string WebhookSecretPrefix = "whsec_";
     public const int MaxOutputPadding = 256 * 1024 * 1024;
 
     /// <summary>Lower bound of a task's processing time (uniform in [min, max]).</summary>
@@ -67,6 +68,30 @@ internal sealed class SimulatorOptions
     [Range(0, MaxOutputPadding)]
     public int OutputPadding { get; set; }
 
+    /// <summary>Share of WaveSpeed webhook events (0..1) never sent, as if lost on the way; counted as dropped.</summary>
+    [Range(0.0, 1.0)]
+    public double WebhookDropRate { get; set; }
+
+    /// <summary>Share of WaveSpeed webhook events sent twice: the same body and <c>webhook-id</c>, each copy retried on its own.</summary>
+    [Range(0.0, 1.0)]
+    public double WebhookDuplicateRate { get; set; }
+
+    /// <summary>Share of WaveSpeed webhook events whose <c>webhook-signature</c> is wrong, on every attempt of the event.</summary>
+    [Range(0.0, 1.0)]
+    public double WebhookBadSignatureRate { get; set; }
+
+    /// <summary>Lower bound of the wait between a task's end and the first attempt of its webhook (uniform in [min, max]).</summary>
+    public TimeSpan WebhookDelayMin { get; set; }
+
+    /// <summary>Upper bound of that wait.</summary>
+    public TimeSpan WebhookDelayMax { get; set; }
+
+    /// <summary>
+    /// The account's webhook secret, <c>whsec_</c> and the key, answered by <c>GET /api/v3/webhook/secret</c> and used to sign
+    /// deliveries; null draws a random one for this instance.
+    /// </summary>
+    public string? WebhookSecret { get; set; }
+
     /// <summary>Seed for latencies, failures and default output seeds; null = unpredictable.</summary>
     public int? RandomSeed { get; set; }
 
@@ -87,7 +112,8 @@ internal sealed class SimulatorOptions
             throw new ArgumentException($"Simulator PricePerImage must be zero or more, got {PricePerImage}.");
         if (double.IsNaN(FailRate) || FailRate < 0 || FailRate > 1)
             throw new ArgumentException($"Simulator FailRate must be between 0 and 1, got {FailRate}.");
-        foreach (var (name, rate) in (ReadOnlySpan<(string, double)>)[("ErrorRate", ErrorRate), ("SlowRate", SlowRate), ("DropRate", DropRate), ("TruncateRate", TruncateRate), ("MalformedRate", MalformedRate)])
+        foreach (var (name, rate) in (ReadOnlySpan<(string, double)>)[("ErrorRate", ErrorRate), ("SlowRate", SlowRate), ("DropRate", DropRate), ("TruncateRate", TruncateRate), ("MalformedRate", MalformedRate),
+            ("WebhookDropRate", WebhookDropRate), ("WebhookDuplicateRate", WebhookDuplicateRate), ("WebhookBadSignatureRate", WebhookBadSignatureRate)])
         {
             if (double.IsNaN(rate) || rate < 0 || rate > 1)
                 throw new ArgumentException($"Simulator {name} must be between 0 and 1, got {rate}.");
@@ -98,6 +124,14 @@ internal sealed class SimulatorOptions
             throw new ArgumentException($"Simulator OutputPadding must be from 0 to {MaxOutputPadding} bytes, got {OutputPadding}.");
         if (SlowDelay < TimeSpan.Zero)
             throw new ArgumentException($"Simulator SlowDelay must be zero or more, got {SlowDelay}.");
+        if (WebhookDelayMin < TimeSpan.Zero)
+            throw new ArgumentException($"Simulator WebhookDelayMin must be zero or more, got {WebhookDelayMin}.");
+        if (WebhookDelayMax < WebhookDelayMin)
+            throw new ArgumentException($"Simulator WebhookDelayMax ({WebhookDelayMax}) must not be less than WebhookDelayMin ({WebhookDelayMin}).");
+        // The message never repeats the value: it is a secret.
+        if (WebhookSecret is not null
+            && (!WebhookSecret.StartsWith(WebhookSecretPrefix, StringComparison.Ordinal) || WebhookSecret.Length == WebhookSecretPrefix.Length || WebhookSecret.Any(char.IsWhiteSpace)))
+            throw new ArgumentException($"Simulator WebhookSecret must be \"{WebhookSecretPrefix}\" followed by the key, without spaces.");
         if (string.IsNullOrWhiteSpace(Host))
             throw new ArgumentException("Simulator Host must be an IP address or \"localhost\".");
     }

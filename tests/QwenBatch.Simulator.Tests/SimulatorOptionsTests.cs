@@ -14,6 +14,9 @@ public sealed class SimulatorOptionsTests
         options.FailRate.ShouldBe(0);
         options.RandomSeed.ShouldBeNull();
         options.Host.ShouldBe("127.0.0.1");
+        (options.WebhookDropRate, options.WebhookDuplicateRate, options.WebhookBadSignatureRate).ShouldBe((0, 0, 0));
+        (options.WebhookDelayMin, options.WebhookDelayMax).ShouldBe((TimeSpan.Zero, TimeSpan.Zero));
+        options.WebhookSecret.ShouldBeNull();
         Should.NotThrow(options.Validate);
     }
 
@@ -41,5 +44,34 @@ public sealed class SimulatorOptionsTests
         var options = new SimulatorOptions { OutputPadding = -1 };
 
         Should.Throw<ArgumentException>(options.Validate).Message.ShouldContain("OutputPadding");
+    }
+
+    [Theory]
+    [InlineData("my-secret")]
+    [InlineData("whsec_")]
+    [InlineData("whsec_two words")]
+    public void Validate_WithMalformedWebhookSecret_SaysWhatIsExpectedWithoutRepeatingIt(string secret)
+    {
+        var options = new SimulatorOptions { WebhookSecret = secret };
+
+        var message = Should.Throw<ArgumentException>(options.Validate).Message;
+
+        message.ShouldBe("Simulator WebhookSecret must be \"whsec_\" followed by the key, without spaces.");
+    }
+
+    [Fact]
+    public void Validate_WithWebhookDelayMaxBelowMin_SaysWhichOption()
+    {
+        var options = new SimulatorOptions { WebhookDelayMin = TimeSpan.FromSeconds(2), WebhookDelayMax = TimeSpan.FromSeconds(1) };
+
+        Should.Throw<ArgumentException>(options.Validate).Message.ShouldBe("Simulator WebhookDelayMax (00:00:01) must not be less than WebhookDelayMin (00:00:02).");
+    }
+
+    [Fact]
+    public void Validate_WithWebhookRateAboveOne_SaysWhichOption()
+    {
+        var options = new SimulatorOptions { WebhookDuplicateRate = 1.5 };
+
+        Should.Throw<ArgumentException>(options.Validate).Message.ShouldStartWith("Simulator WebhookDuplicateRate must be between 0 and 1");
     }
 }

@@ -26,14 +26,20 @@ internal static class SimulateCommand
         var truncateRate = new Option<double?>("--truncate-rate") { Description = "Share of output downloads cut off half-way." };
         var malformedRate = new Option<double?>("--malformed-rate") { Description = "Share of API requests answered 200 with truncated JSON." };
         var outputPadding = new Option<int?>("--output-padding") { Description = "Bytes of padding added to every PNG output (a chunk decoders skip), e.g. 2097152 for 2 MB outputs." };
+        var webhookDelay = new Option<string?>("--webhook-delay") { Description = "Seconds from a task's end to the first attempt of its WaveSpeed webhook: a number (2) or a range (0.5-3)." };
+        var webhookDropRate = new Option<double?>("--webhook-drop-rate") { Description = "Share of WaveSpeed webhook events never sent (0-1)." };
+        var webhookDuplicateRate = new Option<double?>("--webhook-duplicate-rate") { Description = "Share of WaveSpeed webhook events sent twice, with the same webhook-id (0-1)." };
+        var webhookBadSignatureRate = new Option<double?>("--webhook-bad-signature-rate") { Description = "Share of WaveSpeed webhook events with a wrong webhook-signature, on every attempt (0-1)." };
+        var webhookSecret = new Option<string?>("--webhook-secret") { Description = "The account's webhook secret (whsec_…) that GET /api/v3/webhook/secret answers and deliveries are signed with; random per start by default." };
         var verbose = CommonOptions.Verbose();
         var command = new Command("simulate", "Serve a faithful fake of the odirouter and WaveSpeed APIs on loopback (paths as the real APIs; GET /_sim/stats).\n"
             + ExitCodes.Help("stopped (Ctrl-C or SIGTERM)", new CommandExit(ExitCodes.UsageOrConfiguration, "the port is taken")))
         {
-            port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, outputPadding, verbose,
+            port, latency, maxConcurrent, failRate, price, rateLimit, errorRate, overConcurrency, slowRate, dropRate, truncateRate, malformedRate, outputPadding,
+            webhookDelay, webhookDropRate, webhookDuplicateRate, webhookBadSignatureRate, webhookSecret, verbose,
         };
         command.SetAction((parse, ct) => Program.RunGuardedAsync(
-            CommonOptions.Overrides(null, null, parse.GetValue(verbose)),
+            WithWebhookSecret(CommonOptions.Overrides(null, null, parse.GetValue(verbose)), parse.GetValue(webhookSecret)),
             configuration =>
             {
                 var options = new SimulatorOptions();
@@ -46,6 +52,14 @@ internal static class SimulateCommand
                 options.TruncateRate = parse.GetValue(truncateRate) ?? options.TruncateRate;
                 options.MalformedRate = parse.GetValue(malformedRate) ?? options.MalformedRate;
                 options.OutputPadding = parse.GetValue(outputPadding) ?? options.OutputPadding;
+                options.WebhookDropRate = parse.GetValue(webhookDropRate) ?? options.WebhookDropRate;
+                options.WebhookDuplicateRate = parse.GetValue(webhookDuplicateRate) ?? options.WebhookDuplicateRate;
+                options.WebhookBadSignatureRate = parse.GetValue(webhookBadSignatureRate) ?? options.WebhookBadSignatureRate;
+                if (parse.GetValue(webhookDelay) is { } delay)
+                {
+                    (options.WebhookDelayMin, options.WebhookDelayMax) = ParseSeconds(delay, "--webhook-delay");
+                }
+
                 return ExecuteAsync(options, parse.GetValue(port), parse.GetValue(latency), parse.GetValue(maxConcurrent), parse.GetValue(failRate), parse.GetValue(price));
             }));
         return command;
@@ -55,7 +69,7 @@ internal static class SimulateCommand
     {
         if (latency is not null)
         {
-            (options.LatencyMin, options.LatencyMax) = ParseLatency(latency);
+            (options.LatencyMin, options.LatencyMax) = ParseSeconds(latency, "--latency");
         }
 
         options.MaxConcurrent = maxConcurrent ?? options.MaxConcurrent;
@@ -87,7 +101,21 @@ internal static class SimulateCommand
         return ExitCodes.Success;
     }
 
-    private static (TimeSpan Min, TimeSpan Max) ParseLatency(string text)
+    /// <summary>
+    /// The secret reaches the options through the configuration, as Simulator:WebhookSecret from a file or the environment
+    /// would, so the log redactor, which reads it there, masks it wherever it might appear.
+    /// </summary>
+    private static Dictionary<string, string?> WithWebhookSecret(Dictionary<string, string?> overrides, string? secret)
+    {
+        if (secret is not null)
+        {
+            overrides["Simulator:WebhookSecret"] = secret;
+        }
+
+        return overrides;
+    }
+
+    private static (TimeSpan Min, TimeSpan Max) ParseSeconds(string text, string flag)
     {
         var parts = text.Split('-', 2, StringSplitOptions.TrimEntries);
         if (parts.All(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) && s >= 0))
@@ -99,6 +127,6 @@ internal static class SimulateCommand
             }
         }
 
-        throw new CliException(ExitCodes.UsageOrConfiguration, $"--latency '{text}' is not valid; expected seconds such as 2 or a range such as 0.3-0.8.");
+        throw new CliException(ExitCodes.UsageOrConfiguration, $"{flag} '{text}' is not valid; expected seconds such as 2 or a range such as 0.3-0.8.");
     }
 }

@@ -4,7 +4,10 @@ using QwenBatch.Secrets;
 
 namespace QwenBatch.Cli.Logging;
 
-/// <summary>Which values of the configuration are secrets: every provider's API key, the key variables, database passwords.</summary>
+/// <summary>
+/// Which values of the configuration are secrets: every provider's API key, the key variables, database passwords, the
+/// webhook secrets (QwenBatch's own and the simulator's).
+/// </summary>
 internal static class ConfiguredSecrets
 {
     public static readonly string[] KeyVariables = ["ODIROUTER_API_KEY", "WAVESPEED_API_KEY"];
@@ -15,8 +18,9 @@ internal static class ConfiguredSecrets
         secrets.AddRange(configuration.GetSection("Providers").GetChildren().Select(p => p["ApiKey"]));
         secrets.AddRange(KeyVariables.Select(Environment.GetEnvironmentVariable));
 
-        // The webhook signing secret is a secret like the API keys: never in logs or error text.
+        // The webhook signing secrets are secrets like the API keys: never in logs or error text.
         secrets.Add(configuration["Continuations:WebhookSecret"]);
+        secrets.Add(configuration["Simulator:WebhookSecret"]);
         foreach (var connection in configuration.GetSection("ConnectionStrings").GetChildren())
         {
             secrets.Add(Password(connection.Value));

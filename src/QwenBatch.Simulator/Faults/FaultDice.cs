@@ -13,4 +13,13 @@ internal sealed class FaultDice(int? seed)
         lock (_gate)
             return _random.NextDouble() < probability;
     }
+
+    /// <summary>A duration uniform in [min, max]; no draw when they are equal, so a seeded run without the range is unchanged.</summary>
+    public TimeSpan Between(TimeSpan min, TimeSpan max)
+    {
+        if (max <= min)
+            return min;
+        lock (_gate)
+            return min + ((max - min) * _random.NextDouble());
+    }
 }

@@ -13,7 +13,14 @@ internal static class FileEndpoints
     public const string FilesPath = "/_sim/files";
 
     public static string FileUrl(HttpRequest request, string requestId, int index, OutputFormat format = OutputFormat.Png) =>
-        $"{request.Scheme}://{request.Host}{request.PathBase}{FilesPath}/{requestId}/{index}.{format.Extension()}";
+        FileUrl(Origin(request), requestId, index, format);
+
+    /// <param name="origin">Scheme, host and path base the client reached the simulator at (<see cref="Origin"/>).</param>
+    public static string FileUrl(string origin, string requestId, int index, OutputFormat format) =>
+        $"{origin}{FilesPath}/{requestId}/{index}.{format.Extension()}";
+
+    /// <summary>Where the client reached the simulator, for URLs it answers: <c>http://host:port</c> and any path base.</summary>
+    public static string Origin(HttpRequest request) => $"{request.Scheme}://{request.Host}{request.PathBase}";
 
     public static IEndpointRouteBuilder MapSimulatorFiles(this IEndpointRouteBuilder endpoints, TaskBoard board, CallCounters counters, FaultDice dice, SimulatorOptions options)
     {

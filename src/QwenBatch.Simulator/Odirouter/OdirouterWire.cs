@@ -36,6 +36,8 @@ internal sealed record CancelResponse(string Status);
 [JsonSerializable(typeof(CancelResponse))]
 [JsonSerializable(typeof(SimulatorStats))]
 [JsonSerializable(typeof(WaveSpeed.WaveSpeedEnvelope))]
+[JsonSerializable(typeof(WaveSpeed.WaveSpeedPrediction))]
+[JsonSerializable(typeof(WaveSpeed.WaveSpeedSecretEnvelope))]
 [JsonSerializable(typeof(WaveSpeed.WaveSpeedUploadEnvelope))]
 [JsonSerializable(typeof(WaveSpeed.WaveSpeedTicketEnvelope))]
 internal sealed partial class SimulatorJsonContext : JsonSerializerContext;

@@ -12,12 +12,20 @@ internal sealed class CallCounters
     private long _resultCalls;
     private long _cancels;
     private long _rateLimited;
+    private long _webhooks;
+    private long _webhooksDelivered;
+    private long _webhooksFailed;
+    private long _webhooksDropped;
 
     public long Submits => Interlocked.Read(ref _submits);
     public long StatusCalls => Interlocked.Read(ref _statusCalls);
     public long ResultCalls => Interlocked.Read(ref _resultCalls);
     public long Cancels => Interlocked.Read(ref _cancels);
     public long RateLimited => Interlocked.Read(ref _rateLimited);
+    public long Webhooks => Interlocked.Read(ref _webhooks);
+    public long WebhooksDelivered => Interlocked.Read(ref _webhooksDelivered);
+    public long WebhooksFailed => Interlocked.Read(ref _webhooksFailed);
+    public long WebhooksDropped => Interlocked.Read(ref _webhooksDropped);
 
     public void CountSubmit(string? key = null)
     {
@@ -29,6 +37,10 @@ internal sealed class CallCounters
     public void CountStatusCall() => Interlocked.Increment(ref _statusCalls);
     public void CountResultCall() => Interlocked.Increment(ref _resultCalls);
     public void CountCancel() => Interlocked.Increment(ref _cancels);
+    public void CountWebhookAttempt() => Interlocked.Increment(ref _webhooks);
+    public void CountWebhookDelivered() => Interlocked.Increment(ref _webhooksDelivered);
+    public void CountWebhookFailed() => Interlocked.Increment(ref _webhooksFailed);
+    public void CountWebhookDropped() => Interlocked.Increment(ref _webhooksDropped);
 
     public void CountRateLimited(string? key = null)
     {

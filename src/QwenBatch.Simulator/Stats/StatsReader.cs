@@ -18,6 +18,10 @@ internal sealed class StatsReader(CallCounters counters, TaskBoard board, WaveSp
             ChargedImages: chargedImages,
             ChargedUsd: chargedImages * options.PricePerImage,
             Uploads: uploads.Uploads,
+            Webhooks: counters.Webhooks,
+            WebhooksDelivered: counters.WebhooksDelivered,
+            WebhooksFailed: counters.WebhooksFailed,
+            WebhooksDropped: counters.WebhooksDropped,
             Faults: counters.Faults(),
             Keys: counters.Keys());
     }

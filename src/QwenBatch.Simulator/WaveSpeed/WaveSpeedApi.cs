@@ -8,11 +8,20 @@ using QwenBatch.Simulator.Images;
 using QwenBatch.Simulator.Odirouter;
 using QwenBatch.Simulator.Stats;
 using QwenBatch.Simulator.Tasks;
+using QwenBatch.Simulator.Webhooks;
 
 namespace QwenBatch.Simulator.WaveSpeed;
 
 /// <summary>Handlers of the WaveSpeed API for wavespeed-ai/qwen-image/edit-plus, shaped like the real one.</summary>
-internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGate gate, UploadShelf uploads, SimulatorOptions options, TimeProvider time, ILogger<WaveSpeedApi> logger)
+internal sealed class WaveSpeedApi(
+    TaskBoard board,
+    CallCounters counters,
+    ApiGate gate,
+    UploadShelf uploads,
+    WebhookDispatcher webhooks,
+    SimulatorOptions options,
+    TimeProvider time,
+    ILogger<WaveSpeedApi> logger)
 {
     public const string Model = "wavespeed-ai/qwen-image/edit-plus";
     public const string SubmitPath = "/api/v3/" + Model;
@@ -50,6 +59,12 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
                 return Error(400, unknown);
             }
 
+            if (!WebhookTarget.TryParse(context.Request.Query[WebhookTarget.QueryName], out var webhook, out var webhookError))
+            {
+                logger.SubmitRejected(webhookError);
+                return Error(400, webhookError);
+            }
+
             if (options.RejectOverConcurrency && board.Active() >= options.MaxConcurrent)
             {
                 counters.CountRateLimited(BearerKey.Fingerprint(context));
@@ -62,6 +77,14 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
             var requestId = RequestIdCodec.Encode(ticket);
             var position = board.Observe(ticket).QueuePosition;
             logger.TaskAccepted(requestId, spec.Count, spec.Width, spec.Height, position);
+            if (webhook is not null)
+            {
+                var origin = FileEndpoints.Origin(context.Request);
+                var input = document.RootElement.Clone();
+                webhooks.Schedule(new WebhookOrder(ticket, requestId, webhook, () => JsonSerializer.SerializeToUtf8Bytes(
+                    Prediction(origin, requestId, ticket, input), SimulatorJsonContext.Default.WaveSpeedPrediction)));
+            }
+
             if (syncMode)
             {
                 // enable_sync_mode: answer once the task has finished, as the real API does.
@@ -122,7 +145,13 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
         };
     }
 
-    private JsonHttpResult<WaveSpeedEnvelope> Envelope(HttpContext context, string requestId, SimTicket ticket)
+    private JsonHttpResult<WaveSpeedEnvelope> Envelope(HttpContext context, string requestId, SimTicket ticket) =>
+        TypedResults.Json(
+            new WaveSpeedEnvelope(200, "success", Prediction(FileEndpoints.Origin(context.Request), requestId, ticket, input: null)),
+            SimulatorJsonContext.Default.WaveSpeedEnvelope);
+
+    /// <summary>The task as of now, with URLs at <paramref name="origin"/>; <paramref name="input"/> only in a webhook's body.</summary>
+    private WaveSpeedPrediction Prediction(string origin, string requestId, SimTicket ticket, JsonElement? input)
     {
         var view = board.Observe(ticket);
         var status = view.State switch
@@ -136,21 +165,20 @@ internal sealed class WaveSpeedApi(TaskBoard board, CallCounters counters, ApiGa
         if (view.State == SimTaskState.Completed)
         {
             for (var k = 0; k < ticket.Count; k++)
-                outputs.Add(ticket.Base64 ? DataUri(ticket, k) : FileEndpoints.FileUrl(context.Request, requestId, k, ticket.Format));
+                outputs.Add(ticket.Base64 ? DataUri(ticket, k) : FileEndpoints.FileUrl(origin, requestId, k, ticket.Format));
         }
 
-        var request = context.Request;
-        var prediction = new WaveSpeedPrediction(
+        return new WaveSpeedPrediction(
             requestId,
             Model,
+            input,
             outputs,
-            new WaveSpeedUrls($"{request.Scheme}://{request.Host}{request.PathBase}/api/v3/predictions/{requestId}/result"),
+            new WaveSpeedUrls($"{origin}/api/v3/predictions/{requestId}/result"),
             outputs.Select(_ => false).ToList(),
             status,
             DateTimeOffset.FromUnixTimeMilliseconds(ticket.StartMs).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture),
             view.State == SimTaskState.Failed ? OdirouterApi.FailureReason : "",
             new WaveSpeedTimings(view.State == SimTaskState.Completed ? ticket.DoneMs - ticket.StartMs : 0));
-        return TypedResults.Json(new WaveSpeedEnvelope(200, "success", prediction), SimulatorJsonContext.Default.WaveSpeedEnvelope);
     }
 
     private static string DataUri(SimTicket ticket, int index)

@@ -3,10 +3,15 @@ namespace QwenBatch.Simulator.WaveSpeed;
 /// <summary>Every WaveSpeed answer: <c>{code, message, data}</c>; data is absent on errors.</summary>
 internal sealed record WaveSpeedEnvelope(int Code, string Message, WaveSpeedPrediction? Data);
 
-/// <summary>One prediction as WaveSpeed shows it; outputs are empty until completed.</summary>
+/// <summary>
+/// One prediction as WaveSpeed shows it; outputs are empty until completed. The result endpoint's <c>data</c> and a webhook's
+/// body are this one record, so a receiver parses both alike; only the webhook carries <paramref name="Input"/>, the
+/// submit's body, as WaveSpeed's webhook page shows and its result page does not.
+/// </summary>
 internal sealed record WaveSpeedPrediction(
     string Id,
     string Model,
+    System.Text.Json.JsonElement? Input,
     IReadOnlyList<string> Outputs,
     WaveSpeedUrls Urls,
     IReadOnlyList<bool> HasNsfwContents,
@@ -18,6 +23,11 @@ internal sealed record WaveSpeedPrediction(
 internal sealed record WaveSpeedUrls(string Get);
 
 internal sealed record WaveSpeedTimings(long Inference);
+
+/// <summary>The answer of <c>GET /api/v3/webhook/secret</c>.</summary>
+internal sealed record WaveSpeedSecretEnvelope(int Code, string Message, WaveSpeedSecret? Data);
+
+internal sealed record WaveSpeedSecret(string Secret);
 
 /// <summary>The answer of the documented binary upload.</summary>
 internal sealed record WaveSpeedUploadEnvelope(int Code, string Message, WaveSpeedUpload? Data);

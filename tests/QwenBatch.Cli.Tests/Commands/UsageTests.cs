@@ -36,6 +36,7 @@ public sealed class UsageTests : IDisposable
     [InlineData("cancel", "<batch>")]
     [InlineData("retry", "--held-only")]
     [InlineData("simulate", "--port")]
+    [InlineData("simulate", "--webhook-bad-signature-rate")]
     public async Task Help_EachCommand_Exits0WithItsUsageAndOptions(string command, string option)
     {
         var result = await CliProcess.RunAsync(_workspace.Root, null, command, "--help");
@@ -92,6 +93,19 @@ public sealed class UsageTests : IDisposable
         result.ExitCode.ShouldBe(1);
         result.Stderr.ShouldContain("--budget must be an amount in USD greater than 0");
         result.Stderr.ShouldContain("Usage: qwenbatch run <manifest> [options]");
+        result.Output.ShouldNotContain("   at ");
+    }
+
+    [Theory]
+    [InlineData("--webhook-delay", "soon", "--webhook-delay 'soon' is not valid; expected seconds such as 2 or a range such as 0.3-0.8.")]
+    [InlineData("--webhook-secret", "not-a-whsec-secret", "Simulator WebhookSecret must be \"whsec_\" followed by the key, without spaces.")]
+    public async Task Simulate_BadWebhookOption_Exits1SayingWhatIsExpected(string option, string value, string message)
+    {
+        var result = await CliProcess.RunAsync(_workspace.Root, null, "simulate", "--port", "0", option, value);
+
+        result.ExitCode.ShouldBe(1, result.Output);
+        result.Stderr.ShouldContain(message);
+        result.Output.ShouldNotContain("not-a-whsec-secret");
         result.Output.ShouldNotContain("   at ");
     }
 

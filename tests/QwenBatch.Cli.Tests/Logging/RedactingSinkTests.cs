@@ -44,11 +44,12 @@ public sealed class RedactingSinkTests
         {
             ["Providers:WaveSpeed:ApiKey"] = "configured-wavespeed-key",
             ["ConnectionStrings:Postgres"] = "Host=db;Username=qb;Password=pg-secret-99",
+            ["Simulator:WebhookSecret"] = "whsec_simulator-secret-7",
         }).Build();
 
         var redactor = ConfiguredSecrets.From(configuration);
 
-        redactor.Redact("k=configured-wavespeed-key p=pg-secret-99").ShouldBe("k=*** p=***");
+        redactor.Redact("k=configured-wavespeed-key p=pg-secret-99 s=whsec_simulator-secret-7").ShouldBe("k=*** p=*** s=***");
     }
 
     private sealed class Capture : ILogEventSink
