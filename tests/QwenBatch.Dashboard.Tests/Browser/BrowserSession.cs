@@ -142,13 +142,17 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds of the batch's edits; fails the test after <see cref="Patience"/>.</summary>
-    internal async Task<IReadOnlyList<EditRecord>> WaitForAsync(long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what)
+    internal Task<IReadOnlyList<EditRecord>> WaitForAsync(long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what) =>
+        WaitForAsync(Store, batchId, condition, what);
+
+    /// <summary>Waits until <paramref name="condition"/> holds of a batch's edits in <paramref name="store"/>; fails the test after <see cref="Patience"/>.</summary>
+    internal static async Task<IReadOnlyList<EditRecord>> WaitForAsync(IStore store, long batchId, Func<IReadOnlyList<EditRecord>, bool> condition, string what)
     {
         var waited = TimeProvider.System.GetTimestamp();
         IReadOnlyList<EditRecord> edits = [];
         while (TimeProvider.System.GetElapsedTime(waited) < Patience)
         {
-            edits = await Store.GetEditsAsync(batchId, CancellationToken.None);
+            edits = await store.GetEditsAsync(batchId, CancellationToken.None);
             if (condition(edits))
             {
                 return edits;
