@@ -174,6 +174,9 @@ internal sealed class EditBuilder(ManifestOptions options, string baseDir, Manif
             var promptExtend = Bool(ManifestFields.PromptExtend);
             var watermark = Bool(ManifestFields.Watermark);
             var format = OutputFormat();
+            NotTakenBy(limits, ManifestFields.PromptExtend, promptExtend is not null && !limits.TakesPromptExtend);
+            NotTakenBy(limits, ManifestFields.Watermark, watermark is not null && !limits.TakesWatermark);
+            NotTakenBy(limits, ManifestFields.NegativePrompt, negative is not null && !limits.TakesNegativePrompt);
             var output = Get(ManifestFields.Output) is { } rawOutput ? Template.Apply(rawOutput, OutputValues(), ref _unknown) : null;
             if (output is { Length: > MaxIdChars })
             {
@@ -474,6 +477,15 @@ internal sealed class EditBuilder(ManifestOptions options, string baseDir, Manif
         private string Column(string field) => _options.FieldMap.Count > 0 && _options.FieldMap.TryGetValue(field, out var mapped) ? mapped : field;
 
         private static string Short(string text) => text.Length <= 40 ? text : text[..37] + "...";
+
+        /// <summary>A field the provider's API does not have: its submit would be refused, so the row is refused now.</summary>
+        private void NotTakenBy(ProviderLimits limits, string field, bool given)
+        {
+            if (given)
+            {
+                Error(field, $"is not taken by {limits.Provider}; remove it for this provider");
+            }
+        }
 
         private void Error(string field, string message) => _diagnostics.Error(row.Line, field, message);
 

@@ -227,6 +227,20 @@ public sealed class ManifestReaderTableTests : IDisposable
     }
 
     [Fact]
+    public void Read_WaveSpeedRowWithFieldsItsApiLacks_IsRefusedNamingEach()
+    {
+        var manifest = _folder.Read("ws-fields.csv", "id,prompt,images,prompt_extend,watermark,negative_prompt\na,p,a.png,false,,\nb,p,a.png,,true,blurry\nc,p,a.png,,,\n",
+            new ManifestOptions { Provider = "wavespeed" });
+
+        manifest.Errors.ShouldBe([
+            new ManifestError("ws-fields.csv", 2, "prompt_extend", "is not taken by wavespeed; remove it for this provider"),
+            new ManifestError("ws-fields.csv", 3, "watermark", "is not taken by wavespeed; remove it for this provider"),
+            new ManifestError("ws-fields.csv", 3, "negative_prompt", "is not taken by wavespeed; remove it for this provider"),
+        ]);
+        manifest.Jobs.Select(j => j.Key).ShouldBe(["c"]);
+    }
+
+    [Fact]
     public void Read_WaveSpeedOutputJobs_ClashWithIdsEitherWay_AreReportedWithTheirLines()
     {
         // WaveSpeed makes one image per task, so n=2 is two jobs, a-1 and a-2: an id a-1 elsewhere would be the same job.

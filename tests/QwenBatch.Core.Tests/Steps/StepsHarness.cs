@@ -63,12 +63,17 @@ internal sealed class StepsHarness
     /// <summary>Advances the clock in small steps until <paramref name="task"/> is done (a step waiting on the clock).</summary>
     public async Task<T> PumpAsync<T>(Task<T> task)
     {
-        for (var i = 0; i < 1000 && !task.IsCompleted; i++)
+        // The step's continuation runs on the thread pool and may register its next wait on the clock only after a
+        // while: the clock moves on until the step is done, with a real pause each time so the step can get there, and
+        // a test that never finishes fails rather than hangs.
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!task.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds(30))
         {
             Time.Advance(TimeSpan.FromMilliseconds(50));
-            await Task.Yield();
+            await Task.WhenAny(task, Task.Delay(1));
         }
 
+        task.IsCompleted.ShouldBeTrue("the step waiting on the clock never finished");
         return await task;
     }
 
