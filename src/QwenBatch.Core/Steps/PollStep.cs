@@ -3,6 +3,7 @@ using QwenBatch.Edits;
 using QwenBatch.FlowControl;
 using QwenBatch.Providers;
 using QwenBatch.Server;
+using QwenBatch.Storage;
 
 namespace QwenBatch.Steps;
 
@@ -16,6 +17,7 @@ public sealed partial class PollStep(
     WorkerOptions options,
     PollSchedule schedule,
     LatencyModel latency,
+    WaveLessons lessons,
     TimeProvider time,
     Func<double> random,
     ILogger<PollStep> logger)
@@ -77,10 +79,17 @@ public sealed partial class PollStep(
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
                 var due = edit.DueAt - edit.SubmittedAt!.Value;
-                if (schedule.RanOnTime(due, now - edit.DueAt))
+                var learned = latency.Expected(key);
+                var measured = schedule.RanOnTime(due, now - edit.DueAt) && schedule.Measures(due, edit.Polls, learned);
+                if (measured)
                 {
-                    latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls, latency.Expected(key)));
+                    latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls));
                 }
+
+                // The rest of the wave is due when this task was seen done: when its poll was due if that measured it (as
+                // the model learns), else when it was answered (a request-bound run answers polls late, and parked edits
+                // should not wait longer than this one took).
+                var lesson = lessons.Offer(edit, key, measured ? due : now - edit.SubmittedAt.Value, learned);
 
                 // Settled: the reservation becomes the charge for the images the provider made.
                 var completed = CompletedReason(result);
@@ -94,7 +103,7 @@ public sealed partial class PollStep(
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
-                }, completed), new StepOutcome.Downloadable(outputs.Count, completed));
+                }, completed), new StepOutcome.Downloadable(outputs.Count, completed), lesson);
 
             case PollStatus.Failed when edit.AcceptedSubmits <= options.MaxProviderResubmits:
                 LogResubmitting(edit.Id, edit.RequestId!, result.Error ?? "unknown");
@@ -123,7 +132,7 @@ public sealed partial class PollStep(
             default:
                 var polls = edit.Polls + 1;
                 var started = result.Status == PollStatus.Running ? edit.StartedAt ?? now : edit.StartedAt;
-                var next = now + schedule.Next(now - edit.SubmittedAt!.Value, polls, latency.Expected(key));
+                var next = now + schedule.Next(now - edit.SubmittedAt!.Value, latency.Expected(key));
                 return new PollVerdict(new EditMove(edit, edit with { Polls = polls, Attempt = 0, StartedAt = started, DueAt = next }, null),
                     new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt!.Value, next));
         }
@@ -198,5 +207,6 @@ public sealed partial class PollStep(
     private partial void LogGaveUp(long editId, string reason);
 }
 
-/// <summary>A poll's decision: the move to write, and what the edit's Hangfire job shows next.</summary>
-public sealed record PollVerdict(EditMove Move, StepOutcome Outcome);
+/// <summary>A poll's decision: the move to write, what the edit's Hangfire job shows next, and what its wave learns.</summary>
+/// <param name="Lesson">Parked edits of the same wave to make due, once the move is written (see <see cref="WaveLessons"/>).</param>
+public sealed record PollVerdict(EditMove Move, StepOutcome Outcome, WavePull? Lesson = null);

@@ -16,6 +16,7 @@ public sealed partial class SubmitStep(
     EditRequestBuilder requests,
     PollSchedule schedule,
     LatencyModel latency,
+    LatencyScouts scouts,
     UnwrittenMoves unwritten,
     StepFailures failures,
     TimeProvider time,
@@ -75,7 +76,7 @@ public sealed partial class SubmitStep(
                 Error = null,
                 SubmittedAt = now,
                 StartedAt = null,
-                DueAt = now + schedule.First(latency.Expected(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size))),
+                DueAt = now + FirstPoll(edit, account.Options),
             };
             return await StoreAcceptedAsync(new EditMove(submitting, atProvider, $"accepted as {accepted.RequestId}"), by);
         }
@@ -88,6 +89,22 @@ public sealed partial class SubmitStep(
         {
             return await RecordFailureAsync(current, ex, by);
         }
+    }
+
+    /// <summary>
+    /// When an accepted task is first polled: at the learned latency of its kind; with nothing learned, a scout polls
+    /// early and the rest of its wave is parked (at the provider's <see cref="ProviderOptions.ExpectedLatency"/>, or the
+    /// max interval) until a scout's completion pulls it forward.
+    /// </summary>
+    private TimeSpan FirstPoll(EditRecord edit, ProviderOptions account)
+    {
+        var key = LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size);
+        if (latency.Expected(key) is { } learned)
+        {
+            return schedule.First(learned);
+        }
+
+        return scouts.Enlist(key) ? schedule.First(null) : schedule.Parked(account.ExpectedLatency);
     }
 
     /// <summary>
