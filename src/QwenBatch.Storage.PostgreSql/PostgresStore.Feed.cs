@@ -113,13 +113,14 @@ public sealed partial class PostgresStore
                 UPDATE jobs SET due_at = submitted_at + @within
                 WHERE batch_id = @batch AND state = 'at_provider' AND provider = @provider AND polls = 0 AND NOT cancel_requested
                   AND coalesce((spec ->> 'n')::int, 1) = @n AND (spec ->> 'size') IS NOT DISTINCT FROM @size
-                  AND due_at > submitted_at + @due_after
+                  AND due_at > submitted_at + @due_after AND (@due_before::timestamptz IS NULL OR due_at < @due_before)
                 RETURNING due_at
             )
             SELECT min(due_at) FROM pulled
             """);
         command.Parameters.AddWithValue("within", pull.Within);
         command.Parameters.AddWithValue("due_after", pull.DueAfter);
+        command.Parameters.Add(new NpgsqlParameter("due_before", NpgsqlDbType.TimestampTz) { Value = (object?)pull.DueBefore ?? DBNull.Value });
         command.Parameters.AddWithValue("batch", pull.BatchId);
         command.Parameters.AddWithValue("provider", pull.Provider);
         command.Parameters.AddWithValue("n", pull.N);

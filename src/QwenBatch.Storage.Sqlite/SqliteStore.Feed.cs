@@ -107,10 +107,10 @@ public sealed partial class SqliteStore
             UPDATE jobs SET due_at = submitted_at + @within
             WHERE batch_id = @batch AND state = 'at_provider' AND provider = @provider AND polls = 0 AND cancel_requested = 0
               AND coalesce(json_extract(spec, '$.n'), 1) = @n AND json_extract(spec, '$.size') IS @size
-              AND due_at > submitted_at + @due_after
+              AND due_at > submitted_at + @due_after AND (@due_before IS NULL OR due_at < @due_before)
             RETURNING due_at
             """,
-            ("within", (long)pull.Within.TotalMilliseconds), ("due_after", (long)pull.DueAfter.TotalMilliseconds), ("batch", pull.BatchId),
+            ("within", (long)pull.Within.TotalMilliseconds), ("due_after", (long)pull.DueAfter.TotalMilliseconds), ("due_before", Ms(pull.DueBefore)), ("batch", pull.BatchId),
             ("provider", pull.Provider), ("n", pull.N), ("size", pull.Size));
         var pulled = await ListAsync(command, r => r.GetInt64(0), ct);
         return pulled.Count == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(pulled.Min());

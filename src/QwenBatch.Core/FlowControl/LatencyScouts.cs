@@ -15,7 +15,7 @@ public sealed class LatencyScouts(WorkerOptions options, TimeProvider time)
     internal const int First = 2;
 
     private readonly object _lock = new();
-    private readonly Dictionary<LatencyKey, (int Submits, DateTimeOffset LastScout)> _keys = [];
+    private readonly Dictionary<LatencyKey, (int Submits, DateTimeOffset LastScout, DateTimeOffset LastSubmit)> _keys = [];
 
     /// <summary>
     /// Whether this submit of an unlearned <paramref name="key"/> scouts: the first ones, and then one whenever the last
@@ -29,10 +29,22 @@ public sealed class LatencyScouts(WorkerOptions options, TimeProvider time)
         var now = time.GetUtcNow();
         lock (_lock)
         {
-            var (submits, last) = _keys.GetValueOrDefault(key);
+            var (submits, last, _) = _keys.GetValueOrDefault(key);
             var scout = submits < First || now - last >= options.MaxPollInterval;
-            _keys[key] = (submits + 1, scout ? now : last);
+            _keys[key] = (submits + 1, scout ? now : last, now);
             return scout;
+        }
+    }
+
+    /// <summary>
+    /// Whether a task submitted at <paramref name="submittedAt"/> may have been submitted by this process while the key was
+    /// unlearned here (a scout or a parked edit), so its first poll was not scheduled at an estimate.
+    /// </summary>
+    public bool SubmittedUnlearned(LatencyKey key, DateTimeOffset submittedAt)
+    {
+        lock (_lock)
+        {
+            return _keys.TryGetValue(key, out var k) && submittedAt <= k.LastSubmit;
         }
     }
 }

@@ -17,6 +17,7 @@ public sealed partial class PollStep(
     WorkerOptions options,
     PollSchedule schedule,
     LatencyModel latency,
+    LatencyScouts scouts,
     WaveLessons lessons,
     TimeProvider time,
     Func<double> random,
@@ -80,7 +81,11 @@ public sealed partial class PollStep(
                 var outputs = result.Outputs!;
                 var due = edit.DueAt - edit.SubmittedAt!.Value;
                 var learned = latency.Expected(key);
-                var measured = schedule.RanOnTime(due, now - edit.DueAt) && schedule.Measures(due, edit.Polls, learned);
+
+                // A first poll of an edit submitted while the key was unlearned was a scout's or a parked one's (perhaps
+                // pulled forward since): not at an estimate, whatever was learned by now, so it cannot nudge one.
+                var scheduledWith = edit.Polls == 0 && scouts.SubmittedUnlearned(key, edit.SubmittedAt.Value) ? null : learned;
+                var measured = schedule.RanOnTime(due, now - edit.DueAt) && schedule.Measures(due, edit.Polls, scheduledWith);
                 if (measured)
                 {
                     latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls));

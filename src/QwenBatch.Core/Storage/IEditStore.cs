@@ -48,9 +48,7 @@ public interface IEditStore
     /// or none), not polled yet, not flagged for cancel, and due later than <see cref="WavePull.DueAfter"/> after their
     /// submit, become due <see cref="WavePull.Within"/> after it. Like <see cref="ClaimPollsAsync"/> it moves only due
     /// times — no state, no history, no <see cref="EditRecord.UpdatedAt"/> — so the poller calls it, not
-    /// <see cref="EditStateChanger"/>. An edit another poller claimed for its first poll at that moment may be polled
-    /// twice: one status call more, as the poll's moves are guarded. Returns the earliest due time it set, or null when no
-    /// edit moved.
+    /// <see cref="EditStateChanger"/>. Returns the earliest due time it set, or null when no edit moved.
     /// </summary>
     Task<DateTimeOffset?> PullWaveForwardAsync(WavePull pull, CancellationToken ct);
 
@@ -115,7 +113,11 @@ public sealed record PollClaim(int Limit, TimeSpan Lease, long? BatchId = null);
 /// <param name="Size">The spec's size as written, null for the provider's default.</param>
 /// <param name="Within">The new due time, after each edit's submit.</param>
 /// <param name="DueAfter">Only edits due later than this after their submit move.</param>
-public sealed record WavePull(long BatchId, string Provider, int N, string? Size, TimeSpan Within, TimeSpan DueAfter);
+/// <param name="DueBefore">
+/// Only edits due before this move: a poller's claim makes an edit due a lease later, and one claimed for its first poll
+/// must not be made due again while its status call is on its way (another poller would poll it too).
+/// </param>
+public sealed record WavePull(long BatchId, string Provider, int N, string? Size, TimeSpan Within, TimeSpan DueAfter, DateTimeOffset? DueBefore = null);
 
 /// <summary>When work comes due next: the earliest pending edit, and the earliest poll.</summary>
 public sealed record NextDue(DateTimeOffset? Pending, DateTimeOffset? AtProvider);

@@ -238,7 +238,9 @@ public sealed partial class Poller(
         {
             try
             {
-                if (await edits.PullWaveForwardAsync(lesson, CancellationToken.None) is { } due)
+                // Not the edits this or another poller is polling now: a claim made them due a lease later.
+                var pull = lesson with { DueBefore = time.GetUtcNow() + (Lease / 2) };
+                if (await edits.PullWaveForwardAsync(pull, CancellationToken.None) is { } due)
                 {
                     LogWavePulled(lesson.BatchId, lesson.Within);
                     _nextDue = _nextDue is { } n && n < due ? n : due;

@@ -102,7 +102,7 @@ internal sealed class WaveRig : IAsyncDisposable
             {
                 if (moved[i] is not null && verdicts[i].Lesson is { } lesson)
                 {
-                    await Store.PullWaveForwardAsync(lesson, CancellationToken.None);
+                    await Store.PullWaveForwardAsync(lesson with { DueBefore = Time.GetUtcNow() + (Lease / 2) }, CancellationToken.None);
                 }
             }
         }
@@ -116,9 +116,10 @@ internal sealed class WaveRig : IAsyncDisposable
         {
             var schedule = new PollSchedule(rig.Options, random.NextDouble);
             var failures = new StepFailures(rig._changer, rig.Options, rig.Time, random.NextDouble, NullLogger<StepFailures>.Instance);
-            Submit = new SubmitStep(rig._changer, rig._providers, new EditRequestBuilder(), schedule, latency, new LatencyScouts(rig.Options, rig.Time),
+            var scouts = new LatencyScouts(rig.Options, rig.Time);
+            Submit = new SubmitStep(rig._changer, rig._providers, new EditRequestBuilder(), schedule, latency, scouts,
                 new UnwrittenMoves(rig._changer, rig.Time, NullLogger<UnwrittenMoves>.Instance), failures, rig.Time, NullLogger<SubmitStep>.Instance);
-            Poll = new PollStep(rig._providers, rig.Options, schedule, latency, new WaveLessons(), rig.Time, random.NextDouble, NullLogger<PollStep>.Instance);
+            Poll = new PollStep(rig._providers, rig.Options, schedule, latency, scouts, new WaveLessons(), rig.Time, random.NextDouble, NullLogger<PollStep>.Instance);
         }
 
         public SubmitStep Submit { get; }

@@ -23,7 +23,7 @@ internal sealed class StepsHarness
         var schedule = new PollSchedule(Options, () => 0.5);
         Failures = new StepFailures(Changer, Options, Time, () => 0.5, NullLogger<StepFailures>.Instance);
         Submit = new SubmitStep(Changer, Providers, new EditRequestBuilder(), schedule, Latency, Scouts, Unwritten, Failures, Time, NullLogger<SubmitStep>.Instance);
-        Poll = new PollStep(Providers, Options, schedule, Latency, Lessons, Time, () => 0.5, NullLogger<PollStep>.Instance);
+        Poll = new PollStep(Providers, Options, schedule, Latency, Scouts, Lessons, Time, () => 0.5, NullLogger<PollStep>.Instance);
     }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));

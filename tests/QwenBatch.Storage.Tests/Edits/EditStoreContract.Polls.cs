@@ -174,6 +174,22 @@ public abstract partial class EditStoreContract
         (await GetAsync(edit.Id)).DueAt.ShouldBe(Now + TimeSpan.FromSeconds(6));
     }
 
+    [Fact]
+    public async Task PullWaveForwardAsync_EditClaimedForItsFirstPoll_NotMadeDueAgainWhileItIsPolled()
+    {
+        var edits = await AtProviderAsync(2, i => TimeSpan.FromSeconds(i == 0 ? 0 : 30));
+        var claimed = await PutSubmittedAsync(edits[0], Now);
+        var parked = await PutSubmittedAsync(edits[1], Now);
+        var lease = TimeSpan.FromMinutes(2);
+        (await Store.ClaimPollsAsync(new PollClaim(10, lease), Ct)).ShouldHaveSingleItem().Id.ShouldBe(claimed.Id);
+        var whileClaimed = await GetAsync(claimed.Id);
+
+        var earliest = await Store.PullWaveForwardAsync(Pull(parked) with { DueBefore = Now + (lease / 2) }, Ct);
+
+        earliest.ShouldBe(Now + TimeSpan.FromSeconds(6));
+        (await GetAsync(claimed.Id)).DueAt.ShouldBe(whileClaimed.DueAt);
+    }
+
     /// <summary>The lesson of 6 s tasks for the wave of <paramref name="edit"/> (its n and size: 2 × 1024*1024).</summary>
     private static WavePull Pull(EditRecord edit) =>
         new(edit.BatchId, edit.Provider, edit.Spec.N, edit.Spec.Size, TimeSpan.FromSeconds(6), TimeSpan.FromSeconds(7.5));
