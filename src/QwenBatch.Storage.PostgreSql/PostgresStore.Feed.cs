@@ -103,6 +103,31 @@ public sealed partial class PostgresStore
         return await ListAsync(command, r => ReadEdit(r, Dialect), ct);
     }
 
+    public async Task<DateTimeOffset?> PullWaveForwardAsync(WavePull pull, CancellationToken ct)
+    {
+        // One guarded statement on the batch's edits at the provider (the batch and state index): the guards are what make
+        // a lesson only ever bring a poll sooner, and leave alone edits already on their poll schedule.
+        await using var command = _dataSource.CreateCommand(
+            """
+            WITH pulled AS (
+                UPDATE jobs SET due_at = submitted_at + @within
+                WHERE batch_id = @batch AND state = 'at_provider' AND provider = @provider AND polls = 0 AND NOT cancel_requested
+                  AND coalesce((spec ->> 'n')::int, 1) = @n AND (spec ->> 'size') IS NOT DISTINCT FROM @size
+                  AND due_at > submitted_at + @due_after AND (@due_before::timestamptz IS NULL OR due_at < @due_before)
+                RETURNING due_at
+            )
+            SELECT min(due_at) FROM pulled
+            """);
+        command.Parameters.AddWithValue("within", pull.Within);
+        command.Parameters.AddWithValue("due_after", pull.DueAfter);
+        command.Parameters.Add(new NpgsqlParameter("due_before", NpgsqlDbType.TimestampTz) { Value = (object?)pull.DueBefore ?? DBNull.Value });
+        command.Parameters.AddWithValue("batch", pull.BatchId);
+        command.Parameters.AddWithValue("provider", pull.Provider);
+        command.Parameters.AddWithValue("n", pull.N);
+        command.Parameters.Add(new NpgsqlParameter("size", NpgsqlDbType.Text) { Value = (object?)pull.Size ?? DBNull.Value });
+        return await command.ExecuteScalarAsync(ct) is DateTime earliest ? new DateTimeOffset(earliest, TimeSpan.Zero) : null;
+    }
+
     /// <summary>
     /// Locks and returns up to <paramref name="limit"/> due pending current edits, oldest due first, passing over rows
     /// another feeder has locked and the ones in <paramref name="taken"/>; each provider named in the request's

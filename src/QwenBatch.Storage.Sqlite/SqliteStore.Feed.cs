@@ -97,6 +97,25 @@ public sealed partial class SqliteStore
         return claimed;
     }
 
+    public async Task<DateTimeOffset?> PullWaveForwardAsync(WavePull pull, CancellationToken ct)
+    {
+        // One guarded statement on the batch's edits at the provider: the guards are what make a lesson only ever bring a
+        // poll sooner, and leave alone edits already on their poll schedule.
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null,
+            """
+            UPDATE jobs SET due_at = submitted_at + @within
+            WHERE batch_id = @batch AND state = 'at_provider' AND provider = @provider AND polls = 0 AND cancel_requested = 0
+              AND coalesce(json_extract(spec, '$.n'), 1) = @n AND json_extract(spec, '$.size') IS @size
+              AND due_at > submitted_at + @due_after AND (@due_before IS NULL OR due_at < @due_before)
+            RETURNING due_at
+            """,
+            ("within", (long)pull.Within.TotalMilliseconds), ("due_after", (long)pull.DueAfter.TotalMilliseconds), ("due_before", Ms(pull.DueBefore)), ("batch", pull.BatchId),
+            ("provider", pull.Provider), ("n", pull.N), ("size", pull.Size));
+        var pulled = await ListAsync(command, r => r.GetInt64(0), ct);
+        return pulled.Count == 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(pulled.Min());
+    }
+
     /// <summary>
     /// Up to the request's limit of due pending current edits, oldest due first; each provider named in its
     /// ProviderLimits gives at most its allowance.

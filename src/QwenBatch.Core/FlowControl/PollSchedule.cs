@@ -3,76 +3,69 @@ using QwenBatch.Server;
 namespace QwenBatch.FlowControl;
 
 /// <summary>
-/// When to look at a task again. Before its expected completion: at the expected completion. After it: every tenth of
-/// the time it has taken so far (so completion is noticed at most ~10% late), never more often than the first poll
-/// delay nor less often than the max interval. Without an estimate: grow by half from the first poll delay. ±10% jitter
-/// spreads the polls of a batch.
+/// When to look at a task again. Before its expected completion: at the expected completion. After it, or when nothing
+/// is expected: every tenth of the time it has taken so far (so completion is noticed at most ~10% late), never more
+/// often than the first poll delay nor less often than the max interval. ±10% jitter spreads the polls of a batch.
 /// </summary>
+/// <remarks>
+/// A key nothing is known of is not probed by every edit of a wave: a few scouts (<see cref="LatencyScouts"/>) poll from
+/// the first poll delay on the late gap, the others are <see cref="Parked"/> until the scouts' first completion pulls
+/// them forward (<see cref="WaveLessons"/>): what one completion tells the whole wave is not paid for by every edit.
+/// </remarks>
 public sealed class PollSchedule(WorkerOptions options, Func<double> random)
 {
     public const double LateFraction = 0.1;
 
-    /// <summary>The first poll after a submit.</summary>
+    /// <summary>How far <see cref="Jitter"/> moves a delay either way.</summary>
+    internal const double JitterFraction = 0.1;
+
+    /// <summary>The first poll after a submit: at the expected latency, or after the first poll delay (a scout's).</summary>
     public TimeSpan First(TimeSpan? expected) => Jitter(Clamp(expected ?? options.FirstPollDelay));
 
     /// <summary>
     /// The first look at a task whose provider will post its end: that poll is the fallback for a lost delivery, due a
-    /// quarter past the expected completion plus <paramref name="margin"/> (without an estimate, the max interval plus it).
+    /// quarter past the expected completion (learned, or the provider's prior) plus <paramref name="margin"/>; with
+    /// neither, the max interval plus it. No scouts probe such a wave: the deliveries teach the latency as it is.
     /// </summary>
     public TimeSpan FirstAwaitingWebhook(TimeSpan? expected, TimeSpan margin) => Jitter(expected is { } e ? e * 1.25 : options.MaxPollInterval) + margin;
 
     /// <summary>After a fallback poll found the task unfinished: as <see cref="Next"/>, but never sooner than the margin.</summary>
-    public TimeSpan NextAwaitingWebhook(TimeSpan elapsed, int polls, TimeSpan? expected, TimeSpan margin)
+    public TimeSpan NextAwaitingWebhook(TimeSpan elapsed, TimeSpan? expected, TimeSpan margin)
     {
-        var next = Next(elapsed, polls, expected);
+        var next = Next(elapsed, expected);
         return next > margin ? next : margin;
     }
 
+    /// <summary>
+    /// The first poll of an edit of a wave that nothing was learned of and that is no scout: at the provider's configured
+    /// prior, or at the max interval. Either is a fallback: the wave's first completion pulls it forward.
+    /// </summary>
+    public TimeSpan Parked(TimeSpan? prior) => Jitter(Clamp(prior ?? options.MaxPollInterval));
+
     /// <param name="elapsed">Time since the submit was accepted.</param>
-    /// <param name="polls">Polls made so far.</param>
     /// <param name="expected">Learned latency of similar tasks, if any.</param>
-    public TimeSpan Next(TimeSpan elapsed, int polls, TimeSpan? expected)
-    {
-        if (expected is { } e && elapsed < e)
-        {
-            return Jitter(Clamp(e - elapsed));
-        }
+    public TimeSpan Next(TimeSpan elapsed, TimeSpan? expected) =>
+        expected is { } e && elapsed < e ? Jitter(Clamp(e - elapsed)) : Jitter(LateGap(elapsed));
 
-        if (expected is not null)
-        {
-            return Jitter(LateGap(elapsed));
-        }
-
-        return Jitter(ProbeGap(polls));
-    }
-
-    /// <summary>The gap between polls once a task is late: a tenth of its age, within the bounds.</summary>
+    /// <summary>The gap between polls once a task is late (or nothing is expected): a tenth of its age, within the bounds.</summary>
     public TimeSpan LateGap(TimeSpan elapsed) => Clamp(elapsed * LateFraction);
 
     /// <summary>
     /// How long a task seen finished by a poll due <paramref name="dueElapsed"/> after the submit, after
     /// <paramref name="polls"/> earlier polls, may have been finished unseen: the gap the schedule left before that poll
-    /// (without jitter). While nothing was learned that is the probing gap (×1.5 each). Once something is, the task may
-    /// still have been probed before the model learned from another one, and due times carry each earlier poll's own
-    /// delay, so which gap it was cannot be told apart: the larger of the probing and late gaps is taken, which errs
-    /// towards an earlier estimate (an extra call) rather than a later one (lag).
+    /// (without jitter). Every gap after a first poll is the late gap, known or not.
     /// </summary>
-    public TimeSpan GapBefore(TimeSpan dueElapsed, int polls, TimeSpan? expected)
-    {
-        if (polls <= 0)
-        {
-            return dueElapsed;
-        }
+    public TimeSpan GapBefore(TimeSpan dueElapsed, int polls) => polls <= 0 ? dueElapsed : LateGap(dueElapsed);
 
-        var probing = ProbeGap(polls);
-        if (expected is null)
-        {
-            return probing;
-        }
-
-        var late = LateGap(dueElapsed);
-        return probing > late ? probing : late;
-    }
+    /// <summary>
+    /// Whether a completion seen by a poll says closely enough when the task finished to learn its latency from. A later
+    /// poll does (within its gap), and a first poll at a learned estimate does (it nudges it). A first poll of a key
+    /// nothing is known of does only when it came at the first poll delay (a scout's): a parked edit's first poll, at the
+    /// prior or the max interval or where a lesson put it, says only that the task took at most that long, and learning
+    /// it would teach the parking time.
+    /// </summary>
+    public bool Measures(TimeSpan dueElapsed, int polls, TimeSpan? expected) =>
+        polls > 0 || expected is not null || dueElapsed <= options.FirstPollDelay * (1 + JitterFraction);
 
     /// <summary>
     /// Whether a poll answered <paramref name="late"/> after it was due still says when the task finished: within twice
@@ -86,10 +79,8 @@ public sealed class PollSchedule(WorkerOptions options, Func<double> random)
         return late <= (dueElapsed / 2 > slack ? dueElapsed / 2 : slack);
     }
 
-    private TimeSpan ProbeGap(int polls) => Clamp(options.FirstPollDelay * Math.Pow(1.5, Math.Min(polls, 40)));
-
     private TimeSpan Clamp(TimeSpan delay) =>
         delay < options.FirstPollDelay ? options.FirstPollDelay : delay > options.MaxPollInterval ? options.MaxPollInterval : delay;
 
-    private TimeSpan Jitter(TimeSpan delay) => delay * (0.9 + (0.2 * random()));
+    private TimeSpan Jitter(TimeSpan delay) => delay * (1 - JitterFraction + (2 * JitterFraction * random()));
 }

@@ -62,6 +62,15 @@ public sealed class ProviderOptions : IValidatableObject
         : RequestsPerMinute is { } perMinute ? TimeSpan.FromMinutes(1 / (perMinute * (1 - RateHeadroom)))
         : null;
 
+    /// <summary>
+    /// What a task is expected to take while the fleet has learned nothing of it (an empty store): the first poll of a
+    /// first wave's edits, except its few scouts (see <see cref="FlowControl.LatencyScouts"/>). What the fleet learns
+    /// replaces it, key by key. Unset, those edits wait up to <c>Worker:MaxPollInterval</c> for the scouts' first
+    /// completion to call them. A prior far too short costs status calls, one far too long costs lag when no scout teaches.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.010", "1.00:00:00")]
+    public TimeSpan? ExpectedLatency { get; set; }
+
     /// <summary>Timeout of one HTTP request to the provider.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(DefaultRequestTimeoutSeconds);

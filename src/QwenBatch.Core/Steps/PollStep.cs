@@ -3,6 +3,7 @@ using QwenBatch.Edits;
 using QwenBatch.FlowControl;
 using QwenBatch.Providers;
 using QwenBatch.Server;
+using QwenBatch.Storage;
 
 namespace QwenBatch.Steps;
 
@@ -16,6 +17,8 @@ public sealed partial class PollStep(
     WorkerOptions options,
     PollSchedule schedule,
     LatencyModel latency,
+    LatencyScouts scouts,
+    WaveLessons lessons,
     TimeProvider time,
     Func<double> random,
     ILogger<PollStep> logger)
@@ -98,10 +101,22 @@ public sealed partial class PollStep(
             case PollStatus.Completed:
                 var outputs = result.Outputs!;
                 var due = edit.DueAt - edit.SubmittedAt!.Value;
-                if (!delivered && schedule.RanOnTime(due, now - edit.DueAt))
+                var learned = latency.Expected(key);
+
+                // A first poll of an edit submitted while the key was unlearned was a scout's or a parked one's (perhaps
+                // pulled forward since): not at an estimate, whatever was learned by now, so it cannot nudge one.
+                var scheduledWith = edit.Polls == 0 && scouts.SubmittedUnlearned(key, edit.SubmittedAt.Value) ? null : learned;
+                var measured = !delivered && schedule.RanOnTime(due, now - edit.DueAt) && schedule.Measures(due, edit.Polls, scheduledWith);
+                if (measured)
                 {
-                    latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls, latency.Expected(key)));
+                    latency.ObserveCompletion(key, due, edit.Polls, schedule.GapBefore(due, edit.Polls));
                 }
+
+                // The rest of the wave is due when this task was seen done: when its poll was due if that measured it (as
+                // the model learns), else when it was answered (a request-bound run answers polls late, and parked edits
+                // should not wait longer than this one took).
+                // A wave awaiting webhooks is not pulled forward: its deliveries come by themselves, and its polls are fallbacks.
+                var lesson = account.Options.Webhook is null ? lessons.Offer(edit, key, measured ? due : now - edit.SubmittedAt.Value, learned) : null;
 
                 // Settled: the reservation becomes the charge for the images the provider made.
                 var completed = CompletedReason(result);
@@ -115,7 +130,7 @@ public sealed partial class PollStep(
                     Attempt = 0,
                     Error = null,
                     DueAt = now,
-                }, completed), new StepOutcome.Downloadable(outputs.Count, completed));
+                }, completed), new StepOutcome.Downloadable(outputs.Count, completed), lesson);
 
             case PollStatus.Failed when edit.AcceptedSubmits <= options.MaxProviderResubmits:
                 LogResubmitting(edit.Id, edit.RequestId!, result.Error ?? "unknown");
@@ -146,8 +161,8 @@ public sealed partial class PollStep(
                 var started = result.Status == PollStatus.Running ? edit.StartedAt ?? now : edit.StartedAt;
                 var elapsed = now - edit.SubmittedAt!.Value;
                 var next = now + (account.Options.Webhook is { } webhook
-                    ? schedule.NextAwaitingWebhook(elapsed, polls, latency.Expected(key), webhook.FallbackMargin)
-                    : schedule.Next(elapsed, polls, latency.Expected(key)));
+                    ? schedule.NextAwaitingWebhook(elapsed, latency.Expected(key), webhook.FallbackMargin)
+                    : schedule.Next(elapsed, latency.Expected(key)));
                 return new PollVerdict(new EditMove(edit, edit with { Polls = polls, Attempt = 0, StartedAt = started, DueAt = next }, null),
                     new StepOutcome.AtProvider(edit.RequestId!, edit.Provider, edit.SubmittedAt!.Value, next));
         }
@@ -222,5 +237,6 @@ public sealed partial class PollStep(
     private partial void LogGaveUp(long editId, string reason);
 }
 
-/// <summary>A poll's decision: the move to write, and what the edit's Hangfire job shows next.</summary>
-public sealed record PollVerdict(EditMove Move, StepOutcome Outcome);
+/// <summary>A poll's decision: the move to write, what the edit's Hangfire job shows next, and what its wave learns.</summary>
+/// <param name="Lesson">Parked edits of the same wave to make due, once the move is written (see <see cref="WaveLessons"/>).</param>
+public sealed record PollVerdict(EditMove Move, StepOutcome Outcome, WavePull? Lesson = null);

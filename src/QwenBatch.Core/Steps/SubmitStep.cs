@@ -16,6 +16,7 @@ public sealed partial class SubmitStep(
     EditRequestBuilder requests,
     PollSchedule schedule,
     LatencyModel latency,
+    LatencyScouts scouts,
     UnwrittenMoves unwritten,
     StepFailures failures,
     TimeProvider time,
@@ -75,7 +76,7 @@ public sealed partial class SubmitStep(
                 Error = null,
                 SubmittedAt = now,
                 StartedAt = null,
-                DueAt = now + FirstLook(account, latency.Expected(LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size))),
+                DueAt = now + FirstPoll(edit, account.Options),
             };
             return await StoreAcceptedAsync(new EditMove(submitting, atProvider, $"accepted as {accepted.RequestId}"), by);
         }
@@ -91,14 +92,31 @@ public sealed partial class SubmitStep(
     }
 
     /// <summary>
+    /// When an accepted task is first polled: at the learned latency of its kind; with nothing learned, a scout polls
+    /// early and the rest of its wave is parked (at the provider's <see cref="ProviderOptions.ExpectedLatency"/>, or the
+    /// max interval) until a scout's completion pulls it forward.
+    /// </summary>
+    private TimeSpan FirstPoll(EditRecord edit, ProviderOptions account)
+    {
+        var key = LatencyModel.Key(edit.Provider, edit.Spec.N, edit.Spec.Size);
+        if (account.Webhook is { } webhook)
+        {
+            return schedule.FirstAwaitingWebhook(latency.Expected(key) ?? account.ExpectedLatency, webhook.FallbackMargin);
+        }
+
+        if (latency.Expected(key) is { } learned)
+        {
+            return schedule.First(learned);
+        }
+
+        return scouts.Enlist(key) ? schedule.First(null) : schedule.Parked(account.ExpectedLatency);
+    }
+
+    /// <summary>
     /// Whether the POST goes out on the slot the feeder booked for it: yes unless the provider is rate-limited and the slot
     /// was booked elsewhere or passed more than one request interval ago (see <see cref="BookedSlots"/>); then the request
     /// books a fresh slot and waits for it, rather than leave together with the requests booked after it.
     /// </summary>
-    /// <summary>The first poll: near the expected completion, or, when the provider will post it, only as the fallback.</summary>
-    private TimeSpan FirstLook(ProviderAccount account, TimeSpan? expected) =>
-        account.Options.Webhook is { } webhook ? schedule.FirstAwaitingWebhook(expected, webhook.FallbackMargin) : schedule.First(expected);
-
     private bool OnBookedSlot(long editId, ProviderOptions account) =>
         slots is null || account.RequestInterval is not { } interval || slots.TryTake(editId, interval);
 

@@ -43,6 +43,16 @@ public interface IEditStore
     Task<IReadOnlyList<EditRecord>> ClaimPollsAsync(PollClaim claim, CancellationToken ct);
 
     /// <summary>
+    /// Makes the parked edits of a wave due when a completion says their tasks are done: edits of
+    /// <see cref="WavePull.BatchId"/> at the provider, of its provider, n and size (exact: a batch's edits share one size
+    /// or none), not polled yet, not flagged for cancel, and due later than <see cref="WavePull.DueAfter"/> after their
+    /// submit, become due <see cref="WavePull.Within"/> after it. Like <see cref="ClaimPollsAsync"/> it moves only due
+    /// times — no state, no history, no <see cref="EditRecord.UpdatedAt"/> — so the poller calls it, not
+    /// <see cref="EditStateChanger"/>. Returns the earliest due time it set, or null when no edit moved.
+    /// </summary>
+    Task<DateTimeOffset?> PullWaveForwardAsync(WavePull pull, CancellationToken ct);
+
+    /// <summary>
     /// Records which Hangfire job runs each edit: applied where the edit has no job, or has the one
     /// <see cref="JobBinding.Replacing"/> names. Returns how many were bound.
     /// </summary>
@@ -98,6 +108,16 @@ public sealed record JobBinding(long EditId, string JobId, string? Replacing = n
 /// <param name="Lease">How long the claimed edits are not due to anyone else.</param>
 /// <param name="BatchId">Only this batch's edits (the <c>run</c> command), or any.</param>
 public sealed record PollClaim(int Limit, TimeSpan Lease, long? BatchId = null);
+
+/// <summary>A lesson for a wave (see <see cref="IEditStore.PullWaveForwardAsync"/>).</summary>
+/// <param name="Size">The spec's size as written, null for the provider's default.</param>
+/// <param name="Within">The new due time, after each edit's submit.</param>
+/// <param name="DueAfter">Only edits due later than this after their submit move.</param>
+/// <param name="DueBefore">
+/// Only edits due before this move: a poller's claim makes an edit due a lease later, and one claimed for its first poll
+/// must not be made due again while its status call is on its way (another poller would poll it too).
+/// </param>
+public sealed record WavePull(long BatchId, string Provider, int N, string? Size, TimeSpan Within, TimeSpan DueAfter, DateTimeOffset? DueBefore = null);
 
 /// <summary>When work comes due next: the earliest pending edit, and the earliest poll.</summary>
 public sealed record NextDue(DateTimeOffset? Pending, DateTimeOffset? AtProvider);

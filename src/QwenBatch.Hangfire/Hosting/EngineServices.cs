@@ -54,6 +54,8 @@ public static class EngineServices
         services.AddSingleton<LatencyModel>();
         services.AddSingleton<LatencyMemory>();
         services.AddSingleton<PollSchedule>();
+        services.AddSingleton<LatencyScouts>();
+        services.AddSingleton<WaveLessons>();
         services.AddSingleton<BookedSlots>();
         services.AddSingleton<SubmitStep>();
         services.AddSingleton<DownloadStep>();

@@ -195,6 +195,34 @@ public sealed partial class Poller(
                 _nextDue = _nextDue is { } n && n < o.PollAt ? n : o.PollAt;
             }
         }
+
+        await TeachWavesAsync(verdicts.Where((v, i) => moved[i] is not null && v.Lesson is not null).Select(v => v.Lesson!));
+    }
+
+    /// <summary>
+    /// Makes the parked edits of the waves whose completions were just written due when those say, and looks at them by
+    /// that time: the edits are this process's to poll as much as anyone's, and the cached next due time is later.
+    /// </summary>
+    private async Task TeachWavesAsync(IEnumerable<WavePull> lessons)
+    {
+        foreach (var lesson in lessons)
+        {
+            try
+            {
+                // Not the edits this or another poller is polling now: a claim made them due a lease later.
+                var pull = lesson with { DueBefore = time.GetUtcNow() + (Lease / 2) };
+                if (await edits.PullWaveForwardAsync(pull, CancellationToken.None) is { } due)
+                {
+                    LogWavePulled(lesson.BatchId, lesson.Within);
+                    _nextDue = _nextDue is { } n && n < due ? n : due;
+                }
+            }
+            catch (Exception ex)
+            {
+                // A lesson only makes polling cheaper: the wave's edits are still due at their parked time.
+                LogWavePullFailed(ex, lesson.BatchId);
+            }
+        }
     }
 
     /// <summary>Until the next poll due, as far as this process knows (the store is asked again at the next look).</summary>
@@ -234,6 +262,12 @@ public sealed partial class Poller(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Wrote {Count} poll answer(s), {Done} of them finished tasks")]
     private partial void LogWritten(int count, int done);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Batch {BatchId}: parked edits at the provider made due {Within} after their submit")]
+    private partial void LogWavePulled(long batchId, TimeSpan within);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId}: could not make parked edits due sooner; they poll at their parked time")]
+    private partial void LogWavePullFailed(Exception ex, long batchId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Polling failed; looking again shortly")]
     private partial void LogPollFailed(Exception ex);

@@ -8,20 +8,53 @@ public sealed class PollScheduleTests
     private static readonly PollSchedule Schedule = new(new WorkerOptions { FirstPollDelay = TimeSpan.FromSeconds(1), MaxPollInterval = TimeSpan.FromSeconds(30) }, () => 0.5);
 
     [Fact]
-    public void GapBefore_ProbingNothingLearned_IsTheLastProbingGap() =>
-        Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, expected: null).ShouldBe(TimeSpan.FromSeconds(3.375));
+    public void First_NothingLearned_IsTheFirstPollDelayOfAScout() =>
+        Schedule.First(null).ShouldBe(TimeSpan.FromSeconds(1));
 
     [Fact]
-    public void GapBefore_ProbedButLearnedMeanwhile_IsStillTheProbingGap() =>
-        Schedule.GapBefore(TimeSpan.FromSeconds(8.5), 3, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(3.375));
+    public void First_Learned_IsTheEstimate() =>
+        Schedule.First(TimeSpan.FromSeconds(6.2)).ShouldBe(TimeSpan.FromSeconds(6.2));
 
     [Fact]
-    public void GapBefore_LateTaskLearned_IsTheLateGapWhenLarger() =>
-        Schedule.GapBefore(TimeSpan.FromSeconds(40), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(4));
+    public void Parked_NoPrior_IsTheMaxInterval() =>
+        Schedule.Parked(null).ShouldBe(TimeSpan.FromSeconds(30));
 
     [Fact]
-    public void GapBefore_AfterAFirstPollAtTheExpectedTime_ErrsTowardsTheLargerProbingGap() =>
-        Schedule.GapBefore(TimeSpan.FromSeconds(7), 1, expected: TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(1.5));
+    public void Parked_Prior_IsThePrior() =>
+        Schedule.Parked(TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(6));
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(6, 1)]
+    [InlineData(25, 2.5)]
+    [InlineData(400, 30)]
+    public void Next_NothingLearned_IsTheLateGapSoEveryCompletionIsSeenWithinTheGoal(double elapsedSeconds, double gapSeconds) =>
+        Schedule.Next(TimeSpan.FromSeconds(elapsedSeconds), expected: null).ShouldBe(TimeSpan.FromSeconds(gapSeconds));
+
+    [Fact]
+    public void Next_BeforeTheEstimate_WaitsForIt() =>
+        Schedule.Next(TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(4));
+
+    [Fact]
+    public void Next_PastTheEstimate_IsTheLateGap() =>
+        Schedule.Next(TimeSpan.FromSeconds(40), TimeSpan.FromSeconds(6)).ShouldBe(TimeSpan.FromSeconds(4));
+
+    [Fact]
+    public void GapBefore_AfterEarlierPolls_IsTheLateGap() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(40), 3).ShouldBe(TimeSpan.FromSeconds(4));
+
+    [Fact]
+    public void GapBefore_FirstPoll_IsTheWholeTimeSinceTheSubmit() =>
+        Schedule.GapBefore(TimeSpan.FromSeconds(6), 0).ShouldBe(TimeSpan.FromSeconds(6));
+
+    [Theory]
+    [InlineData(1.05, 0, false, true)]
+    [InlineData(30, 0, false, false)]
+    [InlineData(6, 0, false, false)]
+    [InlineData(6, 0, true, true)]
+    [InlineData(30, 2, false, true)]
+    public void Measures_FirstPollOfAParkedEdit_IsNoMeasure(double dueSeconds, int polls, bool learned, bool expected) =>
+        Schedule.Measures(TimeSpan.FromSeconds(dueSeconds), polls, learned ? TimeSpan.FromSeconds(6) : null).ShouldBe(expected);
 
     [Fact]
     public void FirstAwaitingWebhook_Learned_IsAQuarterPastTheExpectedCompletionPlusTheMargin() =>
@@ -34,8 +67,8 @@ public sealed class PollScheduleTests
     [Fact]
     public void NextAwaitingWebhook_IsNeverSoonerThanTheMargin()
     {
-        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(25), 1, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(15));
-        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(600), 3, TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(30));
+        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(25), TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(15));
+        Schedule.NextAwaitingWebhook(TimeSpan.FromSeconds(600), TimeSpan.FromSeconds(8), TimeSpan.FromSeconds(15)).ShouldBe(TimeSpan.FromSeconds(30));
     }
 
     [Theory]
@@ -48,14 +81,14 @@ public sealed class PollScheduleTests
         Schedule.RanOnTime(TimeSpan.FromSeconds(dueSeconds), TimeSpan.FromSeconds(lateSeconds)).ShouldBe(expected);
 
     [Fact]
-    public void ObserveCompletion_SeenAfterProbing_LearnsTheMiddleOfTheLastGap()
+    public void ObserveCompletion_ScoutSeenAfterPolls_LearnsTheMiddleOfTheLastGap()
     {
         var model = new LatencyModel();
         var key = LatencyModel.Key("odirouter", 1, null);
 
-        // Unfinished at 4.75 s, finished at the poll due at 8.125 s: the middle of that gap, 6.44 s, not 8.
-        model.ObserveCompletion(key, TimeSpan.FromSeconds(8.125), 3, Schedule.GapBefore(TimeSpan.FromSeconds(8.125), 3, null));
+        // A scout unfinished at 6 s, finished at the poll due at 7 s: the middle of that gap, 6.5 s, not 7.
+        model.ObserveCompletion(key, TimeSpan.FromSeconds(7), 6, Schedule.GapBefore(TimeSpan.FromSeconds(7), 6));
 
-        model.Expected(key)!.Value.TotalSeconds.ShouldBe(6.4375, tolerance: 1e-9);
+        model.Expected(key)!.Value.TotalSeconds.ShouldBe(6.5, tolerance: 1e-9);
     }
 }

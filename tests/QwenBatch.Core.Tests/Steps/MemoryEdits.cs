@@ -78,6 +78,8 @@ internal sealed class MemoryEdits(TimeProvider time) : IEditStore
 
     public Task<IReadOnlyList<EditRecord>> ClaimPollsAsync(PollClaim claim, CancellationToken ct) => throw Unused();
 
+    public Task<DateTimeOffset?> PullWaveForwardAsync(WavePull pull, CancellationToken ct) => throw Unused();
+
     public Task<int> BindJobsAsync(IReadOnlyList<JobBinding> bindings, CancellationToken ct) => throw Unused();
 
     public Task<int> ForgetJobsAsync(long? batchId, string by, CancellationToken ct) => throw Unused();

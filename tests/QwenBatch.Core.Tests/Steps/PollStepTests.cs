@@ -180,13 +180,13 @@ public sealed class PollStepTests
         var provider = new ScriptedProvider { PollsBeforeDone = pollsBeforeDone };
         provider.SubmitAsync(new EditRequest("prompt 1", ["https://example.test/a.png"], null, null, 1, null), CancellationToken.None).GetAwaiter().GetResult();
         return new PollStep(new ProviderRegistry([new ProviderAccount("odirouter", provider, account ?? new ProviderOptions { PricePerImage = 0.02m })]),
-            h.Options, new QwenBatch.FlowControl.PollSchedule(h.Options, () => 0.5), h.Latency, h.Time, () => 0.5,
+            h.Options, new QwenBatch.FlowControl.PollSchedule(h.Options, () => 0.5), h.Latency, h.Scouts, h.Lessons, h.Time, () => 0.5,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<PollStep>.Instance);
     }
 
     private static PollStep FailingPoll(StepsHarness h, Exception error) =>
         new(new ProviderRegistry([new ProviderAccount("odirouter", new FailingProvider(error), new ProviderOptions { PricePerImage = 0.02m })]),
-            h.Options, new QwenBatch.FlowControl.PollSchedule(h.Options, () => 0.5), h.Latency, h.Time, () => 0.5,
+            h.Options, new QwenBatch.FlowControl.PollSchedule(h.Options, () => 0.5), h.Latency, h.Scouts, h.Lessons, h.Time, () => 0.5,
             Microsoft.Extensions.Logging.Abstractions.NullLogger<PollStep>.Instance);
 
     private sealed class FailingProvider(Exception error) : IImageEditProvider

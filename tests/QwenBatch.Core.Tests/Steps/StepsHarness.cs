@@ -16,13 +16,14 @@ internal sealed class StepsHarness
     {
         Options = options ?? new WorkerOptions();
         Edits = new MemoryEdits(Time);
+        Scouts = new LatencyScouts(Options, Time);
         Changer = new EditStateChanger(Edits, NullLogger<EditStateChanger>.Instance, redactor);
         Providers = new ProviderRegistry([new ProviderAccount("odirouter", Provider, account ?? new ProviderOptions { PricePerImage = 0.02m })]);
         Unwritten = new UnwrittenMoves(Changer, Time, NullLogger<UnwrittenMoves>.Instance);
         var schedule = new PollSchedule(Options, () => 0.5);
         Failures = new StepFailures(Changer, Options, Time, () => 0.5, NullLogger<StepFailures>.Instance);
-        Submit = new SubmitStep(Changer, Providers, new EditRequestBuilder(), schedule, Latency, Unwritten, Failures, Time, NullLogger<SubmitStep>.Instance);
-        Poll = new PollStep(Providers, Options, schedule, Latency, Time, () => 0.5, NullLogger<PollStep>.Instance);
+        Submit = new SubmitStep(Changer, Providers, new EditRequestBuilder(), schedule, Latency, Scouts, Unwritten, Failures, Time, NullLogger<SubmitStep>.Instance);
+        Poll = new PollStep(Providers, Options, schedule, Latency, Scouts, Lessons, Time, () => 0.5, NullLogger<PollStep>.Instance);
     }
 
     public FakeTimeProvider Time { get; } = new(new DateTimeOffset(2026, 12, 7, 12, 0, 0, TimeSpan.Zero));
@@ -38,6 +39,10 @@ internal sealed class StepsHarness
     public ProviderRegistry Providers { get; }
 
     public LatencyModel Latency { get; } = new();
+
+    public LatencyScouts Scouts { get; }
+
+    public WaveLessons Lessons { get; } = new();
 
     public UnwrittenMoves Unwritten { get; }
 

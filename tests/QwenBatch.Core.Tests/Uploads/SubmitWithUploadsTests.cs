@@ -22,7 +22,7 @@ public sealed class SubmitWithUploadsTests
         var edits = new MemoryEdits(rig.Scope.Time);
         var changer = new EditStateChanger(edits, NullLogger<EditStateChanger>.Instance);
         var options = new WorkerOptions();
-        var submit = new SubmitStep(changer, rig.Providers, rig.Requests, new PollSchedule(options, () => 0.5), new LatencyModel(),
+        var submit = new SubmitStep(changer, rig.Providers, rig.Requests, new PollSchedule(options, () => 0.5), new LatencyModel(), new LatencyScouts(options, rig.Scope.Time),
             new UnwrittenMoves(changer, rig.Scope.Time, NullLogger<UnwrittenMoves>.Instance),
             new StepFailures(changer, options, rig.Scope.Time, () => 0.5, NullLogger<StepFailures>.Instance), rig.Scope.Time, NullLogger<SubmitStep>.Instance);
 
