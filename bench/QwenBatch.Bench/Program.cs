@@ -20,6 +20,7 @@ using QwenBatch.Testing.Postgres;
 // The retention benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- retention [rows=1000000] [chunk=1000]
 // The dashboard benchmark:             dotnet run -c Release --project bench/QwenBatch.Bench -- dashboard [jobs=1000000] [requests=40]
 // The race against the WaveSpeed SDK:  dotnet run -c Release --project bench/QwenBatch.Bench -- sdk-race [jobs] [concurrency] [latency] [rps] [rounds] [sqlite|postgres]
+// Webhooks against polling (and the SDK): dotnet run -c Release --project bench/QwenBatch.Bench -- webhook-race [jobs] [concurrency] [latency] [rps]
 // Worker memory, 10k vs 1k jobs:       dotnet run -c Release --project bench/QwenBatch.Bench -- memory [jobs] [baseline jobs] [output MB]
 // Bytes sent to WaveSpeed, data URIs against uploads: dotnet run -c Release --project bench/QwenBatch.Bench -- upload-bytes [photos=200] [photo KB=1500]
 if (args.FirstOrDefault() == "fleet")
@@ -40,6 +41,11 @@ if (args.FirstOrDefault() == "dashboard")
 if (args.FirstOrDefault() == "sdk-race")
 {
     return await QwenBatch.Bench.SdkRaceBenchmark.RunAsync(args[1..]);
+}
+
+if (args.FirstOrDefault() == "webhook-race")
+{
+    return await QwenBatch.Bench.WebhookRaceBenchmark.RunAsync(args[1..]);
 }
 
 if (args.FirstOrDefault() == "upload-bytes")

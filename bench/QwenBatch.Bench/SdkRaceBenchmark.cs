@@ -75,10 +75,10 @@ internal static class SdkRaceBenchmark
         return results.All(r => r.Succeeded == jobs) ? 0 : 1;
     }
 
-    private const string Sdk = "WaveSpeed JS SDK";
+    internal const string Sdk = "WaveSpeed JS SDK";
     private const string Ours = "QwenBatch";
 
-    private static async Task<Result> RunSdkAsync(string sdk, string work, string[] simulatorOptions, int jobs, int concurrency, int round)
+    internal static async Task<Result> RunSdkAsync(string sdk, string work, string[] simulatorOptions, int jobs, int concurrency, int round)
     {
         using var simulator = await BenchProcesses.StartSimulatorAsync(work, simulatorOptions);
         var output = new List<string>();
@@ -204,7 +204,7 @@ internal static class SdkRaceBenchmark
         return sorted.Count == 0 ? double.NaN : sorted[sorted.Count / 2];
     }
 
-    private sealed record Result(string Name, double WallSeconds, int Succeeded, long Requests, long Submits, long ResultCalls, long RateLimited, string Note)
+    internal sealed record Result(string Name, double WallSeconds, int Succeeded, long Requests, long Submits, long ResultCalls, long RateLimited, string Note)
     {
         public static Result From(string name, double wall, int succeeded, JsonElement stats, string note) => new(
             name, wall, succeeded, BenchProcesses.Simulator.Requests(stats), stats.GetProperty("submits").GetInt64(),
