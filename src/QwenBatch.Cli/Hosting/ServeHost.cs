@@ -66,6 +66,7 @@ internal static class ServeHost
         builder.Services.AddSingleton<IWebhookStore>(store);
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Webhooks.WebhookOptions>());
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Webhooks.WebhookSecrets>());
+        builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Metrics.WebhookMetrics>());
         builder.Services.AddSingleton(runtime.Services.GetRequiredService<QwenBatch.Hangfire.Webhooks.WebhookInbox>());
         builder.Services.AddHostedService(sp => sp.GetRequiredService<QwenBatch.Hangfire.Webhooks.WebhookInbox>());
 

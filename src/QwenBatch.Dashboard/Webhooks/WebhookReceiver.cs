@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using QwenBatch.Hangfire.Webhooks;
+using QwenBatch.Metrics;
 using QwenBatch.Providers;
 using QwenBatch.Providers.WaveSpeed;
 using QwenBatch.Storage;
@@ -22,18 +23,26 @@ internal static partial class WebhookReceiver
     public static void Map(IEndpointRouteBuilder endpoints) => endpoints.MapPost(WebhookOptions.WaveSpeedPath, ReceiveAsync);
 
     private static async Task<IResult> ReceiveAsync(
-        HttpContext context, WebhookSecrets secrets, IWebhookStore store, WebhookInbox inbox, WebhookOptions options, TimeProvider time, ILoggerFactory loggers)
+        HttpContext context, WebhookSecrets secrets, IWebhookStore store, WebhookInbox inbox, WebhookOptions options, WebhookMetrics metrics, TimeProvider time, ILoggerFactory loggers)
     {
-        var logger = loggers.CreateLogger(typeof(WebhookReceiver).FullName!);
+        var (result, outcome) = await AnswerAsync(context, secrets, store, inbox, options, time, loggers.CreateLogger(typeof(WebhookReceiver).FullName!));
+        metrics.Received(ProviderNames.WaveSpeed, outcome);
+        return result;
+    }
+
+    /// <summary>The answer to a delivery, and its outcome as the metrics name it.</summary>
+    private static async Task<(IResult Result, string Outcome)> AnswerAsync(
+        HttpContext context, WebhookSecrets secrets, IWebhookStore store, WebhookInbox inbox, WebhookOptions options, TimeProvider time, ILogger logger)
+    {
         if (!secrets.Available)
         {
-            return Refuse(StatusCodes.Status404NotFound, "This server has no WaveSpeed account (Providers:WaveSpeed:ApiKey) to check deliveries with.");
+            return (Refuse(StatusCodes.Status404NotFound, "This server has no WaveSpeed account (Providers:WaveSpeed:ApiKey) to check deliveries with."), "no_secret");
         }
 
         if (await ReadBodyAsync(context.Request, options.MaxBodyBytes, context.RequestAborted) is not { } body)
         {
             LogRefused(logger, "larger than Webhooks:MaxBodyBytes");
-            return Refuse(StatusCodes.Status413PayloadTooLarge, $"A delivery may have at most {options.MaxBodyBytes} bytes.");
+            return (Refuse(StatusCodes.Status413PayloadTooLarge, $"A delivery may have at most {options.MaxBodyBytes} bytes."), "too_large");
         }
 
         var headers = context.Request.Headers;
@@ -47,7 +56,7 @@ internal static partial class WebhookReceiver
         {
             // WaveSpeed delivers again later; by then the secret may be had.
             LogNoSecret(logger, ex.Message);
-            return Refuse(StatusCodes.Status503ServiceUnavailable, "The webhook secret could not be fetched from the provider; deliver again later.");
+            return (Refuse(StatusCodes.Status503ServiceUnavailable, "The webhook secret could not be fetched from the provider; deliver again later."), "no_secret");
         }
 
         var now = time.GetUtcNow();
@@ -61,34 +70,34 @@ internal static partial class WebhookReceiver
         {
             case WebhookCheck.NotSigned:
                 LogRefused(logger, "without its webhook-id, webhook-timestamp or webhook-signature");
-                return Refuse(StatusCodes.Status401Unauthorized, "A delivery needs its webhook-id, webhook-timestamp and webhook-signature headers.");
+                return (Refuse(StatusCodes.Status401Unauthorized, "A delivery needs its webhook-id, webhook-timestamp and webhook-signature headers."), "not_signed");
             case WebhookCheck.Stale:
                 LogRefused(logger, "signed more than 300 s from now");
-                return Refuse(StatusCodes.Status401Unauthorized, "The delivery's webhook-timestamp is more than 300 s from now.");
+                return (Refuse(StatusCodes.Status401Unauthorized, "The delivery's webhook-timestamp is more than 300 s from now."), "stale");
             case WebhookCheck.BadSignature:
                 LogRefused(logger, "with a signature that does not match");
-                return Refuse(StatusCodes.Status401Unauthorized, "The delivery's signature does not match.");
+                return (Refuse(StatusCodes.Status401Unauthorized, "The delivery's signature does not match."), "bad_signature");
         }
 
         if (WaveSpeedWebhook.Read(body) is not { } delivery)
         {
             LogRefused(logger, "whose body is not a prediction");
-            return Refuse(StatusCodes.Status400BadRequest, "The delivery's body is not a WaveSpeed prediction with an id.");
+            return (Refuse(StatusCodes.Status400BadRequest, "The delivery's body is not a WaveSpeed prediction with an id."), "not_a_prediction");
         }
 
         // The id is remembered twice as long as a delivery may be old, so no replay of a fresh one gets through.
         if (!await store.RecordDeliveryAsync(ProviderNames.WaveSpeed, id, now - (2 * WaveSpeedWebhook.MaxAge), context.RequestAborted))
         {
             LogReplayed(logger, id);
-            return Results.Ok(new { status = "duplicate", detail = "This webhook-id was received before; nothing changed." });
+            return (Results.Ok(new { status = "duplicate", detail = "This webhook-id was received before; nothing changed." }), "duplicate");
         }
 
         if (!inbox.TryPost(ProviderNames.WaveSpeed, delivery))
         {
-            return Refuse(StatusCodes.Status503ServiceUnavailable, "Too many deliveries waiting; deliver again later.");
+            return (Refuse(StatusCodes.Status503ServiceUnavailable, "Too many deliveries waiting; deliver again later."), "busy");
         }
 
-        return Results.Json(new { status = "accepted" }, statusCode: StatusCodes.Status202Accepted);
+        return (Results.Json(new { status = "accepted" }, statusCode: StatusCodes.Status202Accepted), "accepted");
     }
 
     /// <summary>The raw body, or null when it is larger than <paramref name="limit"/> (read no further than that).</summary>

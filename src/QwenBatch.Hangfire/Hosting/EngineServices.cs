@@ -98,6 +98,7 @@ public static class EngineServices
         services.AddSingleton<Poller>();
         services.AddSingleton<Webhooks.WebhookInbox>();
         services.AddSingleton<QwenBatch.Webhooks.WebhookSecrets>();
+        services.AddSingleton<WebhookMetrics>();
         services.AddSingleton<Housekeeper>();
         services.AddSingleton<UnwrittenWriter>();
         return services;

@@ -67,6 +67,13 @@ public sealed class WebhookReceiverTests(ParkedServe serve) : IClassFixture<Park
 
         answers.ShouldAllBe(s => s == HttpStatusCode.Unauthorized);
         await NothingChangedAsync(batch, edits);
+        var metrics = await serve.MetricsAsync();
+        foreach (var outcome in new[] { "not_signed", "bad_signature", "stale" })
+        {
+            metrics.ShouldContain(line => line.StartsWith("qwenbatch_webhooks_received_total{", StringComparison.Ordinal)
+                && line.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal) && line.Contains("provider=\"wavespeed\"", StringComparison.Ordinal),
+                $"the refusal '{outcome}' is counted for the operator");
+        }
     }
 
     [Fact]

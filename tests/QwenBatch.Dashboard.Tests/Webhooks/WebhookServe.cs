@@ -123,6 +123,13 @@ public abstract class WebhookServe(IReadOnlyDictionary<string, string?> settings
         return json.RootElement.Clone();
     }
 
+    /// <summary>serve's <c>/metrics</c>, line by line.</summary>
+    public async Task<string[]> MetricsAsync()
+    {
+        using var http = new HttpClient();
+        return (await http.GetStringAsync($"{BaseUrl}/metrics")).Split('\n');
+    }
+
     /// <summary>What the simulator's result endpoint says of a task now: the body WaveSpeed would deliver.</summary>
     public async Task<string> PredictionAsync(string requestId)
     {
