@@ -68,19 +68,26 @@ public sealed partial class Poller(
             return;
         }
 
-        if (stopping.IsCancellationRequested)
+        if (!more && !stopping.IsCancellationRequested)
         {
-            // Stopping is not losing: answers already paid for (a completion, a cancel) are written before the process goes.
-            await Task.WhenAll(_inFlight);
-            await WriteAsync(context.ServerId);
-            return;
+            try
+            {
+                // With every status call slot taken, the next thing to do is to write an answer: wait for one.
+                var full = _inFlight.Count >= options.PollConcurrency;
+                await SleepAsync(full ? Timeout.InfiniteTimeSpan : await UntilNextAsync(stopping), wake, stopping);
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+            }
         }
 
-        if (!more)
+        if (stopping.IsCancellationRequested)
         {
-            // With every status call slot taken, the next thing to do is to write an answer: wait for one.
-            var full = _inFlight.Count >= options.PollConcurrency;
-            await SleepAsync(full ? Timeout.InfiniteTimeSpan : await UntilNextAsync(stopping), wake, stopping);
+            // Stopping is not losing: answers already paid for (a completion, a cancel) are written before the process
+            // goes, whether the stop came while taking or while sleeping (Hangfire runs no further round). An answer left
+            // unwritten would leave its edit claimed, hidden from every poller for the lease.
+            await Task.WhenAll(_inFlight);
+            await WriteAsync(context.ServerId);
         }
     }
 
