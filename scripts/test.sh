@@ -47,15 +47,16 @@ if [ "$status" -eq 0 ]; then
   [ "$status" -eq 0 ] && echo "— the engine benchmark runs (smoke)"
 fi
 # The same for the manifest import (2,500 rows: staged, then expanded), the race against the WaveSpeed JS SDK (4 edits),
+# webhooks against polling (4 edits through serve each way),
 # worker memory (10 then 20 jobs of 0.1 MB outputs) and the BenchmarkDotNet micro-benchmarks (each run once): they fail
 # when an import comes up short, a job fails or a benchmark throws.
 if [ "$status" -eq 0 ]; then
-  for smoke in "QwenBatch.Bench 2500 1" "QwenBatch.Bench sdk-race 4 2 0.2-0.3 50" "QwenBatch.Bench memory 20 10 0.1" "QwenBatch.Micro --smoke"; do
+  for smoke in "QwenBatch.Bench 2500 1" "QwenBatch.Bench sdk-race 4 2 0.2-0.3 50" "QwenBatch.Bench webhook-race 4 2 0.2-0.3 50" "QwenBatch.Bench memory 20 10 0.1" "QwenBatch.Micro --smoke"; do
     read -r project args <<<"$smoke"
     # shellcheck disable=SC2086 # the arguments are meant to split
     dotnet run -c Release --no-build --project "bench/$project" -- $args >/dev/null || { status=$?; echo "— benchmark smoke failed: $smoke"; break; }
   done
-  [ "$status" -eq 0 ] && echo "— the import, sdk-race, memory and micro benchmarks run (smoke)"
+  [ "$status" -eq 0 ] && echo "— the import, sdk-race, webhook-race, memory and micro benchmarks run (smoke)"
 fi
 
 # One closing line for the whole run, summed over the test assemblies.
