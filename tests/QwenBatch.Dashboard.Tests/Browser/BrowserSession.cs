@@ -1,23 +1,15 @@
 using System.Net;
 using System.Text.Json;
-using Hangfire.Server;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Playwright;
-using QwenBatch.Cli.Hosting;
 using QwenBatch.Dashboard.Tests.Support;
 using QwenBatch.Edits;
-using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Storage;
-using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Dashboard.Tests.Browser;
 
 /// <summary>
-/// <c>serve</c> as a fleet member runs it, composed as <c>ServeCommand</c> composes it: the CLI's runtime over real
-/// PostgreSQL (Hangfire.PostgreSql storage beside QwenBatch's tables), its engine started (a Hangfire server with the
-/// feeder and the poller), the in-process simulator on loopback (tasks taking the given time), and the web app on real
-/// Kestrel on loopback; Debian's Chromium driven by Playwright. One per test class (a class fixture). Screenshots land in
+/// <c>serve</c> as a fleet member runs it (<see cref="FleetServe"/>) with the in-process simulator on loopback (tasks
+/// taking the given time); Debian's Chromium driven by Playwright. One per test class (a class fixture). Screenshots land in
 /// the test output's <c>screenshots</c> folder.
 /// </summary>
 public abstract class BrowserSession(string latencyMin, string latencyMax) : IAsyncLifetime
@@ -27,37 +19,21 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
 
     public static readonly string Screenshots = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "screenshots")).FullName;
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("qwenbatch-serve-").FullName;
-    private string _database = "";
-    private Runtime? _runtime;
-    private IBackgroundProcessingServer? _engine;
-    private WebApplication? _app;
+    private FleetServe? _serve;
     private IPlaywright? _playwright;
     private IBrowser? _browser;
 
     public async Task InitializeAsync()
     {
-        HangfireLogs.Reset();
-        _database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("dashboard_browser");
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        _serve = await FleetServe.StartAsync("dashboard_browser", new Dictionary<string, string?>
         {
-            ["ConnectionStrings:Postgres"] = _database,
-            ["Storage:Root"] = Path.Combine(_folder, "output"),
-            ["State:Directory"] = Path.Combine(_folder, "state"),
-            ["Dashboard:InputRoot"] = TestManifests.Samples,
-            ["Hangfire:WorkerCount"] = "2",
-            ["Hangfire:QueuePollInterval"] = "00:00:01",
-            ["Hangfire:SchedulePollingInterval"] = "00:00:01",
             ["Simulator:LatencyMin"] = latencyMin,
             ["Simulator:LatencyMax"] = latencyMax,
             ["Simulator:MaxConcurrent"] = "100",
             ["Providers:Simulator:PricePerImage"] = "0.02",
             ["Providers:Simulator:RequestTimeout"] = "00:00:10",
-        }).Build();
-        _runtime = await Runtime.StartAsync(configuration, withSimulator: true, CancellationToken.None);
-        _engine = await _runtime.StartEngineAsync(EngineScope.Everything, CancellationToken.None);
-        _app = await ServeHost.StartAsync(configuration, _runtime, "http://127.0.0.1:0", CancellationToken.None);
-        BaseUrl = _app.Urls.First().TrimEnd('/');
+        }, withSimulator: true);
+        BaseUrl = _serve.BaseUrl;
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {
@@ -67,7 +43,6 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
         });
     }
 
-    /// <summary>Stops as <c>serve</c> stops: the web host, then the engine (whose last logs may go through the host's loggers), then the rest.</summary>
     public async Task DisposeAsync()
     {
         if (_browser is not null)
@@ -76,33 +51,15 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
         }
 
         _playwright?.Dispose();
-        if (_app is not null)
+        if (_serve is not null)
         {
-            await _app.StopAsync();
+            await _serve.DisposeAsync();
         }
-
-        if (_engine is not null)
-        {
-            await EditServer.StopAsync(_engine);
-        }
-
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
-
-        if (_runtime is not null)
-        {
-            await _runtime.DisposeAsync();
-        }
-
-        await (await PostgresServer.GetAsync()).DropDatabaseAsync(_database);
-        Directory.Delete(_folder, recursive: true);
     }
 
     public string BaseUrl { get; private set; } = "";
 
-    internal IStore Store => (_runtime ?? throw new InvalidOperationException("Not started.")).Store;
+    internal IStore Store => (_serve ?? throw new InvalidOperationException("Not started.")).Store;
 
     /// <summary>A page of a fresh browser context, with what went wrong in it (uncaught errors, failed requests, blocked content) collected.</summary>
     public async Task<(IPage Page, List<string> Problems)> NewPageAsync()
@@ -167,7 +124,7 @@ public abstract class BrowserSession(string latencyMin, string latencyMax) : IAs
     /// <summary>The simulator's counters, from its stats endpoint (its port is in the state folder, as <c>run</c> keeps it).</summary>
     public async Task<JsonDocument> SimulatorStatsAsync()
     {
-        var port = await File.ReadAllTextAsync(Path.Combine(_folder, "state", "simulator.port"));
+        var port = await File.ReadAllTextAsync(Path.Combine((_serve ?? throw new InvalidOperationException("Not started.")).State, "simulator.port"));
         using var http = new HttpClient();
         return JsonDocument.Parse(await http.GetStringAsync($"http://127.0.0.1:{port.Trim()}/_sim/stats"));
     }

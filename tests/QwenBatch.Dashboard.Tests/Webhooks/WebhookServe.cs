@@ -4,24 +4,18 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
-using Hangfire.Server;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
-using QwenBatch.Cli.Hosting;
 using QwenBatch.Dashboard.Tests.Browser;
 using QwenBatch.Dashboard.Tests.Support;
 using QwenBatch.Edits;
-using QwenBatch.Hangfire.Hosting;
 using QwenBatch.Simulator;
 using QwenBatch.Storage;
-using QwenBatch.Testing.Postgres;
 
 namespace QwenBatch.Dashboard.Tests.Webhooks;
 
 /// <summary>
-/// <c>serve</c> with its engine, WaveSpeed webhooks on: the CLI's runtime over real PostgreSQL, its Hangfire server, the web
-/// app on real Kestrel on loopback at the port <c>Webhooks:PublicUrl</c> names, and the simulator, on loopback too, as the
-/// WaveSpeed account (its webhook secret fixed, so a test can sign deliveries of its own; <c>Simulator:*</c> settings are
+/// <c>serve</c> with its engine (<see cref="FleetServe"/>), WaveSpeed webhooks on: Kestrel on loopback at the port
+/// <c>Webhooks:PublicUrl</c> names, and the simulator, on loopback too, as the WaveSpeed account (its webhook secret fixed, so a test can sign deliveries of its own; <c>Simulator:*</c> settings are
 /// its options). One per test class.
 /// </summary>
 public abstract class WebhookServe(IReadOnlyDictionary<string, string?> settings) : IAsyncLifetime
@@ -29,77 +23,44 @@ public abstract class WebhookServe(IReadOnlyDictionary<string, string?> settings
     public const string Secret = "whsec_dGVzdC1zZWNyZXQtbm90LWJhc2U2NA==";
     private const string ApiKey = "wavespeed-test-key";
 
-    private readonly string _folder = Directory.CreateTempSubdirectory("qwenbatch-webhooks-").FullName;
-    private string _database = "";
     private SimulatorHost? _simulator;
-    private Runtime? _runtime;
-    private IBackgroundProcessingServer? _engine;
-    private WebApplication? _app;
+    private FleetServe? _serve;
 
-    public string BaseUrl { get; private set; } = "";
+    public string BaseUrl => (_serve ?? throw new InvalidOperationException("Not started.")).BaseUrl;
 
     public Uri SimulatorUrl => (_simulator ?? throw new InvalidOperationException("Not started.")).BaseUrl;
 
-    internal IStore Store => (_runtime ?? throw new InvalidOperationException("Not started.")).Store;
+    internal IStore Store => (_serve ?? throw new InvalidOperationException("Not started.")).Store;
 
     public async Task InitializeAsync()
     {
-        HangfireLogs.Reset();
         var options = new SimulatorOptions { LatencyMin = TimeSpan.FromSeconds(0.8), LatencyMax = TimeSpan.FromSeconds(1.2), WebhookSecret = Secret, MaxConcurrent = 100 };
         new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection("Simulator").Bind(options);
         _simulator = await SimulatorHost.StartAsync(options, 0, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance, CancellationToken.None);
-        _database = await (await PostgresServer.GetAsync()).CreateDatabaseAsync("dashboard_webhooks");
-        var port = FreePort();
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+
+        // Webhooks:PublicUrl names serve's own address, so its port is chosen before serve starts.
+        var url = $"http://127.0.0.1:{FreePort()}";
+        _serve = await FleetServe.StartAsync("dashboard_webhooks", new Dictionary<string, string?>(settings)
         {
-            ["ConnectionStrings:Postgres"] = _database,
-            ["Storage:Root"] = Path.Combine(_folder, "output"),
-            ["State:Directory"] = Path.Combine(_folder, "state"),
-            ["Dashboard:InputRoot"] = TestManifests.Samples,
-            ["Hangfire:WorkerCount"] = "2",
-            ["Hangfire:QueuePollInterval"] = "00:00:01",
-            ["Hangfire:SchedulePollingInterval"] = "00:00:01",
             ["Providers:WaveSpeed:BaseUrl"] = _simulator.BaseUrl.AbsoluteUri,
             ["Providers:WaveSpeed:ApiKey"] = ApiKey,
             ["Providers:WaveSpeed:PricePerImage"] = "0.02",
             ["Providers:WaveSpeed:RequestTimeout"] = "00:00:10",
-            ["Webhooks:PublicUrl"] = $"http://127.0.0.1:{port}",
-        }).AddInMemoryCollection(settings).Build();
-        _runtime = await Runtime.StartAsync(configuration, withSimulator: false, CancellationToken.None);
-        _engine = await _runtime.StartEngineAsync(EngineScope.Everything, CancellationToken.None);
-        _app = await ServeHost.StartAsync(configuration, _runtime, $"http://127.0.0.1:{port}", CancellationToken.None);
-        BaseUrl = $"http://127.0.0.1:{port}";
+            ["Webhooks:PublicUrl"] = url,
+        }, withSimulator: false, url);
     }
 
     public async Task DisposeAsync()
     {
-        if (_app is not null)
+        if (_serve is not null)
         {
-            await _app.StopAsync();
-        }
-
-        if (_engine is not null)
-        {
-            await EditServer.StopAsync(_engine);
-        }
-
-        if (_app is not null)
-        {
-            await _app.DisposeAsync();
-        }
-
-        if (_runtime is not null)
-        {
-            await _runtime.DisposeAsync();
+            await _serve.DisposeAsync();
         }
 
         if (_simulator is not null)
         {
             await _simulator.DisposeAsync();
         }
-
-        await (await PostgresServer.GetAsync()).DropDatabaseAsync(_database);
-        Directory.Delete(_folder, recursive: true);
     }
 
     /// <summary>Uploads <paramref name="edits"/> rows for WaveSpeed through the API, as a user would.</summary>
