@@ -18,7 +18,10 @@ public static class MetricsEndpoint
 
     public static IServiceCollection AddQwenBatchMetrics(this IServiceCollection services)
     {
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EditMetrics.MeterName).AddPrometheusExporter());
+        services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter(EditMetrics.MeterName)
+            // Every scrape reads the gauges afresh: the exporter's default 300 ms answer cache let a scrape just after a change
+            // report the state before it. Scrapes come seconds apart, and each costs two small counter reads.
+            .AddPrometheusExporter(o => o.ScrapeResponseCacheDurationMilliseconds = 0));
         return services;
     }
 
